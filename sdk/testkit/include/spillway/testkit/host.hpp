@@ -98,8 +98,8 @@ public:
 template <class VTable>
 class Instance {
 public:
-    Instance(const Plugin& plugin, Config config, bool start_it = true)
-        : host_(std::make_unique<HostContext>(plugin, std::move(config))),
+    Instance(const Plugin& plugin, Config config, bool start_it = true, std::string environment = "testing")
+        : host_(std::make_unique<HostContext>(plugin, std::move(config), "test.instance", std::move(environment))),
           vt_(static_cast<const VTable*>(plugin.descriptor().vtable)) {
         const sw_status st = vt_->create(HostContext::api(), host_->ctx(), &self_);
         if (st != SW_OK || !self_) throw std::runtime_error("create failed (" + std::to_string(st) + "): " + host_->last_error());
