@@ -1,0 +1,29 @@
+// A throwaway directory under /tmp that goes away with the test process.
+#pragma once
+
+#include <string>
+#include <sys/types.h>
+
+namespace spillway::test_support {
+
+class TempDir {
+ public:
+  // Creates /tmp/spillway-<prefix>-XXXXXX (mode 0700) and records the owning pid in it. The first
+  // TempDir of a process also removes spillway-* dirs whose owner died without cleaning up
+  // (a SIGKILLed test), so killed tests do not fill /tmp.
+  explicit TempDir(const std::string& prefix);
+  ~TempDir();  // removes the tree, but only in the process that created it (not in fork()ed children)
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  // Hands the directory to `user` (when running as root) so a server running as that user can
+  // write in it. /tmp itself is world-traversable, so nothing above needs changing.
+  void give_to(const std::string& user) const;
+
+ private:
+  std::string path_;
+  pid_t owner_;
+};
+
+}  // namespace spillway::test_support
