@@ -1,0 +1,137 @@
+// The pipeline configuration as plain structs: what config/load.cpp makes of a TOML file after
+// environment overlays and ${VAR} interpolation. Nothing outside engine/config sees toml++.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace spillway::config {
+
+// Where a value came from, for messages: "file:line:col".
+struct Location {
+    std::string file;
+    uint32_t line = 0;
+    uint32_t column = 0;
+    std::string str() const;
+};
+
+// One problem, reported as "file:line:col: key.path: message".
+struct Diagnostic {
+    Location where;
+    std::string key_path;
+    std::string message;
+    std::string str() const;
+};
+
+// Thrown when a configuration has errors; what() lists every diagnostic, one per line.
+class ConfigError : public std::runtime_error {
+public:
+    explicit ConfigError(std::vector<Diagnostic> diagnostics);
+    const std::vector<Diagnostic>& diagnostics() const noexcept { return diagnostics_; }
+
+private:
+    std::vector<Diagnostic> diagnostics_;
+};
+
+using List = std::vector<std::string>;
+
+// A component option as written (after interpolation); typed against the plugin's option table
+// later, by engine/plugin/validate.cpp.
+struct Value {
+    std::variant<std::string, int64_t, double, bool, List> data;
+    Location where;
+    bool from_env = false;  // built from ${VAR}: redacted when printed
+
+    bool is_string() const { return std::holds_alternative<std::string>(data); }
+    std::string render() const;  // TOML spelling, e.g. "\"text\"", 42, true, ["a", "b"]
+};
+
+inline constexpr const char* kKinds[] = {"sink", "store", "notifier", "scheduler"};
+inline constexpr const char* kEnvironments[] = {"testing", "development", "staging", "production"};
+
+// [<kind>.<instance>]
+struct Component {
+    std::string kind;      // sink | store | notifier | scheduler
+    std::string name;      // instance name
+    std::string plugin;    // plugin name (the `plugin` key)
+    Location where;        // the table header
+    Location plugin_where; // the `plugin` key
+    std::map<std::string, Value> options;  // every other key; nested tables flattened to a.b.c
+
+    std::string id() const { return kind + "." + name; }
+};
+
+enum class Mode { DirectFirst, OutboxFirst };
+
+// [pipeline.<name>]
+struct Pipeline {
+    std::string name;
+    Location where;
+    // The component instance names per kind, and where each reference was written.
+    std::map<std::string, std::string> uses;
+    std::map<std::string, Location> uses_where;
+    Mode mode = Mode::DirectFirst;
+    std::string topic;                 // default topic for events that name none
+    int64_t direct_timeout_ms = 2000;  // how long a direct publish waits for Kafka's report
+    int64_t batch_size = 100;          // relay claim limit
+    int64_t lease_ms = 30000;          // how long a claimed row stays ours
+    int64_t circuit_threshold = 3;     // consecutive direct failures that open the circuit
+    int64_t shutdown_timeout_ms = 10000;
+    bool dead_letter_rejects = false;  // on_reject = "dead-letter" (else "refuse")
+};
+
+// [engine]
+struct Engine {
+    List plugin_path;
+    Location plugin_path_where;
+    std::string log_level = "info";  // trace, debug, info, warn, error
+    std::string log_format = "text"; // text | json
+    std::string http_listen;         // "127.0.0.1:8080"; empty = no HTTP listener
+    std::string http_token;          // bearer token for the ingress routes; empty = none
+    bool http_token_from_env = false;
+};
+
+struct Config {
+    std::string file;
+    std::string environment;         // the selected environment
+    std::string environment_source;  // --env, SPILLWAY_ENV, ENVIRONMENT or default
+    Engine engine;
+    std::map<std::string, Component> components;  // by id ("store.outbox")
+    std::map<std::string, Pipeline> pipelines;
+
+    const Component* component(const std::string& kind, const std::string& name) const;
+};
+
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+EnvLookup process_environment();
+
+struct LoadOptions {
+    std::optional<std::string> environment;  // --env
+    EnvLookup getenv = process_environment();
+};
+
+// Parses and checks `path`; throws ConfigError listing every problem found.
+Config load_file(const std::string& path, const LoadOptions& options = {});
+// The same for text already in memory; `name` stands for the file in messages.
+Config load_string(const std::string& text, const std::string& name, const LoadOptions& options = {});
+
+// Expands ${VAR}, ${VAR:-default}, ${VAR:?message} and $$ in `text`. Sets *used_env when any
+// variable was read. Throws std::invalid_argument with the reason on a malformed or unset reference.
+std::string interpolate(const std::string& text, const EnvLookup& getenv, bool* used_env);
+
+}  // namespace spillway::config
+
+namespace spillway::config {
+
+// The effective configuration as TOML. Values from the environment print as <from $VAR-ish>
+// placeholders and options `is_secret` names as "<secret>", so the output is safe to share.
+using SecretPredicate = std::function<bool(const Component&, const std::string& key)>;
+std::string render_toml(const Config& config, const SecretPredicate& is_secret = {});
+
+}  // namespace spillway::config

@@ -1,0 +1,419 @@
+// Turns a TOML pipeline file into config::Config: environment selection and overlay, ${VAR}
+// interpolation, structure and reference checks. Collects every problem before failing, each with
+// file:line:col and the key path, so one `spillway validate` run shows them all.
+#include "engine/config/config.hpp"
+
+#include <spillway/detail/duration.hpp>
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace spillway::config {
+
+std::string Location::str() const {
+    if (line == 0) return file;
+    return file + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
+std::string Diagnostic::str() const {
+    std::string s = where.str() + ": ";
+    if (!key_path.empty()) s += key_path + ": ";
+    return s + message;
+}
+
+namespace {
+std::string join_diagnostics(const std::vector<Diagnostic>& ds) {
+    std::string s;
+    for (const auto& d : ds) s += (s.empty() ? "" : "\n") + d.str();
+    return s;
+}
+}  // namespace
+
+ConfigError::ConfigError(std::vector<Diagnostic> diagnostics)
+    : std::runtime_error(join_diagnostics(diagnostics)), diagnostics_(std::move(diagnostics)) {}
+
+const Component* Config::component(const std::string& kind, const std::string& name) const {
+    auto it = components.find(kind + "." + name);
+    return it == components.end() ? nullptr : &it->second;
+}
+
+namespace {
+
+template <class Range>
+std::string join(const Range& items, const char* sep = ", ") {
+    std::string s;
+    for (const auto& i : items) s += (s.empty() ? "" : sep) + std::string(i);
+    return s;
+}
+
+bool is_identifier(std::string_view s) {
+    if (s.empty()) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+    });
+}
+
+const char* type_name(const toml::node& n) {
+    switch (n.type()) {
+        case toml::node_type::string: return "a string";
+        case toml::node_type::integer: return "an integer";
+        case toml::node_type::floating_point: return "a number";
+        case toml::node_type::boolean: return "a boolean";
+        case toml::node_type::array: return "an array";
+        case toml::node_type::table: return "a table";
+        case toml::node_type::date: return "a date";
+        case toml::node_type::time: return "a time";
+        case toml::node_type::date_time: return "a date-time";
+        default: return "nothing";
+    }
+}
+
+// Overlay `from` onto `into`: tables merge key by key, anything else replaces.
+void deep_merge(toml::table& into, const toml::table& from) {
+    for (const auto& [key, node] : from) {
+        toml::node* existing = into.get(key);
+        if (existing && existing->is_table() && node.is_table()) {
+            deep_merge(*existing->as_table(), *node.as_table());
+        } else {
+            into.insert_or_assign(key, node);
+        }
+    }
+}
+
+class Loader {
+public:
+    Loader(std::string file, const LoadOptions& options) : file_(std::move(file)), options_(options) {}
+
+    Config build(toml::table& root) {
+        Config cfg;
+        cfg.file = file_;
+        select_environment(root, cfg);
+        if (!diagnostics_.empty()) throw ConfigError(diagnostics_);
+        check_top_level(root);
+        if (auto* engine = root["engine"].as_table()) read_engine(*engine, cfg.engine);
+        for (const char* kind : kKinds)
+            if (auto* t = root[kind].as_table()) read_components(kind, *t, cfg);
+        if (auto* p = root["pipeline"].as_table()) read_pipelines(*p, cfg);
+        if (cfg.pipelines.empty() && !root["pipeline"].as_table())
+            error(Location{file_, 0, 0}, "pipeline", "no [pipeline.<name>] is defined; a config needs at least one");
+        if (!diagnostics_.empty()) throw ConfigError(diagnostics_);
+        return cfg;
+    }
+
+private:
+    Location at(const toml::node& n) const {
+        const auto& s = n.source();
+        return Location{file_, s.begin.line, s.begin.column};
+    }
+    void error(const Location& where, std::string key, std::string message) {
+        diagnostics_.push_back({where, std::move(key), std::move(message)});
+    }
+    void error(const toml::node& n, std::string key, std::string message) { error(at(n), std::move(key), std::move(message)); }
+
+    // The environment: --env, else SPILLWAY_ENV, else ENVIRONMENT, else development.
+    void select_environment(toml::table& root, Config& cfg) {
+        std::string env = "development", source = "default";
+        if (options_.environment) {
+            env = *options_.environment, source = "--env";
+        } else if (auto v = options_.getenv("SPILLWAY_ENV"); v && !v->empty()) {
+            env = *v, source = "SPILLWAY_ENV";
+        } else if (auto e = options_.getenv("ENVIRONMENT"); e && !e->empty()) {
+            env = *e, source = "ENVIRONMENT";
+        }
+        const auto known = std::find_if(std::begin(kEnvironments), std::end(kEnvironments),
+                                        [&](const char* k) { return env == k; });
+        if (known == std::end(kEnvironments)) {
+            error(Location{file_, 0, 0}, "", "unknown environment '" + env + "' (from " + source + "); expected one of " + join(kEnvironments));
+            return;
+        }
+        cfg.environment = env;
+        cfg.environment_source = source;
+
+        toml::node* envs = root.get("environments");
+        if (!envs) return;
+        if (!envs->is_table()) {
+            error(*envs, "environments", std::string("expected a table, got ") + type_name(*envs));
+            return;
+        }
+        for (auto& [name, overlay] : *envs->as_table()) {
+            const std::string key = "environments." + std::string(name.str());
+            if (std::find_if(std::begin(kEnvironments), std::end(kEnvironments),
+                             [&](const char* k) { return name.str() == k; }) == std::end(kEnvironments)) {
+                error(overlay, key, "unknown environment '" + std::string(name.str()) + "'; expected one of " + join(kEnvironments));
+                continue;
+            }
+            if (!overlay.is_table()) error(overlay, key, std::string("expected a table, got ") + type_name(overlay));
+            else if (overlay.as_table()->contains("environments")) error(overlay, key, "an overlay cannot contain [environments]");
+        }
+        if (!diagnostics_.empty()) return;
+        toml::table overlay;
+        if (auto* chosen = envs->as_table()->get_as<toml::table>(env)) overlay = *chosen;
+        root.erase("environments");
+        deep_merge(root, overlay);
+    }
+
+    void check_top_level(const toml::table& root) {
+        static const std::set<std::string> allowed = {"engine", "sink", "store", "notifier", "scheduler", "pipeline"};
+        for (const auto& [key, node] : root) {
+            const std::string k(key.str());
+            if (!allowed.count(k)) {
+                error(node, k, "unknown top-level key; expected engine, sink, store, notifier, scheduler, pipeline or environments");
+            } else if (!node.is_table()) {
+                error(node, k, std::string("expected a table, got ") + type_name(node));
+            }
+        }
+    }
+
+    // A string value with ${VAR} expanded; reports and returns nullopt on failure.
+    std::optional<std::string> text(const toml::node& n, const std::string& key, bool* from_env = nullptr) {
+        if (!n.is_string()) {
+            error(n, key, std::string("expected a string, got ") + type_name(n));
+            return std::nullopt;
+        }
+        try {
+            return interpolate(n.as_string()->get(), options_.getenv, from_env);
+        } catch (const std::invalid_argument& e) {
+            error(n, key, e.what());
+            return std::nullopt;
+        }
+    }
+
+    std::optional<int64_t> duration(const toml::node& n, const std::string& key) {
+        if (auto i = n.as_integer()) {
+            if (i->get() < 0) {
+                error(n, key, "a duration cannot be negative");
+                return std::nullopt;
+            }
+            return i->get();
+        }
+        if (!n.is_string()) {
+            error(n, key, std::string("expected a duration such as \"250ms\" or \"2s\", got ") + type_name(n));
+            return std::nullopt;
+        }
+        auto s = text(n, key);
+        if (!s) return std::nullopt;
+        auto ms = spillway::detail::parse_duration_ms(*s);
+        if (!ms) error(n, key, "bad duration \"" + *s + "\"; write a number with ms, s, m or h, e.g. \"250ms\", \"2s\"");
+        return ms;
+    }
+
+    std::optional<int64_t> positive_int(const toml::node& n, const std::string& key) {
+        auto i = n.as_integer();
+        if (!i) {
+            error(n, key, std::string("expected an integer, got ") + type_name(n));
+            return std::nullopt;
+        }
+        if (i->get() <= 0) {
+            error(n, key, "must be greater than 0");
+            return std::nullopt;
+        }
+        return i->get();
+    }
+
+    std::optional<std::string> one_of(const toml::node& n, const std::string& key, std::initializer_list<const char*> choices) {
+        auto s = text(n, key);
+        if (!s) return std::nullopt;
+        for (const char* c : choices)
+            if (*s == c) return s;
+        error(n, key, "\"" + *s + "\" is not one of " + join(choices));
+        return std::nullopt;
+    }
+
+    void read_engine(const toml::table& t, Engine& e) {
+        for (const auto& [k, node] : t) {
+            const std::string key(k.str()), path = "engine." + key;
+            if (key == "plugin_path") {
+                e.plugin_path_where = at(node);
+                if (node.is_string()) {
+                    if (auto s = text(node, path)) e.plugin_path.push_back(*s);
+                } else if (auto* arr = node.as_array()) {
+                    for (const auto& item : *arr)
+                        if (auto s = text(item, path)) e.plugin_path.push_back(*s);
+                } else {
+                    error(node, path, std::string("expected a list of folders, got ") + type_name(node));
+                }
+            } else if (key == "log_level") {
+                if (auto s = one_of(node, path, {"trace", "debug", "info", "warn", "error"})) e.log_level = *s;
+            } else if (key == "log_format") {
+                if (auto s = one_of(node, path, {"text", "json"})) e.log_format = *s;
+            } else if (key == "http_listen") {
+                if (auto s = text(node, path)) e.http_listen = *s;
+            } else if (key == "http_token") {
+                if (auto s = text(node, path, &e.http_token_from_env)) e.http_token = *s;
+            } else {
+                error(node, path, "unknown key; [engine] takes plugin_path, log_level, log_format, http_listen, http_token");
+            }
+        }
+    }
+
+    // Component options: nested tables flatten to dotted keys, so `columns.id = "x"` and
+    // `"bootstrap.servers" = "y"` both arrive as one key.
+    void read_options(const toml::table& t, const std::string& prefix, const std::string& path, Component& c) {
+        for (const auto& [k, node] : t) {
+            const std::string key = prefix + std::string(k.str());
+            const std::string full = path + "." + std::string(k.str());
+            if (prefix.empty() && key == "plugin") continue;
+            Value v;
+            v.where = at(node);
+            if (auto* sub = node.as_table()) {
+                read_options(*sub, key + ".", full, c);
+                continue;
+            } else if (node.is_string()) {
+                auto s = text(node, full, &v.from_env);
+                if (!s) continue;
+                v.data = *s;
+            } else if (auto i = node.as_integer()) {
+                v.data = i->get();
+            } else if (auto d = node.as_floating_point()) {
+                v.data = d->get();
+            } else if (auto b = node.as_boolean()) {
+                v.data = b->get();
+            } else if (auto* arr = node.as_array()) {
+                List items;
+                bool ok = true;
+                for (const auto& item : *arr) {
+                    if (item.is_string()) {
+                        auto s = text(item, full, &v.from_env);
+                        if (!s) ok = false;
+                        else items.push_back(*s);
+                    } else if (auto i = item.as_integer()) {
+                        items.push_back(std::to_string(i->get()));
+                    } else if (auto d = item.as_floating_point()) {
+                        std::ostringstream os;
+                        os << d->get();
+                        items.push_back(os.str());
+                    } else if (auto b = item.as_boolean()) {
+                        items.push_back(b->get() ? "true" : "false");
+                    } else {
+                        error(item, full, std::string("list items must be strings or numbers, got ") + type_name(item));
+                        ok = false;
+                    }
+                }
+                if (!ok) continue;
+                v.data = std::move(items);
+            } else {
+                error(node, full, std::string(type_name(node)) + " is not a supported option value");
+                continue;
+            }
+            c.options[key] = std::move(v);
+        }
+    }
+
+    void read_components(const char* kind, const toml::table& t, Config& cfg) {
+        for (const auto& [k, node] : t) {
+            const std::string name(k.str()), path = std::string(kind) + "." + name;
+            if (!node.is_table()) {
+                error(node, path, std::string("expected a table [") + path + "], got " + type_name(node));
+                continue;
+            }
+            if (!is_identifier(name)) {
+                error(node, path, "instance names may use letters, digits, '_' and '-' only");
+                continue;
+            }
+            const auto& table = *node.as_table();
+            Component c;
+            c.kind = kind;
+            c.name = name;
+            c.where = at(node);
+            if (const toml::node* p = table.get("plugin")) {
+                c.plugin_where = at(*p);
+                if (auto s = text(*p, path + ".plugin")) c.plugin = *s;
+            } else {
+                error(node, path, std::string("missing 'plugin' (which ") + kind + " plugin to load)");
+            }
+            read_options(table, "", path, c);
+            cfg.components[c.id()] = std::move(c);
+        }
+    }
+
+    void read_pipelines(const toml::table& t, Config& cfg) {
+        for (const auto& [k, node] : t) {
+            const std::string name(k.str()), path = "pipeline." + name;
+            if (!node.is_table()) {
+                error(node, path, std::string("expected a table [") + path + "], got " + type_name(node));
+                continue;
+            }
+            if (!is_identifier(name)) {
+                error(node, path, "pipeline names may use letters, digits, '_' and '-' only");
+                continue;
+            }
+            Pipeline p;
+            p.name = name;
+            p.where = at(node);
+            for (const auto& [pk, v] : *node.as_table()) {
+                const std::string key(pk.str()), kpath = path + "." + key;
+                if (key == "sink" || key == "store" || key == "notifier" || key == "scheduler") {
+                    if (auto s = text(v, kpath)) {
+                        p.uses[key] = *s;
+                        p.uses_where[key] = at(v);
+                        if (!cfg.component(key, *s)) {
+                            std::vector<std::string> defined;
+                            for (const auto& [id, c] : cfg.components)
+                                if (c.kind == key) defined.push_back(c.name);
+                            error(v, kpath, "no [" + key + "." + *s + "] is defined" +
+                                                (defined.empty() ? std::string(" (no ") + key + " is defined at all)"
+                                                                 : " (defined: " + join(defined) + ")"));
+                        }
+                    }
+                } else if (key == "mode") {
+                    if (auto s = one_of(v, kpath, {"direct-first", "outbox-first"}))
+                        p.mode = *s == "direct-first" ? Mode::DirectFirst : Mode::OutboxFirst;
+                } else if (key == "topic") {
+                    if (auto s = text(v, kpath)) p.topic = *s;
+                } else if (key == "direct_timeout") {
+                    if (auto d = duration(v, kpath)) p.direct_timeout_ms = *d;
+                } else if (key == "lease") {
+                    if (auto d = duration(v, kpath)) p.lease_ms = *d;
+                } else if (key == "shutdown_timeout") {
+                    if (auto d = duration(v, kpath)) p.shutdown_timeout_ms = *d;
+                } else if (key == "batch_size") {
+                    if (auto i = positive_int(v, kpath)) p.batch_size = *i;
+                } else if (key == "circuit_threshold") {
+                    if (auto i = positive_int(v, kpath)) p.circuit_threshold = *i;
+                } else if (key == "on_reject") {
+                    if (auto s = one_of(v, kpath, {"refuse", "dead-letter"})) p.dead_letter_rejects = *s == "dead-letter";
+                } else {
+                    error(v, kpath, "unknown key; a pipeline takes sink, store, notifier, scheduler, mode, topic, "
+                                    "direct_timeout, batch_size, lease, circuit_threshold, shutdown_timeout, on_reject");
+                }
+            }
+            for (const char* kind : kKinds)
+                if (!p.uses.count(kind))
+                    error(node, path, std::string("missing '") + kind + "' (every pipeline names a sink, store, notifier and scheduler)");
+            cfg.pipelines[name] = std::move(p);
+        }
+    }
+
+    std::string file_;
+    const LoadOptions& options_;
+    std::vector<Diagnostic> diagnostics_;
+};
+
+}  // namespace
+
+Config load_string(const std::string& text, const std::string& name, const LoadOptions& options) {
+    toml::table root;
+    try {
+        root = toml::parse(text, name);
+    } catch (const toml::parse_error& e) {
+        const auto& b = e.source().begin;
+        throw ConfigError({{Location{name, b.line, b.column}, "", "TOML syntax error: " + std::string(e.description())}});
+    }
+    return Loader(name, options).build(root);
+}
+
+Config load_file(const std::string& path, const LoadOptions& options) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw ConfigError({{Location{path, 0, 0}, "", std::string("cannot read the file: ") + std::strerror(errno)}});
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    return load_string(buffer.str(), path, options);
+}
+
+}  // namespace spillway::config

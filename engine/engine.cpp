@@ -1,0 +1,93 @@
+#include "engine/engine.hpp"
+
+#include "engine/observe/log.hpp"
+
+#include <sstream>
+
+namespace spillway {
+
+std::string Prepared::render() const {
+    return config::render_toml(config, [this](const config::Component& c, const std::string& key) {
+        return plugin::is_secret(registry, c, key);
+    });
+}
+
+std::vector<std::string> plugin_search_path(const config::Config* cfg, const config::EnvLookup& getenv) {
+    if (cfg && !cfg->engine.plugin_path.empty()) return cfg->engine.plugin_path;
+    if (auto env = getenv("SPILLWAY_PLUGIN_PATH"); env && !env->empty()) {
+        std::vector<std::string> out;
+        std::stringstream ss(*env);
+        for (std::string dir; std::getline(ss, dir, ':');)
+            if (!dir.empty()) out.push_back(dir);
+        return out;
+    }
+    return plugin::default_plugin_path();
+}
+
+std::unique_ptr<Prepared> prepare(const std::string& path, const config::LoadOptions& options) {
+    auto p = std::make_unique<Prepared>();
+    p->config = config::load_file(path, options);
+    p->registry.scan(plugin_search_path(&p->config, options.getenv));
+    std::vector<config::Diagnostic> diags = plugin::bind_all(p->config, p->registry, p->bindings);
+    if (diags.empty()) {
+        for (const auto& [id, binding] : p->bindings) {
+            auto more = plugin::validate_binding(binding);
+            diags.insert(diags.end(), more.begin(), more.end());
+        }
+    }
+    if (!diags.empty()) throw config::ConfigError(std::move(diags));
+    return p;
+}
+
+Engine::Engine(std::unique_ptr<Prepared> prepared) : prepared_(std::move(prepared)) {}
+
+Engine::~Engine() { stop(); }
+
+plugin::Instance* Engine::instance(const std::string& pipeline, const std::string& kind) {
+    auto it = by_use_.find(pipeline + "/" + kind);
+    return it == by_use_.end() ? nullptr : it->second;
+}
+
+void Engine::start() {
+    auto log = observe::logger();
+    std::map<std::string, plugin::Instance*> shared;  // sinks and stores, by component id
+    try {
+        for (const auto& [name, pipeline] : prepared_->config.pipelines) {
+            for (const char* kind : config::kKinds) {
+                const std::string id = std::string(kind) + "." + pipeline.uses.at(kind);
+                const bool per_pipeline = std::string(kind) == "notifier" || std::string(kind) == "scheduler";
+                plugin::Instance* inst = nullptr;
+                if (!per_pipeline) {
+                    if (auto it = shared.find(id); it != shared.end()) inst = it->second;
+                }
+                if (!inst) {
+                    auto owned = std::make_unique<plugin::Instance>(prepared_->bindings.at(id), &metrics_);
+                    owned->start();
+                    log->info("started {} ({} plugin {})", id, owned->binding().library->name,
+                              owned->binding().library->version);
+                    inst = owned.get();
+                    started_.push_back(std::move(owned));
+                    if (!per_pipeline) shared[id] = inst;
+                }
+                by_use_[name + "/" + kind] = inst;
+            }
+        }
+    } catch (...) {
+        stop();
+        throw;
+    }
+}
+
+void Engine::stop() {
+    int64_t timeout = 10000;
+    for (const auto& [name, p] : prepared_->config.pipelines) timeout = std::min(timeout, p.shutdown_timeout_ms);
+    by_use_.clear();
+    while (!started_.empty()) {
+        auto& inst = started_.back();
+        const sw_status st = inst->stop(timeout);
+        if (st != SW_OK) observe::logger()->warn("stopping {}: {}", inst->id(), inst->describe(st));
+        started_.pop_back();
+    }
+}
+
+}  // namespace spillway

@@ -1,0 +1,162 @@
+#include "engine/observe/metrics.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+namespace spillway::observe {
+
+Labels parse_labels(const char* text) {
+    Labels out;
+    if (!text) return out;
+    std::string s(text);
+    size_t start = 0;
+    while (start < s.size()) {
+        size_t end = s.find(',', start);
+        if (end == std::string::npos) end = s.size();
+        const std::string piece = s.substr(start, end - start);
+        if (const size_t eq = piece.find('='); eq != std::string::npos && eq > 0)
+            out.emplace_back(piece.substr(0, eq), piece.substr(eq + 1));
+        start = end + 1;
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+const std::vector<double>& Metrics::default_buckets() {
+    static const std::vector<double> b = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                          0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5, 5, 10};
+    return b;
+}
+
+Metrics::Family& Metrics::family(const std::string& name, Type type) {
+    Family& f = families_[name];
+    if (f.values.empty() && f.histograms.empty()) f.type = type;
+    return f;
+}
+
+void Metrics::add(const std::string& name, const Labels& labels, double delta) {
+    std::lock_guard lock(mutex_);
+    family(name, Type::Counter).values[labels] += delta;
+}
+
+void Metrics::set(const std::string& name, const Labels& labels, double value) {
+    std::lock_guard lock(mutex_);
+    family(name, Type::Gauge).values[labels] = value;
+}
+
+void Metrics::observe(const std::string& name, const Labels& labels, double value) {
+    const auto& bounds = default_buckets();
+    std::lock_guard lock(mutex_);
+    Histogram& h = family(name, Type::Histogram).histograms[labels];
+    if (h.buckets.empty()) h.buckets.assign(bounds.size(), 0);
+    const auto it = std::lower_bound(bounds.begin(), bounds.end(), value);
+    if (it != bounds.end()) ++h.buckets[static_cast<size_t>(it - bounds.begin())];
+    ++h.count;
+    h.sum += value;
+}
+
+void Metrics::describe(const std::string& name, const std::string& help) {
+    std::lock_guard lock(mutex_);
+    families_[name].help = help;
+}
+
+double Metrics::value(const std::string& name, const Labels& labels) const {
+    std::lock_guard lock(mutex_);
+    auto f = families_.find(name);
+    if (f == families_.end()) return 0;
+    auto v = f->second.values.find(labels);
+    return v == f->second.values.end() ? 0 : v->second;
+}
+
+uint64_t Metrics::count(const std::string& name, const Labels& labels) const {
+    std::lock_guard lock(mutex_);
+    auto f = families_.find(name);
+    if (f == families_.end()) return 0;
+    auto h = f->second.histograms.find(labels);
+    return h == f->second.histograms.end() ? 0 : h->second.count;
+}
+
+namespace {
+
+std::string escape_label(const std::string& v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '"') out += "\\\"";
+        else if (c == '\n') out += "\\n";
+        else out += c;
+    }
+    return out;
+}
+
+std::string escape_help(const std::string& v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '\n') out += "\\n";
+        else out += c;
+    }
+    return out;
+}
+
+std::string sanitize_name(const std::string& n) {
+    std::string out;
+    for (char c : n) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':') ? c : '_';
+    return out;
+}
+
+std::string number(double v) {
+    if (std::isnan(v)) return "NaN";
+    if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+    std::ostringstream os;
+    os.precision(17);
+    os << v;
+    return os.str();
+}
+
+std::string label_set(const Labels& labels, const std::pair<std::string, std::string>* extra = nullptr) {
+    if (labels.empty() && !extra) return "";
+    std::string s = "{";
+    bool first = true;
+    for (const auto& [k, v] : labels) {
+        s += (first ? "" : ",") + sanitize_name(k) + "=\"" + escape_label(v) + "\"";
+        first = false;
+    }
+    if (extra) s += (first ? "" : ",") + extra->first + "=\"" + extra->second + "\"";
+    return s + "}";
+}
+
+}  // namespace
+
+std::string Metrics::render() const {
+    std::lock_guard lock(mutex_);
+    std::ostringstream o;
+    const auto& bounds = default_buckets();
+    for (const auto& [raw_name, f] : families_) {
+        if (f.values.empty() && f.histograms.empty()) continue;
+        const std::string name = "spillway_" + sanitize_name(raw_name);
+        if (!f.help.empty()) o << "# HELP " << name << " " << escape_help(f.help) << "\n";
+        o << "# TYPE " << name << " "
+          << (f.type == Type::Counter ? "counter" : f.type == Type::Gauge ? "gauge" : "histogram") << "\n";
+        if (f.type != Type::Histogram) {
+            for (const auto& [labels, v] : f.values) o << name << label_set(labels) << " " << number(v) << "\n";
+            continue;
+        }
+        for (const auto& [labels, h] : f.histograms) {
+            uint64_t cumulative = 0;
+            for (size_t i = 0; i < bounds.size(); ++i) {
+                cumulative += h.buckets[i];
+                const std::pair<std::string, std::string> le{"le", number(bounds[i])};
+                o << name << "_bucket" << label_set(labels, &le) << " " << cumulative << "\n";
+            }
+            const std::pair<std::string, std::string> inf{"le", "+Inf"};
+            o << name << "_bucket" << label_set(labels, &inf) << " " << h.count << "\n";
+            o << name << "_sum" << label_set(labels) << " " << number(h.sum) << "\n";
+            o << name << "_count" << label_set(labels) << " " << h.count << "\n";
+        }
+    }
+    return o.str();
+}
+
+}  // namespace spillway::observe

@@ -1,0 +1,97 @@
+// One live plugin instance: the host context the plugin talks to (config, logs, errors, metrics)
+// and the create/start/stop/destroy lifecycle, with every failure turned into a message that
+// names the component, the plugin file and the plugin's own reason.
+#pragma once
+
+#include "engine/observe/metrics.hpp"
+#include "engine/plugin/binding.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace spillway::plugin {
+
+const char* status_name(int status);  // "OK", "RETRY", ...
+
+class PluginError : public std::runtime_error {
+public:
+    PluginError(sw_status status, const std::string& message) : std::runtime_error(message), status_(status) {}
+    sw_status status() const noexcept { return status_; }
+
+private:
+    sw_status status_;
+};
+
+// The host side of one instance; its address is the sw_host_ctx the plugin holds.
+class HostContext {
+public:
+    HostContext(const Binding& binding, observe::Metrics* metrics);
+    HostContext(const HostContext&) = delete;
+    HostContext& operator=(const HostContext&) = delete;
+
+    static const sw_host_api* api();
+    sw_host_ctx* ctx() { return reinterpret_cast<sw_host_ctx*>(this); }
+    static HostContext& from(sw_host_ctx* c) { return *reinterpret_cast<HostContext*>(c); }
+
+    // The message the plugin set for its last non-OK status ("" if none), then forgotten.
+    std::string take_error();
+    // Keys the plugin blamed, as diagnostics with the key's file:line:col.
+    std::vector<config::Diagnostic> take_config_errors();
+
+    const Binding& binding;
+    const std::string id;  // "store.outbox"
+    observe::Metrics* metrics;
+    std::shared_ptr<spdlog::logger> log;
+
+    // Used by the C callbacks. Errors are kept per calling thread: a thread-safe plugin may fail
+    // two calls at once, and each caller must read its own reason.
+    std::mutex mutex;
+    std::map<std::thread::id, std::string> errors;
+    std::vector<config::Diagnostic> key_errors;
+};
+
+// Asks the plugin to check its configuration beyond the option table (no side effects).
+std::vector<config::Diagnostic> validate_binding(const Binding& binding);
+
+class Instance {
+public:
+    // Calls create; throws PluginError naming the component and plugin file on failure.
+    Instance(const Binding& binding, observe::Metrics* metrics);
+    ~Instance();
+    Instance(const Instance&) = delete;
+    Instance& operator=(const Instance&) = delete;
+
+    void start();                       // throws PluginError
+    sw_status stop(int64_t timeout_ms); // idempotent
+    sw_status health(sw_health& out);
+
+    uint32_t kind() const { return binding_.library->kind; }
+    const std::string& id() const { return id_; }
+    sw_instance* get() const { return self_; }
+    HostContext& host() { return *host_; }
+    const Binding& binding() const { return binding_; }
+    template <class VTable>
+    const VTable& vt() const {
+        return *static_cast<const VTable*>(binding_.library->descriptor->vtable);
+    }
+    // "RETRY: <the plugin's message>", for logs and results.
+    std::string describe(sw_status status);
+    // True when the plugin's vtable has the slot at `offset` (struct_size covers it and it is set).
+    bool has_slot(size_t offset) const;
+
+private:
+    const Binding& binding_;
+    std::string id_;
+    std::unique_ptr<HostContext> host_;
+    sw_instance* self_ = nullptr;
+    bool started_ = false;
+};
+
+}  // namespace spillway::plugin

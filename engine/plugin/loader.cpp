@@ -1,0 +1,192 @@
+#include "engine/plugin/loader.hpp"
+
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <boost/dll/shared_library.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <filesystem>
+#include <mutex>
+
+namespace spillway::plugin {
+
+namespace fs = std::filesystem;
+
+const char* kind_name(uint32_t kind) {
+    switch (kind) {
+        case SW_KIND_SINK: return "sink";
+        case SW_KIND_STORE: return "store";
+        case SW_KIND_NOTIFIER: return "notifier";
+        case SW_KIND_SCHEDULER: return "scheduler";
+        default: return "unknown";
+    }
+}
+
+uint32_t kind_from_name(const std::string& name) {
+    for (uint32_t k = SW_KIND_SINK; k <= SW_KIND_SCHEDULER; ++k)
+        if (name == kind_name(k)) return k;
+    return 0;
+}
+
+const sw_option* Library::option(const std::string& key) const {
+    for (size_t i = 0; i < descriptor->n_options; ++i)
+        if (descriptor->options[i].name && key == descriptor->options[i].name) return &descriptor->options[i];
+    return nullptr;
+}
+
+namespace {
+
+// Libraries are kept here, never destroyed: unloading code that a plugin thread or an atexit
+// handler may still run is a crash waiting for shutdown.
+std::vector<boost::dll::shared_library>& loaded_forever() {
+    static auto* libs = new std::vector<boost::dll::shared_library>();
+    return *libs;
+}
+std::mutex& loaded_mutex() {
+    static auto* m = new std::mutex();
+    return *m;
+}
+
+// The smallest vtable a v1.0 plugin may hand over: the common slots plus the kind's own.
+size_t min_vtable_size(uint32_t kind) {
+    switch (kind) {
+        case SW_KIND_SINK: return offsetof(sw_sink_vtable, reserved);
+        case SW_KIND_STORE: return offsetof(sw_store_vtable, reserved);
+        case SW_KIND_NOTIFIER: return offsetof(sw_notifier_vtable, reserved);
+        case SW_KIND_SCHEDULER: return offsetof(sw_scheduler_vtable, reserved);
+        default: return 0;
+    }
+}
+
+std::string check_descriptor(const sw_plugin_descriptor* d) {
+    if (!d) return "sw_plugin_entry returned NULL (the plugin declined this host's ABI " +
+                   std::to_string(SW_ABI_MAJOR) + "." + std::to_string(SW_ABI_MINOR) + ")";
+    if (d->magic != SW_ABI_MAGIC) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "bad magic 0x%08x (expected 0x%08x)", d->magic, SW_ABI_MAGIC);
+        return std::string(buf) + ": not a Spillway plugin descriptor";
+    }
+    if (d->struct_size < offsetof(sw_plugin_descriptor, reserved0))
+        return "descriptor struct_size " + std::to_string(d->struct_size) + " is smaller than ABI 1.0's";
+    if (d->abi_major != SW_ABI_MAJOR)
+        return "built for ABI major " + std::to_string(d->abi_major) + ", this engine speaks major " +
+               std::to_string(SW_ABI_MAJOR);
+    if (d->abi_minor > SW_ABI_MINOR)
+        return "needs ABI " + std::to_string(d->abi_major) + "." + std::to_string(d->abi_minor) +
+               ", newer than this engine's " + std::to_string(SW_ABI_MAJOR) + "." + std::to_string(SW_ABI_MINOR);
+    if (d->kind < SW_KIND_SINK || d->kind > SW_KIND_SCHEDULER)
+        return "unknown plugin kind " + std::to_string(d->kind);
+    if (!d->name || !*d->name) return "the descriptor has no name";
+    if (!d->vtable) return "the descriptor has no vtable";
+    const auto* common = static_cast<const sw_sink_vtable*>(d->vtable);  // every vtable starts alike
+    if (common->struct_size < min_vtable_size(d->kind))
+        return std::string(kind_name(d->kind)) + " vtable struct_size " + std::to_string(common->struct_size) +
+               " is smaller than ABI 1.0's " + std::to_string(min_vtable_size(d->kind));
+    if (!common->create || !common->destroy || !common->start || !common->stop)
+        return "the vtable lacks create, start, stop or destroy";
+    if (d->n_options && !d->options) return "the descriptor counts options but has no option table";
+    for (size_t i = 0; i < d->n_options; ++i)
+        if (!d->options[i].name || d->options[i].type < SW_OPT_STRING || d->options[i].type > SW_OPT_STRING_LIST)
+            return "option #" + std::to_string(i) + " has no name or an unknown type";
+    return {};
+}
+
+}  // namespace
+
+std::shared_ptr<const Library> load_library(const std::string& path, Refusal& why) {
+    why = Refusal{path, {}};
+    boost::dll::shared_library lib;
+    try {
+        lib.load(fs::absolute(path).string(),
+                 boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+    } catch (const std::exception& e) {
+        why.reason = std::string("cannot be loaded: ") + e.what();
+        return nullptr;
+    }
+    // Once mapped, a library stays mapped, refused or not: its constructors may have started
+    // something that unmapping would pull the code from under.
+    struct KeepLoaded {
+        boost::dll::shared_library& lib;
+        ~KeepLoaded() {
+            std::lock_guard lock(loaded_mutex());
+            loaded_forever().push_back(std::move(lib));
+        }
+    } keep{lib};
+    if (!lib.has(SW_ENTRY_SYMBOL)) {
+        why.reason = "no " SW_ENTRY_SYMBOL " symbol (not a Spillway plugin, or built without the export macro)";
+        return nullptr;
+    }
+    const sw_plugin_descriptor* d = nullptr;
+    try {
+        auto& entry = lib.get<const sw_plugin_descriptor*(uint16_t, uint16_t)>(SW_ENTRY_SYMBOL);
+        d = entry(SW_ABI_MAJOR, SW_ABI_MINOR);
+    } catch (const std::exception& e) {
+        why.reason = std::string("sw_plugin_entry failed: ") + e.what();
+        return nullptr;
+    }
+    if (std::string reason = check_descriptor(d); !reason.empty()) {
+        why.reason = reason;
+        return nullptr;
+    }
+    auto out = std::make_shared<Library>();
+    out->path = path;
+    out->descriptor = d;
+    out->kind = d->kind;
+    out->name = d->name;
+    out->version = d->version ? d->version : "";
+    out->description = d->description ? d->description : "";
+    return out;
+}
+
+void Registry::add(const std::string& path) {
+    Refusal why;
+    auto lib = load_library(path, why);
+    if (!lib) {
+        refused_.push_back(std::move(why));
+        return;
+    }
+    if (const Library* first = find(lib->kind, lib->name)) {
+        refused_.push_back({path, std::string("duplicate ") + kind_name(lib->kind) + " plugin '" + lib->name +
+                                      "'; already loaded from " + first->path});
+        return;
+    }
+    libraries_.push_back(std::move(lib));
+}
+
+void Registry::scan(const std::vector<std::string>& paths) {
+    for (const auto& p : paths) {
+        searched_.push_back(p);
+        std::error_code ec;
+        if (fs::is_regular_file(p, ec)) {
+            add(p);
+            continue;
+        }
+        if (!fs::is_directory(p, ec)) continue;
+        std::vector<std::string> files;
+        for (const auto& entry : fs::directory_iterator(p, ec))
+            if (entry.is_regular_file() && entry.path().extension() == ".so") files.push_back(entry.path().string());
+        std::sort(files.begin(), files.end());  // a stable order makes "duplicate" deterministic
+        for (const auto& f : files) add(f);
+    }
+}
+
+const Library* Registry::find(uint32_t kind, const std::string& name) const {
+    for (const auto& l : libraries_)
+        if (l->kind == kind && l->name == name) return l.get();
+    return nullptr;
+}
+
+std::vector<std::string> Registry::names(uint32_t kind) const {
+    std::vector<std::string> out;
+    for (const auto& l : libraries_)
+        if (l->kind == kind) out.push_back(l->name);
+    return out;
+}
+
+std::vector<std::string> default_plugin_path() {
+    const fs::path exe_dir = boost::dll::program_location().parent_path().string();
+    return {(exe_dir / ".." / "plugins").lexically_normal().string(),
+            (exe_dir / ".." / "lib" / "spillway" / "plugins").lexically_normal().string()};
+}
+
+}  // namespace spillway::plugin

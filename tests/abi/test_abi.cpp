@@ -1,0 +1,132 @@
+// The ABI contract, through the engine's real loader: what loads, what is refused and why, and
+// that a refused or failing plugin never takes the engine down with it.
+#include "engine/plugin/binding.hpp"
+#include "engine/plugin/instance.hpp"
+#include "engine/plugin/loader.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace spillway::plugin {
+namespace {
+
+std::string file(const std::string& name) { return std::string(ABI_PLUGIN_DIR) + "/spillway-" + name + ".so"; }
+
+TEST(Abi, PluginWrittenInCLoads) {
+    Refusal why;
+    auto lib = load_library(file("c-echo"), why);
+    ASSERT_TRUE(lib) << why.str();
+    EXPECT_EQ(lib->name, "c-echo");
+    EXPECT_EQ(lib->kind, static_cast<uint32_t>(SW_KIND_SINK));
+    EXPECT_EQ(lib->version, "1.0.0");
+    ASSERT_NE(lib->option("prefix"), nullptr);
+}
+
+TEST(Abi, PluginBuiltAgainstFrozenV10HeaderLoads) {
+    Refusal why;
+    auto lib = load_library(file("v1-0-echo"), why);
+    ASSERT_TRUE(lib) << why.str();
+    EXPECT_EQ(lib->name, "v1-0-echo");
+    EXPECT_EQ(lib->descriptor->abi_major, 1);
+    EXPECT_EQ(lib->descriptor->abi_minor, 0);
+}
+
+struct RefusalCase {
+    const char* plugin;
+    const char* reason;
+};
+
+class AbiRefusal : public ::testing::TestWithParam<RefusalCase> {};
+
+TEST_P(AbiRefusal, IsRefusedWithFileAndReason) {
+    Refusal why;
+    auto lib = load_library(file(GetParam().plugin), why);
+    EXPECT_FALSE(lib);
+    EXPECT_EQ(why.path, file(GetParam().plugin));
+    EXPECT_EQ(why.reason, GetParam().reason);
+    EXPECT_EQ(why.str(), file(GetParam().plugin) + ": " + GetParam().reason);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Abi, AbiRefusal,
+    ::testing::Values(
+        RefusalCase{"bad-magic", "bad magic 0xdeadbeef (expected 0x53574c31): not a Spillway plugin descriptor"},
+        RefusalCase{"bad-major", "built for ABI major 2, this engine speaks major 1"},
+        RefusalCase{"bad-minor", "needs ABI 1.1, newer than this engine's 1.0"},
+        RefusalCase{"bad-kind", "unknown plugin kind 42"},
+        RefusalCase{"bad-null", "sw_plugin_entry returned NULL (the plugin declined this host's ABI 1.0)"},
+        RefusalCase{"bad-no-entry",
+                    "no sw_plugin_entry symbol (not a Spillway plugin, or built without the export macro)"},
+        RefusalCase{"bad-small-vtable", "notifier vtable struct_size 8 is smaller than ABI 1.0's 80"}),
+    [](const auto& info) {
+        std::string n = info.param.plugin;
+        for (auto& c : n)
+            if (c == '-') c = '_';
+        return n;
+    });
+
+TEST(Abi, NonElfFileIsRefusedNamingTheLoaderError) {
+    Refusal why;
+    EXPECT_FALSE(load_library(file("garbage"), why));
+    EXPECT_NE(why.reason.find("cannot be loaded: "), std::string::npos) << why.reason;
+    EXPECT_NE(why.reason.find("spillway-garbage.so"), std::string::npos) << why.reason;
+}
+
+TEST(Abi, RegistryKeepsGoodPluginsAndListsRefusedOnes) {
+    Registry r;
+    r.scan({ABI_PLUGIN_DIR});
+    EXPECT_NE(r.find(SW_KIND_SINK, "c-echo"), nullptr);
+    EXPECT_NE(r.find(SW_KIND_SINK, "v1-0-echo"), nullptr);
+    EXPECT_NE(r.find(SW_KIND_SINK, "throwing"), nullptr);  // it loads; only its create fails
+    EXPECT_EQ(r.refused().size(), 8u);
+    for (const auto& refusal : r.refused()) EXPECT_FALSE(refusal.reason.empty()) << refusal.path;
+}
+
+TEST(Abi, DuplicatePluginNameIsRefusedNamingTheWinner) {
+    Registry r;
+    r.scan({file("c-echo"), file("c-echo")});
+    ASSERT_EQ(r.refused().size(), 1u);
+    EXPECT_EQ(r.refused()[0].reason, "duplicate sink plugin 'c-echo'; already loaded from " + file("c-echo"));
+}
+
+// A component bound by hand to a library, as bind_all would.
+Binding bind(const Library* lib, config::Component& spec) {
+    Binding b;
+    b.spec = &spec;
+    b.library = lib;
+    b.environment = "testing";
+    return b;
+}
+
+TEST(Abi, CreateThatThrowsIsRefusedAndTheEngineGoesOn) {
+    Registry r;
+    r.scan({file("throwing"), file("c-echo")});
+    config::Component spec{"sink", "moon", "throwing", {"pipes.toml", 3, 1}, {}, {}};
+    Binding b = bind(r.find(SW_KIND_SINK, "throwing"), spec);
+    try {
+        Instance inst(b, nullptr);
+        FAIL() << "create should have failed";
+    } catch (const PluginError& e) {
+        EXPECT_EQ(std::string(e.what()), "sink.moon (throwing plugin, " + file("throwing") +
+                                             "): create failed (INVALID_CONFIG): cannot reach the moon from here");
+    }
+
+    // The same process keeps loading and running other plugins.
+    config::Component echo_spec{"sink", "echo", "c-echo", {"pipes.toml", 9, 1}, {}, {}};
+    Binding eb = bind(r.find(SW_KIND_SINK, "c-echo"), echo_spec);
+    observe::Metrics metrics;
+    Instance echo(eb, &metrics);
+    echo.start();
+    sw_event ev{};
+    ev.struct_size = sizeof ev;
+    ev.event_id = {"e-1", 3};
+    sw_result res[1];
+    ASSERT_EQ(echo.vt<sw_sink_vtable>().send(echo.get(), &ev, 1, res, 1000), SW_OK);
+    EXPECT_EQ(res[0].status, SW_OK);
+    EXPECT_EQ(metrics.value("echo_sent_total", {{"component", "sink.echo"}}), 1.0);
+    EXPECT_EQ(echo.stop(1000), SW_OK);
+}
+
+}  // namespace
+}  // namespace spillway::plugin

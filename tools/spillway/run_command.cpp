@@ -1,0 +1,43 @@
+// `spillway run`: start the pipelines and keep them running until SIGINT or SIGTERM.
+#include "commands.hpp"
+
+#include "engine/engine.hpp"
+#include "engine/observe/log.hpp"
+#include "engine/signals.hpp"
+
+#include <csignal>
+#include <cstring>
+#include <iostream>
+
+namespace spillway::cli {
+
+int run(const ConfigOptions& options) {
+    config::LoadOptions load;
+    load.environment = options.environment;
+    std::unique_ptr<Prepared> prepared;
+    try {
+        prepared = prepare(options.config, load);
+    } catch (const config::ConfigError& e) {
+        std::cerr << e.what() << "\n";
+        return kInvalidConfig;
+    }
+    observe::setup_logging(prepared->config.engine.log_level, prepared->config.engine.log_format);
+    auto log = observe::logger();
+    log->info("spillway {} starting {} (environment {})", SPILLWAY_VERSION, options.config, prepared->config.environment);
+
+    Engine engine(std::move(prepared));
+    try {
+        engine.start();
+    } catch (const plugin::PluginError& e) {
+        log->error("{}", e.what());
+        return kRuntimeFailure;
+    }
+    log->info("running {} pipeline(s); SIGINT or SIGTERM stops", engine.prepared().config.pipelines.size());
+    const int sig = wait_for_shutdown_signal();
+    log->info("{} received: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    engine.stop();
+    log->info("stopped cleanly");
+    return kOk;
+}
+
+}  // namespace spillway::cli
