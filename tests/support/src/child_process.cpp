@@ -85,6 +85,8 @@ constexpr const char* kSteps[] = {"redirect output", "switch user", "set death s
 struct Prepared {
   std::vector<std::string> args;
   std::vector<char*> argv;
+  std::vector<std::string> env_storage;
+  std::vector<char*> envp;
   int log_fd = -1;
   int null_fd = -1;
   bool switch_user = false;
@@ -119,7 +121,7 @@ struct Prepared {
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::signal(SIGPIPE, SIG_DFL);  // an ignored disposition would survive exec
-  ::execve(p.argv[0], p.argv.data(), environ);
+  ::execve(p.argv[0], p.argv.data(), p.envp.data());
   child_fail(pipe_fd, 5);
 }
 
@@ -131,6 +133,17 @@ ChildProcess::ChildProcess(const ChildSpec& spec) : owner_(::getpid()) {
   p.args = spec.argv;
   for (auto& a : p.args) p.argv.push_back(a.data());
   p.argv.push_back(nullptr);
+  // The environment: inherited entries whose name spec.env does not set, then spec.env.
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('=') + 1);
+    const bool replaced = std::any_of(spec.env.begin(), spec.env.end(),
+                                      [&](const std::string& v) { return v.rfind(name, 0) == 0; });
+    if (!replaced) p.env_storage.push_back(entry);
+  }
+  p.env_storage.insert(p.env_storage.end(), spec.env.begin(), spec.env.end());
+  for (auto& e : p.env_storage) p.envp.push_back(e.data());
+  p.envp.push_back(nullptr);
   p.working_dir = spec.working_dir.empty() ? "/" : spec.working_dir;
   p.death_signal = spec.death_signal;
   const std::string& program = spec.argv.front();

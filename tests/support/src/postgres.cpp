@@ -1,9 +1,13 @@
 #include "spillway/test_support/postgres.hpp"
 
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <libpq-fe.h>
+#include <pwd.h>
 #include <stdexcept>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
@@ -66,6 +70,37 @@ bool plain_identifier(const std::string& name) {
   return true;
 }
 
+// Runs a short tool as the server's user and waits for it; throws with its output on failure.
+void run_as_server(std::vector<std::string> argv, const std::string& log, const std::string& what) {
+  ChildProcess tool(ChildSpec{std::move(argv), log, "/", server_user(), SIGKILL});
+  if (!tool.wait_exit(120s)) tool.stop(SIGKILL, 0ms);
+  if (!tool.exited_ok())
+    throw std::runtime_error("Postgres: " + what + " " + tool.describe_exit() + "; output:\n" + file_tail(log));
+}
+
+// An initdb'd cluster, made once per machine (and PostgreSQL major version, and user) and kept in
+// /tmp; every server starts from a copy. initdb runs in a private staging dir and the result is
+// renamed into place, so concurrent test processes never see a half-made template.
+std::string cluster_template() {
+  const uid_t uid = ::geteuid() == 0 ? ::getpwnam("postgres")->pw_uid : ::geteuid();
+  std::string path = "/tmp/spillway-pg-template-15";
+  if (::geteuid() != 0) path += "-" + std::to_string(uid);
+  struct stat st {};
+  if (::stat((path + "/global/pg_control").c_str(), &st) == 0 && st.st_uid == uid) return path;
+
+  TempDir staging("pgtemplate");
+  staging.give_to(server_user());
+  const std::string data = staging.path() + "/data";
+  run_as_server({std::string(kBinDir) + "/initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                 "--locale=C.UTF-8", "--no-sync"},
+                staging.path() + "/initdb.log", "initdb");
+  if (::rename(data.c_str(), path.c_str()) != 0 && errno != EEXIST && errno != ENOTEMPTY)
+    throw std::runtime_error("Postgres: rename " + data + " to " + path + ": " + std::strerror(errno));
+  if (::stat((path + "/global/pg_control").c_str(), &st) != 0 || st.st_uid != uid)
+    throw std::runtime_error("Postgres: " + path + " is not a cluster owned by the server's user; remove it");
+  return path;
+}
+
 }  // namespace
 
 Postgres& Postgres::shared() {
@@ -79,14 +114,9 @@ Postgres::Postgres(PostgresOptions options) : options_(std::move(options)) {
   data_dir_ = dir_->path() + "/data";
   log_path_ = dir_->path() + "/server.log";
 
-  const std::string initdb_log = dir_->path() + "/initdb.log";
-  ChildProcess initdb(ChildSpec{{std::string(kBinDir) + "/initdb", "-D", data_dir_, "-U", "postgres", "-A",
-                                 "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"},
-                                initdb_log, "/", server_user(), SIGKILL});
-  if (!initdb.wait_exit(120s)) initdb.stop(SIGKILL, 0ms);
-  if (!initdb.exited_ok())
-    throw std::runtime_error("Postgres: initdb " + initdb.describe_exit() + "; log tail:\n" +
-                             file_tail(initdb_log));
+  // Copying a ready cluster takes a fraction of initdb's time, and with one process per test
+  // (gtest_discover_tests) every test pays for its server start.
+  run_as_server({"/bin/cp", "-a", cluster_template(), data_dir_}, dir_->path() + "/copy.log", "copy template cluster");
   launch(true);
   detail::on_exit_shutdown(this, [this] { shutdown(); });
 }

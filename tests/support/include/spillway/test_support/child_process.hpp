@@ -12,11 +12,12 @@
 namespace spillway::test_support {
 
 struct ChildSpec {
-  std::vector<std::string> argv;  // argv[0] is the program's absolute path
-  std::string log_path;           // stdout and stderr are appended here; empty: /dev/null
+  std::vector<std::string> argv{};  // argv[0] is the program's absolute path
+  std::string log_path{};         // stdout and stderr are appended here; empty: /dev/null
   std::string working_dir = "/";
-  std::string run_as_user;        // when the test runs as root, drop to this user; empty: stay
+  std::string run_as_user{};      // when the test runs as root, drop to this user; empty: stay
   int death_signal = SIGTERM;     // what the child receives when the test process dies
+  std::vector<std::string> env{};  // "NAME=value" entries added to (or replacing) the inherited ones
 };
 
 // Spawns with fork+exec. The child gets PR_SET_PDEATHSIG (set after the user switch, which would

@@ -23,7 +23,7 @@ struct PostgresOptions {
   // either way, so a committed transaction survives kill() (the OS still has the WAL write).
   bool fast = true;
   // Extra server settings, each "name=value", passed as -c (e.g. "max_connections=300").
-  std::vector<std::string> settings;
+  std::vector<std::string> settings{};
 };
 
 class Postgres {
@@ -60,6 +60,7 @@ class Postgres {
   void kill();   // SIGKILL the postmaster: a crash; start() then runs crash recovery
   void start();  // same port, same data dir; returns once a connection succeeds
   bool running();
+  int pid() const { return server_.pid(); }  // the server process (the postmaster for PostgreSQL)
 
   const std::string& data_dir() const { return data_dir_; }
   const std::string& log_path() const { return log_path_; }

@@ -17,7 +17,7 @@
 namespace spillway::test_support {
 
 struct RedisOptions {
-  std::string password;  // non-empty: --requirepass
+  std::string password{};  // non-empty: --requirepass
 };
 
 class Redis {
@@ -44,6 +44,7 @@ class Redis {
   void kill();   // SIGKILL: a crash
   void start();  // same port; returns once PING answers
   bool running();
+  int pid() const { return server_.pid(); }  // the redis-server process
 
   const std::string& log_path() const { return log_path_; }
 

@@ -1,0 +1,95 @@
+// The servers' lifetime is tied to the test process: a SIGKILLed test leaves nothing listening.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "spillway/test_support/child_process.hpp"
+#include "spillway/test_support/postgres.hpp"
+#include "spillway/test_support/redis.hpp"
+#include "spillway/test_support/temp_dir.hpp"
+#include "spillway/test_support/wait.hpp"
+
+namespace spillway::test_support {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr const char* kHelperEnv = "SPILLWAY_SUPPORT_HELPER_OUT";
+
+bool accepts_connections(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// Not a test on its own: the process LifetimeTest starts and kills. Skipped when run normally.
+TEST(LifetimeHelper, HoldServersUntilKilled) {
+  const char* out = std::getenv(kHelperEnv);
+  if (out == nullptr) GTEST_SKIP() << "helper for Lifetime.SigkilledTestLeavesNoServerBehind";
+  auto& pg = Postgres::shared();
+  auto& redis = Redis::shared();
+  const std::string tmp = std::string(out) + ".tmp";
+  std::ofstream(tmp) << pg.port() << ' ' << redis.port() << ' ' << pg.data_dir() << '\n';
+  std::filesystem::rename(tmp, out);
+  wait_until([] { return false; }, 120s, 100ms);  // the parent SIGKILLs us long before this
+}
+
+TEST(Lifetime, SigkilledTestLeavesNoServerBehind) {
+  TempDir dir("lifetime");
+  const std::string out = dir.path() + "/ports";
+  ChildProcess helper(ChildSpec{{std::filesystem::read_symlink("/proc/self/exe").string(),
+                                 "--gtest_filter=LifetimeHelper.HoldServersUntilKilled"},
+                                dir.path() + "/helper.log", "/", "", SIGKILL, {std::string(kHelperEnv) + "=" + out}});
+  ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(out) || !helper.running(); }, 60s, 10ms));
+  ASSERT_TRUE(helper.running()) << helper.describe_exit() << "\n" << file_tail(dir.path() + "/helper.log");
+  int pg_port = 0, redis_port = 0;
+  std::string pg_data;
+  std::ifstream(out) >> pg_port >> redis_port >> pg_data;
+  ASSERT_TRUE(accepts_connections(pg_port));
+  ASSERT_TRUE(accepts_connections(redis_port));
+
+  helper.stop(SIGKILL, 10s);  // no destructor, no atexit: only PR_SET_PDEATHSIG is left
+
+  EXPECT_TRUE(wait_until([&] { return !accepts_connections(pg_port); }, 30s, 10ms));
+  EXPECT_TRUE(wait_until([&] { return !accepts_connections(redis_port); }, 30s, 10ms));
+  // The helper's temp dirs stay until the next test process sweeps them (its owner is dead).
+  EXPECT_TRUE(std::filesystem::exists(pg_data));
+}
+
+TEST(Lifetime, ForkedChildDoesNotStopTheParentsServers) {
+  auto& redis = Redis::shared();
+  const pid_t child = ::fork();
+  if (child == 0) std::exit(0);  // runs the exit hooks in the child, as a gtest death test would
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(redis.running());
+  EXPECT_EQ(redis.cli({"PING"}), "PONG");
+}
+
+TEST(ChildProcessTest, ReportsAProgramThatCannotStart) {
+  EXPECT_THROW(ChildProcess(ChildSpec{{"/nonexistent/program"}}), std::runtime_error);
+}
+
+TEST(ChildProcessTest, PassesEnvironmentAndCapturesOutput) {
+  TempDir dir("child");
+  const std::string log = dir.path() + "/out.log";
+  ChildProcess p(ChildSpec{{"/bin/sh", "-c", "echo \"value=$SPILLWAY_X\"; exit 3"}, log, "/", "", SIGTERM,
+                           {"SPILLWAY_X=42"}});
+  ASSERT_TRUE(p.wait_exit(30s));
+  EXPECT_EQ(p.describe_exit(), "exited with status 3");
+  EXPECT_FALSE(p.exited_ok());
+  EXPECT_EQ(file_tail(log), "value=42\n");
+}
+
+}  // namespace
+}  // namespace spillway::test_support
