@@ -90,6 +90,7 @@ struct Pipeline {
 struct Engine {
     List plugin_path;
     Location plugin_path_where;
+    bool plugin_path_from_env = false;
     std::string log_level = "info";  // trace, debug, info, warn, error
     std::string log_format = "text"; // text | json
     std::string http_listen;         // "127.0.0.1:8080"; empty = no HTTP listener

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <set>
+#include <tuple>
 #include <sstream>
 
 namespace spillway::config {
@@ -35,8 +36,18 @@ std::string join_diagnostics(const std::vector<Diagnostic>& ds) {
 }
 }  // namespace
 
+namespace {
+// Messages read top to bottom like the file, whatever order the checks ran in.
+std::vector<Diagnostic> in_file_order(std::vector<Diagnostic> ds) {
+    std::stable_sort(ds.begin(), ds.end(), [](const Diagnostic& a, const Diagnostic& b) {
+        return std::tie(a.where.file, a.where.line, a.where.column) < std::tie(b.where.file, b.where.line, b.where.column);
+    });
+    return ds;
+}
+}  // namespace
+
 ConfigError::ConfigError(std::vector<Diagnostic> diagnostics)
-    : std::runtime_error(join_diagnostics(diagnostics)), diagnostics_(std::move(diagnostics)) {}
+    : std::runtime_error(join_diagnostics(in_file_order(diagnostics))), diagnostics_(in_file_order(std::move(diagnostics))) {}
 
 const Component* Config::component(const std::string& kind, const std::string& name) const {
     auto it = components.find(kind + "." + name);
@@ -74,14 +85,20 @@ const char* type_name(const toml::node& n) {
     }
 }
 
-// Overlay `from` onto `into`: tables merge key by key, anything else replaces.
-void deep_merge(toml::table& into, const toml::table& from) {
-    for (const auto& [key, node] : from) {
+// Overlay `from` onto `into`: tables merge key by key, anything else replaces. Nodes are moved,
+// not copied: toml++ keeps a node's source position only across a move, and messages about an
+// overlaid value must point at the overlay's line.
+void deep_merge(toml::table& into, toml::table&& from) {
+    for (auto&& [key, node] : from) {
         toml::node* existing = into.get(key);
         if (existing && existing->is_table() && node.is_table()) {
-            deep_merge(*existing->as_table(), *node.as_table());
+            deep_merge(*existing->as_table(), std::move(*node.as_table()));
+        } else if (auto* t = node.as_table()) {
+            into.insert_or_assign(key, std::move(*t));
+        } else if (auto* a = node.as_array()) {
+            into.insert_or_assign(key, std::move(*a));
         } else {
-            into.insert_or_assign(key, node);
+            node.visit([&](auto&& leaf) { into.insert_or_assign(key, std::move(leaf)); });
         }
     }
 }
@@ -153,9 +170,9 @@ private:
         }
         if (!diagnostics_.empty()) return;
         toml::table overlay;
-        if (auto* chosen = envs->as_table()->get_as<toml::table>(env)) overlay = *chosen;
+        if (auto* chosen = envs->as_table()->get_as<toml::table>(env)) overlay = std::move(*chosen);
         root.erase("environments");
-        deep_merge(root, overlay);
+        deep_merge(root, std::move(overlay));
     }
 
     void check_top_level(const toml::table& root) {
@@ -231,10 +248,10 @@ private:
             if (key == "plugin_path") {
                 e.plugin_path_where = at(node);
                 if (node.is_string()) {
-                    if (auto s = text(node, path)) e.plugin_path.push_back(*s);
+                    if (auto s = text(node, path, &e.plugin_path_from_env)) e.plugin_path.push_back(*s);
                 } else if (auto* arr = node.as_array()) {
                     for (const auto& item : *arr)
-                        if (auto s = text(item, path)) e.plugin_path.push_back(*s);
+                        if (auto s = text(item, path, &e.plugin_path_from_env)) e.plugin_path.push_back(*s);
                 } else {
                     error(node, path, std::string("expected a list of folders, got ") + type_name(node));
                 }

@@ -68,7 +68,9 @@ std::string render_toml(const Config& c, const SecretPredicate& is_secret) {
       << c.environment_source << ")\n";
     o << "# values from the environment show as \"<from environment>\", secrets as \"<secret>\"\n\n";
     o << "[engine]\n";
-    o << "plugin_path = " << Value{c.engine.plugin_path, {}, false}.render() << "\n";
+    o << "plugin_path = "
+      << (c.engine.plugin_path_from_env ? "[\"<from environment>\"]" : Value{c.engine.plugin_path, {}, false}.render())
+      << "\n";
     o << "log_level = " << quote(c.engine.log_level) << "\n";
     o << "log_format = " << quote(c.engine.log_format) << "\n";
     if (!c.engine.http_listen.empty()) o << "http_listen = " << quote(c.engine.http_listen) << "\n";

@@ -1,0 +1,178 @@
+// The config loader and validator: every bad config in bad/ fails with exactly the message in its
+// .expected file (file:line:col, key path, reason); good configs give the expected effective config
+// with overlays and interpolation applied and secrets redacted.
+#include "engine/config/config.hpp"
+#include "engine/engine.hpp"
+
+#include <spillway/detail/duration.hpp>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace spillway {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kDir = CONFIG_TEST_DIR;
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// A fixed environment: only what a test puts here is "set".
+config::LoadOptions options(std::map<std::string, std::string> env = {}, std::optional<std::string> environment = {}) {
+    env.emplace("FAKE_PLUGINS", FAKE_PLUGIN_DIR);
+    config::LoadOptions o;
+    o.environment = std::move(environment);
+    o.getenv = [env](const std::string& name) -> std::optional<std::string> {
+        auto it = env.find(name);
+        if (it == env.end()) return std::nullopt;
+        return it->second;
+    };
+    return o;
+}
+
+std::string error_of(const std::string& path, const config::LoadOptions& o) {
+    try {
+        prepare(path, o);
+    } catch (const config::ConfigError& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+std::vector<std::string> bad_configs() {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(kDir + "/bad"))
+        if (e.path().extension() == ".toml") names.push_back(e.path().stem().string());
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+class BadConfig : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BadConfig, FailsWithTheExactMessage) {
+    const std::string toml = kDir + "/bad/" + GetParam() + ".toml";
+    const std::string expected_file = kDir + "/bad/" + GetParam() + ".expected";
+    const std::string actual = error_of(toml, options());
+    ASSERT_TRUE(fs::exists(expected_file)) << "no " << expected_file << "; the message is:\n" << actual;
+    std::string expected = slurp(expected_file);
+    while (!expected.empty() && expected.back() == '\n') expected.pop_back();
+    for (size_t at; (at = expected.find("{file}")) != std::string::npos;) expected.replace(at, 6, toml);
+    EXPECT_EQ(actual, expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(Config, BadConfig, ::testing::ValuesIn(bad_configs()), [](const auto& info) {
+    std::string n = info.param;
+    for (auto& c : n)
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+    return n;
+});
+
+TEST(Config, AtLeastTwentyFiveBadConfigsAreChecked) { EXPECT_GE(bad_configs().size(), 25u); }
+
+TEST(Config, UnknownEnvironmentFromFlagIsAnError) {
+    const std::string toml = kDir + "/good-base.toml";
+    EXPECT_EQ(error_of(toml, options({}, "prod")),
+              toml + ": unknown environment 'prod' (from --env); expected one of testing, development, staging, production");
+}
+
+TEST(Config, UnknownEnvironmentFromVariableNamesTheVariable) {
+    const std::string toml = kDir + "/good-base.toml";
+    EXPECT_EQ(error_of(toml, options({{"SPILLWAY_ENV", "live"}})),
+              toml + ": unknown environment 'live' (from SPILLWAY_ENV); expected one of testing, development, staging, production");
+}
+
+TEST(Config, EnvironmentSelectionOrder) {
+    const std::string toml = kDir + "/good-base.toml";
+    EXPECT_EQ(prepare(toml, options())->config.environment, "development");
+    EXPECT_EQ(prepare(toml, options({{"ENVIRONMENT", "staging"}}))->config.environment, "staging");
+    EXPECT_EQ(prepare(toml, options({{"ENVIRONMENT", "staging"}, {"SPILLWAY_ENV", "testing"}}))->config.environment, "testing");
+    auto p = prepare(toml, options({{"ENVIRONMENT", "staging"}, {"SPILLWAY_ENV", "testing"}}, "production"));
+    EXPECT_EQ(p->config.environment, "production");
+    EXPECT_EQ(p->config.environment_source, "--env");
+}
+
+TEST(Config, OverlayAndInterpolationGiveTheExpectedEffectiveConfig) {
+    const std::string toml = kDir + "/good/overlay.toml";
+    auto p = prepare(toml, options({{"OUTBOX_URL", "postgresql://app:hunter2@db/outbox"},
+                                    {"KAFKA_BROKERS", "broker-1:9092"}},
+                                   "production"));
+    std::string expected = slurp(kDir + "/good/overlay.production.expected");
+    for (size_t at; (at = expected.find("{file}")) != std::string::npos;) expected.replace(at, 6, toml);
+    EXPECT_EQ(p->render(), expected);
+    // The typed values reached the binding: the overlay's, with the defaults applied.
+    const auto& sink = p->bindings.at("sink.kafka");
+    EXPECT_EQ(sink.options.at("brokers").text, "broker-1:9092");
+    EXPECT_EQ(sink.options.at("linger").integer, 20);
+    EXPECT_EQ(sink.options.at("retries").integer, 3);  // the plugin's default
+    EXPECT_EQ(p->config.pipelines.at("essays").direct_timeout_ms, 1500);
+}
+
+TEST(Config, DevelopmentIgnoresTheProductionOverlay) {
+    const std::string toml = kDir + "/good/overlay.toml";
+    auto p = prepare(toml, options({}, "development"));
+    EXPECT_EQ(p->bindings.at("sink.kafka").options.at("brokers").text, "localhost:9092");
+    EXPECT_EQ(p->bindings.at("store.outbox").options.at("path").text, "var/outbox.db");
+}
+
+TEST(Config, SecretsNeverAppearInPrintedOutput) {
+    const std::string toml = kDir + "/good/overlay.toml";
+    auto p = prepare(toml, options({{"OUTBOX_URL", "postgresql://app:hunter2@db/outbox"},
+                                    {"KAFKA_BROKERS", "broker-1:9092"}},
+                                   "production"));
+    const std::string out = p->render();
+    EXPECT_EQ(out.find("hunter2"), std::string::npos) << out;
+    EXPECT_EQ(out.find("broker-1"), std::string::npos) << out;       // from the environment
+    EXPECT_EQ(out.find("s3cr3t-literal"), std::string::npos) << out;  // a SECRET option
+    EXPECT_NE(out.find("password = \"<secret>\""), std::string::npos) << out;
+}
+
+TEST(Config, DefaultValuesFromVariablesAreNotRedacted) {
+    const std::string toml = kDir + "/good/overlay.toml";
+    auto p = prepare(toml, options({}, "staging"));
+    EXPECT_NE(p->render().find("brokers = \"localhost:9093\""), std::string::npos) << p->render();
+}
+
+TEST(Interpolate, Forms) {
+    auto env = [](const std::string& n) -> std::optional<std::string> {
+        if (n == "A") return std::string("alpha");
+        if (n == "EMPTY") return std::string();
+        return std::nullopt;
+    };
+    bool used = false;
+    EXPECT_EQ(config::interpolate("x${A}y", env, &used), "xalphay");
+    EXPECT_TRUE(used);
+    used = false;
+    EXPECT_EQ(config::interpolate("${B:-beta}", env, &used), "beta");
+    EXPECT_FALSE(used);
+    EXPECT_EQ(config::interpolate("${EMPTY:-dflt}", env, nullptr), "dflt");
+    EXPECT_EQ(config::interpolate("${EMPTY}", env, nullptr), "");
+    EXPECT_EQ(config::interpolate("cost $$5 and $x", env, nullptr), "cost $5 and $x");
+    EXPECT_THROW(config::interpolate("${B:?need B}", env, nullptr), std::invalid_argument);
+    EXPECT_THROW(config::interpolate("${B:=x}", env, nullptr), std::invalid_argument);
+}
+
+TEST(Duration, Parses) {
+    EXPECT_EQ(spillway::detail::parse_duration_ms("250ms"), 250);
+    EXPECT_EQ(spillway::detail::parse_duration_ms("1.5s"), 1500);
+    EXPECT_EQ(spillway::detail::parse_duration_ms("2m"), 120000);
+    EXPECT_EQ(spillway::detail::parse_duration_ms("1h"), 3600000);
+    EXPECT_EQ(spillway::detail::parse_duration_ms("40"), 40);
+    EXPECT_EQ(spillway::detail::parse_duration_ms("500us"), 1);
+    EXPECT_FALSE(spillway::detail::parse_duration_ms("1.5"));
+    EXPECT_FALSE(spillway::detail::parse_duration_ms("fast"));
+    EXPECT_FALSE(spillway::detail::parse_duration_ms("5 s"));
+    EXPECT_FALSE(spillway::detail::parse_duration_ms("-1s"));
+    EXPECT_FALSE(spillway::detail::parse_duration_ms(""));
+}
+
+}  // namespace
+}  // namespace spillway
