@@ -22,7 +22,7 @@ bool process_alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
 
 // A test killed by SIGKILL leaves its dirs behind (its servers die with it via PDEATHSIG).
 // Remove those whose recorded owner is gone.
-void sweep_orphans() {
+void sweep_orphans_in_tmp() {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(kRoot, ec)) {
     const std::string name = entry.path().filename().string();
@@ -38,7 +38,7 @@ void sweep_orphans() {
 
 TempDir::TempDir(const std::string& prefix) : owner_(::getpid()) {
   static std::once_flag swept;
-  std::call_once(swept, sweep_orphans);
+  std::call_once(swept, remove_orphans);
 
   std::string templ = std::string(kRoot) + "/spillway-" + prefix + "-XXXXXX";
   std::vector<char> buf(templ.begin(), templ.end());
@@ -48,6 +48,8 @@ TempDir::TempDir(const std::string& prefix) : owner_(::getpid()) {
   path_ = buf.data();
   std::ofstream(path_ + "/" + kOwnerFile) << owner_ << '\n';
 }
+
+void TempDir::remove_orphans() { sweep_orphans_in_tmp(); }
 
 TempDir::~TempDir() {
   if (::getpid() != owner_) return;

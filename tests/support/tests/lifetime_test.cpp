@@ -32,6 +32,14 @@ bool accepts_connections(int port) {
   return ok;
 }
 
+bool gone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  const auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+}
+
 // Not a test on its own: the process LifetimeTest starts and kills. Skipped when run normally.
 TEST(LifetimeHelper, HoldServersUntilKilled) {
   const char* out = std::getenv(kHelperEnv);
@@ -39,7 +47,8 @@ TEST(LifetimeHelper, HoldServersUntilKilled) {
   auto& pg = Postgres::shared();
   auto& redis = Redis::shared();
   const std::string tmp = std::string(out) + ".tmp";
-  std::ofstream(tmp) << pg.port() << ' ' << redis.port() << ' ' << pg.data_dir() << '\n';
+  std::ofstream(tmp) << pg.port() << ' ' << redis.port() << ' ' << pg.pid() << ' ' << redis.pid() << ' '
+                     << pg.data_dir() << ' ' << redis.log_path() << '\n';
   std::filesystem::rename(tmp, out);
   wait_until([] { return false; }, 120s, 100ms);  // the parent SIGKILLs us long before this
 }
@@ -53,8 +62,9 @@ TEST(Lifetime, SigkilledTestLeavesNoServerBehind) {
   ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(out) || !helper.running(); }, 60s, 10ms));
   ASSERT_TRUE(helper.running()) << helper.describe_exit() << "\n" << file_tail(dir.path() + "/helper.log");
   int pg_port = 0, redis_port = 0;
-  std::string pg_data;
-  std::ifstream(out) >> pg_port >> redis_port >> pg_data;
+  pid_t pg_pid = 0, redis_pid = 0;
+  std::string pg_data, redis_log;
+  std::ifstream(out) >> pg_port >> redis_port >> pg_pid >> redis_pid >> pg_data >> redis_log;
   ASSERT_TRUE(accepts_connections(pg_port));
   ASSERT_TRUE(accepts_connections(redis_port));
 
@@ -62,8 +72,17 @@ TEST(Lifetime, SigkilledTestLeavesNoServerBehind) {
 
   EXPECT_TRUE(wait_until([&] { return !accepts_connections(pg_port); }, 30s, 10ms));
   EXPECT_TRUE(wait_until([&] { return !accepts_connections(redis_port); }, 30s, 10ms));
-  // The helper's temp dirs stay until the next test process sweeps them (its owner is dead).
-  EXPECT_TRUE(std::filesystem::exists(pg_data));
+  // The servers are orphans now; whoever adopted them may not reap, so a zombie counts as gone.
+  EXPECT_TRUE(wait_until([&] { return gone(pg_pid) && gone(redis_pid); }, 30s, 10ms));
+
+  // Their files stay until a test process sweeps dirs whose owner is dead.
+  const auto pg_dir = std::filesystem::path(pg_data).parent_path();
+  const auto redis_dir = std::filesystem::path(redis_log).parent_path();
+  EXPECT_TRUE(std::filesystem::exists(pg_dir));
+  TempDir::remove_orphans();
+  EXPECT_FALSE(std::filesystem::exists(pg_dir));
+  EXPECT_FALSE(std::filesystem::exists(redis_dir));
+  EXPECT_TRUE(std::filesystem::exists(dir.path()));  // ours: the owner is alive
 }
 
 TEST(Lifetime, ForkedChildDoesNotStopTheParentsServers) {

@@ -17,6 +17,10 @@ class TempDir {
   TempDir& operator=(const TempDir&) = delete;
 
   const std::string& path() const { return path_; }
+
+  // Removes /tmp/spillway-* dirs whose recorded owner process is gone. Runs once per process
+  // on its own; call it again to clean up after a child test process you SIGKILLed.
+  static void remove_orphans();
   // Hands the directory to `user` (when running as root) so a server running as that user can
   // write in it. /tmp itself is world-traversable, so nothing above needs changing.
   void give_to(const std::string& user) const;
