@@ -2,6 +2,8 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +19,11 @@ namespace {
 namespace fs = std::filesystem;
 constexpr const char* kRoot = "/tmp";
 constexpr const char* kOwnerFile = "owner.pid";
+
+bool keep_dirs() {
+  const char* keep = std::getenv("SPILLWAY_KEEP_TEST_DIRS");
+  return keep != nullptr && *keep != '\0' && *keep != '0';
+}
 
 bool process_alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
 
@@ -38,7 +45,7 @@ void sweep_orphans_in_tmp() {
 
 TempDir::TempDir(const std::string& prefix) : owner_(::getpid()) {
   static std::once_flag swept;
-  std::call_once(swept, remove_orphans);
+  if (!keep_dirs()) std::call_once(swept, remove_orphans);
 
   std::string templ = std::string(kRoot) + "/spillway-" + prefix + "-XXXXXX";
   std::vector<char> buf(templ.begin(), templ.end());
@@ -53,6 +60,10 @@ void TempDir::remove_orphans() { sweep_orphans_in_tmp(); }
 
 TempDir::~TempDir() {
   if (::getpid() != owner_) return;
+  if (keep_dirs()) {
+    std::fprintf(stderr, "spillway test_support: keeping %s (SPILLWAY_KEEP_TEST_DIRS)\n", path_.c_str());
+    return;
+  }
   std::error_code ec;
   fs::remove_all(path_, ec);
 }

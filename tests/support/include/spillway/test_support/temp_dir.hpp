@@ -12,7 +12,9 @@ class TempDir {
   // TempDir of a process also removes spillway-* dirs whose owner died without cleaning up
   // (a SIGKILLed test), so killed tests do not fill /tmp.
   explicit TempDir(const std::string& prefix);
-  ~TempDir();  // removes the tree, but only in the process that created it (not in fork()ed children)
+  // Removes the tree, but only in the process that created it (not in fork()ed children), and not
+  // when SPILLWAY_KEEP_TEST_DIRS=1 is set (to read a server's log after a failure).
+  ~TempDir();
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
 
