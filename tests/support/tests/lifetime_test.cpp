@@ -7,6 +7,7 @@
 #include <fstream>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "spillway/test_support/child_process.hpp"
@@ -19,7 +20,7 @@ namespace spillway::test_support {
 namespace {
 
 using namespace std::chrono_literals;
-constexpr const char* kHelperEnv = "SPILLWAY_SUPPORT_HELPER_OUT";
+constexpr const char* kHelperEnv = "SPILLWAY_SUPPORT_HELPER_OUT";  // see main.cpp
 
 bool accepts_connections(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -40,24 +41,11 @@ bool gone(pid_t pid) {
   return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
 }
 
-// Not a test on its own: the process LifetimeTest starts and kills. Skipped when run normally.
-TEST(LifetimeHelper, HoldServersUntilKilled) {
-  const char* out = std::getenv(kHelperEnv);
-  if (out == nullptr) GTEST_SKIP() << "helper for Lifetime.SigkilledTestLeavesNoServerBehind";
-  auto& pg = Postgres::shared();
-  auto& redis = Redis::shared();
-  const std::string tmp = std::string(out) + ".tmp";
-  std::ofstream(tmp) << pg.port() << ' ' << redis.port() << ' ' << pg.pid() << ' ' << redis.pid() << ' '
-                     << pg.data_dir() << ' ' << redis.log_path() << '\n';
-  std::filesystem::rename(tmp, out);
-  wait_until([] { return false; }, 120s, 100ms);  // the parent SIGKILLs us long before this
-}
-
 TEST(Lifetime, SigkilledTestLeavesNoServerBehind) {
   TempDir dir("lifetime");
   const std::string out = dir.path() + "/ports";
   ChildProcess helper(ChildSpec{{std::filesystem::read_symlink("/proc/self/exe").string(),
-                                 "--gtest_filter=LifetimeHelper.HoldServersUntilKilled"},
+                                 "--hold-servers"},
                                 dir.path() + "/helper.log", "/", "", SIGKILL, {std::string(kHelperEnv) + "=" + out}});
   ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(out) || !helper.running(); }, 60s, 10ms));
   ASSERT_TRUE(helper.running()) << helper.describe_exit() << "\n" << file_tail(dir.path() + "/helper.log");
