@@ -172,6 +172,19 @@ private:
         toml::table overlay;
         if (auto* chosen = envs->as_table()->get_as<toml::table>(env)) overlay = std::move(*chosen);
         root.erase("environments");
+        // An overlay that swaps a component's plugin replaces that component's table: the base's
+        // options belong to the other plugin (sqlite's `path` means nothing to postgres).
+        for (const char* kind : kKinds) {
+            auto* over = overlay.get_as<toml::table>(kind);
+            auto* base = root.get_as<toml::table>(kind);
+            if (!over || !base) continue;
+            for (auto& [name, comp] : *over) {
+                const auto* new_plugin = comp.is_table() ? comp.as_table()->get_as<std::string>("plugin") : nullptr;
+                const auto* old = base->get_as<toml::table>(name.str());
+                const auto* old_plugin = old ? old->get_as<std::string>("plugin") : nullptr;
+                if (new_plugin && old_plugin && new_plugin->get() != old_plugin->get()) base->erase(name.str());
+            }
+        }
         deep_merge(root, std::move(overlay));
     }
 

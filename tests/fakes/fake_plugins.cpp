@@ -42,7 +42,7 @@ SW_EXPORT_SINK(FakeSink, "fake", "1.0.0", "fake sink for engine tests", kOptions
 #elif defined(FAKE_STORE)
 class FakeStore final : public sdk::Store {
 public:
-    explicit FakeStore(Host h) : Store(h) { (void)h.string("path"); }
+    using Store::Store;
     void append(std::span<const sw_event>, std::span<sw_result> out) override {
         for (auto& r : out) sdk::set_result(r, SW_OK);
     }
@@ -51,12 +51,20 @@ public:
     void release_leases(std::span<const int64_t>) override {}
     sdk::Stats stats(std::string_view) override { return {}; }
 };
+#if defined(FAKE_SERVER_STORE)
+// A second store plugin with other options, to test overlays that swap plugins.
+static const sw_option kOptions[] = {
+    {"url", SW_OPT_STRING, SW_OPT_REQUIRED | SW_OPT_SECRET, nullptr, "the database url"},
+};
+SW_EXPORT_STORE(FakeStore, "fake-server", "1.0.0", "fake server store for engine tests", kOptions, SW_PLUGIN_THREAD_SAFE)
+#else
 static const sw_option kOptions[] = {
     {"path", SW_OPT_STRING, SW_OPT_REQUIRED, nullptr, "the database file"},
     {"max_pending", SW_OPT_INT, 0, "0", "backlog bound"},
     {"url", SW_OPT_STRING, SW_OPT_SECRET, nullptr, "a secret url"},
 };
 SW_EXPORT_STORE(FakeStore, "fake", "1.0.0", "fake store for engine tests", kOptions, SW_PLUGIN_THREAD_SAFE)
+#endif
 
 #elif defined(FAKE_NOTIFIER)
 class FakeNotifier final : public sdk::Notifier {

@@ -141,6 +141,17 @@ TEST(Config, DefaultValuesFromVariablesAreNotRedacted) {
     EXPECT_NE(p->render().find("brokers = \"localhost:9093\""), std::string::npos) << p->render();
 }
 
+TEST(Config, OverlayThatSwapsAPluginReplacesTheComponentsTable) {
+    const std::string toml = kDir + "/good/swap.toml";
+    auto dev = prepare(toml, options({}, "development"));
+    EXPECT_EQ(dev->bindings.at("store.outbox").library->name, "fake");
+    auto prod = prepare(toml, options({{"DB_URL", "postgresql://x"}}, "production"));
+    const auto& store = prod->bindings.at("store.outbox");
+    EXPECT_EQ(store.library->name, "fake-server");
+    EXPECT_EQ(store.options.count("path"), 0u);  // sqlite's option did not leak into the swap
+    EXPECT_EQ(store.options.at("url").text, "postgresql://x");
+}
+
 TEST(Interpolate, Forms) {
     auto env = [](const std::string& n) -> std::optional<std::string> {
         if (n == "A") return std::string("alpha");
