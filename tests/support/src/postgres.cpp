@@ -82,7 +82,12 @@ void run_as_server(std::vector<std::string> argv, const std::string& log, const 
 // /tmp; every server starts from a copy. initdb runs in a private staging dir and the result is
 // renamed into place, so concurrent test processes never see a half-made template.
 std::string cluster_template() {
-  const uid_t uid = ::geteuid() == 0 ? ::getpwnam("postgres")->pw_uid : ::geteuid();
+  uid_t uid = ::geteuid();
+  if (uid == 0) {
+    const passwd* pw = ::getpwnam("postgres");
+    if (pw == nullptr) throw std::runtime_error("Postgres: running as root needs the 'postgres' user (postgresql-15 package)");
+    uid = pw->pw_uid;
+  }
   std::string path = "/tmp/spillway-pg-template-15";
   if (::geteuid() != 0) path += "-" + std::to_string(uid);
   struct stat st {};
