@@ -1,0 +1,272 @@
+#include "kafka_sink.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+
+namespace spillway::plugins::kafka {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A queue-full produce() is retried after this pause (woken early by delivery reports), within
+// the send's deadline: librdkafka's queue is the backpressure, not an error.
+constexpr auto kQueueFullPause = std::chrono::milliseconds(2);
+
+void add_header(rd_kafka_headers_t* headers, std::string_view name, sw_bytes value) {
+    rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.ptr,
+                        static_cast<ssize_t>(value.len));
+}
+
+sw_log_level log_level(int syslog_level) {
+    if (syslog_level <= 3) return SW_LOG_ERROR;
+    if (syslog_level == 4) return SW_LOG_WARN;
+    if (syslog_level <= 6) return SW_LOG_INFO;
+    return SW_LOG_DEBUG;
+}
+
+}  // namespace
+
+KafkaSink::KafkaSink(sdk::Host host) : Sink(host) {
+    settings_ = read_settings(host);
+    client_id_ = "spillway-" + host.instance_name();
+    // Check the librdkafka properties now, so a bad table fails at create, not at start.
+    build_conf(settings_, client_id_, settings_.embedded ? std::string("127.0.0.1:9092") : std::string());
+}
+
+KafkaSink::~KafkaSink() { shutdown(0); }
+
+void KafkaSink::validate(sdk::Host host) {
+    const ProducerSettings settings = read_settings(host);
+    build_conf(settings, "spillway-validate", settings.embedded ? std::string("127.0.0.1:9092") : std::string());
+}
+
+void KafkaSink::start() {
+    if (producer_) return;
+    std::string bootstrap;
+    if (settings_.embedded) {
+        embedded_ = std::make_unique<EmbeddedCluster>(settings_.embedded_brokers);
+        bootstrap = embedded_->bootstraps();
+        host().info("embedded Kafka mock cluster at " + bootstrap + " (" + std::to_string(settings_.embedded_brokers) +
+                    " broker(s); read it with: kcat -b " + bootstrap + " -C -t <topic>)");
+    }
+    ConfPtr conf = build_conf(settings_, client_id_, bootstrap);
+    rd_kafka_conf_set_opaque(conf.get(), this);
+    rd_kafka_conf_set_dr_msg_cb(conf.get(), &KafkaSink::on_delivery);
+    rd_kafka_conf_set_error_cb(conf.get(), &KafkaSink::on_error);
+    rd_kafka_conf_set_stats_cb(conf.get(), &KafkaSink::on_stats);
+    rd_kafka_conf_set_log_cb(conf.get(), &KafkaSink::on_log);
+
+    std::array<char, 512> errstr{};
+    producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), errstr.data(), errstr.size());
+    if (!producer_) {
+        embedded_.reset();
+        throw sdk::Error(SW_INVALID_CONFIG, std::string("cannot create the Kafka producer: ") + errstr.data());
+    }
+    conf.release();  // the producer owns it now
+    health_.set(SW_HEALTH_UNKNOWN, "connecting to the brokers", host().monotonic_us());
+    stopping_.store(false);
+    poller_ = std::thread(&KafkaSink::poll_loop, this);
+    host().info("kafka producer " + client_id_ + " started (bootstrap.servers=" +
+                (bootstrap.empty() ? settings_.bootstrap_servers : bootstrap) + ")");
+}
+
+void KafkaSink::stop(int64_t timeout_ms) {
+    const int left = shutdown(timeout_ms);
+    if (left > 0)
+        throw sdk::Error(SW_RETRY, std::to_string(left) + " message(s) were not acknowledged within " +
+                                       std::to_string(timeout_ms) + " ms and were purged");
+}
+
+int KafkaSink::shutdown(int64_t timeout_ms) {
+    if (!producer_) return 0;
+    rd_kafka_flush(producer_, static_cast<int>(std::clamp<int64_t>(timeout_ms, 0, INT32_MAX)));
+    const int left = rd_kafka_outq_len(producer_);
+    if (left > 0) {
+        host().warn("kafka: " + std::to_string(left) + " message(s) unacknowledged at the stop deadline; purging");
+        // Purged messages get a delivery report (__PURGE_QUEUE/__PURGE_INFLIGHT → RETRY), so any
+        // waiting sender and every completion are released before the producer goes away.
+        rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(producer_, 1000);
+    }
+    stopping_.store(true);
+    if (poller_.joinable()) poller_.join();
+    rd_kafka_destroy(producer_);
+    producer_ = nullptr;
+    embedded_.reset();
+    return left;
+}
+
+void KafkaSink::poll_loop() {
+    // Serves delivery reports, errors, statistics; rd_kafka_poll wakes as soon as one is queued.
+    while (!stopping_.load(std::memory_order_relaxed)) rd_kafka_poll(producer_, 100);
+}
+
+void KafkaSink::health(sw_health& out) {
+    health_.fill(out);
+}
+
+void KafkaSink::flush(int64_t timeout_ms) {
+    if (!producer_) return;
+    if (rd_kafka_flush(producer_, static_cast<int>(std::clamp<int64_t>(timeout_ms, 0, INT32_MAX))) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        throw sdk::Error(SW_RETRY, std::to_string(rd_kafka_outq_len(producer_)) +
+                                       " message(s) still waiting for delivery after " + std::to_string(timeout_ms) + " ms");
+}
+
+rd_kafka_resp_err_t KafkaSink::produce(const sw_event& ev, Slot& slot) {
+    if (!ev.topic.ptr || ev.topic.len == 0) return RD_KAFKA_RESP_ERR__INVALID_ARG;
+    const std::string topic(ev.topic.ptr, ev.topic.len);
+
+    // event_id first, then the envelope's optional fields, then the user's headers.
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(3 + ev.n_headers);
+    add_header(headers, "event_id", ev.event_id.ptr ? ev.event_id : sdk::bytes(""));
+    if (sdk::present(ev.event_type)) add_header(headers, "event_type", ev.event_type);
+    if (sdk::present(ev.correlation_id)) add_header(headers, "correlation_id", ev.correlation_id);
+    for (size_t i = 0; i < ev.n_headers; ++i) add_header(headers, sdk::view(ev.headers[i].name), ev.headers[i].value);
+
+    const rd_kafka_resp_err_t err = rd_kafka_producev(
+        producer_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(const_cast<char*>(ev.key.ptr), ev.key.len),
+        RD_KAFKA_V_VALUE(const_cast<char*>(ev.payload.ptr), ev.payload.len), RD_KAFKA_V_HEADERS(headers),
+        RD_KAFKA_V_OPAQUE(&slot), RD_KAFKA_V_END);
+    if (err) rd_kafka_headers_destroy(headers);  // owned by librdkafka only on success
+    return err;
+}
+
+void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out, int64_t timeout_ms) {
+    const auto deadline = Clock::now() + std::chrono::milliseconds(std::max<int64_t>(timeout_ms, 0));
+    for (auto& r : out) {
+        r.partition = -1;
+        r.offset = -1;
+    }
+    if (!producer_ || health_.fatal()) {
+        const std::string why = producer_ ? health_.fatal_message() : std::string("the kafka sink is not started");
+        for (auto& r : out) sdk::set_result(r, SW_FATAL, why);
+        throw sdk::Error(SW_FATAL, why);
+    }
+
+    // Every accepted message references the completion until its report arrives.
+    Completion* completion = Completion::create(events.size());
+    std::vector<rd_kafka_resp_err_t> refused(events.size(), RD_KAFKA_RESP_ERR_NO_ERROR);
+    for (size_t i = 0; i < events.size(); ++i) {
+        completion->accepted();  // before produce: the report may arrive before produce returns
+        rd_kafka_resp_err_t err = produce(events[i], completion->slot(i));
+        while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && Clock::now() < deadline) {
+            completion->pause(std::min(deadline, Clock::now() + kQueueFullPause));
+            err = produce(events[i], completion->slot(i));
+        }
+        if (err) {
+            refused[i] = err;
+            completion->refused();
+        }
+    }
+
+    size_t ok = 0, retry = 0, reject = 0, fatal = 0, expired = 0;
+    std::string fatal_reason;
+    {
+        std::unique_lock lock(completion->mutex());
+        completion->wait(lock, deadline);
+        for (size_t i = 0; i < events.size(); ++i) {
+            sw_result& r = out[i];
+            const Slot& slot = completion->slot(i);
+            Verdict v{};
+            if (refused[i]) {
+                v = classify_produce_failure(refused[i]);
+                sdk::set_result(r, v.status, "produce refused: " + describe(refused[i]), v.flags);
+            } else if (!slot.done) {
+                v = {SW_RETRY, SW_RESULT_POSSIBLY_DELIVERED};
+                ++expired;
+                sdk::set_result(r, v.status,
+                                "no delivery report within " + std::to_string(timeout_ms) +
+                                    " ms (librdkafka may still deliver it)",
+                                v.flags);
+            } else {
+                v = classify_delivery(slot.err, slot.persisted);
+                sdk::set_result(r, v.status, v.status == SW_OK ? std::string() : describe(slot.err), v.flags);
+                r.partition = slot.partition;
+                r.offset = slot.offset;
+            }
+            switch (v.status) {
+                case SW_OK: ++ok; break;
+                case SW_REJECT: ++reject; break;
+                case SW_FATAL: ++fatal; fatal_reason = r.message; break;
+                default: ++retry; break;
+            }
+        }
+    }
+    completion->abandon();
+
+    const sdk::Host& h = host();
+    if (ok) h.count("kafka_delivery_total", static_cast<double>(ok), "result=ok");
+    if (retry) h.count("kafka_delivery_total", static_cast<double>(retry), "result=retry");
+    if (reject) h.count("kafka_delivery_total", static_cast<double>(reject), "result=reject");
+    if (fatal) h.count("kafka_delivery_total", static_cast<double>(fatal), "result=fatal");
+    if (expired) h.count("kafka_delivery_deadline_exceeded_total", static_cast<double>(expired));
+    if (fatal) {
+        std::array<char, 512> errstr{};
+        if (rd_kafka_fatal_error(producer_, errstr.data(), errstr.size())) fatal_reason = errstr.data();
+        if (health_.set_fatal(fatal_reason, h.monotonic_us())) h.error("kafka: fatal producer error: " + fatal_reason);
+        throw sdk::Error(SW_FATAL, "fatal producer error: " + fatal_reason);
+    }
+}
+
+void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
+    auto* self = static_cast<KafkaSink*>(opaque);
+    const bool delivered = msg->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (delivered && self->health_.mark_up("delivering", self->host().monotonic_us()))
+        self->host().info("kafka: brokers reachable again (delivery acknowledged)");
+    auto* slot = static_cast<Slot*>(msg->_private);
+    if (!slot) return;
+    if (!Completion::deliver(*slot, *msg))
+        // The sender gave up at its deadline and reported RETRY+possibly-delivered; say how it ended.
+        self->host().count("kafka_late_delivery_total", 1, delivered ? "result=ok" : "result=failed");
+}
+
+void KafkaSink::on_error(rd_kafka_t* rk, int code, const char* reason, void* opaque) {
+    auto* self = static_cast<KafkaSink*>(opaque);
+    const auto err = static_cast<rd_kafka_resp_err_t>(code);
+    const sdk::Host& h = self->host();
+    h.count("kafka_client_errors_total", 1, (std::string("error=") + rd_kafka_err2name(err)).c_str());
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        std::array<char, 512> errstr{};
+        rd_kafka_fatal_error(rk, errstr.data(), errstr.size());
+        if (self->health_.set_fatal(errstr.data(), h.monotonic_us()))
+            h.error(std::string("kafka: fatal producer error, the instance must be rebuilt: ") + errstr.data());
+    } else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        if (self->health_.set(SW_HEALTH_DOWN, std::string("all brokers down: ") + reason, h.monotonic_us()))
+            h.warn(std::string("kafka: all brokers down: ") + reason);
+    } else {
+        h.debug(std::string("kafka: ") + rd_kafka_err2name(err) + ": " + reason);
+    }
+}
+
+int KafkaSink::on_stats(rd_kafka_t*, char* json, size_t len, void* opaque) {
+    auto* self = static_cast<KafkaSink*>(opaque);
+    const auto stats = nlohmann::json::parse(json, json + len, nullptr, false);
+    if (stats.is_discarded()) return 0;
+    int known = 0, up = 0;
+    if (auto it = stats.find("brokers"); it != stats.end() && it->is_object()) {
+        for (const auto& [name, broker] : it->items()) {
+            if (broker.value("nodeid", -1) < 0) continue;  // bootstrap entries, not cluster members
+            ++known;
+            if (broker.value("state", std::string()) == "UP") ++up;
+        }
+    }
+    const sdk::Host& h = self->host();
+    h.gauge("kafka_brokers_up", up);
+    h.gauge("kafka_queue_messages", stats.value("msg_cnt", 0.0));
+    if (up > 0 && self->health_.mark_up(std::to_string(up) + "/" + std::to_string(known) + " brokers up",
+                                        h.monotonic_us()))
+        h.info("kafka: " + std::to_string(up) + "/" + std::to_string(known) + " brokers up");
+    return 0;  // librdkafka frees the json
+}
+
+void KafkaSink::on_log(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
+    auto* self = static_cast<KafkaSink*>(rd_kafka_opaque(rk));
+    if (!self) return;
+    self->host().log(log_level(level), std::string("librdkafka ") + facility + ": " + message);
+}
+
+}  // namespace spillway::plugins::kafka

@@ -1,0 +1,64 @@
+// The Kafka sink: one idempotent librdkafka producer per instance, shared by every caller thread.
+//
+// send() produces the batch, then waits — at most its deadline — for each message's delivery
+// report, which a dedicated poll thread serves. The status of an event always comes from its
+// delivery report, never from produce() returning.
+#ifndef SPILLWAY_PLUGINS_KAFKA_KAFKA_SINK_HPP
+#define SPILLWAY_PLUGINS_KAFKA_KAFKA_SINK_HPP
+
+#include "delivery.hpp"
+#include "embedded_cluster.hpp"
+#include "health.hpp"
+#include "producer_config.hpp"
+
+#include <spillway/sdk.hpp>
+
+#include <librdkafka/rdkafka.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+#include <thread>
+
+namespace spillway::plugins::kafka {
+
+class KafkaSink final : public sdk::Sink {
+public:
+    explicit KafkaSink(sdk::Host host);
+    ~KafkaSink() override;
+
+    // `spillway validate`: the plugin's keys, then every other key through librdkafka.
+    static void validate(sdk::Host host);
+
+    void start() override;
+    void stop(int64_t timeout_ms) override;
+    void health(sw_health& out) override;
+    void send(std::span<const sw_event> events, std::span<sw_result> out, int64_t timeout_ms) override;
+    void flush(int64_t timeout_ms) override;
+
+private:
+    static void on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
+    static void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque);
+    static int on_stats(rd_kafka_t* rk, char* json, size_t len, void* opaque);
+    static void on_log(const rd_kafka_t* rk, int level, const char* facility, const char* message);
+
+    rd_kafka_resp_err_t produce(const sw_event& event, Slot& slot);
+    void poll_loop();
+    // Flushes within timeout_ms, purges what is left (reported RETRY), destroys the producer.
+    // Returns the number of messages that were still unacknowledged at the deadline.
+    int shutdown(int64_t timeout_ms);
+
+    ProducerSettings settings_;
+    std::string client_id_;
+    std::unique_ptr<EmbeddedCluster> embedded_;  // outlives producer_ (declared first, destroyed last)
+    rd_kafka_t* producer_ = nullptr;
+    std::thread poller_;
+    std::atomic<bool> stopping_{false};
+    Health health_;
+};
+
+}  // namespace spillway::plugins::kafka
+
+#endif

@@ -1,0 +1,92 @@
+// The kafka sink's configuration: librdkafka validates every pass-through property, and its own
+// words reach the user, blamed on the key.
+#include "sink_test_support.hpp"
+
+#include <gtest/gtest.h>
+
+namespace spillway::kafka_test {
+namespace {
+
+struct Validation {
+    sw_status status;
+    std::vector<std::pair<std::string, std::string>> errors;
+};
+
+Validation validate(testkit::Config config, const std::string& environment = "testing") {
+    testkit::HostContext host(kafka_plugin(), std::move(config), "sink.kafka", environment);
+    const sw_status st = testkit::validate(kafka_plugin(), host);
+    return {st, host.config_errors()};
+}
+
+TEST(KafkaSinkConfig, DescriptorDeclaresItsOwnOptionsAndPassesTheRestThrough) {
+    const auto& d = kafka_plugin().descriptor();
+    EXPECT_EQ(d.kind, static_cast<uint32_t>(SW_KIND_SINK));
+    EXPECT_STREQ(d.name, "kafka");
+    EXPECT_TRUE(d.flags & SW_PLUGIN_OPEN_OPTIONS);
+    EXPECT_TRUE(d.flags & SW_PLUGIN_THREAD_SAFE);
+    ASSERT_NE(kafka_plugin().option("bootstrap.servers"), nullptr);
+    EXPECT_STREQ(kafka_plugin().option("bootstrap.servers")->default_value, "embedded");
+    EXPECT_NE(kafka_plugin().option("embedded.brokers"), nullptr);
+}
+
+TEST(KafkaSinkConfig, ValidPassThroughPropertiesAreAccepted) {
+    const auto v = validate({{"bootstrap.servers", "127.0.0.1:9092"},
+                             {"linger.ms", "5"},
+                             {"compression.type", "lz4"},
+                             {"message.timeout.ms", "5000"},
+                             {"acks", "all"}});
+    EXPECT_EQ(v.status, SW_OK);
+    EXPECT_TRUE(v.errors.empty());
+}
+
+TEST(KafkaSinkConfig, UnknownPropertyFailsWithLibrdkafkasMessage) {
+    const auto v = validate({{"bootstrap.servers", "127.0.0.1:9092"}, {"linger.msec", "5"}});
+    EXPECT_EQ(v.status, SW_INVALID_CONFIG);
+    ASSERT_EQ(v.errors.size(), 1u);
+    EXPECT_EQ(v.errors[0].first, "linger.msec");
+    EXPECT_NE(v.errors[0].second.find("No such configuration property"), std::string::npos) << v.errors[0].second;
+}
+
+TEST(KafkaSinkConfig, BadValueFailsWithLibrdkafkasMessage) {
+    const auto v = validate({{"bootstrap.servers", "127.0.0.1:9092"}, {"compression.type", "zipzap"}});
+    EXPECT_EQ(v.status, SW_INVALID_CONFIG);
+    ASSERT_EQ(v.errors.size(), 1u);
+    EXPECT_EQ(v.errors[0].first, "compression.type");
+    EXPECT_NE(v.errors[0].second.find("Invalid value"), std::string::npos) << v.errors[0].second;
+}
+
+TEST(KafkaSinkConfig, CreateRefusesWhatValidateRefuses) {
+    testkit::HostContext host(kafka_plugin(), {{"bootstrap.servers", "127.0.0.1:9092"}, {"linger.ms", "soon"}});
+    const auto* vt = static_cast<const sw_sink_vtable*>(kafka_plugin().descriptor().vtable);
+    sw_instance* self = nullptr;
+    EXPECT_EQ(vt->create(testkit::HostContext::api(), host.ctx(), &self), SW_INVALID_CONFIG);
+    EXPECT_EQ(self, nullptr);
+    ASSERT_FALSE(host.config_errors().empty());
+    EXPECT_EQ(host.config_errors()[0].first, "linger.ms");
+}
+
+TEST(KafkaSinkConfig, DeliveryGuaranteesCannotBeWeakened) {
+    auto v = validate({{"bootstrap.servers", "127.0.0.1:9092"}, {"enable.idempotence", "false"}});
+    EXPECT_EQ(v.status, SW_INVALID_CONFIG);
+    ASSERT_EQ(v.errors.size(), 1u);
+    EXPECT_EQ(v.errors[0].first, "enable.idempotence");
+    v = validate({{"bootstrap.servers", "127.0.0.1:9092"}, {"acks", "1"}});
+    EXPECT_EQ(v.status, SW_INVALID_CONFIG);
+    ASSERT_EQ(v.errors.size(), 1u);
+    EXPECT_EQ(v.errors[0].first, "acks");
+}
+
+TEST(KafkaSinkConfig, EmbeddedIsRefusedInProduction) {
+    auto v = validate({}, "production");
+    EXPECT_EQ(v.status, SW_INVALID_CONFIG);
+    ASSERT_EQ(v.errors.size(), 1u);
+    EXPECT_EQ(v.errors[0].first, "bootstrap.servers");
+    EXPECT_EQ(validate({}, "development").status, SW_OK);
+    v = validate({{"embedded.brokers", "0"}});
+    EXPECT_EQ(v.status, SW_INVALID_CONFIG);
+    ASSERT_EQ(v.errors.size(), 1u);
+    EXPECT_EQ(v.errors[0].first, "embedded.brokers");
+}
+
+}  // namespace
+}  // namespace spillway::kafka_test

@@ -1,0 +1,155 @@
+// The kafka sink when Kafka misbehaves: outages, injected broker errors, slow brokers. Every
+// status comes from a delivery report or the send deadline, never from produce() returning.
+#include "sink_test_support.hpp"
+
+#include <spillway/test_support/mock_kafka.hpp>
+#include <spillway/test_support/wait.hpp>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+namespace spillway::kafka_test {
+namespace {
+
+using namespace std::chrono_literals;
+using test_support::MockKafka;
+using test_support::wait_until;
+using Clock = std::chrono::steady_clock;
+
+testkit::Config config_for(const MockKafka& kafka) {
+    return testkit::Config{{"bootstrap.servers", kafka.bootstraps()},
+                           {"reconnect.backoff.ms", "10"},
+                           {"reconnect.backoff.max.ms", "200"}};
+}
+
+EventBatch& fill(EventBatch& batch, const std::string& topic, size_t n, const std::string& prefix = "evt",
+                 const std::string& key = "k") {
+    for (size_t i = 0; i < n; ++i)
+        batch.add({prefix + "-" + std::to_string(i), topic, key, "payload-" + std::to_string(i), {}, {}, {}});
+    return batch;
+}
+
+// One event; returns its result.
+sw_result send_one(testkit::SinkInstance& sink, const std::string& topic, int64_t timeout_ms,
+                   const std::string& payload = "p") {
+    EventBatch batch;
+    batch.add({"evt-one", topic, "k", payload, {}, {}, {}});
+    std::vector<sw_result> results;
+    send(sink, batch, results, timeout_ms);
+    return results[0];
+}
+
+TEST(KafkaSinkFailure, AllBrokersDownRetriesEveryEventThenRecovers) {
+    MockKafka kafka(3);
+    auto config = config_for(kafka);
+    config.set("message.timeout.ms", "3000");
+    testkit::SinkInstance sink(kafka_plugin(), config);
+    ASSERT_EQ(send_one(sink, "outage", 20000).status, SW_OK);
+    EXPECT_EQ(health(sink).state, SW_HEALTH_UP);
+
+    kafka.all_down();
+    EventBatch batch;
+    fill(batch, "outage", 25);
+    std::vector<sw_result> results;
+    const auto started = Clock::now();
+    ASSERT_EQ(send(sink, batch, results, 15000), SW_OK);
+    EXPECT_LT(Clock::now() - started, 16s) << "send overran its deadline";
+    for (size_t i = 0; i < results.size(); ++i) {
+        EXPECT_EQ(results[i].status, SW_RETRY) << "event " << i << " " << status_name(results[i].status) << ": "
+                                               << results[i].message;
+        EXPECT_NE(results[i].message[0], '\0');
+    }
+    EXPECT_EQ(sink.host().metric("kafka_delivery_total", "result=retry"), 25.0);
+    EXPECT_TRUE(wait_until([&] { return health(sink).state == SW_HEALTH_DOWN; }, 20s))
+        << "health: " << health(sink).message;
+    const sw_health down = health(sink);
+    EXPECT_NE(std::string(down.message).find("down"), std::string::npos) << down.message;
+    EXPECT_GT(down.since_us, 0);
+
+    kafka.all_up();
+    const sw_result next = send_one(sink, "outage", 15000);
+    EXPECT_EQ(next.status, SW_OK) << status_name(next.status) << ": " << next.message;
+    EXPECT_TRUE(wait_until([&] { return health(sink).state == SW_HEALTH_UP; }, 10s));
+}
+
+TEST(KafkaSinkFailure, RetriableProduceErrorsAreAbsorbedInOrder) {
+    MockKafka kafka(3);
+    kafka.create_topic("retried", 1, 3);
+    testkit::SinkInstance sink(kafka_plugin(), config_for(kafka));
+    ASSERT_EQ(send_one(sink, "retried", 20000).status, SW_OK);  // warm: metadata and producer id
+
+    kafka.push_produce_errors({RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                               RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION});
+    EventBatch batch;
+    fill(batch, "retried", 200, "ord");
+    std::vector<sw_result> results;
+    ASSERT_EQ(send(sink, batch, results, 30000), SW_OK);
+    for (size_t i = 0; i < results.size(); ++i)
+        ASSERT_EQ(results[i].status, SW_OK) << "event " << i << ": " << results[i].message;
+
+    const auto records = kafka.consume_all("retried", 201, 30s);
+    std::string seen;
+    for (const auto& r : records) seen += std::to_string(r.offset) + ":" + r.header("event_id").value_or("?") + " ";
+    ASSERT_EQ(records.size(), 201u) << "no loss, no duplicates (idempotent producer): " << seen;
+    for (size_t i = 0; i < 200; ++i)
+        EXPECT_EQ(records[i + 1].header("event_id"), "ord-" + std::to_string(i)) << "at offset " << records[i + 1].offset;
+}
+
+TEST(KafkaSinkFailure, OversizedEventIsRejectedAlone) {
+    MockKafka kafka(1);
+    testkit::SinkInstance sink(kafka_plugin(), config_for(kafka));
+    EventBatch batch;
+    batch.add({"small-1", "sizes", "k", "a", {}, {}, {}});
+    batch.add({"huge", "sizes", "k", std::string(2 * 1024 * 1024, 'x'), {}, {}, {}});  // > message.max.bytes
+    batch.add({"small-2", "sizes", "k", "b", {}, {}, {}});
+    std::vector<sw_result> results;
+    ASSERT_EQ(send(sink, batch, results, 20000), SW_OK);
+    EXPECT_EQ(results[0].status, SW_OK) << results[0].message;
+    EXPECT_EQ(results[1].status, SW_REJECT) << status_name(results[1].status);
+    EXPECT_NE(std::string(results[1].message).find("MSG_SIZE_TOO_LARGE"), std::string::npos) << results[1].message;
+    EXPECT_EQ(results[2].status, SW_OK) << results[2].message;
+}
+
+TEST(KafkaSinkFailure, BrokerMessageTooLargeIsRejectedAndTheNextEventSucceeds) {
+    MockKafka kafka(1);
+    testkit::SinkInstance sink(kafka_plugin(), config_for(kafka));
+    ASSERT_EQ(send_one(sink, "big", 20000).status, SW_OK);
+    kafka.push_produce_errors({RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE});
+    const sw_result rejected = send_one(sink, "big", 20000);
+    EXPECT_EQ(rejected.status, SW_REJECT) << status_name(rejected.status) << ": " << rejected.message;
+    EXPECT_NE(std::string(rejected.message).find("MSG_SIZE_TOO_LARGE"), std::string::npos) << rejected.message;
+    EXPECT_EQ(sink.host().metric("kafka_delivery_total", "result=reject"), 1.0);
+    const sw_result next = send_one(sink, "big", 20000);
+    EXPECT_EQ(next.status, SW_OK) << status_name(next.status) << ": " << next.message;
+}
+
+TEST(KafkaSinkFailure, TopicAuthorizationFailureIsRejected) {
+    MockKafka kafka(1);
+    testkit::SinkInstance sink(kafka_plugin(), config_for(kafka));  // fresh producer: the error sticks to it
+    ASSERT_EQ(send_one(sink, "secret", 20000).status, SW_OK);
+    kafka.push_produce_errors({RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED});
+    const sw_result r = send_one(sink, "secret", 20000);
+    EXPECT_EQ(r.status, SW_REJECT) << status_name(r.status) << ": " << r.message;
+    EXPECT_NE(std::string(r.message).find("TOPIC_AUTHORIZATION_FAILED"), std::string::npos) << r.message;
+}
+
+TEST(KafkaSinkFailure, DeadlineBeforeTheReportIsPossiblyDeliveredAndTheLateReportIsCounted) {
+    MockKafka kafka(1);
+    testkit::SinkInstance sink(kafka_plugin(), config_for(kafka));
+    ASSERT_EQ(send_one(sink, "slow", 20000).status, SW_OK);
+    kafka.set_rtt(1, 1500);
+    const auto started = Clock::now();
+    const sw_result r = send_one(sink, "slow", 200);
+    EXPECT_LT(Clock::now() - started, 1s);
+    EXPECT_EQ(r.status, SW_RETRY) << status_name(r.status) << ": " << r.message;
+    EXPECT_TRUE(r.flags & SW_RESULT_POSSIBLY_DELIVERED);
+    EXPECT_EQ(sink.host().metric("kafka_delivery_deadline_exceeded_total"), 1.0);
+    kafka.set_rtt(1, 0);
+    // The report still arrives after the sender left; it is counted, not written anywhere.
+    EXPECT_TRUE(wait_until([&] { return sink.host().metric("kafka_late_delivery_total", "result=ok") == 1.0; }, 20s));
+    EXPECT_EQ(kafka.consume_all("slow", 2, 30s).size(), 2u);
+}
+
+}  // namespace
+}  // namespace spillway::kafka_test
