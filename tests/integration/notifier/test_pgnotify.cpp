@@ -1,0 +1,206 @@
+// pgnotify doorbell against a real PostgreSQL 15 (tests/support): the conformance suite, the
+// shipped outbox trigger (a commit by another session rings, a rollback does not), and the
+// server stopped mid-wait and started again.
+#include <spillway/test_support/postgres.hpp>
+#include <spillway/test_support/wait.hpp>
+#include <spillway/testkit/host.hpp>
+#include <spillway/testkit/notifier_suite.hpp>
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace spillway::testkit {
+namespace {
+
+using namespace std::chrono_literals;
+using spillway::test_support::Postgres;
+using spillway::test_support::wait_until;
+using Clock = std::chrono::steady_clock;
+
+Plugin& pgnotify_plugin() {
+    static Plugin plugin(plugin_file("pgnotify"));
+    return plugin;
+}
+
+// One database for this test process, with a minimal outbox table and the shipped trigger.
+const std::string& outbox_db() {
+    static const std::string conninfo = [] {
+        Postgres& pg = Postgres::shared();
+        std::string c = pg.create_database("pgnotify_test");
+        std::ifstream in(SPILLWAY_PGNOTIFY_TRIGGER_SQL);
+        std::stringstream sql;
+        sql << in.rdbuf();
+        pg.psql("pgnotify_test", "CREATE TABLE spillway_outbox (id bigserial PRIMARY KEY, pipeline text NOT NULL, "
+                                 "payload text)");
+        pg.psql("pgnotify_test", sql.str());
+        pg.psql("pgnotify_test", sql.str());  // installing twice is harmless
+        return c;
+    }();
+    return conninfo;
+}
+
+INSTANTIATE_TEST_SUITE_P(Pgnotify, NotifierConformance,
+                         ::testing::Values(NotifierCase{"pgnotify", [] { return Config{{"url", outbox_db()}}; }, 1000}));
+
+struct Waited {
+    sw_status status;
+    bool woken;
+    std::chrono::milliseconds elapsed;
+};
+Waited wait(NotifierInstance& n, const std::string& channel, int64_t timeout_ms) {
+    int woken = -1;
+    const auto t0 = Clock::now();
+    const sw_status st = n.vt().wait(n.get(), channel.c_str(), timeout_ms, &woken);
+    return {st, woken == 1, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0)};
+}
+sw_health health(NotifierInstance& n) {
+    sw_health h{};
+    h.struct_size = sizeof(h);
+    n.vt().health(n.get(), &h);
+    return h;
+}
+
+// Another application session, as in outbox-first mode.
+class AppSession {
+public:
+    explicit AppSession(const std::string& conninfo) : conn_(PQconnectdb(conninfo.c_str())) {
+        if (PQstatus(conn_) != CONNECTION_OK) throw std::runtime_error(PQerrorMessage(conn_));
+    }
+    ~AppSession() { PQfinish(conn_); }
+    void run(const std::string& sql) {
+        PGresult* r = PQexec(conn_, sql.c_str());
+        const ExecStatusType st = PQresultStatus(r);
+        const std::string error = PQresultErrorMessage(r);
+        PQclear(r);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) throw std::runtime_error(sql + ": " + error);
+    }
+
+private:
+    PGconn* conn_;
+};
+
+// The first wait of a channel LISTENs; a zero wait does just that.
+void listen(NotifierInstance& n, const std::string& pipeline) { EXPECT_EQ(wait(n, pipeline, 0).status, SW_OK); }
+
+TEST(PgnotifyNotifier, CommittedInsertByAnotherSessionWakesTheWaiter) {
+    NotifierInstance n(pgnotify_plugin(), Config{{"url", outbox_db()}});
+    listen(n, "orders");
+    AppSession app(outbox_db());
+    app.run("BEGIN");
+    app.run("INSERT INTO spillway_outbox (pipeline, payload) VALUES ('orders', 'a')");
+    EXPECT_FALSE(wait(n, "orders", 300).woken) << "rang before the commit";
+
+    Waited w{};
+    std::thread waiter([&] { w = wait(n, "orders", 20'000); });
+    app.run("COMMIT");
+    waiter.join();
+    EXPECT_EQ(w.status, SW_OK) << n.host().last_error();
+    EXPECT_TRUE(w.woken);
+    EXPECT_LT(w.elapsed, 10s);
+}
+
+TEST(PgnotifyNotifier, RolledBackInsertDoesNotWake) {
+    NotifierInstance n(pgnotify_plugin(), Config{{"url", outbox_db()}});
+    listen(n, "refunds");
+    AppSession app(outbox_db());
+    app.run("BEGIN; INSERT INTO spillway_outbox (pipeline, payload) VALUES ('refunds', 'x'); ROLLBACK");
+    const Waited w = wait(n, "refunds", 1000);
+    EXPECT_EQ(w.status, SW_OK);
+    EXPECT_FALSE(w.woken);
+    EXPECT_GE(w.elapsed, 900ms);
+    // The listener works: the same insert committed rings.
+    app.run("INSERT INTO spillway_outbox (pipeline, payload) VALUES ('refunds', 'y')");
+    EXPECT_TRUE(wait(n, "refunds", 10'000).woken);
+}
+
+TEST(PgnotifyNotifier, ManyRowsInOneTransactionRingOnceAndOnlyTheirPipeline) {
+    NotifierInstance n(pgnotify_plugin(), Config{{"url", outbox_db()}});
+    listen(n, "bulk");
+    listen(n, "other");
+    AppSession app(outbox_db());
+    app.run("BEGIN");
+    for (int i = 0; i < 20; ++i) app.run("INSERT INTO spillway_outbox (pipeline) VALUES ('bulk')");
+    app.run("INSERT INTO spillway_outbox (pipeline) SELECT 'bulk' FROM generate_series(1, 500)");
+    app.run("COMMIT");
+    EXPECT_TRUE(wait(n, "bulk", 10'000).woken);
+    EXPECT_FALSE(wait(n, "bulk", 300).woken);
+    EXPECT_FALSE(wait(n, "other", 300).woken);
+}
+
+TEST(PgnotifyNotifier, TriggerPrefixFollowsTheNotifiersChannelPrefix) {
+    const std::string url = outbox_db();
+    Postgres& pg = Postgres::shared();
+    pg.psql("pgnotify_test",
+            "CREATE TABLE IF NOT EXISTS custom_outbox (id bigserial PRIMARY KEY, pipeline text NOT NULL);"
+            "CREATE OR REPLACE TRIGGER custom_ring AFTER INSERT ON custom_outbox REFERENCING NEW TABLE AS "
+            "spillway_new_rows FOR EACH STATEMENT EXECUTE FUNCTION spillway_outbox_ring('App.Bell:')");
+    NotifierInstance n(pgnotify_plugin(), Config{{"url", url}, {"channel_prefix", "App.Bell:"}});
+    listen(n, "Orders");
+    pg.psql("pgnotify_test", "INSERT INTO custom_outbox (pipeline) VALUES ('orders')");  // another case: not ours
+    pg.psql("pgnotify_test", "INSERT INTO custom_outbox (pipeline) VALUES ('Orders')");
+    EXPECT_TRUE(wait(n, "Orders", 10'000).woken);
+    EXPECT_FALSE(wait(n, "Orders", 300).woken);
+}
+
+TEST(PgnotifyNotifier, ChannelTooLongIsAClearError) {
+    NotifierInstance n(pgnotify_plugin(), Config{{"url", outbox_db()}});
+    const std::string pipeline(60, 'p');
+    EXPECT_EQ(n.vt().notify(n.get(), pipeline.c_str()), SW_INVALID_CONFIG);
+    EXPECT_NE(n.host().last_error().find("PostgreSQL allows 63"), std::string::npos) << n.host().last_error();
+}
+
+TEST(PgnotifyNotifier, MalformedUrlIsAConfigError) {
+    HostContext host(pgnotify_plugin(), Config{{"url", "host=127.0.0.1 port"}});
+    EXPECT_EQ(validate(pgnotify_plugin(), host), SW_INVALID_CONFIG);
+    ASSERT_FALSE(host.config_errors().empty());
+    EXPECT_EQ(host.config_errors().front().first, "url");
+}
+
+// Stop PostgreSQL under a waiting relay: the wait ends at its timeout, one warning for the whole
+// outage, notify fails fast; after a restart the next commit wakes the waiter again.
+TEST(PgnotifyNotifier, SurvivesServerStoppedMidWaitAndRestarted) {
+    Postgres pg;
+    const std::string url = pg.create_database("restart_test");
+    NotifierInstance n(pgnotify_plugin(), Config{{"url", url}});
+    listen(n, "p");
+
+    Waited w{};
+    std::thread waiter([&] { w = wait(n, "p", 2000); });
+    pg.stop();
+    waiter.join();
+    EXPECT_EQ(w.status, SW_OK) << n.host().last_error();
+    EXPECT_GE(w.elapsed, 1500ms);
+    EXPECT_LT(w.elapsed, 8s);
+    for (int i = 0; i < 3; ++i) {
+        const Waited down = wait(n, "p", 300);
+        EXPECT_EQ(down.status, SW_OK);
+        EXPECT_FALSE(down.woken);
+        EXPECT_GE(down.elapsed, 250ms);
+    }
+    const auto t0 = Clock::now();
+    for (int i = 0; i < 50; ++i) EXPECT_EQ(n.vt().notify(n.get(), "p"), SW_RETRY);
+    EXPECT_LT(Clock::now() - t0, 3s) << "notify is on the publisher's path: it must fail fast";
+    EXPECT_EQ(health(n).state, SW_HEALTH_DOWN);
+    EXPECT_EQ(n.host().count_logs(SW_LOG_WARN), 1u);
+
+    pg.start();
+    // After reconnecting, the waiter reports one ring (any sent meanwhile were lost), then waits.
+    EXPECT_TRUE(wait_until([&] { return wait(n, "p", 200).woken; }, 15s));
+    EXPECT_EQ(health(n).state, SW_HEALTH_UP);
+    Waited woken{};
+    std::thread again([&] { woken = wait(n, "p", 30'000); });
+    EXPECT_TRUE(wait_until([&] { return n.vt().notify(n.get(), "p") == SW_OK; }, 15s, 20ms)) << n.host().last_error();
+    again.join();
+    EXPECT_TRUE(woken.woken);
+    EXPECT_LT(woken.elapsed, 20s);
+    EXPECT_EQ(n.host().count_logs(SW_LOG_WARN), 1u);
+    EXPECT_EQ(n.host().count_logs(SW_LOG_INFO, "reachable again"), 1u);
+}
+
+}  // namespace
+}  // namespace spillway::testkit
