@@ -1,0 +1,122 @@
+#include "codec.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <stdexcept>
+
+namespace spillway::plugins::outbox {
+
+namespace {
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int decode_char(char c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+}  // namespace
+
+std::string base64_encode(std::string_view in) {
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        const unsigned v = (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8 | (unsigned char)in[i + 2];
+        out += kAlphabet[v >> 18 & 63];
+        out += kAlphabet[v >> 12 & 63];
+        out += kAlphabet[v >> 6 & 63];
+        out += kAlphabet[v & 63];
+    }
+    if (const size_t rest = in.size() - i; rest > 0) {
+        unsigned v = (unsigned char)in[i] << 16;
+        if (rest == 2) v |= (unsigned char)in[i + 1] << 8;
+        out += kAlphabet[v >> 18 & 63];
+        out += kAlphabet[v >> 12 & 63];
+        out += rest == 2 ? kAlphabet[v >> 6 & 63] : '=';
+        out += '=';
+    }
+    return out;
+}
+
+std::string base64_decode(std::string_view in) {
+    if (in.size() % 4 != 0) throw std::runtime_error("malformed base64 (length)");
+    std::string out;
+    out.reserve(in.size() / 4 * 3);
+    for (size_t i = 0; i < in.size(); i += 4) {
+        std::array<int, 4> d{};
+        int pad = 0;
+        for (int k = 0; k < 4; ++k) {
+            const char c = in[i + k];
+            if (c == '=' && i + 4 == in.size() && k >= 2) {
+                d[k] = 0;
+                ++pad;
+            } else if (pad > 0 || (d[k] = decode_char(c)) < 0) {
+                throw std::runtime_error("malformed base64");
+            }
+        }
+        const unsigned v = d[0] << 18 | d[1] << 12 | d[2] << 6 | d[3];
+        out += char(v >> 16 & 255);
+        if (pad < 2) out += char(v >> 8 & 255);
+        if (pad < 1) out += char(v & 255);
+    }
+    return out;
+}
+
+bool is_utf8(std::string_view s) {
+    size_t i = 0;
+    while (i < s.size()) {
+        const unsigned char c = s[i];
+        size_t n = 0;
+        uint32_t cp = 0;
+        if (c < 0x80) { ++i; continue; }
+        if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
+        else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
+        else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
+        else return false;
+        if (i + n >= s.size()) return false;
+        for (size_t k = 1; k <= n; ++k) {
+            const unsigned char cc = s[i + k];
+            if ((cc & 0xC0) != 0x80) return false;
+            cp = cp << 6 | (cc & 0x3F);
+        }
+        // Overlong forms, surrogates and out-of-range code points are not UTF-8.
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+std::string encode_headers(const sw_header* headers, size_t n) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (size_t i = 0; i < n; ++i) {
+        const std::string_view name(headers[i].name.ptr ? headers[i].name.ptr : "", headers[i].name.len);
+        const std::string_view value(headers[i].value.ptr ? headers[i].value.ptr : "", headers[i].value.len);
+        if (is_utf8(name) && is_utf8(value)) arr.push_back({std::string(name), std::string(value)});
+        else arr.push_back({base64_encode(name), base64_encode(value), "base64"});
+    }
+    return arr.dump();
+}
+
+std::vector<std::pair<std::string, std::string>> decode_headers(std::string_view text) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (text.empty()) return out;
+    const auto arr = nlohmann::json::parse(text, nullptr, false);
+    if (!arr.is_array()) throw std::runtime_error("headers column is not a JSON array");
+    for (const auto& h : arr) {
+        if (!h.is_array() || h.size() < 2 || !h[0].is_string() || !h[1].is_string())
+            throw std::runtime_error("headers column holds an entry that is not [name, value]");
+        if (h.size() > 2 && h[2] == "base64")
+            out.emplace_back(base64_decode(h[0].get<std::string>()), base64_decode(h[1].get<std::string>()));
+        else
+            out.emplace_back(h[0].get<std::string>(), h[1].get<std::string>());
+    }
+    return out;
+}
+
+}  // namespace spillway::plugins::outbox

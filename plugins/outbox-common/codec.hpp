@@ -1,0 +1,29 @@
+// How event fields that SQL text columns cannot hold verbatim are stored.
+//
+// Payloads flagged SW_EVENT_PAYLOAD_BINARY are stored base64 (a text column cannot carry NUL or
+// invalid UTF-8 on PostgreSQL); headers are a JSON array of [name, value] pairs, with
+// [name, value, "base64"] (both base64) when either is not valid UTF-8.
+#ifndef SPILLWAY_OUTBOX_COMMON_CODEC_HPP
+#define SPILLWAY_OUTBOX_COMMON_CODEC_HPP
+
+#include <spillway/plugin.h>
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace spillway::plugins::outbox {
+
+std::string base64_encode(std::string_view in);
+// Throws std::runtime_error on malformed input.
+std::string base64_decode(std::string_view in);
+bool is_utf8(std::string_view s);
+
+std::string encode_headers(const sw_header* headers, size_t n);
+// Decoded (name, value) pairs; throws std::runtime_error naming the problem.
+std::vector<std::pair<std::string, std::string>> decode_headers(std::string_view text);
+
+}  // namespace spillway::plugins::outbox
+
+#endif

@@ -1,0 +1,663 @@
+#include "outbox_store.hpp"
+
+#include "codec.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <random>
+
+namespace spillway::plugins::outbox {
+
+namespace {
+
+constexpr size_t kFetchChunk = 1000;
+constexpr long long kPurgePage = 1000;
+
+std::string make_owner() {
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "unknown");
+    std::random_device rd;
+    char buf[400];
+    std::snprintf(buf, sizeof(buf), "%s-%d-%08x", host, static_cast<int>(getpid()), static_cast<unsigned>(rd()));
+    return buf;
+}
+
+// One line of a database message: soci appends the statement text after a newline.
+std::string short_message(const std::exception& e) {
+    std::string m = e.what();
+    for (char& c : m)
+        if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+    while (m.find("  ") != std::string::npos) m.erase(m.find("  "), 1);
+    if (m.size() > 220) m.resize(220);
+    return m;
+}
+
+std::mt19937_64& rng() {
+    thread_local std::mt19937_64 gen{std::random_device{}()};
+    return gen;
+}
+
+}  // namespace
+
+std::string Sql::select_columns(const std::string& a) const {
+    std::string out;
+    for (Col col : {kId, kEventId, kPipeline, kTopic, kKey, kPayload, kHeaders, kEventType, kCorrelationId, kFlags,
+                    kCreatedAt, kAttempts, kLastError}) {
+        if (!out.empty()) out += ", ";
+        // 64-bit columns as text: see RowSet.
+        if (col == kId || col == kCreatedAt) out += "CAST(" + a + "." + c[col] + " AS TEXT)";
+        else out += a + "." + c[col];
+    }
+    return out;
+}
+
+// BEGIN on construction, ROLLBACK unless committed (a lost connection makes that a no-op).
+class OutboxStore::Tx {
+public:
+    Tx(soci::session& s, const char* begin) : s_(s) { s_ << begin; }
+    ~Tx() {
+        if (!done_) {
+            try {
+                s_ << "ROLLBACK";
+            } catch (...) {
+            }
+        }
+    }
+    Tx(const Tx&) = delete;
+    Tx& operator=(const Tx&) = delete;
+    void commit() {
+        s_ << "COMMIT";
+        done_ = true;
+    }
+
+private:
+    soci::session& s_;
+    bool done_ = false;
+};
+
+// Column vectors for fetching up to `limit` rows at once, then the batch that owns the strings.
+struct OutboxStore::RowSet {
+    // SOCI 4.0.3's SQLite backend loses the row when a vector has one element, and reads 64-bit
+    // integers into vectors truncated to 32 bits (also into strings, for INTEGER columns); so
+    // vectors get at least two elements, and the 64-bit columns are selected CAST AS TEXT.
+    explicit RowSet(size_t limit) : RowSet(limit, std::max<size_t>(limit, 2)) {}
+    RowSet(size_t, size_t n)
+        : id(n), created_at(n), flags(n), attempts(n), str(kStrings, std::vector<std::string>(n)),
+          ind(kStrings, std::vector<soci::indicator>(n)), flags_ind(n), created_ind(n), attempts_ind(n) {}
+
+    // Order of the string columns in select_columns.
+    enum { kEv, kPl, kTp, kKy, kPa, kHd, kEt, kCi, kLe, kStrings };
+
+    void bind(soci::statement& st) {
+        st.exchange(soci::into(id));
+        for (int k : {kEv, kPl, kTp, kKy, kPa, kHd, kEt, kCi}) st.exchange(soci::into(str[k], ind[k]));
+        st.exchange(soci::into(flags, flags_ind));
+        st.exchange(soci::into(created_at, created_ind));
+        st.exchange(soci::into(attempts, attempts_ind));
+        st.exchange(soci::into(str[kLe], ind[kLe]));
+    }
+
+    size_t size() const { return id.size(); }
+    std::vector<long long> ids() const {
+        std::vector<long long> out;
+        for (const auto& s : id) out.push_back(std::stoll(s));
+        return out;
+    }
+
+    std::unique_ptr<sdk::Batch> to_batch(const char* db) const;
+
+    std::vector<std::string> id, created_at;
+    std::vector<int> flags, attempts;
+    std::vector<std::vector<std::string>> str;
+    std::vector<std::vector<soci::indicator>> ind;
+    std::vector<soci::indicator> flags_ind, created_ind, attempts_ind;
+};
+
+namespace {
+
+// A claimed or listed batch: owns every string its sw_event spans point at.
+struct RowBatch : sdk::Batch {
+    struct Row {
+        std::string event_id, pipeline, topic, key, payload, event_type, correlation_id, last_error;
+        bool has_key = false, has_event_type = false, has_correlation_id = false, has_last_error = false;
+        std::vector<std::pair<std::string, std::string>> headers;
+        std::vector<sw_header> header_spans;
+    };
+    std::vector<Row> rows;
+};
+
+}  // namespace
+
+std::unique_ptr<sdk::Batch> OutboxStore::RowSet::to_batch(const char* db) const {
+    auto batch = std::make_unique<RowBatch>();
+    const size_t n = size();
+    batch->rows.resize(n);
+    batch->events.resize(n);
+    auto text = [&](int k, size_t i) -> std::string { return ind[k][i] == soci::i_ok ? str[k][i] : std::string(); };
+    auto present = [&](int k, size_t i) { return ind[k][i] == soci::i_ok; };
+    for (size_t i = 0; i < n; ++i) {
+        RowBatch::Row& r = batch->rows[i];
+        const int fl = flags_ind[i] == soci::i_ok ? flags[i] : 0;
+        r.event_id = text(kEv, i);
+        r.pipeline = text(kPl, i);
+        r.topic = text(kTp, i);
+        r.has_key = present(kKy, i);
+        r.key = text(kKy, i);
+        r.payload = text(kPa, i);
+        if (fl & SW_EVENT_PAYLOAD_BINARY) {
+            try {
+                r.payload = base64_decode(r.payload);
+            } catch (const std::exception& e) {
+                throw sdk::Error(SW_FATAL, std::string(db) + ": row " + id[i] +
+                                               ": binary payload is not valid base64: " + e.what());
+            }
+        }
+        try {
+            if (present(kHd, i)) r.headers = decode_headers(str[kHd][i]);
+        } catch (const std::exception& e) {
+            throw sdk::Error(SW_FATAL, std::string(db) + ": row " + id[i] + ": " + e.what());
+        }
+        r.has_event_type = present(kEt, i);
+        r.event_type = text(kEt, i);
+        r.has_correlation_id = present(kCi, i);
+        r.correlation_id = text(kCi, i);
+        r.has_last_error = present(kLe, i);
+        r.last_error = text(kLe, i);
+        for (const auto& [name, value] : r.headers) r.header_spans.push_back({sdk::bytes(name), sdk::bytes(value)});
+
+        sw_event& ev = batch->events[i];
+        ev = sw_event{};
+        ev.struct_size = sizeof(sw_event);
+        ev.flags = static_cast<uint32_t>(fl);
+        ev.row_id = std::stoll(id[i]);
+        ev.event_id = sdk::bytes(r.event_id);
+        ev.pipeline = sdk::bytes(r.pipeline);
+        ev.topic = sdk::bytes(r.topic);
+        ev.key = r.has_key ? sdk::bytes(r.key) : sw_bytes{nullptr, 0};
+        ev.payload = sdk::bytes(r.payload);
+        ev.event_type = r.has_event_type ? sdk::bytes(r.event_type) : sw_bytes{nullptr, 0};
+        ev.correlation_id = r.has_correlation_id ? sdk::bytes(r.correlation_id) : sw_bytes{nullptr, 0};
+        ev.headers = r.header_spans.empty() ? nullptr : r.header_spans.data();
+        ev.n_headers = r.header_spans.size();
+        ev.created_at_us = created_ind[i] == soci::i_ok ? std::stoll(created_at[i]) : 0;
+        ev.attempts = attempts_ind[i] == soci::i_ok ? attempts[i] : 0;
+        ev.last_error = r.has_last_error ? sdk::bytes(r.last_error) : sw_bytes{nullptr, 0};
+    }
+    return batch;
+}
+
+OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
+    : Store(host), opts_(Options::read(host)), db_name_(db_name), owner_(make_owner()) {
+    // Derived names (<table>_migrations, <table>_pending_idx, ...) must stay within 63 characters.
+    sql_.table = quote_name(opts_.table, "table", allow_schema, 40);
+    sql_.table_base = opts_.table.substr(opts_.table.find('.') == std::string::npos ? 0 : opts_.table.find('.') + 1);
+    for (size_t i = 0; i < kColumnCount; ++i) sql_.c[i] = "\"" + opts_.columns[i] + "\"";
+
+    const auto& T = sql_.table;
+    const auto& c = sql_.c;
+    insert_sql_ = "INSERT INTO " + T + " (" + c[kEventId] + ", " + c[kPipeline] + ", " + c[kTopic] + ", " + c[kKey] +
+                  ", " + c[kPayload] + ", " + c[kHeaders] + ", " + c[kEventType] + ", " + c[kCorrelationId] + ", " +
+                  c[kFlags] + ", " + c[kCreatedAt] + ", " + c[kAttempts] + ", " + c[kNextAttemptAt] + ", " +
+                  c[kState] + ") VALUES (:ev, :pl, :tp, :ky, :pa, :hd, :et, :ci, :fl, :ca, 0, 0, 'pending')" +
+                  " ON CONFLICT (" + c[kEventId] + ") DO NOTHING";
+    count_pending_sql_ = "SELECT COUNT(*) FROM (SELECT 1 FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " +
+                         c[kState] + " = 'pending' LIMIT :lim) AS x";
+    claim_sql_ = "SELECT " + sql_.select_columns("r") + " FROM " + T + " r WHERE r." + c[kPipeline] +
+                 " = :p AND r." + c[kState] + " = 'pending' AND r." + c[kNextAttemptAt] + " <= :now1 AND (r." +
+                 c[kLeaseUntil] + " IS NULL OR r." + c[kLeaseUntil] + " <= :now2) AND (r." + c[kKey] +
+                 " IS NULL OR NOT EXISTS (SELECT 1 FROM " + T + " e WHERE e." + c[kPipeline] + " = r." +
+                 c[kPipeline] + " AND e." + c[kKey] + " = r." + c[kKey] + " AND e." + c[kState] +
+                 " = 'pending' AND e." + c[kId] + " < r." + c[kId] + " AND (e." + c[kNextAttemptAt] +
+                 " > :now3 OR (e." + c[kLeaseUntil] + " > :now4 AND e." + c[kLeaseOwner] +
+                 " <> :me)))) ORDER BY r." + c[kId] + " LIMIT :lim";
+    release_sql_ = "UPDATE " + T + " SET " + c[kLeaseOwner] + " = NULL, " + c[kLeaseUntil] + " = NULL WHERE " +
+                   c[kLeaseOwner] + " = :me AND " + c[kId] + " ";  // + in_ids
+    delete_ok_sql_ = "DELETE FROM " + T + " WHERE " + c[kLeaseOwner] + " = :me AND " + c[kId] + " ";
+    mark_ok_sql_ = "UPDATE " + T + " SET " + c[kState] + " = 'published', " + c[kPublishedAt] + " = :now, " +
+                   c[kLeaseOwner] + " = NULL, " + c[kLeaseUntil] + " = NULL WHERE " + c[kLeaseOwner] +
+                   " = :me AND " + c[kId] + " ";
+    lease_sql_ = "UPDATE " + T + " SET " + c[kLeaseOwner] + " = :me, " + c[kLeaseUntil] + " = :until WHERE " +
+                 c[kId] + " ";
+    attempts_sql_ = "SELECT CAST(" + c[kId] + " AS TEXT), " + c[kAttempts] + " FROM " + T + " WHERE " + c[kLeaseOwner] +
+                    " = :me AND " + c[kId] + " ";
+    retry_sql_ = "UPDATE " + T + " SET " + c[kAttempts] + " = " + c[kAttempts] + " + 1, " + c[kNextAttemptAt] +
+                 " = :next, " + c[kLastError] + " = :err, " + c[kLeaseOwner] + " = NULL, " + c[kLeaseUntil] +
+                 " = NULL, " + c[kState] + " = CASE WHEN :max1 > 0 AND " + c[kAttempts] +
+                 " + 1 >= :max2 THEN 'dead' ELSE 'pending' END WHERE " + c[kId] + " = :id AND " + c[kLeaseOwner] +
+                 " = :me";
+    reject_sql_ = "UPDATE " + T + " SET " + c[kAttempts] + " = " + c[kAttempts] + " + 1, " + c[kLastError] +
+                  " = :err, " + c[kLeaseOwner] + " = NULL, " + c[kLeaseUntil] + " = NULL, " + c[kState] +
+                  " = 'dead' WHERE " + c[kId] + " = :id AND " + c[kLeaseOwner] + " = :me";
+    stats_sql_ = "SELECT COUNT(CASE WHEN " + c[kState] + " = 'pending' THEN 1 END), COUNT(CASE WHEN " + c[kState] +
+                 " = 'pending' AND " + c[kLeaseUntil] + " > :now THEN 1 END), COUNT(CASE WHEN " + c[kState] +
+                 " = 'dead' THEN 1 END), MIN(CASE WHEN " + c[kState] + " = 'pending' THEN " + c[kCreatedAt] +
+                 " END) FROM " + T + " WHERE " + c[kPipeline] + " = :p";
+    keys_sql_ = "SELECT DISTINCT " + c[kKey] + " FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " + c[kState] +
+                " = 'pending' AND " + c[kKey] + " IS NOT NULL";
+    dead_sql_ = "SELECT " + sql_.select_columns("r") + " FROM " + T + " r WHERE r." + c[kPipeline] +
+                " = :p AND r." + c[kState] + " = 'dead' AND r." + c[kId] + " > :after ORDER BY r." + c[kId] +
+                " LIMIT :lim";
+    const std::string replay = "UPDATE " + T + " SET " + c[kState] + " = 'pending', " + c[kAttempts] + " = 0, " +
+                               c[kNextAttemptAt] + " = 0, " + c[kLeaseOwner] + " = NULL, " + c[kLeaseUntil] +
+                               " = NULL WHERE " + c[kPipeline] + " = :p AND " + c[kState] + " = 'dead'";
+    replay_all_sql_ = replay;
+    replay_one_sql_ = replay + " AND " + c[kEventId] + " = :ev";
+    const std::string purge = "DELETE FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " + c[kState] + " = 'dead'";
+    purge_all_sql_ = purge;
+    purge_one_sql_ = purge + " AND " + c[kEventId] + " = :ev";
+    purge_published_sql_ = "DELETE FROM " + T + " WHERE " + c[kId] + " IN (SELECT " + c[kId] + " FROM " + T +
+                           " WHERE " + c[kState] + " = 'published' AND " + c[kPublishedAt] + " < :cut LIMIT :lim)";
+}
+
+template <class F>
+auto OutboxStore::with_session(const char* what, F&& f) -> decltype(f(std::declval<soci::session&>())) {
+    Conn conn;
+    try {
+        conn = acquire();
+    } catch (const sdk::Error&) {
+        throw;
+    } catch (const std::exception& e) {
+        fail(what, nullptr, e);
+    }
+    soci::session& s = *conn;
+    ensure_connected(s, what);
+    try {
+        return f(s);
+    } catch (const sdk::Error&) {
+        throw;
+    } catch (const std::exception& e) {
+        fail(what, &s, e);
+    }
+}
+
+void OutboxStore::fail(const char* what, soci::session* s, const std::exception& e) {
+    const std::string msg = std::string(db_name_) + ": " + what + ": " + short_message(e);
+    bool lost = false;
+    try {
+        lost = s && !s->is_connected();
+    } catch (...) {
+        lost = true;
+    }
+    if (lost) {
+        std::lock_guard lock(down_mutex_);
+        down_ = true;
+        down_message_ = msg;
+    }
+    throw sdk::Error(SW_RETRY, msg);
+}
+
+// A lost session is reopened at most once per backoff step (100 ms doubling to 5 s), so a dead
+// database is not hammered by every caller; in between, callers get RETRY at once.
+void OutboxStore::ensure_connected(soci::session& s, const char* what) {
+    bool connected = false;
+    try {
+        connected = s.is_connected();
+    } catch (...) {
+    }
+    if (connected) return;
+    const int64_t now = host().monotonic_us();
+    if (now < reconnect_not_before_us_.load()) {
+        std::lock_guard lock(down_mutex_);
+        throw sdk::Error(SW_RETRY, std::string(db_name_) + ": " + what +
+                                       ": database connection lost, reconnecting with backoff (" + down_message_ + ")");
+    }
+    try {
+        s.reconnect();
+        reconnect_delay_ms_ = 0;
+        down_ = false;
+        host().info(std::string(db_name_) + ": reconnected to the database");
+    } catch (const std::exception& e) {
+        const int64_t delay = std::clamp<int64_t>(reconnect_delay_ms_.load() * 2, 100, 5000);
+        reconnect_delay_ms_ = delay;
+        reconnect_not_before_us_ = now + delay * 1000;
+        const std::string msg = std::string(db_name_) + ": " + what + ": reconnect failed (next attempt in " +
+                                std::to_string(delay) + " ms): " + short_message(e);
+        {
+            std::lock_guard lock(down_mutex_);
+            down_ = true;
+            down_message_ = msg;
+        }
+        host().warn(msg);
+        throw sdk::Error(SW_RETRY, msg);
+    }
+}
+
+void OutboxStore::start() {
+    try {
+        connect();
+    } catch (const sdk::Error&) {
+        throw;
+    } catch (const std::exception& e) {
+        throw sdk::Error(SW_RETRY, std::string(db_name_) + ": cannot connect: " + short_message(e));
+    }
+    if (opts_.auto_migrate) migrate();
+    host().info(std::string(db_name_) + ": outbox table " + opts_.table + " ready, lease owner " + owner_);
+}
+
+void OutboxStore::stop(int64_t) { disconnect(); }
+
+void OutboxStore::health(sw_health& out) {
+    if (down_) {
+        std::lock_guard lock(down_mutex_);
+        out.state = SW_HEALTH_DOWN;
+        sdk::set_message(out, down_message_);
+    } else {
+        out.state = SW_HEALTH_UP;
+    }
+}
+
+// Versioned migrations in <table>_migrations; each version runs once, all under one lock, so
+// concurrent instances starting together do not race.
+void OutboxStore::migrate() {
+    with_session("migrate", [&](soci::session& s) {
+        Tx tx(s, begin_write_sql());
+        lock_migrations(s);
+        const std::string versions = sql_.table.substr(0, sql_.table.size() - 1) + "_migrations\"";
+        s << "CREATE TABLE IF NOT EXISTS " + versions + " (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)";
+        int current = 0;
+        soci::indicator ind = soci::i_null;
+        s << "SELECT MAX(version) FROM " + versions, soci::into(current, ind);
+        if (ind != soci::i_ok) current = 0;
+        if (current < 1) {
+            create_schema(s);
+            long long now = host().now_unix_us();
+            int version = 1;
+            s << "INSERT INTO " + versions + " (version, applied_at) VALUES (:v, :t)", soci::use(version, "v"),
+                soci::use(now, "t");
+            host().info(std::string(db_name_) + ": migrated " + opts_.table + " to schema version 1");
+        }
+        tx.commit();
+    });
+}
+
+void OutboxStore::append(std::span<const sw_event> events, std::span<sw_result> out) {
+    if (events.empty()) return;
+    with_session("append", [&](soci::session& s) {
+        Tx tx(s, begin_write_sql());
+        if (opts_.max_pending > 0) {
+            std::map<std::string, long long> per_pipeline;
+            for (const auto& ev : events) ++per_pipeline[std::string(sdk::view(ev.pipeline))];
+            for (auto& [pipeline, adding] : per_pipeline) {
+                long long pending = 0, lim = opts_.max_pending;
+                std::string p = pipeline;
+                s << count_pending_sql_, soci::use(p, "p"), soci::use(lim, "lim"), soci::into(pending);
+                if (pending + adding > opts_.max_pending)
+                    throw sdk::Error(SW_FULL, "outbox backlog for pipeline " + pipeline +
+                                                  " is at max_pending=" + std::to_string(opts_.max_pending));
+            }
+        }
+        std::string ev_id, pipeline, topic, key, payload, headers, event_type, correlation_id;
+        soci::indicator key_ind, headers_ind, type_ind, corr_ind;
+        int flags = 0;
+        long long created = 0;
+        soci::statement st = (s.prepare << insert_sql_, soci::use(ev_id, "ev"), soci::use(pipeline, "pl"),
+                              soci::use(topic, "tp"), soci::use(key, key_ind, "ky"), soci::use(payload, "pa"),
+                              soci::use(headers, headers_ind, "hd"), soci::use(event_type, type_ind, "et"),
+                              soci::use(correlation_id, corr_ind, "ci"), soci::use(flags, "fl"),
+                              soci::use(created, "ca"));
+        const int64_t now = host().now_unix_us();
+        for (size_t i = 0; i < events.size(); ++i) {
+            const sw_event& ev = events[i];
+            if (!sdk::present(ev.event_id) || ev.event_id.len == 0)
+                throw sdk::Error(SW_REJECT, std::string(db_name_) + ": append: event " + std::to_string(i) +
+                                                " has no event_id");
+            ev_id.assign(sdk::view(ev.event_id));
+            pipeline.assign(sdk::view(ev.pipeline));
+            topic.assign(sdk::view(ev.topic));
+            key.assign(sdk::view(ev.key));
+            key_ind = sdk::present(ev.key) ? soci::i_ok : soci::i_null;
+            flags = static_cast<int>(ev.flags & SW_EVENT_PAYLOAD_BINARY);
+            if (flags & SW_EVENT_PAYLOAD_BINARY) payload = base64_encode(sdk::view(ev.payload));
+            else payload.assign(sdk::view(ev.payload));
+            headers_ind = ev.n_headers ? soci::i_ok : soci::i_null;
+            headers = ev.n_headers ? encode_headers(ev.headers, ev.n_headers) : std::string();
+            event_type.assign(sdk::view(ev.event_type));
+            type_ind = sdk::present(ev.event_type) ? soci::i_ok : soci::i_null;
+            correlation_id.assign(sdk::view(ev.correlation_id));
+            corr_ind = sdk::present(ev.correlation_id) ? soci::i_ok : soci::i_null;
+            created = ev.created_at_us > 0 ? ev.created_at_us : now;
+            st.execute(true);
+            sdk::set_result(out[i], SW_OK, {}, st.get_affected_rows() == 0 ? SW_RESULT_DUPLICATE : 0);
+        }
+        tx.commit();
+    });
+}
+
+std::unique_ptr<sdk::Batch> OutboxStore::claim(std::string_view pipeline_name, size_t limit, int64_t lease_ms) {
+    if (limit == 0) return std::make_unique<sdk::Batch>();
+    auto batch = with_session("claim", [&](soci::session& s) {
+        Tx tx(s, begin_write_sql());
+        serialize_lease_changes(s);
+        std::string p(pipeline_name), me = owner_;
+        long long now = host().now_unix_us(), now2 = now, now3 = now, now4 = now;
+        long long lim = static_cast<long long>(limit);
+        long long until = now + std::max<int64_t>(lease_ms, 1) * 1000;
+        RowSet rows(limit);
+        soci::statement st(s);
+        rows.bind(st);
+        st.exchange(soci::use(p, "p"));
+        st.exchange(soci::use(now, "now1"));
+        st.exchange(soci::use(now2, "now2"));
+        st.exchange(soci::use(now3, "now3"));
+        st.exchange(soci::use(now4, "now4"));
+        st.exchange(soci::use(me, "me"));
+        st.exchange(soci::use(lim, "lim"));
+        st.alloc();
+        st.prepare(claim_sql_ + claim_lock_clause());
+        st.define_and_bind();
+        if (!st.execute(true)) {
+            tx.commit();
+            return std::unique_ptr<sdk::Batch>(std::make_unique<sdk::Batch>());
+        }
+        std::string ids = encode_ids(rows.ids());
+        s << lease_sql_ + in_ids(":ids"), soci::use(me, "me"), soci::use(until, "until"), soci::use(ids, "ids");
+        tx.commit();
+        return rows.to_batch(db_name_);
+    });
+    if ((opts_.retention_ms > 0 && !opts_.keep_published) && host().monotonic_us() >= next_purge_us_.load()) {
+        next_purge_us_ = host().monotonic_us() + std::clamp<int64_t>(opts_.retention_ms / 2, 1000, 60'000) * 1000;
+        with_session("purge published", [&](soci::session& s) { purge_published(s, host().now_unix_us()); });
+    }
+    return batch;
+}
+
+// Deletes published rows older than `retention`, a page per transaction, so a large purge never
+// holds long locks.
+void OutboxStore::purge_published(soci::session& s, int64_t now_us) {
+    std::string cut = published_time(now_us - opts_.retention_ms * 1000);
+    long long lim = kPurgePage;
+    for (int page = 0; page < 20; ++page) {
+        Tx tx(s, begin_write_sql());
+        soci::statement st = (s.prepare << purge_published_sql_, soci::use(cut, "cut"), soci::use(lim, "lim"));
+        st.execute(true);
+        const long long n = st.get_affected_rows();
+        tx.commit();
+        if (n < kPurgePage) break;
+    }
+}
+
+int64_t OutboxStore::backoff_ms(int attempts_after) {
+    // Exponential from backoff_base, capped at backoff_max, then "equal jitter": half fixed, half
+    // random, so retries of many rows spread out but never come sooner than half the step.
+    const int shift = std::clamp(attempts_after - 1, 0, 40);
+    const double step = std::min<double>(static_cast<double>(opts_.backoff_base_ms) * static_cast<double>(1ull << shift),
+                                         static_cast<double>(opts_.backoff_max_ms));
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    return std::max<int64_t>(1, static_cast<int64_t>(step * jitter(rng())));
+}
+
+void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_result> results) {
+    if (row_ids.empty()) return;
+    std::vector<long long> ok, retry, reject;
+    std::vector<std::string> retry_err, reject_err;
+    for (size_t i = 0; i < row_ids.size(); ++i) {
+        const sw_result& r = results[i];
+        const std::string msg(r.message, strnlen(r.message, sizeof(r.message)));
+        if (r.status == SW_OK) ok.push_back(row_ids[i]);
+        else if (r.status == SW_REJECT) {
+            reject.push_back(row_ids[i]);
+            reject_err.push_back(msg.empty() ? "rejected" : msg);
+        } else {
+            retry.push_back(row_ids[i]);
+            retry_err.push_back(msg.empty() ? "retry" : msg);
+        }
+    }
+    with_session("complete", [&](soci::session& s) {
+        Tx tx(s, begin_write_sql());
+        serialize_lease_changes(s);
+        std::string me = owner_;
+        if (!ok.empty()) {
+            std::string ids = encode_ids(ok);
+            if (opts_.retention_ms > 0 || opts_.keep_published) {
+                std::string now = published_time(host().now_unix_us());
+                s << mark_ok_sql_ + in_ids(":ids"), soci::use(now, "now"), soci::use(me, "me"), soci::use(ids, "ids");
+            } else {
+                s << delete_ok_sql_ + in_ids(":ids"), soci::use(me, "me"), soci::use(ids, "ids");
+            }
+        }
+        if (!retry.empty()) {
+            // The delay grows with the row's attempts, so read them (only rows still leased to us).
+            std::map<long long, int> attempts_of;
+            std::string ids = encode_ids(retry);
+            std::vector<std::string> got_id(std::max<size_t>(retry.size(), 2));  // see RowSet
+            std::vector<int> got_attempts(got_id.size());
+            s << attempts_sql_ + in_ids(":ids"), soci::use(me, "me"), soci::use(ids, "ids"), soci::into(got_id),
+                soci::into(got_attempts);
+            if (!s.got_data()) got_id.clear();
+            for (size_t i = 0; i < got_id.size(); ++i) attempts_of[std::stoll(got_id[i])] = got_attempts[i];
+            std::vector<long long> id, next;
+            std::vector<std::string> err, mes;
+            std::vector<long long> max1, max2;
+            const long long now = host().now_unix_us();
+            for (size_t i = 0; i < retry.size(); ++i) {
+                auto it = attempts_of.find(retry[i]);
+                if (it == attempts_of.end()) continue;  // not (or no longer) ours
+                id.push_back(retry[i]);
+                next.push_back(now + backoff_ms(it->second + 1) * 1000);
+                err.push_back(retry_err[i]);
+                mes.push_back(me);
+                max1.push_back(opts_.max_attempts);
+                max2.push_back(opts_.max_attempts);
+            }
+            if (!id.empty())
+                s << retry_sql_, soci::use(next, "next"), soci::use(err, "err"), soci::use(max1, "max1"),
+                    soci::use(max2, "max2"), soci::use(id, "id"), soci::use(mes, "me");
+        }
+        if (!reject.empty()) {
+            std::vector<std::string> mes(reject.size(), me);
+            s << reject_sql_, soci::use(reject_err, "err"), soci::use(reject, "id"), soci::use(mes, "me");
+        }
+        tx.commit();
+    });
+}
+
+void OutboxStore::release_leases(std::span<const int64_t> row_ids) {
+    if (row_ids.empty()) return;
+    std::vector<long long> v(row_ids.begin(), row_ids.end());
+    with_session("release_leases", [&](soci::session& s) {
+        Tx tx(s, begin_write_sql());
+        serialize_lease_changes(s);
+        std::string me = owner_, ids = encode_ids(v);
+        s << release_sql_ + in_ids(":ids"), soci::use(me, "me"), soci::use(ids, "ids");
+        tx.commit();
+    });
+}
+
+sdk::Stats OutboxStore::stats(std::string_view pipeline_name) {
+    return with_session("stats", [&](soci::session& s) {
+        std::string p(pipeline_name);
+        long long now = host().now_unix_us();
+        long long pending = 0, leased = 0, dead = 0, oldest = 0;
+        soci::indicator oldest_ind = soci::i_null;
+        s << stats_sql_, soci::use(now, "now"), soci::use(p, "p"), soci::into(pending), soci::into(leased),
+            soci::into(dead), soci::into(oldest, oldest_ind);
+        sdk::Stats st;
+        st.pending = pending;
+        st.leased = leased;
+        st.dead = dead;
+        st.oldest_pending_age_ms = (pending > 0 && oldest_ind == soci::i_ok && oldest > 0)
+                                       ? std::max<long long>(0, (now - oldest) / 1000)
+                                       : 0;
+        return st;
+    });
+}
+
+void OutboxStore::pending_keys(std::string_view pipeline_name, sw_key_visit_fn visit, void* user) {
+    // Collected first, visited after the session is returned: the visitor may call back into us.
+    std::vector<std::string> all = with_session("pending_keys", [&](soci::session& s) {
+        std::string p(pipeline_name);
+        std::vector<std::string> keys(kFetchChunk), out;
+        soci::statement st = (s.prepare << keys_sql_, soci::use(p, "p"), soci::into(keys));
+        st.execute();
+        while (st.fetch()) {
+            out.insert(out.end(), keys.begin(), keys.end());
+            keys.resize(kFetchChunk);
+        }
+        return out;
+    });
+    for (const auto& k : all) visit(user, sdk::bytes(k));
+}
+
+std::unique_ptr<sdk::Batch> OutboxStore::list_dead(std::string_view pipeline_name, int64_t after_row_id, size_t limit) {
+    if (limit == 0) return std::make_unique<sdk::Batch>();
+    return with_session("list_dead", [&](soci::session& s) -> std::unique_ptr<sdk::Batch> {
+        std::string p(pipeline_name);
+        long long after = after_row_id, lim = static_cast<long long>(limit);
+        RowSet rows(limit);
+        soci::statement st(s);
+        rows.bind(st);
+        st.exchange(soci::use(p, "p"));
+        st.exchange(soci::use(after, "after"));
+        st.exchange(soci::use(lim, "lim"));
+        st.alloc();
+        st.prepare(dead_sql_);
+        st.define_and_bind();
+        if (!st.execute(true)) return std::make_unique<sdk::Batch>();
+        return rows.to_batch(db_name_);
+    });
+}
+
+namespace {
+// Runs `all_sql` (no ids) or `one_sql` once per event id; returns the rows affected.
+int64_t by_event_ids(soci::session& s, const std::string& all_sql, const std::string& one_sql, std::string p,
+                     std::span<const sw_bytes> event_ids) {
+    if (event_ids.empty()) {
+        soci::statement st = (s.prepare << all_sql, soci::use(p, "p"));
+        st.execute(true);
+        return st.get_affected_rows();
+    }
+    std::string ev;
+    soci::statement st = (s.prepare << one_sql, soci::use(p, "p"), soci::use(ev, "ev"));
+    int64_t n = 0;
+    for (const sw_bytes& id : event_ids) {
+        ev.assign(sdk::view(id));
+        st.execute(true);
+        n += st.get_affected_rows();
+    }
+    return n;
+}
+}  // namespace
+
+int64_t OutboxStore::replay_dead(std::string_view pipeline_name, std::span<const sw_bytes> event_ids) {
+    return with_session("replay_dead", [&](soci::session& s) {
+        Tx tx(s, begin_write_sql());
+        const int64_t n = by_event_ids(s, replay_all_sql_, replay_one_sql_, std::string(pipeline_name), event_ids);
+        tx.commit();
+        return n;
+    });
+}
+
+int64_t OutboxStore::purge_dead(std::string_view pipeline_name, std::span<const sw_bytes> event_ids) {
+    return with_session("purge_dead", [&](soci::session& s) {
+        Tx tx(s, begin_write_sql());
+        const int64_t n = by_event_ids(s, purge_all_sql_, purge_one_sql_, std::string(pipeline_name), event_ids);
+        tx.commit();
+        return n;
+    });
+}
+
+}  // namespace spillway::plugins::outbox

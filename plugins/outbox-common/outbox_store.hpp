@@ -1,0 +1,122 @@
+// The outbox store both database plugins share: every operation written once, in SQL both
+// PostgreSQL and SQLite accept, with the few places where they differ (transactions, row locking
+// for claims, id lists, schema DDL, connections) left to a small subclass per database.
+//
+// Claiming is by state and next_attempt_at, never by an `id > cursor` scan, so a row whose
+// transaction commits after a higher id was already claimed is still found. A row is handed out
+// only while no earlier pending row of its key is waiting for a retry or leased to another owner.
+#ifndef SPILLWAY_OUTBOX_COMMON_OUTBOX_STORE_HPP
+#define SPILLWAY_OUTBOX_COMMON_OUTBOX_STORE_HPP
+
+#include "options.hpp"
+
+#include <spillway/sdk.hpp>
+
+#include <soci/soci.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace spillway::plugins::outbox {
+
+// A session borrowed for one operation: from a pool, or a single session behind a mutex.
+struct Conn {
+    soci::session* session = nullptr;
+    std::unique_ptr<soci::session> pooled;
+    std::unique_lock<std::mutex> lock;
+    soci::session& operator*() const { return *session; }
+};
+
+// Builds every statement text from the validated table and column names.
+struct Sql {
+    std::string table;                       // quoted, possibly schema-qualified
+    std::string table_base;                  // unquoted last part, for derived index names
+    std::array<std::string, kColumnCount> c; // quoted column names
+
+    std::string select_columns(const std::string& alias) const;
+};
+
+class OutboxStore : public sdk::Store {
+public:
+    OutboxStore(sdk::Host host, const char* db_name, bool allow_schema);
+
+    void start() override;
+    void stop(int64_t timeout_ms) override;
+    void health(sw_health& out) override;
+
+    void migrate() override;
+    void append(std::span<const sw_event> events, std::span<sw_result> out) override;
+    std::unique_ptr<sdk::Batch> claim(std::string_view pipeline, size_t limit, int64_t lease_ms) override;
+    void complete(std::span<const int64_t> row_ids, std::span<const sw_result> results) override;
+    void release_leases(std::span<const int64_t> row_ids) override;
+    sdk::Stats stats(std::string_view pipeline) override;
+    void pending_keys(std::string_view pipeline, sw_key_visit_fn visit, void* user) override;
+    std::unique_ptr<sdk::Batch> list_dead(std::string_view pipeline, int64_t after_row_id, size_t limit) override;
+    int64_t replay_dead(std::string_view pipeline, std::span<const sw_bytes> event_ids) override;
+    int64_t purge_dead(std::string_view pipeline, std::span<const sw_bytes> event_ids) override;
+
+    const std::string& lease_owner() const { return owner_; }
+
+protected:
+    // --- what each database supplies ---
+    virtual void connect() = 0;      // open sessions (start); throw on failure
+    virtual void disconnect() = 0;   // close them (stop)
+    virtual Conn acquire() = 0;
+    virtual const char* begin_write_sql() const = 0;     // "BEGIN" / "BEGIN IMMEDIATE"
+    virtual const char* claim_lock_clause() const = 0;   // appended to the claim's SELECT
+    // `<column> <in_ids(param)>` tests membership in an id list bound as encode_ids().
+    virtual std::string in_ids(const std::string& param) const = 0;
+    virtual std::string encode_ids(std::span<const long long> ids) const = 0;
+    // Called first in every transaction that changes leases or settles rows, so that a claim
+    // never reads a lease change another transaction is still making.
+    virtual void serialize_lease_changes(soci::session& s) = 0;
+    // DDL of schema version 1 (inside the migration transaction): create the table, or add the
+    // bookkeeping columns to an adopted one, and the indexes.
+    virtual void create_schema(soci::session& s) = 0;
+    virtual void lock_migrations(soci::session& s) = 0;
+    // A point in time as the published_at column takes it, bound as text so the database converts
+    // it to the column's type: epoch microseconds by default.
+    virtual std::string published_time(int64_t unix_us) const { return std::to_string(unix_us); }
+
+    const Options& options() const { return opts_; }
+    const Sql& sql() const { return sql_; }
+    const char* db_name() const { return db_name_; }
+
+private:
+    // Runs f(session) with reconnect-with-backoff, mapping database errors to SW_RETRY with the
+    // database's message.
+    template <class F>
+    auto with_session(const char* what, F&& f) -> decltype(f(std::declval<soci::session&>()));
+
+    class Tx;
+    struct RowSet;
+
+    void ensure_connected(soci::session& s, const char* what);
+    [[noreturn]] void fail(const char* what, soci::session* s, const std::exception& e);
+    int64_t backoff_ms(int attempts_after);
+    void purge_published(soci::session& s, int64_t now_us);
+
+    Options opts_;
+    Sql sql_;
+    const char* db_name_;
+    std::string owner_;
+    std::atomic<int64_t> reconnect_not_before_us_{0};
+    std::atomic<int64_t> reconnect_delay_ms_{0};
+    std::atomic<bool> down_{false};
+    std::atomic<int64_t> next_purge_us_{0};
+    std::mutex down_mutex_;
+    std::string down_message_;
+
+    // Statement texts, built once.
+    std::string insert_sql_, count_pending_sql_, claim_sql_, lease_sql_, delete_ok_sql_, mark_ok_sql_,
+        attempts_sql_, retry_sql_, reject_sql_, release_sql_, stats_sql_, keys_sql_, dead_sql_,
+        replay_all_sql_, replay_one_sql_, purge_all_sql_, purge_one_sql_, purge_published_sql_;
+};
+
+}  // namespace spillway::plugins::outbox
+
+#endif

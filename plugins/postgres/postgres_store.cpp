@@ -1,0 +1,182 @@
+// The PostgreSQL outbox store: the shared outbox logic over a pool of SOCI sessions.
+//
+// Claims lock candidate rows with FOR UPDATE SKIP LOCKED, and every transaction that changes
+// leases (claim, complete, release) first takes one transaction-scoped advisory lock per table:
+// otherwise a claimer could skip a locked earlier row of a key and hand out a later one.
+#include <outbox_store.hpp>
+
+#include <soci/postgresql/soci-postgresql.h>
+
+#include <cstdio>
+#include <ctime>
+
+namespace spillway::plugins::postgres {
+
+using outbox::Col;
+
+namespace {
+
+// Column types for CREATE TABLE and for ADD COLUMN on an adopted table.
+const char* column_type(Col c) {
+    switch (c) {
+        case outbox::kId: return "BIGSERIAL";
+        case outbox::kEventId: return "TEXT NOT NULL";
+        case outbox::kPipeline: return "TEXT NOT NULL DEFAULT ''";
+        case outbox::kTopic: return "TEXT NOT NULL DEFAULT ''";
+        case outbox::kFlags: return "INTEGER NOT NULL DEFAULT 0";
+        case outbox::kCreatedAt:
+            return "BIGINT NOT NULL DEFAULT (CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT))";
+        case outbox::kAttempts: return "INTEGER NOT NULL DEFAULT 0";
+        case outbox::kNextAttemptAt: return "BIGINT NOT NULL DEFAULT 0";
+        case outbox::kState: return "TEXT NOT NULL DEFAULT 'pending'";
+        case outbox::kLeaseUntil:
+        case outbox::kPublishedAt: return "BIGINT";
+        default: return "TEXT";
+    }
+}
+
+// FNV-1a: a stable advisory-lock key per table name.
+long long lock_key(const std::string& s) {
+    unsigned long long h = 1469598103934665603ull;
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+    return static_cast<long long>(h >> 1);
+}
+
+}  // namespace
+
+class PostgresStore final : public outbox::OutboxStore {
+public:
+    explicit PostgresStore(sdk::Host host)
+        : OutboxStore(host, "postgres", true), url_(host.string("url")), pool_size_(host.integer("pool_size")) {
+        if (url_.empty()) throw sdk::ConfigError("url", "url must be a libpq conninfo or postgresql:// URL");
+        if (pool_size_ < 1 || pool_size_ > 256) throw sdk::ConfigError("pool_size", "pool_size must be 1..256");
+        claim_lock_ = lock_key(options().table);
+        migrate_lock_ = lock_key(options().table + "/migrate");
+        const std::string& t = options().table;
+        const auto dot = t.find('.');
+        schema_ = dot == std::string::npos ? "" : t.substr(0, dot);
+        table_name_ = dot == std::string::npos ? t : t.substr(dot + 1);
+    }
+
+    void start() override {
+        OutboxStore::start();
+        // An adopted table may keep published_at as a timestamp rather than epoch microseconds.
+        with_published_type();
+    }
+
+protected:
+    void connect() override {
+        auto pool = std::make_unique<soci::connection_pool>(static_cast<size_t>(pool_size_));
+        for (int64_t i = 0; i < pool_size_; ++i) pool->at(static_cast<size_t>(i)).open(soci::postgresql, url_);
+        pool_ = std::move(pool);
+    }
+    void disconnect() override { pool_.reset(); }
+    outbox::Conn acquire() override {
+        if (!pool_) throw sdk::Error(SW_RETRY, "postgres: the store is not started");
+        outbox::Conn c;
+        c.pooled = std::make_unique<soci::session>(*pool_);
+        c.session = c.pooled.get();
+        return c;
+    }
+    const char* begin_write_sql() const override { return "BEGIN"; }
+    const char* claim_lock_clause() const override { return " FOR UPDATE OF r SKIP LOCKED"; }
+    std::string in_ids(const std::string& param) const override { return "= ANY(CAST(" + param + " AS BIGINT[]))"; }
+    std::string encode_ids(std::span<const long long> ids) const override {
+        std::string out = "{";
+        for (size_t i = 0; i < ids.size(); ++i) {
+            if (i) out += ',';
+            out += std::to_string(ids[i]);
+        }
+        return out + "}";
+    }
+    void serialize_lease_changes(soci::session& s) override {
+        long long key = claim_lock_;
+        s << "SELECT pg_advisory_xact_lock(:k)", soci::use(key, "k");
+    }
+    void lock_migrations(soci::session& s) override {
+        s << "SET LOCAL client_min_messages = warning";  // no "already exists, skipping" notices
+        long long key = migrate_lock_;
+        s << "SELECT pg_advisory_xact_lock(:k)", soci::use(key, "k");
+    }
+
+    void create_schema(soci::session& s) override {
+        const auto& c = sql().c;
+        const std::string& T = sql().table;
+        const bool existed = !column_type_of(s, options().columns[outbox::kEventId]).empty();
+        const bool had_state = !column_type_of(s, options().columns[outbox::kState]).empty();
+        const bool had_published_at = !column_type_of(s, options().columns[outbox::kPublishedAt]).empty();
+        std::string ddl = "CREATE TABLE IF NOT EXISTS " + T + " (" + c[outbox::kId] + " BIGSERIAL PRIMARY KEY";
+        for (size_t k = 1; k < outbox::kColumnCount; ++k) ddl += ", " + c[k] + " " + column_type(Col(k));
+        s << ddl + ")";
+        // Adopting an existing table: add what Spillway needs and the application's rows lack.
+        s << "ALTER TABLE " + T + " ADD COLUMN IF NOT EXISTS " + c[outbox::kId] + " BIGSERIAL UNIQUE";
+        for (size_t k = 1; k < outbox::kColumnCount; ++k)
+            s << "ALTER TABLE " + T + " ADD COLUMN IF NOT EXISTS " + c[k] + " " + column_type(Col(k));
+        if (existed && !had_state && had_published_at)
+            s << "UPDATE " + T + " SET " + c[outbox::kState] + " = 'published' WHERE " + c[outbox::kPublishedAt] +
+                     " IS NOT NULL";
+        const std::string& b = sql().table_base;
+        s << "CREATE UNIQUE INDEX IF NOT EXISTS \"" + b + "_event_id_uq\" ON " + T + " (" + c[outbox::kEventId] + ")";
+        s << "CREATE INDEX IF NOT EXISTS \"" + b + "_pending_idx\" ON " + T + " (" + c[outbox::kPipeline] + ", " +
+                 c[outbox::kId] + ") WHERE " + c[outbox::kState] + " = 'pending'";
+        s << "CREATE INDEX IF NOT EXISTS \"" + b + "_key_idx\" ON " + T + " (" + c[outbox::kPipeline] + ", " +
+                 c[outbox::kKey] + ", " + c[outbox::kId] + ") WHERE " + c[outbox::kState] + " = 'pending'";
+        s << "CREATE INDEX IF NOT EXISTS \"" + b + "_settled_idx\" ON " + T + " (" + c[outbox::kPipeline] + ", " +
+                 c[outbox::kState] + ", " + c[outbox::kId] + ") WHERE " + c[outbox::kState] + " <> 'pending'";
+    }
+
+    std::string published_time(int64_t unix_us) const override {
+        if (!published_is_timestamp_) return std::to_string(unix_us);
+        const std::time_t secs = static_cast<std::time_t>(unix_us / 1'000'000);
+        std::tm tm{};
+        gmtime_r(&secs, &tm);
+        char buf[64];
+        std::snprintf(buf, sizeof(buf), "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00", tm.tm_year + 1900, tm.tm_mon + 1,
+                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(unix_us % 1'000'000));
+        return buf;
+    }
+
+private:
+    // information_schema's data_type of one column of our table, "" when it does not exist.
+    std::string column_type_of(soci::session& s, const std::string& column) {
+        std::string schema = schema_, table = table_name_, col = column, type;
+        soci::indicator ind = soci::i_null;
+        s << "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+             "COALESCE(NULLIF(:s, ''), current_schema()) AND table_name = :t AND column_name = :c",
+            soci::use(schema, "s"), soci::use(table, "t"), soci::use(col, "c"), soci::into(type, ind);
+        return s.got_data() && ind == soci::i_ok ? type : std::string();
+    }
+
+    void with_published_type() {
+        try {
+            soci::session s(*pool_);
+            published_is_timestamp_ =
+                column_type_of(s, options().columns[outbox::kPublishedAt]).rfind("timestamp", 0) == 0;
+        } catch (const std::exception& e) {
+            throw sdk::Error(SW_RETRY, std::string("postgres: inspecting ") + options().table + ": " + e.what());
+        }
+    }
+
+    std::string url_;
+    int64_t pool_size_;
+    long long claim_lock_ = 0, migrate_lock_ = 0;
+    std::string schema_, table_name_;
+    bool published_is_timestamp_ = false;
+    std::unique_ptr<soci::connection_pool> pool_;
+};
+
+}  // namespace spillway::plugins::postgres
+
+namespace {
+const sw_option kOptions[] = {
+    {"url", SW_OPT_STRING, SW_OPT_REQUIRED | SW_OPT_SECRET, nullptr,
+     "libpq connection: conninfo (\"host=... dbname=...\") or a postgresql:// URL"},
+    {"pool_size", SW_OPT_INT, 0, "4",
+     "connections kept open; appends from several threads and the relay use them concurrently"},
+    SPILLWAY_OUTBOX_COMMON_OPTIONS,
+};
+}  // namespace
+
+SW_EXPORT_STORE(spillway::plugins::postgres::PostgresStore, "postgres", "0.1.0",
+                "durable outbox in a PostgreSQL table (SOCI): leases, per-key order, dead letters", kOptions,
+                SW_PLUGIN_THREAD_SAFE)

@@ -1,0 +1,142 @@
+// The SQLite outbox store: the shared outbox logic over one SOCI session to a WAL-mode file.
+//
+// SQLite has one writer at a time, so every write transaction is BEGIN IMMEDIATE (it takes the
+// write lock up front instead of failing half-way), waits up to busy_timeout for another process,
+// and otherwise answers RETRY with SQLite's "database is locked". Within the process one session
+// behind a mutex serialises the callers.
+#include <outbox_store.hpp>
+
+#include <soci/sqlite3/soci-sqlite3.h>
+
+#include <set>
+
+namespace spillway::plugins::sqlite {
+
+using outbox::Col;
+
+namespace {
+
+const char* column_type(Col c) {
+    switch (c) {
+        case outbox::kEventId: return "TEXT NOT NULL";
+        case outbox::kPipeline: return "TEXT NOT NULL DEFAULT ''";
+        case outbox::kTopic: return "TEXT NOT NULL DEFAULT ''";
+        case outbox::kFlags: return "INTEGER NOT NULL DEFAULT 0";
+        // ALTER TABLE ADD COLUMN only takes constant defaults; CREATE TABLE gets the clock.
+        case outbox::kCreatedAt: return "INTEGER NOT NULL DEFAULT 0";
+        case outbox::kAttempts: return "INTEGER NOT NULL DEFAULT 0";
+        case outbox::kNextAttemptAt: return "INTEGER NOT NULL DEFAULT 0";
+        case outbox::kState: return "TEXT NOT NULL DEFAULT 'pending'";
+        case outbox::kLeaseUntil:
+        case outbox::kPublishedAt: return "INTEGER";
+        default: return "TEXT";
+    }
+}
+
+}  // namespace
+
+class SqliteStore final : public outbox::OutboxStore {
+public:
+    explicit SqliteStore(sdk::Host host)
+        : OutboxStore(host, "sqlite", false), path_(host.string("path")), busy_timeout_ms_(host.duration_ms("busy_timeout")) {
+        if (path_.empty()) throw sdk::ConfigError("path", "path must name the SQLite database file");
+        if (path_.find('"') != std::string::npos) throw sdk::ConfigError("path", "path must not contain '\"'");
+    }
+
+protected:
+    void connect() override {
+        auto s = std::make_unique<soci::session>(soci::sqlite3, "db=\"" + path_ + "\"");
+        // Readers never block the writer and a crash mid-write loses nothing committed.
+        std::string mode;
+        *s << "PRAGMA journal_mode = WAL", soci::into(mode);
+        *s << "PRAGMA busy_timeout = " + std::to_string(busy_timeout_ms_);
+        *s << "PRAGMA foreign_keys = OFF";
+        std::lock_guard lock(mutex_);
+        session_ = std::move(s);
+    }
+    void disconnect() override {
+        std::lock_guard lock(mutex_);
+        session_.reset();
+    }
+    outbox::Conn acquire() override {
+        outbox::Conn c;
+        c.lock = std::unique_lock<std::mutex>(mutex_);
+        if (!session_) throw sdk::Error(SW_RETRY, "sqlite: the store is not started");
+        c.session = session_.get();
+        return c;
+    }
+    const char* begin_write_sql() const override { return "BEGIN IMMEDIATE"; }
+    const char* claim_lock_clause() const override { return ""; }  // BEGIN IMMEDIATE already excludes writers
+    std::string in_ids(const std::string& param) const override {
+        return "IN (SELECT value FROM json_each(" + param + "))";
+    }
+    std::string encode_ids(std::span<const long long> ids) const override {
+        std::string out = "[";
+        for (size_t i = 0; i < ids.size(); ++i) {
+            if (i) out += ',';
+            out += std::to_string(ids[i]);
+        }
+        return out + "]";
+    }
+    void serialize_lease_changes(soci::session&) override {}
+    void lock_migrations(soci::session&) override {}
+
+    void create_schema(soci::session& s) override {
+        const auto& c = sql().c;
+        const std::string& T = sql().table;
+        std::string ddl = "CREATE TABLE IF NOT EXISTS " + T + " (" + c[outbox::kId] + " INTEGER PRIMARY KEY AUTOINCREMENT";
+        for (size_t k = 1; k < outbox::kColumnCount; ++k) {
+            ddl += ", " + c[k] + " ";
+            ddl += k == outbox::kCreatedAt
+                       ? "INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER))"
+                       : column_type(Col(k));
+        }
+        s << ddl + ")";
+        // Adopting an existing table: add the bookkeeping columns it lacks. Its id column must
+        // exist already (SQLite cannot add a key column); `rowid` works as columns.id.
+        std::set<std::string> have;
+        {
+            std::vector<std::string> names(256);
+            std::string table = options().table;
+            s << "SELECT name FROM pragma_table_info(:t)", soci::use(table, "t"), soci::into(names);
+            if (s.got_data()) have.insert(names.begin(), names.end());
+        }
+        const bool had_state = have.count(options().columns[outbox::kState]) > 0;
+        const bool had_published_at = have.count(options().columns[outbox::kPublishedAt]) > 0;
+        for (size_t k = 1; k < outbox::kColumnCount; ++k)
+            if (!have.count(options().columns[k]))
+                s << "ALTER TABLE " + T + " ADD COLUMN " + c[k] + " " + column_type(Col(k));
+        if (!had_state && had_published_at)
+            s << "UPDATE " + T + " SET " + c[outbox::kState] + " = 'published' WHERE " + c[outbox::kPublishedAt] +
+                     " IS NOT NULL";
+        const std::string& b = sql().table_base;
+        s << "CREATE UNIQUE INDEX IF NOT EXISTS \"" + b + "_event_id_uq\" ON " + T + " (" + c[outbox::kEventId] + ")";
+        s << "CREATE INDEX IF NOT EXISTS \"" + b + "_pending_idx\" ON " + T + " (" + c[outbox::kPipeline] + ", " +
+                 c[outbox::kId] + ") WHERE " + c[outbox::kState] + " = 'pending'";
+        s << "CREATE INDEX IF NOT EXISTS \"" + b + "_key_idx\" ON " + T + " (" + c[outbox::kPipeline] + ", " +
+                 c[outbox::kKey] + ", " + c[outbox::kId] + ") WHERE " + c[outbox::kState] + " = 'pending'";
+        s << "CREATE INDEX IF NOT EXISTS \"" + b + "_settled_idx\" ON " + T + " (" + c[outbox::kPipeline] + ", " +
+                 c[outbox::kState] + ", " + c[outbox::kId] + ") WHERE " + c[outbox::kState] + " <> 'pending'";
+    }
+
+private:
+    std::string path_;
+    int64_t busy_timeout_ms_;
+    std::mutex mutex_;
+    std::unique_ptr<soci::session> session_;
+};
+
+}  // namespace spillway::plugins::sqlite
+
+namespace {
+const sw_option kOptions[] = {
+    {"path", SW_OPT_STRING, SW_OPT_REQUIRED, nullptr, "the SQLite database file (created if missing)"},
+    {"busy_timeout", SW_OPT_DURATION, 0, "5s",
+     "how long a write waits for another process's lock before answering RETRY"},
+    SPILLWAY_OUTBOX_COMMON_OPTIONS,
+};
+}  // namespace
+
+SW_EXPORT_STORE(spillway::plugins::sqlite::SqliteStore, "sqlite", "0.1.0",
+                "durable outbox in a SQLite file (SOCI, WAL): leases, per-key order, dead letters", kOptions,
+                SW_PLUGIN_THREAD_SAFE)
