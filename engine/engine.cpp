@@ -43,6 +43,12 @@ Engine::Engine(std::unique_ptr<Prepared> prepared) : prepared_(std::move(prepare
 
 Engine::~Engine() { stop(); }
 
+pipeline::Pipeline* Engine::pipeline(const std::string& name) {
+    for (auto& p : pipelines_)
+        if (p->name() == name) return p.get();
+    return nullptr;
+}
+
 plugin::Instance* Engine::instance(const std::string& pipeline, const std::string& kind) {
     auto it = by_use_.find(pipeline + "/" + kind);
     return it == by_use_.end() ? nullptr : it->second;
@@ -71,6 +77,11 @@ void Engine::start() {
                 }
                 by_use_[name + "/" + kind] = inst;
             }
+            auto p = std::make_unique<pipeline::Pipeline>(pipeline, *by_use_[name + "/sink"], *by_use_[name + "/store"],
+                                                          *by_use_[name + "/notifier"], *by_use_[name + "/scheduler"],
+                                                          metrics_);
+            p->start();
+            pipelines_.push_back(std::move(p));
         }
     } catch (...) {
         stop();
@@ -81,6 +92,11 @@ void Engine::start() {
 void Engine::stop() {
     int64_t timeout = 10000;
     for (const auto& [name, p] : prepared_->config.pipelines) timeout = std::min(timeout, p.shutdown_timeout_ms);
+    // Pipelines first (stop accepting, finish the relay's batch, flush), then their components.
+    while (!pipelines_.empty()) {
+        pipelines_.back()->stop();
+        pipelines_.pop_back();
+    }
     by_use_.clear();
     while (!started_.empty()) {
         auto& inst = started_.back();

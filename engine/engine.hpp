@@ -3,6 +3,7 @@
 
 #include "engine/config/config.hpp"
 #include "engine/observe/metrics.hpp"
+#include "engine/pipeline/pipeline.hpp"
 #include "engine/plugin/binding.hpp"
 #include "engine/plugin/instance.hpp"
 #include "engine/plugin/loader.hpp"
@@ -50,12 +51,16 @@ public:
     observe::Metrics& metrics() { return metrics_; }
     // The instance a pipeline uses for `kind` ("sink", ...); nullptr before start.
     plugin::Instance* instance(const std::string& pipeline, const std::string& kind);
+    // A running pipeline by name; nullptr if there is none.
+    pipeline::Pipeline* pipeline(const std::string& name);
+    const std::vector<std::unique_ptr<pipeline::Pipeline>>& pipelines() const { return pipelines_; }
 
 private:
     std::unique_ptr<Prepared> prepared_;
     observe::Metrics metrics_;
     std::vector<std::unique_ptr<plugin::Instance>> started_;  // in start order
     std::map<std::string, plugin::Instance*> by_use_;         // "pipeline/kind" -> instance
+    std::vector<std::unique_ptr<pipeline::Pipeline>> pipelines_;
 };
 
 }  // namespace spillway

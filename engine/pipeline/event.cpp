@@ -1,0 +1,115 @@
+#include "engine/pipeline/event.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <random>
+
+namespace spillway::pipeline {
+
+const char* path_name(Path p) {
+    switch (p) {
+        case Path::Direct: return "direct";
+        case Path::Outbox: return "outbox";
+        default: return "refused";
+    }
+}
+
+const char* reason_name(Reason r) {
+    switch (r) {
+        case Reason::None: return "none";
+        case Reason::DirectFailed: return "failure";
+        case Reason::StickyKey: return "sticky";
+        case Reason::CircuitOpen: return "circuit";
+        case Reason::Relayed: return "outbox-first";
+        case Reason::Rejected: return "rejected";
+        case Reason::Unavailable: return "unavailable";
+        case Reason::BacklogFull: return "backlog-full";
+        case Reason::Invalid: return "invalid";
+        case Reason::Stopping: return "stopping";
+    }
+    return "unknown";
+}
+
+std::string uuid_v7() {
+    // 48 bits of Unix milliseconds, then a counter within the millisecond (monotonic per process,
+    // so ids sort in accept order), then random bits.
+    static std::mutex mutex;
+    static std::mt19937_64 rng{std::random_device{}()};
+    static uint64_t last_ms = 0;
+    static uint16_t seq = 0;
+    uint64_t ms = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    uint64_t rand_b;
+    uint16_t rand_a;
+    {
+        std::lock_guard lock(mutex);
+        if (ms <= last_ms) {
+            ms = last_ms;
+            if (++seq > 0x0fff) {  // counter exhausted: borrow the next millisecond
+                ms = ++last_ms;
+                seq = 0;
+            }
+        } else {
+            last_ms = ms;
+            seq = static_cast<uint16_t>(rng() & 0x03ff);  // random start leaves room to count up
+        }
+        rand_a = seq;
+        rand_b = rng();
+    }
+    uint8_t b[16];
+    for (int i = 0; i < 6; ++i) b[i] = static_cast<uint8_t>(ms >> (40 - 8 * i));
+    b[6] = static_cast<uint8_t>(0x70 | ((rand_a >> 8) & 0x0f));
+    b[7] = static_cast<uint8_t>(rand_a & 0xff);
+    for (int i = 0; i < 8; ++i) b[8 + i] = static_cast<uint8_t>(rand_b >> (56 - 8 * i));
+    b[8] = static_cast<uint8_t>(0x80 | (b[8] & 0x3f));
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    out.reserve(36);
+    for (int i = 0; i < 16; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+        out += hex[b[i] >> 4];
+        out += hex[b[i] & 0x0f];
+    }
+    return out;
+}
+
+namespace {
+sw_bytes span(const std::string& s) { return sw_bytes{s.data(), s.size()}; }
+sw_bytes optional_span(const std::string& s) { return s.empty() ? sw_bytes{nullptr, 0} : span(s); }
+}  // namespace
+
+EventViews::EventViews(const std::vector<Event>& events, const std::string& pipeline) {
+    views_.reserve(events.size());
+    headers_.reserve(events.size());
+    for (const auto& e : events) add(e, pipeline);
+}
+
+EventViews::EventViews(const std::vector<Event>& events, const std::vector<size_t>& pick, const std::string& pipeline) {
+    views_.reserve(pick.size());
+    headers_.reserve(pick.size());
+    for (size_t i : pick) add(events[i], pipeline);
+}
+
+void EventViews::add(const Event& e, const std::string& pipeline) {
+    auto& hs = headers_.emplace_back();
+    hs.reserve(e.headers.size());
+    for (const auto& [k, v] : e.headers) hs.push_back(sw_header{span(k), span(v)});
+    sw_event v;
+    std::memset(&v, 0, sizeof v);
+    v.struct_size = sizeof v;
+    v.flags = e.binary ? SW_EVENT_PAYLOAD_BINARY : 0;
+    v.event_id = span(e.event_id);
+    v.pipeline = span(pipeline);
+    v.topic = span(e.topic);
+    v.key = e.key ? span(*e.key) : sw_bytes{nullptr, 0};
+    v.payload = span(e.payload);
+    v.event_type = optional_span(e.event_type);
+    v.correlation_id = optional_span(e.correlation_id);
+    v.headers = hs.data();
+    v.n_headers = hs.size();
+    v.created_at_us = e.created_at_us;
+    views_.push_back(v);
+}
+
+}  // namespace spillway::pipeline

@@ -1,0 +1,85 @@
+// A pipeline's lifecycle and what it reports; publishing is in publisher.cpp, the relay in relay.cpp.
+#include "engine/pipeline/pipeline.hpp"
+
+#include "engine/observe/log.hpp"
+
+namespace spillway::pipeline {
+
+Pipeline::Pipeline(const config::Pipeline& spec, plugin::Instance& sink, plugin::Instance& store,
+                   plugin::Instance& notifier, plugin::Instance& scheduler, observe::Metrics& metrics)
+    : spec_(spec),
+      sink_(sink),
+      store_(store),
+      notifier_(notifier),
+      scheduler_(scheduler),
+      metrics_(metrics),
+      log_(observe::logger("pipeline." + spec.name)),
+      labels_{{"pipeline", spec.name}},
+      circuit_(spec.circuit_threshold, [this](Circuit::State from, Circuit::State to, const char* why) {
+          log_->info("circuit {} -> {} ({})", Circuit::name(from), Circuit::name(to), why);
+          observe::Labels l = labels_;
+          l.emplace_back("from", Circuit::name(from));
+          l.emplace_back("to", Circuit::name(to));
+          metrics_.add("circuit_transitions_total", l);
+          metrics_.set("circuit_state", labels_, static_cast<double>(to));
+      }) {
+    metrics_.set("circuit_state", labels_, 0);
+}
+
+Pipeline::~Pipeline() { stop(); }
+
+void Pipeline::start() {
+    seed_sticky_keys();
+    stopping_ = false;
+    relay_ = std::thread([this] { relay_loop(); });
+    accepting_ = true;
+    log_->info("pipeline {} running ({}, sink {}, store {}, doorbell {}, scheduler {})", spec_.name,
+               spec_.mode == config::Mode::DirectFirst ? "direct-first" : "outbox-first", sink_.id(), store_.id(),
+               notifier_.id(), scheduler_.id());
+}
+
+void Pipeline::wake() { notifier_.vt<sw_notifier_vtable>().notify(notifier_.get(), spec_.name.c_str()); }
+
+void Pipeline::stop() {
+    if (!relay_.joinable()) return;
+    accepting_ = false;
+    {
+        std::lock_guard lock(pause_mutex_);
+        stopping_ = true;
+    }
+    pause_cv_.notify_all();
+    notifier_.vt<sw_notifier_vtable>().interrupt(notifier_.get());
+    relay_.join();  // the relay finishes (settles or gives back) the batch it holds
+    const sw_status flushed = sink_.vt<sw_sink_vtable>().flush(sink_.get(), spec_.shutdown_timeout_ms);
+    if (flushed != SW_OK) log_->warn("flushing the sink: {}", sink_.describe(flushed));
+    log_->info("pipeline {} stopped", spec_.name);
+}
+
+Status Pipeline::status() {
+    Status s;
+    s.name = spec_.name;
+    s.mode = spec_.mode == config::Mode::DirectFirst ? "direct-first" : "outbox-first";
+    s.circuit = Circuit::name(circuit_.state());
+    sw_store_stats stats{};
+    stats.struct_size = sizeof stats;
+    if (store_.vt<sw_store_vtable>().stats(store_.get(), spec_.name.c_str(), &stats) == SW_OK) {
+        s.pending = stats.pending;
+        s.leased = stats.leased;
+        s.dead = stats.dead;
+        s.oldest_pending_age_ms = stats.oldest_pending_age_ms;
+    } else {
+        (void)store_.host().take_error();
+    }
+    s.poll_interval_ms = poll_interval_ms_;
+    s.direct = n_direct_;
+    s.outbox = n_outbox_;
+    s.refused = n_refused_;
+    s.relayed = n_relayed_;
+    s.dead_lettered = n_dead_;
+    s.sticky_keys = sticky_.size();
+    std::lock_guard lock(error_mutex_);
+    s.last_error = last_error_;
+    return s;
+}
+
+}  // namespace spillway::pipeline

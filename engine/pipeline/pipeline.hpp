@@ -1,0 +1,102 @@
+// One pipeline: the publisher (direct-first with durable fallback, or outbox-first) and the relay
+// that drains the outbox, over a sink, a store, a notifier and a scheduler.
+#pragma once
+
+#include "engine/config/config.hpp"
+#include "engine/observe/metrics.hpp"
+#include "engine/pipeline/circuit.hpp"
+#include "engine/pipeline/event.hpp"
+#include "engine/pipeline/sticky_keys.hpp"
+#include "engine/plugin/instance.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace spillway::pipeline {
+
+// What an operator sees of a pipeline (admin API, `spillway status`).
+struct Status {
+    std::string name;
+    std::string mode;
+    std::string circuit;
+    int64_t pending = -1, leased = -1, dead = -1, oldest_pending_age_ms = -1;  // -1: store unreachable
+    int64_t poll_interval_ms = 0;
+    uint64_t direct = 0, outbox = 0, refused = 0, relayed = 0, dead_lettered = 0;
+    std::string last_error;
+    size_t sticky_keys = 0;
+};
+
+class Pipeline {
+public:
+    Pipeline(const config::Pipeline& spec, plugin::Instance& sink, plugin::Instance& store,
+             plugin::Instance& notifier, plugin::Instance& scheduler, observe::Metrics& metrics);
+    ~Pipeline();
+    Pipeline(const Pipeline&) = delete;
+    Pipeline& operator=(const Pipeline&) = delete;
+
+    // Seeds the sticky keys from the store and starts the relay thread.
+    void start();
+    // Stops accepting, finishes or releases the relay's batch, flushes the sink.
+    void stop();
+
+    // Returns once each event is acknowledged by Kafka or durable in the outbox, or refused.
+    Outcome publish(Event event);
+    std::vector<Outcome> publish(std::vector<Event> events);
+
+    Status status();
+    const std::string& name() const { return spec_.name; }
+    const config::Pipeline& spec() const { return spec_; }
+    Circuit::State circuit() const { return circuit_.state(); }
+    // Wakes the relay now (e.g. after a dead-letter replay).
+    void wake();
+
+private:
+    // publisher.cpp
+    void prepare(Event& e);
+    void publish_direct(std::vector<Event>& events, std::vector<Outcome>& out);
+    void append(std::vector<Event>& events, const std::vector<size_t>& pick, Reason reason,
+                const std::vector<std::string>& direct_errors, std::vector<Outcome>& out);
+    void record(const Outcome& o, int64_t started_us);
+
+    // relay.cpp
+    void relay_loop();
+    size_t relay_round(int& status, bool probe);
+    void check_backlog();
+    bool seed_sticky_keys();
+    bool pause(int64_t ms);  // interruptible short wait; false when stopping
+
+    static constexpr int64_t kProbeIntervalMs = 250;  // how often an open circuit looks for Kafka
+
+    const config::Pipeline spec_;
+    plugin::Instance& sink_;
+    plugin::Instance& store_;
+    plugin::Instance& notifier_;
+    plugin::Instance& scheduler_;
+    observe::Metrics& metrics_;
+    std::shared_ptr<spdlog::logger> log_;
+    observe::Labels labels_;
+
+    Circuit circuit_;
+    StickyKeys sticky_;
+    std::atomic<bool> accepting_{false};
+    std::atomic<bool> seeded_{false};  // sticky keys known; until then every keyed event spills
+    std::atomic<bool> stopping_{false};
+    std::thread relay_;
+    std::atomic<int64_t> poll_interval_ms_{0};
+    std::atomic<uint64_t> n_direct_{0}, n_outbox_{0}, n_refused_{0}, n_relayed_{0}, n_dead_{0};
+    std::mutex error_mutex_;
+    std::string last_error_;
+    bool outage_logged_ = false;  // relay: one warning per sink outage
+    bool store_outage_logged_ = false;
+    std::mutex pause_mutex_;
+    std::condition_variable pause_cv_;
+};
+
+}  // namespace spillway::pipeline

@@ -1,0 +1,179 @@
+// The publish side of a pipeline: direct to Kafka first, and into the outbox — with the same
+// event_id — whenever Kafka cannot confirm in time, the key already has events waiting, or the
+// circuit is open. A caller hears "accepted" only for what Kafka acknowledged or the store committed.
+#include "engine/pipeline/pipeline.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <unordered_set>
+
+namespace spillway::pipeline {
+
+namespace {
+int64_t now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+int64_t mono_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+void Pipeline::prepare(Event& e) {
+    if (e.event_id.empty()) e.event_id = uuid_v7();
+    if (e.topic.empty()) e.topic = spec_.topic;
+    if (e.created_at_us == 0) e.created_at_us = now_us();
+}
+
+void Pipeline::record(const Outcome& o, int64_t started_us) {
+    observe::Labels l = labels_;
+    l.emplace_back("path", path_name(o.path));
+    l.emplace_back("reason", reason_name(o.reason));
+    metrics_.add("publish_total", l);
+    observe::Labels lat = labels_;
+    lat.emplace_back("path", path_name(o.path));
+    metrics_.observe("publish_latency_seconds", lat, static_cast<double>(mono_us() - started_us) / 1e6);
+    if (o.path == Path::Direct) ++n_direct_;
+    else if (o.path == Path::Outbox) ++n_outbox_;
+    else ++n_refused_;
+}
+
+Outcome Pipeline::publish(Event event) {
+    std::vector<Event> one;
+    one.push_back(std::move(event));
+    return std::move(publish(std::move(one)).front());
+}
+
+std::vector<Outcome> Pipeline::publish(std::vector<Event> events) {
+    const int64_t started = mono_us();
+    std::vector<Outcome> out(events.size());
+    if (!accepting_.load()) {
+        for (size_t i = 0; i < events.size(); ++i)
+            out[i] = {events[i].event_id, Path::Refused, Reason::Stopping, "pipeline " + spec_.name + " is not running"};
+        return out;
+    }
+    std::vector<size_t> valid;
+    for (size_t i = 0; i < events.size(); ++i) {
+        prepare(events[i]);
+        out[i].event_id = events[i].event_id;
+        if (events[i].topic.empty()) {
+            out[i] = {events[i].event_id, Path::Refused, Reason::Invalid,
+                      "the event names no topic and pipeline " + spec_.name + " has no default topic"};
+            continue;
+        }
+        valid.push_back(i);
+    }
+
+    if (spec_.mode == config::Mode::OutboxFirst) {
+        append(events, valid, Reason::Relayed, {}, out);
+    } else {
+        publish_direct(events, out);
+    }
+    for (const auto& o : out) record(o, started);
+    return out;
+}
+
+void Pipeline::publish_direct(std::vector<Event>& events, std::vector<Outcome>& out) {
+    // A sink that says every broker is down opens the circuit before anyone waits on it.
+    if (circuit_.closed()) {
+        sw_health h{};
+        if (sink_.health(h) == SW_OK && h.state == SW_HEALTH_DOWN) circuit_.sink_down();
+    }
+    const bool circuit_closed = circuit_.closed();
+
+    // Split: keys already in the outbox (or all, with the circuit open) follow their backlog.
+    std::vector<size_t> direct, spill;
+    std::vector<Reason> spill_reason(events.size(), Reason::None);
+    std::unordered_set<std::string> spilled_keys;  // keys spilled earlier in this batch
+    for (size_t i = 0; i < events.size(); ++i) {
+        if (out[i].reason == Reason::Invalid) continue;
+        const Event& e = events[i];
+        if (!circuit_closed) {
+            spill.push_back(i);
+            spill_reason[i] = Reason::CircuitOpen;
+        } else if (e.key && (!seeded_.load() || sticky_.contains(*e.key) || spilled_keys.count(*e.key))) {
+            spill.push_back(i);
+            spill_reason[i] = Reason::StickyKey;
+            spilled_keys.insert(*e.key);
+        } else {
+            direct.push_back(i);
+        }
+    }
+
+    std::vector<std::string> direct_errors(events.size());
+    if (!direct.empty()) {
+        EventViews views(events, direct, spec_.name);
+        std::vector<sw_result> results(direct.size());
+        const sw_status st =
+            sink_.vt<sw_sink_vtable>().send(sink_.get(), views.data(), views.size(), results.data(), spec_.direct_timeout_ms);
+        std::string call_error;
+        if (st != SW_OK) call_error = sink_.describe(st);
+        for (size_t j = 0; j < direct.size(); ++j) {
+            const size_t i = direct[j];
+            const sw_result& r = results[j];
+            const int status = st == SW_OK ? r.status : SW_RETRY;
+            if (status == SW_OK) {
+                out[i].path = Path::Direct;
+                out[i].reason = Reason::None;
+                circuit_.direct_succeeded();
+                continue;
+            }
+            std::string why = st != SW_OK ? call_error : std::string(r.message);
+            if (status == SW_REJECT && !spec_.dead_letter_rejects) {
+                out[i] = {events[i].event_id, Path::Refused, Reason::Rejected, "Kafka rejected the event: " + why};
+                log_->warn("event {} rejected by Kafka: {}", events[i].event_id, why);
+                continue;
+            }
+            if (status != SW_REJECT) circuit_.direct_failed();
+            direct_errors[i] = why;
+            spill.push_back(i);
+            spill_reason[i] = Reason::DirectFailed;
+        }
+    }
+    if (spill.empty()) return;
+    // One append, in accept order, so per key the outbox holds events as they came.
+    std::sort(spill.begin(), spill.end());
+    append(events, spill, Reason::None, direct_errors, out);
+    for (size_t i : spill)
+        if (out[i].path == Path::Outbox) {
+            out[i].reason = spill_reason[i];
+            if (spill_reason[i] == Reason::DirectFailed)
+                log_->debug("event {} spilled to the outbox: {}", events[i].event_id, direct_errors[i]);
+        }
+}
+
+void Pipeline::append(std::vector<Event>& events, const std::vector<size_t>& pick, Reason reason,
+                      const std::vector<std::string>& direct_errors, std::vector<Outcome>& out) {
+    if (pick.empty()) return;
+    EventViews views(events, pick, spec_.name);
+    std::vector<sw_result> results(pick.size());
+    const sw_status st = store_.vt<sw_store_vtable>().append(store_.get(), views.data(), views.size(), results.data());
+    if (st != SW_OK) {
+        const std::string store_error = store_.describe(st);
+        const Reason r = st == SW_FULL ? Reason::BacklogFull : Reason::Unavailable;
+        for (size_t i : pick) {
+            std::string msg = "outbox: " + store_error;
+            if (!direct_errors.empty() && !direct_errors[i].empty()) msg = "Kafka: " + direct_errors[i] + "; " + msg;
+            out[i] = {events[i].event_id, Path::Refused, r, msg};
+        }
+        log_->warn("outbox refused {} event(s): {}", pick.size(), store_error);
+        std::lock_guard lock(error_mutex_);
+        last_error_ = "outbox: " + store_error;
+        return;
+    }
+    for (size_t j = 0; j < pick.size(); ++j) {
+        const size_t i = pick[j];
+        out[i].path = Path::Outbox;
+        out[i].reason = reason;
+        if (!direct_errors.empty() && !direct_errors[i].empty()) out[i].message = direct_errors[i];
+        if (events[i].key && !(results[j].flags & SW_RESULT_DUPLICATE)) sticky_.add(*events[i].key);
+        if (!events[i].key) sticky_.touch();
+    }
+    // A hint only: the event is already durable, and the relay also polls.
+    const sw_status rung = notifier_.vt<sw_notifier_vtable>().notify(notifier_.get(), spec_.name.c_str());
+    if (rung != SW_OK) {
+        metrics_.add("doorbell_failures_total", labels_);
+        log_->debug("doorbell not rung: {}", notifier_.describe(rung));
+    }
+}
+
+}  // namespace spillway::pipeline

@@ -1,0 +1,210 @@
+// The relay: wait for the doorbell or the scheduler's interval, claim a batch, send it, settle the
+// rows. While the circuit is open it only probes Kafka with one row, giving the lease back on
+// failure so an outage burns no attempts and leaves no backoff to wait out when Kafka returns.
+#include "engine/pipeline/pipeline.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+namespace spillway::pipeline {
+
+namespace {
+int64_t now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Gives a claimed batch back to the plugin that owns its memory, whatever happens.
+struct BatchGuard {
+    const sw_store_vtable& vt;
+    sw_instance* store;
+    sw_batch batch{};
+    ~BatchGuard() {
+        if (batch.plugin_data || batch.events) vt.release_batch(store, &batch);
+    }
+};
+}  // namespace
+
+bool Pipeline::pause(int64_t ms) {
+    std::unique_lock lock(pause_mutex_);
+    return !pause_cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping_.load(); });
+}
+
+bool Pipeline::seed_sticky_keys() {
+    const auto& vt = store_.vt<sw_store_vtable>();
+    auto visit = [](void* user, sw_bytes key) {
+        if (key.ptr) static_cast<StickyKeys*>(user)->add(std::string(key.ptr, key.len));
+    };
+    const sw_status st = vt.pending_keys(store_.get(), spec_.name.c_str(), visit, &sticky_);
+    if (st == SW_OK || st == SW_UNSUPPORTED) {
+        seeded_ = true;
+        if (sticky_.size()) log_->info("{} key(s) have events in the outbox; their new events follow them there", sticky_.size());
+        return true;
+    }
+    log_->warn("cannot read pending keys yet ({}); keyed events go to the outbox until it can", store_.describe(st));
+    return false;
+}
+
+void Pipeline::check_backlog() {
+    const auto& vt = store_.vt<sw_store_vtable>();
+    const uint64_t generation = sticky_.generation();
+    sw_store_stats stats{};
+    stats.struct_size = sizeof stats;
+    if (vt.stats(store_.get(), spec_.name.c_str(), &stats) != SW_OK) return;
+    metrics_.set("outbox_pending", labels_, static_cast<double>(stats.pending));
+    metrics_.set("outbox_dead", labels_, static_cast<double>(stats.dead));
+    metrics_.set("outbox_oldest_age_seconds", labels_, static_cast<double>(stats.oldest_pending_age_ms) / 1000.0);
+    if (stats.pending == 0) {
+        circuit_.backlog_empty();
+        sticky_.clear_if_unchanged(generation);
+    }
+}
+
+size_t Pipeline::relay_round(int& status, bool probe) {
+    const auto& store = store_.vt<sw_store_vtable>();
+    BatchGuard guard{store, store_.get()};
+    guard.batch.struct_size = sizeof(sw_batch);
+    const size_t limit = probe ? 1 : static_cast<size_t>(spec_.batch_size);
+    const sw_status claimed = store.claim(store_.get(), spec_.name.c_str(), limit, spec_.lease_ms, &guard.batch);
+    if (claimed != SW_OK) {
+        status = claimed;
+        const std::string why = store_.describe(claimed);
+        if (!store_outage_logged_) log_->warn("cannot claim from the outbox: {}", why);
+        store_outage_logged_ = true;
+        std::lock_guard lock(error_mutex_);
+        last_error_ = "outbox: " + why;
+        return 0;
+    }
+    if (store_outage_logged_) log_->info("outbox reachable again");
+    store_outage_logged_ = false;
+    const size_t n = guard.batch.n;
+    if (n == 0) return 0;
+
+    std::vector<sw_result> results(n);
+    const int64_t timeout = probe ? kProbeIntervalMs * 2 : std::max<int64_t>(spec_.direct_timeout_ms, 5000);
+    const sw_status sent = sink_.vt<sw_sink_vtable>().send(sink_.get(), guard.batch.events, n, results.data(),
+                                                           std::min(timeout, spec_.shutdown_timeout_ms));
+    if (sent != SW_OK) {
+        const std::string why = sink_.describe(sent);
+        for (auto& r : results) {
+            std::memset(&r, 0, sizeof r);
+            r.status = SW_RETRY;
+            std::snprintf(r.message, sizeof r.message, "%s", why.c_str());
+        }
+    }
+
+    std::vector<int64_t> ids(n);
+    size_t ok = 0, failed = 0, rejected = 0;
+    const int64_t now = now_us();
+    observe::Labels delivered = labels_;
+    for (size_t i = 0; i < n; ++i) {
+        const sw_event& e = guard.batch.events[i];
+        ids[i] = e.row_id;
+        if (results[i].status == SW_OK) {
+            ++ok;
+            metrics_.observe("outbox_delay_seconds", labels_, static_cast<double>(now - e.created_at_us) / 1e6);
+        } else if (results[i].status == SW_REJECT) {
+            ++rejected;
+            log_->warn("event {} parked as a dead letter: {}", std::string(e.event_id.ptr, e.event_id.len), results[i].message);
+        } else {
+            ++failed;
+        }
+    }
+
+    sw_status settled;
+    if (probe && ok == 0 && rejected == 0) {
+        // Kafka is known to be down: give the row back untouched rather than count an attempt.
+        settled = store.release_leases(store_.get(), ids.data(), n);
+    } else {
+        settled = store.complete(store_.get(), ids.data(), results.data(), n);
+    }
+    if (settled != SW_OK) {
+        // The rows stay leased until the lease runs out, then go again: duplicates, not losses.
+        log_->warn("cannot settle {} row(s) in the outbox: {}", n, store_.describe(settled));
+        status = SW_RETRY;
+        return n;
+    }
+    for (size_t i = 0; i < n; ++i) {
+        const sw_event& e = guard.batch.events[i];
+        if (e.key.ptr && (results[i].status == SW_OK || results[i].status == SW_REJECT))
+            sticky_.settle(std::string(e.key.ptr, e.key.len));
+    }
+    if (ok) {
+        metrics_.add("relay_published_total", labels_, static_cast<double>(ok));
+        n_relayed_ += ok;
+        circuit_.relay_delivered();
+        if (outage_logged_) log_->info("Kafka takes events again; draining the outbox");
+        outage_logged_ = false;
+    }
+    if (rejected) {
+        metrics_.add("dead_letters_total", labels_, static_cast<double>(rejected));
+        n_dead_ += rejected;
+    }
+    if (failed) {
+        observe::Labels l = labels_;
+        metrics_.add("relay_failures_total", l, static_cast<double>(failed));
+        if (ok == 0 && rejected == 0) {
+            status = SW_RETRY;
+            if (!outage_logged_) log_->warn("Kafka cannot take events: {}", results[0].message);
+            outage_logged_ = true;
+            sw_health h{};
+            if (sink_.health(h) == SW_OK && h.state == SW_HEALTH_DOWN) circuit_.sink_down();
+            std::lock_guard lock(error_mutex_);
+            last_error_ = std::string("Kafka: ") + results[0].message;
+        }
+    }
+    return n;
+}
+
+void Pipeline::relay_loop() {
+    const auto& scheduler = scheduler_.vt<sw_scheduler_vtable>();
+    const auto& bell = notifier_.vt<sw_notifier_vtable>();
+    int cause = SW_WAKE_START;
+    while (!stopping_) {
+        if (!seeded_) seed_sticky_keys();
+        int status = SW_OK;
+        size_t claimed = 0;
+        if (circuit_.state() == Circuit::State::Open) {
+            sw_health h{};
+            if (sink_.health(h) == SW_OK && h.state == SW_HEALTH_UP) circuit_.sink_up();
+        }
+        if (circuit_.state() == Circuit::State::Open) {
+            claimed = relay_round(status, true);
+        } else {
+            claimed = relay_round(status, false);
+            // A ring can arrive before the row is visible here (another session's commit): look
+            // again a few times, briefly, before letting the scheduler back off.
+            for (int64_t ms : {1, 5, 25}) {
+                if (claimed || status != SW_OK || cause != SW_WAKE_DOORBELL || !pause(ms)) break;
+                claimed = relay_round(status, false);
+            }
+        }
+        if (claimed > 0 || !circuit_.closed() || sticky_.size() > 0) check_backlog();
+
+        sw_round round{};
+        round.struct_size = sizeof round;
+        round.status = status;
+        round.cause = cause;
+        round.claimed = claimed;
+        round.limit = circuit_.state() == Circuit::State::Open ? 1 : static_cast<uint64_t>(spec_.batch_size);
+        int64_t delay = 1000;
+        if (scheduler.next_delay(scheduler_.get(), &round, &delay) != SW_OK) delay = 1000;
+        if (!circuit_.closed()) delay = std::min(delay, kProbeIntervalMs);
+        poll_interval_ms_ = delay;
+        metrics_.set("relay_interval_seconds", labels_, static_cast<double>(delay) / 1000.0);
+        if (stopping_) break;
+        if (delay <= 0) {
+            cause = SW_WAKE_TIMER;
+            continue;
+        }
+        int woken = 0;
+        bell.wait(notifier_.get(), spec_.name.c_str(), delay, &woken);
+        (void)notifier_.host().take_error();  // an unavailable doorbell already waited out its timeout
+        cause = woken ? SW_WAKE_DOORBELL : SW_WAKE_TIMER;
+        observe::Labels l = labels_;
+        l.emplace_back("cause", woken ? "doorbell" : "timer");
+        metrics_.add("relay_wakeups_total", l);
+    }
+}
+
+}  // namespace spillway::pipeline
