@@ -117,7 +117,7 @@ private:
 namespace {
 
 const sw_option kOptions[] = {
-    {"ladder", SW_OPT_STRING_LIST, 0, "[\"100ms x2\", \"1s x7\"]",
+    {"ladder", SW_OPT_STRING_LIST, 0, "100ms x2,1s x7",
      "idle waits before the ceiling, each \"<duration> x<rounds>\": the wait after each of the next "
      "<rounds> consecutive idle rounds; rungs above the ceiling are clamped to it; the first rung is "
      "the floor that any work found resets to"},

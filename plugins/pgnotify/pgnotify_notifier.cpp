@@ -118,6 +118,10 @@ public:
                     listened_.insert(channel);
                 }
                 wait_conn_->drain(rung_);
+                // Only a connection that works ends an outage: a server that accepts connections
+                // but refuses LISTEN must not flip between "down" and "back" at every reconnect.
+                wait_backoff_.reset();
+                outage_.ok();
                 if (rung_.erase(channel) | take_local(channel)) return true;
                 if (Session::Deadline::clock::now() >= deadline) return false;
                 pollfd fds[2] = {{wait_conn_->socket(), POLLIN, 0}, {interrupter_.fd(), POLLIN, 0}};
@@ -128,12 +132,11 @@ public:
             } catch (const Interrupted&) {
                 drop_waiter();  // a LISTEN may still be running on it
                 return false;
-            } catch (const Unreachable& e) {
+            } catch (const std::runtime_error& e) {
+                // Connection lost, or LISTEN refused (e.g. on a hot standby): sleep it out.
                 drop_waiter();
                 wait_backoff_.failed();
                 outage_.failed(e.what());
-            } catch (const std::runtime_error& e) {
-                throw sdk::Error(SW_RETRY, failure(e));  // LISTEN refused: the connection is fine
             }
         }
     }
@@ -178,8 +181,6 @@ private:
         // Rings sent while no connection listened are gone; count every channel as rung once.
         if (connected_before_) rung_.insert(waited_.begin(), waited_.end());
         connected_before_ = true;
-        wait_backoff_.reset();
-        outage_.ok();
         return true;
     }
     // A ring this instance made before its channel was first LISTENed.

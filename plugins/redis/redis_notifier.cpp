@@ -101,11 +101,16 @@ public:
             }
             const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Backoff::Clock::now());
             try {
-                switch (wait_conn_->pop(key, std::max<int64_t>(0, left.count()), interrupter_.fd())) {
-                    case Connection::Popped::token: return true;
-                    case Connection::Popped::timeout: return false;
-                    case Connection::Popped::interrupted: wait_conn_.reset(); return false;  // BLPOP still pending on it
+                const auto popped = wait_conn_->pop(key, std::max<int64_t>(0, left.count()), interrupter_.fd());
+                if (popped == Connection::Popped::interrupted) {
+                    wait_conn_.reset();  // the BLPOP is still pending on it
+                    return false;
                 }
+                // Only a command that worked ends an outage: a server that accepts connections
+                // but fails BLPOP must not flip between "down" and "back" at every reconnect.
+                wait_backoff_.reset();
+                outage_.ok();
+                return popped == Connection::Popped::token;
             } catch (const Unreachable& e) {
                 wait_conn_.reset();
                 wait_backoff_.failed();
@@ -145,8 +150,6 @@ private:
             outage_.failed(e.what());
             return false;
         }
-        wait_backoff_.reset();
-        outage_.ok();
         return true;
     }
 
