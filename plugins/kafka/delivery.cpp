@@ -76,13 +76,14 @@ bool Completion::deliver(Slot& slot, const rd_kafka_message_t& msg) {
     return !late;
 }
 
-void Completion::wait(std::unique_lock<std::mutex>& lock, std::chrono::steady_clock::time_point deadline) {
-    cv_.wait_until(lock, deadline, [this] { return outstanding_ == 0; });
+bool Completion::done() {
+    std::lock_guard lock(mutex_);
+    return outstanding_ == 0;
 }
 
-void Completion::pause(std::chrono::steady_clock::time_point until) {
+bool Completion::wait_done_until(std::chrono::steady_clock::time_point until) {
     std::unique_lock lock(mutex_);
-    cv_.wait_until(lock, until);
+    return cv_.wait_until(lock, until, [this] { return outstanding_ == 0; });
 }
 
 void Completion::abandon() {

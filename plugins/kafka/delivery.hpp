@@ -63,11 +63,11 @@ public:
     // Delivery report for `slot`; returns false when the sender already left (a late report).
     // May free the completion: do not touch it afterwards.
     static bool deliver(Slot& slot, const rd_kafka_message_t& msg);
-    // Sender: waits until every accepted message is reported or the deadline passes.
-    // Returns with the lock held via `lock` so the caller can read the slots consistently.
-    void wait(std::unique_lock<std::mutex>& lock, std::chrono::steady_clock::time_point deadline);
-    // Sender: a short pause while librdkafka's queue is full, woken early by any report.
-    void pause(std::chrono::steady_clock::time_point until);
+    // Sender: whether every accepted message is reported.
+    bool done();
+    // Sender: blocks until done() or `until`; returns done().
+    bool wait_done_until(std::chrono::steady_clock::time_point until);
+    // Held while the sender reads the slots after waiting.
     std::mutex& mutex() { return mutex_; }
     // Sender leaves (lock released first); frees the completion when no message is outstanding.
     void abandon();

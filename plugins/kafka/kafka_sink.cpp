@@ -67,8 +67,7 @@ void KafkaSink::start() {
     }
     conf.release();  // the producer owns it now
     health_.set(SW_HEALTH_UNKNOWN, "connecting to the brokers", host().monotonic_us());
-    stopping_.store(false);
-    poller_ = std::thread(&KafkaSink::poll_loop, this);
+    pump_.start(producer_);
     host().info("kafka producer " + client_id_ + " started (bootstrap.servers=" +
                 (bootstrap.empty() ? settings_.bootstrap_servers : bootstrap) + ")");
 }
@@ -91,17 +90,11 @@ int KafkaSink::shutdown(int64_t timeout_ms) {
         rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_flush(producer_, 1000);
     }
-    stopping_.store(true);
-    if (poller_.joinable()) poller_.join();
+    pump_.stop();
     rd_kafka_destroy(producer_);
     producer_ = nullptr;
     embedded_.reset();
     return left;
-}
-
-void KafkaSink::poll_loop() {
-    // Serves delivery reports, errors, statistics; rd_kafka_poll wakes as soon as one is queued.
-    while (!stopping_.load(std::memory_order_relaxed)) rd_kafka_poll(producer_, 100);
 }
 
 void KafkaSink::health(sw_health& out) {
@@ -154,7 +147,7 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
         completion->accepted();  // before produce: the report may arrive before produce returns
         rd_kafka_resp_err_t err = produce(events[i], completion->slot(i));
         while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && Clock::now() < deadline) {
-            completion->pause(std::min(deadline, Clock::now() + kQueueFullPause));
+            pump_.wait(*completion, std::min(deadline, Clock::now() + kQueueFullPause));  // serve reports
             err = produce(events[i], completion->slot(i));
         }
         if (err) {
@@ -166,8 +159,8 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
     size_t ok = 0, retry = 0, reject = 0, fatal = 0, expired = 0;
     std::string fatal_reason;
     {
-        std::unique_lock lock(completion->mutex());
-        completion->wait(lock, deadline);
+        pump_.wait(*completion, deadline);
+        std::lock_guard lock(completion->mutex());
         for (size_t i = 0; i < events.size(); ++i) {
             sw_result& r = out[i];
             const Slot& slot = completion->slot(i);

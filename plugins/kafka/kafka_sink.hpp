@@ -1,7 +1,7 @@
 // The Kafka sink: one idempotent librdkafka producer per instance, shared by every caller thread.
 //
 // send() produces the batch, then waits — at most its deadline — for each message's delivery
-// report, which a dedicated poll thread serves. The status of an event always comes from its
+// report (served by the ReportPump: the waiting sender itself when it can). The status of an event always comes from its
 // delivery report, never from produce() returning.
 #ifndef SPILLWAY_PLUGINS_KAFKA_KAFKA_SINK_HPP
 #define SPILLWAY_PLUGINS_KAFKA_KAFKA_SINK_HPP
@@ -10,6 +10,7 @@
 #include "embedded_cluster.hpp"
 #include "health.hpp"
 #include "producer_config.hpp"
+#include "report_pump.hpp"
 
 #include <spillway/sdk.hpp>
 
@@ -20,7 +21,6 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <thread>
 
 namespace spillway::plugins::kafka {
 
@@ -45,7 +45,6 @@ private:
     static void on_log(const rd_kafka_t* rk, int level, const char* facility, const char* message);
 
     rd_kafka_resp_err_t produce(const sw_event& event, Slot& slot);
-    void poll_loop();
     // Flushes within timeout_ms, purges what is left (reported RETRY), destroys the producer.
     // Returns the number of messages that were still unacknowledged at the deadline.
     int shutdown(int64_t timeout_ms);
@@ -54,8 +53,7 @@ private:
     std::string client_id_;
     std::unique_ptr<EmbeddedCluster> embedded_;  // outlives producer_ (declared first, destroyed last)
     rd_kafka_t* producer_ = nullptr;
-    std::thread poller_;
-    std::atomic<bool> stopping_{false};
+    ReportPump pump_;
     Health health_;
 };
 
