@@ -15,6 +15,9 @@
 
 namespace spillway::plugins::inproc {
 
+// Longer waits are cut to a day: the relay wakes up once in a while whatever it asked for.
+inline constexpr int64_t kLongestWaitMs = 86'400'000;
+
 class InprocNotifier final : public sdk::Notifier {
 public:
     using Notifier::Notifier;
@@ -33,7 +36,8 @@ public:
     }
 
     bool wait(std::string_view channel, int64_t timeout_ms) override {
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<int64_t>(0, timeout_ms));
+        const auto deadline = std::chrono::steady_clock::now() +
+                              std::chrono::milliseconds(std::clamp<int64_t>(timeout_ms, 0, kLongestWaitMs));
         std::unique_lock lock(mutex_);
         const auto token = [&] { return rung_.find(channel); };
         bell_.wait_until(lock, deadline, [&] { return interrupted_ || token() != rung_.end(); });

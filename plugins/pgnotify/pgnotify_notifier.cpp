@@ -37,6 +37,9 @@
 
 namespace spillway::plugins::pgnotify {
 
+// Longer waits are cut to a day: the relay wakes up once in a while whatever it asked for.
+inline constexpr int64_t kLongestWaitMs = 86'400'000;
+
 class PgNotifyNotifier final : public sdk::Notifier {
 public:
     explicit PgNotifyNotifier(sdk::Host host)
@@ -84,7 +87,8 @@ public:
                 notify_conn_.reset();
             }
         } else if (!notify_backoff_.ready()) {
-            throw sdk::Error(SW_RETRY, "pgnotify doorbell at " + settings_.where + " is down (reconnecting with backoff)");
+            throw sdk::Error(SW_RETRY,
+                             "pgnotify doorbell at " + settings_.where + " is down (reconnecting with backoff)");
         }
         try {
             notify_conn_ = Session::open(settings_.url, bound());
@@ -99,7 +103,8 @@ public:
 
     bool wait(std::string_view pipeline, int64_t timeout_ms) override {
         const std::string channel = settings_.channel(pipeline);
-        const auto deadline = Session::Deadline::clock::now() + std::chrono::milliseconds(std::max<int64_t>(0, timeout_ms));
+        const auto deadline = Session::Deadline::clock::now() +
+                              std::chrono::milliseconds(std::clamp<int64_t>(timeout_ms, 0, kLongestWaitMs));
         std::lock_guard lock(wait_mutex_);  // one relay waits per instance; a second would queue here
         waited_.insert(channel);
         for (;;) {
@@ -125,7 +130,8 @@ public:
                 if (rung_.erase(channel) | take_local(channel)) return true;
                 if (Session::Deadline::clock::now() >= deadline) return false;
                 pollfd fds[2] = {{wait_conn_->socket(), POLLIN, 0}, {interrupter_.fd(), POLLIN, 0}};
-                const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Session::Deadline::clock::now());
+                const auto left =
+                    std::chrono::ceil<std::chrono::milliseconds>(deadline - Session::Deadline::clock::now());
                 if (::poll(fds, 2, static_cast<int>(std::max<int64_t>(0, left.count()))) < 0 && errno != EINTR)
                     throw Unreachable(std::string("poll: ") + std::strerror(errno));
                 // Readable, timed out or interrupted: the loop drains once more and decides.

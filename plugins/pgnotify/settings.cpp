@@ -50,7 +50,8 @@ std::string Settings::channel(std::string_view pipeline) const {
     if (name.empty()) throw sdk::Error(SW_INVALID_CONFIG, "pgnotify: empty channel name (empty prefix and pipeline)");
     if (name.size() > kMaxChannelBytes)
         throw sdk::Error(SW_INVALID_CONFIG, "pgnotify: channel '" + name + "' is " + std::to_string(name.size()) +
-                                                " bytes; PostgreSQL allows 63: shorten channel_prefix or the pipeline name");
+                                                " bytes; PostgreSQL allows 63: shorten channel_prefix or the "
+                                                "pipeline name");
     return name;
 }
 

@@ -52,7 +52,8 @@ std::unique_ptr<Connection> Connection::open(const Settings& s) {
             argv.push_back(a.data());
             lens.push_back(a.size());
         }
-        Reply r(static_cast<redisReply*>(redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data())));
+        void* raw = redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data());
+        Reply r(static_cast<redisReply*>(raw));
         if (!r) c->broken(doing);
         return r;
     };
@@ -136,7 +137,8 @@ Connection::Popped Connection::pop(const std::string& key, int64_t timeout_ms, i
                                            std::to_string(r->type));
             }
         }
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0)
             throw Unreachable("no reply to BLPOP within " + std::to_string(timeout_ms + 1000 + timeout_ms_) + "ms");
         pollfd fds[2] = {{ctx_->fd, POLLIN, 0}, {interrupt_fd, POLLIN, 0}};

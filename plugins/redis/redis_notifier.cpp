@@ -18,10 +18,14 @@
 
 #include <spillway/sdk.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 
 namespace spillway::plugins::redis {
+
+// Longer waits are cut to a day: the relay wakes up once in a while whatever it asked for.
+inline constexpr int64_t kLongestWaitMs = 86'400'000;
 
 class RedisNotifier final : public sdk::Notifier {
 public:
@@ -72,7 +76,8 @@ public:
                 throw sdk::Error(SW_RETRY, failure(e));  // an error reply: the connection is fine
             }
         } else if (!notify_backoff_.ready()) {
-            throw sdk::Error(SW_RETRY, "redis doorbell at " + settings_.where() + " is down (reconnecting with backoff)");
+            throw sdk::Error(SW_RETRY,
+                             "redis doorbell at " + settings_.where() + " is down (reconnecting with backoff)");
         }
         try {
             notify_conn_ = Connection::open(settings_);
@@ -89,7 +94,8 @@ public:
 
     bool wait(std::string_view channel, int64_t timeout_ms) override {
         const std::string key = settings_.key_prefix + std::string(channel);
-        const auto deadline = Backoff::Clock::now() + std::chrono::milliseconds(std::max<int64_t>(0, timeout_ms));
+        const auto deadline =
+            Backoff::Clock::now() + std::chrono::milliseconds(std::clamp<int64_t>(timeout_ms, 0, kLongestWaitMs));
         std::lock_guard lock(wait_mutex_);  // one relay waits per instance; a second would queue here
         for (;;) {
             if (interrupter_.fired()) return false;
