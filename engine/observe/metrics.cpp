@@ -29,6 +29,14 @@ const std::vector<double>& Metrics::default_buckets() {
     return b;
 }
 
+namespace {
+// Label order never matters: {a,b} and {b,a} are one series.
+Labels sorted(Labels l) {
+    std::sort(l.begin(), l.end());
+    return l;
+}
+}  // namespace
+
 Metrics::Family& Metrics::family(const std::string& name, Type type) {
     Family& f = families_[name];
     if (f.values.empty() && f.histograms.empty()) f.type = type;
@@ -37,18 +45,18 @@ Metrics::Family& Metrics::family(const std::string& name, Type type) {
 
 void Metrics::add(const std::string& name, const Labels& labels, double delta) {
     std::lock_guard lock(mutex_);
-    family(name, Type::Counter).values[labels] += delta;
+    family(name, Type::Counter).values[sorted(labels)] += delta;
 }
 
 void Metrics::set(const std::string& name, const Labels& labels, double value) {
     std::lock_guard lock(mutex_);
-    family(name, Type::Gauge).values[labels] = value;
+    family(name, Type::Gauge).values[sorted(labels)] = value;
 }
 
 void Metrics::observe(const std::string& name, const Labels& labels, double value) {
     const auto& bounds = default_buckets();
     std::lock_guard lock(mutex_);
-    Histogram& h = family(name, Type::Histogram).histograms[labels];
+    Histogram& h = family(name, Type::Histogram).histograms[sorted(labels)];
     if (h.buckets.empty()) h.buckets.assign(bounds.size(), 0);
     const auto it = std::lower_bound(bounds.begin(), bounds.end(), value);
     if (it != bounds.end()) ++h.buckets[static_cast<size_t>(it - bounds.begin())];
@@ -65,7 +73,7 @@ double Metrics::value(const std::string& name, const Labels& labels) const {
     std::lock_guard lock(mutex_);
     auto f = families_.find(name);
     if (f == families_.end()) return 0;
-    auto v = f->second.values.find(labels);
+    auto v = f->second.values.find(sorted(labels));
     return v == f->second.values.end() ? 0 : v->second;
 }
 
@@ -73,7 +81,7 @@ uint64_t Metrics::count(const std::string& name, const Labels& labels) const {
     std::lock_guard lock(mutex_);
     auto f = families_.find(name);
     if (f == families_.end()) return 0;
-    auto h = f->second.histograms.find(labels);
+    auto h = f->second.histograms.find(sorted(labels));
     return h == f->second.histograms.end() ? 0 : h->second.count;
 }
 
