@@ -2,8 +2,8 @@
 // in the same run. Not a test: it prints figures (targets: redis p99 <= 1 ms, pgnotify p99 <= 2 ms).
 //
 // Each round: the waiter thread announces it is about to wait and blocks in wait(); the ringing
-// thread spins 300 us so the wait is really blocked, takes t0 and rings; the waiter takes t1 when
-// wait() returns. Latency = t1 - t0. Rounds whose wait returned sooner than the spin (the waiter
+// thread sleeps 300 us so the wait is really blocked, takes t0 and rings; the waiter takes t1 when
+// wait() returns. Latency = t1 - t0. Rounds whose wait returned sooner than the pause (the waiter
 // was not blocked yet) are counted and reported, and so are rounds that timed out.
 //
 //   doorbell-bench [rounds=10000]
@@ -32,7 +32,7 @@ using spillway::testkit::Config;
 using spillway::testkit::NotifierInstance;
 using spillway::testkit::Plugin;
 
-constexpr auto kSpin = std::chrono::microseconds(300);
+constexpr auto kPause = std::chrono::microseconds(300);
 
 struct Result {
     std::string name;
@@ -58,19 +58,20 @@ Result measure(const std::string& name, int rounds, const std::function<bool()>&
         for (int i = 0; i < rounds; ++i) {
             started[i] = Clock::now();
             ready.store(i, std::memory_order_release);
+            ready.notify_one();
             woke[i] = wait();
             t1[i] = Clock::now();
             done.store(i, std::memory_order_release);
+            done.notify_one();
         }
     });
     for (int i = 0; i < rounds; ++i) {
-        while (ready.load(std::memory_order_acquire) < i) std::this_thread::yield();
-        const auto until = Clock::now() + kSpin;
-        while (Clock::now() < until) {
-        }
+        // Block (futex), never spin: on two cores a spinning ringer would steal the waiter's CPU.
+        for (int r; (r = ready.load(std::memory_order_acquire)) < i;) ready.wait(r);
+        std::this_thread::sleep_for(kPause);
         t0[i] = Clock::now();
         ring();
-        while (done.load(std::memory_order_acquire) < i) std::this_thread::yield();
+        for (int d; (d = done.load(std::memory_order_acquire)) < i;) done.wait(d);
     }
     waiter.join();
     for (int i = 0; i < rounds; ++i) {
@@ -78,7 +79,7 @@ Result measure(const std::string& name, int rounds, const std::function<bool()>&
             ++r.missed;
             continue;
         }
-        if (t1[i] - started[i] < kSpin) ++r.not_blocked;
+        if (t1[i] - started[i] < kPause) ++r.not_blocked;
         r.us.push_back(std::chrono::duration<double, std::micro>(t1[i] - t0[i]).count());
     }
     return r;
@@ -196,8 +197,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "doorbell-bench: %s\n", e.what());
         return 1;
     }
-    std::printf("(unblkd: rounds whose wait returned sooner than the %lld us spin, i.e. was not yet blocked)\n",
-                static_cast<long long>(kSpin.count()));
+    std::printf("(unblkd: rounds whose wait returned sooner than the %lld us pause, i.e. was not yet blocked)\n",
+                static_cast<long long>(kPause.count()));
     const auto p99 = [&](const char* prefix) {
         for (const auto& r : results)
             if (r.name.rfind(prefix, 0) == 0) return percentile(r.us, 0.99);
