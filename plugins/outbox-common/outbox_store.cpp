@@ -421,7 +421,7 @@ void OutboxStore::append(std::span<const sw_event> events, std::span<sw_result> 
             corr_ind = sdk::present(ev.correlation_id) ? soci::i_ok : soci::i_null;
             created = ev.created_at_us > 0 ? ev.created_at_us : now;
             st.execute(true);
-            sdk::set_result(out[i], SW_OK, {}, st.get_affected_rows() == 0 ? SW_RESULT_DUPLICATE : 0);
+            sdk::set_result(out[i], SW_OK, "", st.get_affected_rows() == 0 ? SW_RESULT_DUPLICATE : 0);
         }
         tx.commit();
     });
