@@ -87,7 +87,10 @@ std::unique_ptr<Connection> Connection::open(const Settings& s) {
 Connection::~Connection() { redisFree(ctx_); }
 
 void Connection::broken(const std::string& doing) const {
-    throw Unreachable(doing + ": " + (ctx_->err ? ctx_->errstr : "no reply"));
+    const int error = errno;  // hiredis leaves the socket's errno in place
+    const bool timed_out = ctx_->err == REDIS_ERR_IO && (error == EAGAIN || error == EWOULDBLOCK || error == ETIMEDOUT);
+    const std::string why = timed_out ? "no answer within the timeout" : ctx_->err ? ctx_->errstr : "no reply";
+    throw Unreachable(doing + ": " + why, timed_out);
 }
 
 void Connection::ring(const std::string& key) {
@@ -140,7 +143,8 @@ Connection::Popped Connection::pop(const std::string& key, int64_t timeout_ms, i
         const auto left =
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0)
-            throw Unreachable("no reply to BLPOP within " + std::to_string(timeout_ms + 1000 + timeout_ms_) + "ms");
+            throw Unreachable("no reply to BLPOP within " + std::to_string(timeout_ms + 1000 + timeout_ms_) + "ms",
+                              /*timed_out=*/true);
         pollfd fds[2] = {{ctx_->fd, POLLIN, 0}, {interrupt_fd, POLLIN, 0}};
         const int n = ::poll(fds, 2, static_cast<int>(left.count()));
         if (n < 0) {

@@ -68,9 +68,11 @@ public:
                 notify_conn_->ring(key);
                 rang();
                 return;
-            } catch (const Unreachable&) {
+            } catch (const Unreachable& e) {
                 // A connection that worked before may only be stale (Redis restarted since): a
                 // fresh one gets one try below, so the first ring after a restart is not lost.
+                // Not after a timeout: a hung server would then hold the publisher twice as long.
+                if (e.timed_out()) down(e);
                 notify_conn_.reset();
             } catch (const std::exception& e) {
                 throw sdk::Error(SW_RETRY, failure(e));  // an error reply: the connection is fine

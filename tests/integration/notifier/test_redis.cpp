@@ -136,6 +136,26 @@ TEST(RedisNotifier, SurvivesRedisKilledMidWaitAndRestarted) {
     EXPECT_EQ(n.host().count_logs(SW_LOG_INFO, "reachable again"), 1u);
 }
 
+// A hung Redis (here: CLIENT PAUSE, which holds every command but still accepts connections)
+// costs a publisher at most one connect_timeout; later rings fail at once until it answers again.
+TEST(RedisNotifier, NotifyFailsFastWhenRedisHangs) {
+    Redis r;
+    NotifierInstance n(redis_plugin(), config_for(r).set("connect_timeout", "200ms"));
+    ASSERT_EQ(notify(n, "hung"), SW_OK) << n.host().last_error();
+    r.cli({"CLIENT", "PAUSE", "3000", "ALL"});
+    auto t0 = Clock::now();
+    EXPECT_EQ(notify(n, "hung"), SW_RETRY);
+    EXPECT_LT(Clock::now() - t0, 1500ms) << "a hung Redis held the publisher";
+    EXPECT_NE(n.host().last_error().find("no answer"), std::string::npos) << n.host().last_error();
+    t0 = Clock::now();
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(notify(n, "hung"), SW_RETRY);
+    EXPECT_LT(Clock::now() - t0, 1500ms) << "rings during an outage must not each wait for the timeout";
+    EXPECT_EQ(n.host().count_logs(SW_LOG_WARN), 1u);
+    // Once the pause ends, rings go through again.
+    EXPECT_TRUE(wait_until([&] { return notify(n, "hung") == SW_OK; }, 15s, 20ms)) << n.host().last_error();
+    EXPECT_TRUE(wait(n, "hung", 5000).woken);
+}
+
 TEST(RedisNotifier, RedisDownAtStartIsNotFatal) {
     const int closed = spillway::test_support::free_port();
     NotifierInstance n(redis_plugin(), Config{{"port", std::to_string(closed)}});
