@@ -158,8 +158,16 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
 
     size_t ok = 0, retry = 0, reject = 0, fatal = 0, expired = 0;
     std::string fatal_reason;
+    // A fatal producer error reaches the reports as the error that caused it (e.g.
+    // OUT_OF_ORDER_SEQUENCE_NUMBER, or _PURGE_QUEUE when no producer id could be had), and the
+    // error callback may come later: ask librdkafka directly, then fail what did not succeed.
+    std::array<char, 512> fatal_errstr{};
+    std::string fatal_first;  // the first FATAL result's message, when librdkafka gives no reason
     {
         pump_.wait(*completion, deadline);
+        const rd_kafka_resp_err_t fatal_code = rd_kafka_fatal_error(producer_, fatal_errstr.data(), fatal_errstr.size());
+        const bool producer_fatal = fatal_code != RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (producer_fatal) fatal_reason = std::string(fatal_errstr.data()) + " (" + rd_kafka_err2name(fatal_code) + ")";
         std::lock_guard lock(completion->mutex());
         for (size_t i = 0; i < events.size(); ++i) {
             sw_result& r = out[i];
@@ -169,7 +177,7 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
                 v = classify_produce_failure(refused[i]);
                 sdk::set_result(r, v.status, "produce refused: " + describe(refused[i]), v.flags);
             } else if (!slot.done) {
-                v = {SW_RETRY, SW_RESULT_POSSIBLY_DELIVERED};
+                v = {producer_fatal ? SW_FATAL : SW_RETRY, SW_RESULT_POSSIBLY_DELIVERED};
                 ++expired;
                 sdk::set_result(r, v.status,
                                 "no delivery report within " + std::to_string(timeout_ms) +
@@ -177,6 +185,7 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
                                 v.flags);
             } else {
                 v = classify_delivery(slot.err, slot.persisted);
+                if (producer_fatal && v.status == SW_RETRY) v.status = SW_FATAL;
                 sdk::set_result(r, v.status, v.status == SW_OK ? std::string() : describe(slot.err), v.flags);
                 r.partition = slot.partition;
                 r.offset = slot.offset;
@@ -184,7 +193,7 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
             switch (v.status) {
                 case SW_OK: ++ok; break;
                 case SW_REJECT: ++reject; break;
-                case SW_FATAL: ++fatal; fatal_reason = r.message; break;
+                case SW_FATAL: ++fatal; if (fatal_first.empty()) fatal_first = r.message; break;
                 default: ++retry; break;
             }
         }
@@ -198,8 +207,7 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
     if (fatal) h.count("kafka_delivery_total", static_cast<double>(fatal), "result=fatal");
     if (expired) h.count("kafka_delivery_deadline_exceeded_total", static_cast<double>(expired));
     if (fatal) {
-        std::array<char, 512> errstr{};
-        if (rd_kafka_fatal_error(producer_, errstr.data(), errstr.size())) fatal_reason = errstr.data();
+        if (fatal_reason.empty()) fatal_reason = fatal_first;
         if (health_.set_fatal(fatal_reason, h.monotonic_us())) h.error("kafka: fatal producer error: " + fatal_reason);
         throw sdk::Error(SW_FATAL, "fatal producer error: " + fatal_reason);
     }
@@ -224,9 +232,10 @@ void KafkaSink::on_error(rd_kafka_t* rk, int code, const char* reason, void* opa
     h.count("kafka_client_errors_total", 1, (std::string("error=") + rd_kafka_err2name(err)).c_str());
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         std::array<char, 512> errstr{};
-        rd_kafka_fatal_error(rk, errstr.data(), errstr.size());
-        if (self->health_.set_fatal(errstr.data(), h.monotonic_us()))
-            h.error(std::string("kafka: fatal producer error, the instance must be rebuilt: ") + errstr.data());
+        const rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(rk, errstr.data(), errstr.size());
+        const std::string why = std::string(errstr.data()) + " (" + rd_kafka_err2name(fatal) + ")";
+        if (self->health_.set_fatal(why, h.monotonic_us()))
+            h.error("kafka: fatal producer error, the instance must be rebuilt: " + why);
     } else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
         if (self->health_.set(SW_HEALTH_DOWN, std::string("all brokers down: ") + reason, h.monotonic_us()))
             h.warn(std::string("kafka: all brokers down: ") + reason);

@@ -157,5 +157,29 @@ TEST(KafkaSinkFailure, DeadlineBeforeTheReportIsPossiblyDeliveredAndTheLateRepor
     EXPECT_EQ(kafka.consume_all("slow", 2, 30s).size(), 2u);
 }
 
+TEST(KafkaSinkFailure, FatalProducerErrorFailsTheSendAndSticks) {
+    MockKafka kafka(1);
+    // The idempotent producer cannot get a producer id: librdkafka raises a fatal error.
+    constexpr int16_t kInitProducerIdApiKey = 22;
+    kafka.push_request_errors(kInitProducerIdApiKey, {RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED});
+    testkit::SinkInstance sink(kafka_plugin(), config_for(kafka));
+    EventBatch batch;
+    fill(batch, "fatal", 3);
+    std::vector<sw_result> results;
+    EXPECT_EQ(send(sink, batch, results, 20000), SW_FATAL);
+    for (const auto& r : results) EXPECT_EQ(r.status, SW_FATAL) << status_name(r.status) << ": " << r.message;
+    EXPECT_NE(sink.host().last_error().find("CLUSTER_AUTHORIZATION_FAILED"), std::string::npos)
+        << sink.host().last_error();
+    const sw_health h = health(sink);
+    EXPECT_EQ(h.state, SW_HEALTH_DOWN);
+    EXPECT_NE(std::string(h.message).find("fatal"), std::string::npos) << h.message;
+
+    // The instance stays unusable until the host rebuilds it.
+    const auto started = Clock::now();
+    EXPECT_EQ(send(sink, batch, results, 20000), SW_FATAL);
+    EXPECT_LT(Clock::now() - started, 1s);
+    EXPECT_EQ(results[0].status, SW_FATAL);
+}
+
 }  // namespace
 }  // namespace spillway::kafka_test
