@@ -81,10 +81,16 @@ public:
             try {
                 ring(channel);
                 return;
-            } catch (const Unreachable&) {
+            } catch (const Unreachable& e) {
                 // A connection that worked before may only be stale (the server restarted since):
                 // a fresh one gets one try below, so the first ring after a restart is not lost.
+                // Not after a timeout: a hung server would then hold the publisher twice as long.
                 notify_conn_.reset();
+                if (e.timed_out()) {
+                    notify_backoff_.failed();
+                    outage_.failed(e.what());
+                    throw sdk::Error(SW_RETRY, failure(e));
+                }
             }
         } else if (!notify_backoff_.ready()) {
             throw sdk::Error(SW_RETRY,

@@ -57,7 +57,7 @@ void Session::lost(const std::string& doing) const { throw Unreachable(doing + "
 void Session::await(short events, Deadline deadline, int interrupt_fd, const char* doing) const {
     for (;;) {
         const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) throw Unreachable(std::string(doing) + ": no answer in time");
+        if (left.count() <= 0) throw Unreachable(std::string(doing) + ": no answer in time", /*timed_out=*/true);
         pollfd fds[2] = {{PQsocket(conn_), events, 0}, {interrupt_fd, POLLIN, 0}};
         const int n = ::poll(fds, interrupt_fd >= 0 ? 2 : 1, static_cast<int>(left.count()));
         if (n < 0) {
