@@ -102,6 +102,21 @@ struct OutboxStore::RowSet {
     }
 
     size_t size() const { return id.size(); }
+    // Rows in id order (UPDATE ... RETURNING hands them back in any order).
+    void order_by_id() {
+        std::vector<size_t> perm(size());
+        for (size_t i = 0; i < perm.size(); ++i) perm[i] = i;
+        const std::vector<long long> key = ids();
+        std::sort(perm.begin(), perm.end(), [&](size_t a, size_t b) { return key[a] < key[b]; });
+        auto apply = [&](auto& v) {
+            auto copy = v;
+            for (size_t i = 0; i < perm.size(); ++i) v[i] = std::move(copy[perm[i]]);
+        };
+        apply(id), apply(created_at), apply(flags), apply(attempts), apply(flags_ind), apply(created_ind),
+            apply(attempts_ind);
+        for (auto& v : str) apply(v);
+        for (auto& v : ind) apply(v);
+    }
     std::vector<long long> ids() const {
         std::vector<long long> out;
         for (const auto& s : id) out.push_back(std::stoll(s));
@@ -206,7 +221,7 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
                   " ON CONFLICT (" + c[kEventId] + ") DO NOTHING";
     count_pending_sql_ = "SELECT COUNT(*) FROM (SELECT 1 FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " +
                          c[kState] + " = 'pending' LIMIT :lim) AS x";
-    claim_sql_ = "SELECT " + sql_.select_columns("r") + " FROM " + T + " r WHERE r." + c[kPipeline] +
+    claim_sql_ = " FROM " + T + " r WHERE r." + c[kPipeline] +
                  " = :p AND r." + c[kState] + " = 'pending' AND r." + c[kNextAttemptAt] + " <= :now1 AND (r." +
                  c[kLeaseUntil] + " IS NULL OR r." + c[kLeaseUntil] + " <= :now2) AND (r." + c[kKey] +
                  " IS NULL OR NOT EXISTS (SELECT 1 FROM " + T + " e WHERE e." + c[kPipeline] + " = r." +
@@ -214,6 +229,8 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
                  " = 'pending' AND e." + c[kId] + " < r." + c[kId] + " AND (e." + c[kNextAttemptAt] +
                  " > :now3 OR (e." + c[kLeaseUntil] + " > :now4 AND e." + c[kLeaseOwner] +
                  " <> :me)))) ORDER BY r." + c[kId] + " LIMIT :lim";
+    claim_ids_sql_ = "SELECT r." + c[kId] + claim_sql_;
+    claim_sql_ = "SELECT " + sql_.select_columns("r") + claim_sql_;
     release_sql_ = "UPDATE " + T + " SET " + c[kLeaseOwner] + " = NULL, " + c[kLeaseUntil] + " = NULL WHERE " +
                    c[kLeaseOwner] + " = :me AND " + c[kId] + " ";  // + in_ids
     delete_ok_sql_ = "DELETE FROM " + T + " WHERE " + c[kLeaseOwner] + " = :me AND " + c[kId] + " ";
@@ -327,6 +344,10 @@ void OutboxStore::ensure_connected(soci::session& s, const char* what) {
 }
 
 void OutboxStore::start() {
+    // Lease in the statement that picks the rows: one round trip, one pass over them.
+    claim_update_sql_ = "UPDATE " + sql_.table + " t SET " + sql_.c[kLeaseOwner] + " = :me2, " + sql_.c[kLeaseUntil] +
+                        " = :until FROM (" + claim_ids_sql_ + claim_lock_clause() + ") c WHERE t." + sql_.c[kId] +
+                        " = c." + sql_.c[kId] + " RETURNING " + sql_.select_columns("t");
     try {
         connect();
     } catch (const sdk::Error&) {
@@ -446,15 +467,25 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim(std::string_view pipeline_name, s
         st.exchange(soci::use(now4, "now4"));
         st.exchange(soci::use(me, "me"));
         st.exchange(soci::use(lim, "lim"));
+        const bool returning = claim_with_update_returning();
+        std::string me2 = owner_;
+        if (returning) {
+            st.exchange(soci::use(me2, "me2"));
+            st.exchange(soci::use(until, "until"));
+        }
         st.alloc();
-        st.prepare(claim_sql_ + claim_lock_clause());
+        st.prepare(returning ? claim_update_sql_ : claim_sql_ + claim_lock_clause());
         st.define_and_bind();
         if (!st.execute(true)) {
             tx.commit();
             return std::unique_ptr<sdk::Batch>(std::make_unique<sdk::Batch>());
         }
-        std::string ids = encode_ids(rows.ids());
-        s << lease_sql_ + in_ids(":ids"), soci::use(me, "me"), soci::use(until, "until"), soci::use(ids, "ids");
+        if (returning) {
+            rows.order_by_id();
+        } else {
+            std::string ids = encode_ids(rows.ids());
+            s << lease_sql_ + in_ids(":ids"), soci::use(me, "me"), soci::use(until, "until"), soci::use(ids, "ids");
+        }
         tx.commit();
         return rows.to_batch(db_name_);
     });

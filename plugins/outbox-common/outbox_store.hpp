@@ -68,6 +68,9 @@ protected:
     virtual Conn acquire() = 0;
     virtual const char* begin_write_sql() const = 0;     // "BEGIN" / "BEGIN IMMEDIATE"
     virtual const char* claim_lock_clause() const = 0;   // appended to the claim's SELECT
+    // true: pick and lease in one `UPDATE ... FROM (SELECT ... <lock clause>) RETURNING`;
+    // false: SELECT the rows, then UPDATE their leases by id.
+    virtual bool claim_with_update_returning() const { return false; }
     // `<column> <in_ids(param)>` tests membership in an id list bound as encode_ids().
     virtual std::string in_ids(const std::string& param) const = 0;
     virtual std::string encode_ids(std::span<const long long> ids) const = 0;
@@ -112,7 +115,7 @@ private:
     std::string down_message_;
 
     // Statement texts, built once.
-    std::string insert_sql_, count_pending_sql_, claim_sql_, lease_sql_, delete_ok_sql_, mark_ok_sql_,
+    std::string insert_sql_, count_pending_sql_, claim_sql_, claim_ids_sql_, claim_update_sql_, lease_sql_, delete_ok_sql_, mark_ok_sql_,
         attempts_sql_, retry_sql_, reject_sql_, release_sql_, stats_sql_, keys_sql_, dead_sql_,
         replay_all_sql_, replay_one_sql_, purge_all_sql_, purge_one_sql_, purge_published_sql_;
 };

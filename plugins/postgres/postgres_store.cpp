@@ -80,6 +80,7 @@ protected:
     }
     const char* begin_write_sql() const override { return "BEGIN"; }
     const char* claim_lock_clause() const override { return " FOR UPDATE OF r SKIP LOCKED"; }
+    bool claim_with_update_returning() const override { return true; }
     std::string in_ids(const std::string& param) const override { return "= ANY(CAST(" + param + " AS BIGINT[]))"; }
     std::string encode_ids(std::span<const long long> ids) const override {
         std::string out = "{";
@@ -90,8 +91,11 @@ protected:
         return out + "}";
     }
     void serialize_lease_changes(soci::session& s) override {
+        // Lease changes and settlements commit asynchronously: a crash may forget a lease (the row
+        // is claimable again) or a completion (the row is published again: at-least-once, the
+        // consumer dedupes on event_id); neither loses an event. Appends stay fully durable.
         long long key = claim_lock_;
-        s << "SELECT pg_advisory_xact_lock(:k)", soci::use(key, "k");
+        s << "SELECT pg_advisory_xact_lock(:k), set_config('synchronous_commit', 'off', true)", soci::use(key, "k");
     }
     void lock_migrations(soci::session& s) override {
         s << "SET LOCAL client_min_messages = warning";  // no "already exists, skipping" notices
@@ -107,7 +111,8 @@ protected:
         const bool had_published_at = !column_type_of(s, options().columns[outbox::kPublishedAt]).empty();
         std::string ddl = "CREATE TABLE IF NOT EXISTS " + T + " (" + c[outbox::kId] + " BIGSERIAL PRIMARY KEY";
         for (size_t k = 1; k < outbox::kColumnCount; ++k) ddl += ", " + c[k] + " " + column_type(Col(k));
-        s << ddl + ")";
+        // Room on each page so lease changes are HOT updates (no index writes).
+        s << ddl + ") WITH (fillfactor = 80)";
         // Adopting an existing table: add what Spillway needs and the application's rows lack.
         s << "ALTER TABLE " + T + " ADD COLUMN IF NOT EXISTS " + c[outbox::kId] + " BIGSERIAL UNIQUE";
         for (size_t k = 1; k < outbox::kColumnCount; ++k)
