@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 namespace spillway::observe {
@@ -117,10 +119,13 @@ std::string sanitize_name(const std::string& n) {
 std::string number(double v) {
     if (std::isnan(v)) return "NaN";
     if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-    std::ostringstream os;
-    os.precision(17);
-    os << v;
-    return os.str();
+    // The shortest text that reads back as the same double: 0.0005, not 0.00050000000000000001.
+    char buf[32];
+    for (int precision = 15; precision <= 17; ++precision) {
+        std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+        if (std::strtod(buf, nullptr) == v) break;
+    }
+    return buf;
 }
 
 std::string label_set(const Labels& labels, const std::pair<std::string, std::string>* extra = nullptr) {

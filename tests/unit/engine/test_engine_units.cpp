@@ -1,0 +1,147 @@
+// Engine logic that needs no plugin: the circuit breaker, sticky keys, event ids, and the
+// Prometheus text the metrics registry writes.
+#include "engine/observe/metrics.hpp"
+#include "engine/pipeline/circuit.hpp"
+#include "engine/pipeline/event.hpp"
+#include "engine/pipeline/sticky_keys.hpp"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <set>
+#include <thread>
+
+namespace spillway {
+namespace {
+
+using pipeline::Circuit;
+
+TEST(Circuit, OpensAfterThresholdConsecutiveFailuresOnly) {
+    std::vector<std::string> moves;
+    Circuit c(3, [&](Circuit::State f, Circuit::State t, const char* why) {
+        moves.push_back(std::string(Circuit::name(f)) + "->" + Circuit::name(t) + ":" + why);
+    });
+    c.direct_failed();
+    c.direct_failed();
+    c.direct_succeeded();  // the run is broken: count again
+    c.direct_failed();
+    c.direct_failed();
+    EXPECT_TRUE(c.closed());
+    c.direct_failed();
+    EXPECT_EQ(c.state(), Circuit::State::Open);
+    ASSERT_EQ(moves.size(), 1u);
+    EXPECT_EQ(moves[0], "closed->open:consecutive direct failures");
+}
+
+TEST(Circuit, HalfOpensOnDeliveryAndClosesOnlyWhenTheBacklogIsEmpty) {
+    Circuit c(1);
+    c.backlog_empty();  // nothing to do while closed
+    EXPECT_TRUE(c.closed());
+    c.sink_down();
+    EXPECT_EQ(c.state(), Circuit::State::Open);
+    c.backlog_empty();  // still open: nobody has seen Kafka come back
+    EXPECT_EQ(c.state(), Circuit::State::Open);
+    c.relay_delivered();
+    EXPECT_EQ(c.state(), Circuit::State::HalfOpen);
+    c.direct_failed();  // half-open sends nothing direct; a stray failure changes nothing
+    EXPECT_EQ(c.state(), Circuit::State::HalfOpen);
+    c.backlog_empty();
+    EXPECT_TRUE(c.closed());
+}
+
+TEST(Circuit, SinkUpHalfOpensAndSinkDownReopens) {
+    Circuit c(5);
+    c.sink_down();
+    c.sink_up();
+    EXPECT_EQ(c.state(), Circuit::State::HalfOpen);
+    c.sink_down();
+    EXPECT_EQ(c.state(), Circuit::State::Open);
+}
+
+TEST(StickyKeys, CountsAppendsAndSettles) {
+    pipeline::StickyKeys k;
+    k.add("a");
+    k.add("a");
+    k.add("b");
+    EXPECT_TRUE(k.contains("a"));
+    k.settle("a");
+    EXPECT_TRUE(k.contains("a"));
+    k.settle("a");
+    EXPECT_FALSE(k.contains("a"));
+    k.settle("zzz");  // unknown keys are harmless
+    EXPECT_EQ(k.size(), 1u);
+}
+
+TEST(StickyKeys, ClearIsRefusedWhenAnAppendSlippedIn) {
+    pipeline::StickyKeys k;
+    k.add("a");
+    const uint64_t g = k.generation();
+    k.add("b");  // appended between the relay's look at the backlog and its clear
+    EXPECT_FALSE(k.clear_if_unchanged(g));
+    EXPECT_TRUE(k.contains("b"));
+    EXPECT_TRUE(k.clear_if_unchanged(k.generation()));
+    EXPECT_EQ(k.size(), 0u);
+}
+
+TEST(EventId, UuidV7IsWellFormedUniqueAndOrdered) {
+    const std::regex shape("^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+    std::vector<std::string> ids;
+    for (int i = 0; i < 20000; ++i) ids.push_back(pipeline::uuid_v7());
+    for (const auto& id : ids) ASSERT_TRUE(std::regex_match(id, shape)) << id;
+    EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), ids.size());
+    EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));  // time-ordered within one process
+}
+
+TEST(EventId, UniqueAcrossThreads) {
+    std::vector<std::vector<std::string>> per(4);
+    std::vector<std::thread> ts;
+    for (auto& v : per)
+        ts.emplace_back([&v] {
+            for (int i = 0; i < 5000; ++i) v.push_back(pipeline::uuid_v7());
+        });
+    for (auto& t : ts) t.join();
+    std::set<std::string> all;
+    for (auto& v : per) all.insert(v.begin(), v.end());
+    EXPECT_EQ(all.size(), 20000u);
+}
+
+TEST(Metrics, LabelOrderDoesNotMatter) {
+    observe::Metrics m;
+    m.add("x_total", {{"b", "2"}, {"a", "1"}});
+    m.add("x_total", {{"a", "1"}, {"b", "2"}}, 2);
+    EXPECT_EQ(m.value("x_total", {{"a", "1"}, {"b", "2"}}), 3.0);
+}
+
+TEST(Metrics, RendersPrometheusTextWithHelpTypeAndCumulativeBuckets) {
+    observe::Metrics m;
+    m.describe("publish_total", "Events published, by path");
+    m.add("publish_total", {{"path", "direct"}, {"pipeline", "orders"}}, 5);
+    m.set("circuit_state", {{"pipeline", "orders"}}, 1);
+    m.observe("latency_seconds", {{"pipeline", "orders"}}, 0.0004);
+    m.observe("latency_seconds", {{"pipeline", "orders"}}, 0.003);
+    m.observe("latency_seconds", {{"pipeline", "orders"}}, 42);  // beyond the last bucket
+    m.add("weird_total", {{"q", "a\"b\\c\nd"}});
+    const std::string text = m.render();
+    EXPECT_NE(text.find("# HELP spillway_publish_total Events published, by path\n"
+                        "# TYPE spillway_publish_total counter\n"
+                        "spillway_publish_total{path=\"direct\",pipeline=\"orders\"} 5\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("# TYPE spillway_circuit_state gauge\nspillway_circuit_state{pipeline=\"orders\"} 1\n"),
+              std::string::npos);
+    EXPECT_NE(text.find("spillway_latency_seconds_bucket{pipeline=\"orders\",le=\"0.0005\"} 1\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("spillway_latency_seconds_bucket{pipeline=\"orders\",le=\"0.005\"} 2\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("spillway_latency_seconds_bucket{pipeline=\"orders\",le=\"10\"} 2\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("spillway_latency_seconds_bucket{pipeline=\"orders\",le=\"+Inf\"} 3\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("spillway_latency_seconds_count{pipeline=\"orders\"} 3\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("spillway_weird_total{q=\"a\\\"b\\\\c\\nd\"} 1\n"), std::string::npos) << text;
+}
+
+TEST(Metrics, ParsesPluginLabelText) {
+    EXPECT_EQ(observe::parse_labels("to=1s,from=100ms"), (observe::Labels{{"from", "100ms"}, {"to", "1s"}}));
+    EXPECT_EQ(observe::parse_labels(nullptr), observe::Labels{});
+    EXPECT_EQ(observe::parse_labels("novalue,=x,a=b"), (observe::Labels{{"a", "b"}}));
+}
+
+}  // namespace
+}  // namespace spillway
