@@ -96,14 +96,14 @@ sw_status complete_with(StoreInstance& s, const std::vector<Row>& rows, const st
     return s.vt().complete(s.get(), ids.data(), res.data(), ids.size());
 }
 
-// Two relays claim from one table for a few seconds while an application keeps appending; 10% of
-// deliveries fail and are retried. The issue asks for 20 s; 6 s keeps CI time sane and already
-// covers tens of thousands of claims.
+// Two relays claim from one table while an application keeps appending 20,000 events; 10% of
+// deliveries fail and are retried. The issue asks for 20 s of hammering; this load phase takes about
+// 5-8 s here (then the relays drain), which keeps CI time sane and still covers hundreds of claims.
 TEST(PostgresStore, TwoClaimersHammeringOneTableNeverShareARowNorBreakKeyOrder) {
     const Config config{{"url", database()}, {"table", "hammer"}, {"backoff_base", "1ms"}, {"backoff_max", "20ms"},
                         {"max_attempts", "0"}};
     StoreInstance appender(postgres_plugin(), config);
-    constexpr int kKeys = 16;
+    constexpr int kKeys = 16, kLoad = 20'000;
     std::atomic<bool> appending{true};
     std::atomic<int> appended{0};
     std::atomic<int> append_errors{0};
@@ -142,7 +142,8 @@ TEST(PostgresStore, TwoClaimersHammeringOneTableNeverShareARowNorBreakKeyOrder) 
         }
     };
     std::thread a(relay, 1u), b(relay, 2u);
-    std::this_thread::sleep_for(6s);  // the load phase's length, not a wait for a condition
+    // The load phase: until the application has written kLoad events (a few seconds here).
+    EXPECT_TRUE(wait_until([&] { return appended.load() >= kLoad; }, 60s));
     appending = false;
     producer.join();
     draining = true;
@@ -151,12 +152,11 @@ TEST(PostgresStore, TwoClaimersHammeringOneTableNeverShareARowNorBreakKeyOrder) 
     const auto problems = checker.problems();
     EXPECT_TRUE(problems.empty()) << problems.size() << " problems, first: " << problems.front();
     EXPECT_EQ(append_errors.load(), 0) << appender.host().last_error();
-    EXPECT_GT(appended.load(), 1000);
     EXPECT_EQ(checker.delivered(), static_cast<size_t>(appended.load()));
     const auto st = stats(appender, "orders");
     EXPECT_EQ(st.pending, 0);
     EXPECT_EQ(st.dead, 0);
-    std::printf("[ hammer   ] %d events, %d claims by two relays in 6 s of load\n", appended.load(), claims.load());
+    std::printf("[ hammer   ] %d events, %d claims by two relays\n", appended.load(), claims.load());
 }
 
 // A claim blocked inside PostgreSQL has its connection terminated: it answers RETRY with the

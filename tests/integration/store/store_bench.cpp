@@ -157,18 +157,25 @@ void report(const char* db, Latency store_append, Latency raw_append, double sto
 
 int main(int argc, char** argv) {
     int rows = 100'000, appends = 2'000;
+    std::string pg_conninfo, only;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!std::strcmp(argv[i], "--rows")) rows = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--appends")) appends = std::atoi(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--pg")) pg_conninfo = argv[i + 1];  // an existing server's database
+        else if (!std::strcmp(argv[i], "--only")) only = argv[i + 1];       // postgres | sqlite
     }
     std::printf("store-bench: %d single-event appends, drain of %d rows in batches of 500\n", appends, rows);
 
     // PostgreSQL with default durability.
-    {
-        spillway::test_support::PostgresOptions po;
-        po.fast = false;
-        spillway::test_support::Postgres pg(po);
-        const std::string conninfo = pg.create_database("bench");
+    if (only.empty() || only == "postgres") {
+        std::unique_ptr<spillway::test_support::Postgres> pg;
+        std::string conninfo = pg_conninfo;
+        if (conninfo.empty()) {
+            spillway::test_support::PostgresOptions po;
+            po.fast = false;
+            pg = std::make_unique<spillway::test_support::Postgres>(po);
+            conninfo = pg->create_database("bench");
+        }
         Plugin plugin(plugin_file("postgres"));
         Latency append_lat;
         double drain = 0;
@@ -186,7 +193,7 @@ int main(int argc, char** argv) {
         report("postgres", append_lat, r.append, drain, r.drain_rows_per_s);
     }
     // SQLite (WAL, synchronous FULL: SQLite's default).
-    {
+    if (only.empty() || only == "sqlite") {
         spillway::test_support::TempDir dir("store-bench");
         Plugin plugin(plugin_file("sqlite"));
         Latency append_lat;
