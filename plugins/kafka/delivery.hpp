@@ -41,6 +41,9 @@ class Completion;
 
 struct Slot {
     Completion* owner;
+    // Set by the sender when produce() refused the message: librdkafka never saw it.
+    rd_kafka_resp_err_t refused = RD_KAFKA_RESP_ERR_NO_ERROR;
+    // Set from the delivery report.
     bool done = false;
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     rd_kafka_msg_status_t persisted = RD_KAFKA_MSG_STATUS_NOT_PERSISTED;

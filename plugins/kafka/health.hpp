@@ -19,9 +19,10 @@ class Health {
 public:
     // Returns true when the state changed (for logging).
     bool set(sw_health_state state, const std::string& message, int64_t now_us);
-    // The hot path's cheap "delivery succeeded": takes the lock only when not already UP.
+    // "Delivery succeeded"; the hot path checks up() first to skip building the message.
+    bool up() const { return state_.load(std::memory_order_relaxed) == SW_HEALTH_UP; }
     bool mark_up(const std::string& message, int64_t now_us) {
-        if (state_.load(std::memory_order_relaxed) == SW_HEALTH_UP) return false;
+        if (up()) return false;
         return set(SW_HEALTH_UP, message, now_us);
     }
     bool set_fatal(const std::string& message, int64_t now_us);

@@ -142,7 +142,6 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
 
     // Every accepted message references the completion until its report arrives.
     Completion* completion = Completion::create(events.size());
-    std::vector<rd_kafka_resp_err_t> refused(events.size(), RD_KAFKA_RESP_ERR_NO_ERROR);
     for (size_t i = 0; i < events.size(); ++i) {
         completion->accepted();  // before produce: the report may arrive before produce returns
         rd_kafka_resp_err_t err = produce(events[i], completion->slot(i));
@@ -151,7 +150,7 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
             err = produce(events[i], completion->slot(i));
         }
         if (err) {
-            refused[i] = err;
+            completion->slot(i).refused = err;
             completion->refused();
         }
     }
@@ -173,9 +172,9 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
             sw_result& r = out[i];
             const Slot& slot = completion->slot(i);
             Verdict v{};
-            if (refused[i]) {
-                v = classify_produce_failure(refused[i]);
-                sdk::set_result(r, v.status, "produce refused: " + describe(refused[i]), v.flags);
+            if (slot.refused) {
+                v = classify_produce_failure(slot.refused);
+                sdk::set_result(r, v.status, "produce refused: " + describe(slot.refused), v.flags);
             } else if (!slot.done) {
                 v = {producer_fatal ? SW_FATAL : SW_RETRY, SW_RESULT_POSSIBLY_DELIVERED};
                 ++expired;
@@ -216,7 +215,7 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
 void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
     auto* self = static_cast<KafkaSink*>(opaque);
     const bool delivered = msg->err == RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (delivered && self->health_.mark_up("delivering", self->host().monotonic_us()))
+    if (delivered && !self->health_.up() && self->health_.mark_up("delivering", self->host().monotonic_us()))
         self->host().info("kafka: brokers reachable again (delivery acknowledged)");
     auto* slot = static_cast<Slot*>(msg->_private);
     if (!slot) return;
