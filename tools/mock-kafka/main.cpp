@@ -116,14 +116,18 @@ bool run_command(Cluster& cluster, const std::string& line, bool quiet) {
     if (!(in >> cmd)) return true;  // blank line
     std::string a, b, extra;
     in >> a >> b >> extra;
-    auto fail = [&](const std::string& why) { std::cerr << "mock-kafka: " << cmd << ": " << why << std::endl; };
+    // Reports a bad command and keeps the cluster running (returns run_command's "go on").
+    auto fail = [&](const std::string& why) {
+        std::cerr << "mock-kafka: " << cmd << ": " << why << std::endl;
+        return true;
+    };
     auto ack = [&](const std::string& what) {
         if (!quiet) std::cerr << "mock-kafka: " << what << std::endl;
     };
     auto broker = [&](const std::string& s) -> std::optional<int> {
         auto id = parse_int(s);
         if (!id || *id < 1 || *id > cluster.brokers()) {
-            fail("broker id must be 1.." + std::to_string(cluster.brokers()) + ", got '" + s + "'");
+            (void)fail("broker id must be 1.." + std::to_string(cluster.brokers()) + ", got '" + s + "'");
             return std::nullopt;
         }
         return id;
@@ -131,15 +135,15 @@ bool run_command(Cluster& cluster, const std::string& line, bool quiet) {
 
     if (cmd == "quit" || cmd == "exit") return false;
     if (cmd == "down" || cmd == "up") {
-        if (!b.empty()) return fail("expects one broker id"), true;
+        if (!b.empty()) return fail("expects one broker id");
         auto id = broker(a);
         if (!id) return true;
         const rd_kafka_resp_err_t err = cmd == "down" ? rd_kafka_mock_broker_set_down(cluster.get(), *id)
                                                       : rd_kafka_mock_broker_set_up(cluster.get(), *id);
-        if (err) return fail(rd_kafka_err2str(err)), true;
+        if (err) return fail(rd_kafka_err2str(err));
         ack("broker " + std::to_string(*id) + " " + cmd);
     } else if (cmd == "downall" || cmd == "upall") {
-        if (!a.empty()) return fail("takes no argument"), true;
+        if (!a.empty()) return fail("takes no argument");
         for (int id = 1; id <= cluster.brokers(); ++id) {
             if (cmd == "downall") rd_kafka_mock_broker_set_down(cluster.get(), id);
             else rd_kafka_mock_broker_set_up(cluster.get(), id);
@@ -149,24 +153,24 @@ bool run_command(Cluster& cluster, const std::string& line, bool quiet) {
         auto id = broker(a);
         if (!id) return true;
         auto ms = parse_int(b);
-        if (!ms || *ms < 0 || !extra.empty()) return fail("usage: rtt BROKER MS"), true;
+        if (!ms || *ms < 0 || !extra.empty()) return fail("usage: rtt BROKER MS");
         rd_kafka_mock_broker_set_rtt(cluster.get(), *id, *ms);
         ack("broker " + std::to_string(*id) + " rtt " + std::to_string(*ms) + " ms");
     } else if (cmd == "error") {
         auto code = parse_error(b);
-        if (a.empty() || !code || !extra.empty()) return fail("usage: error TOPIC CODE (number or error name)"), true;
+        if (a.empty() || !code || !extra.empty()) return fail("usage: error TOPIC CODE (number or error name)");
         rd_kafka_mock_topic_set_error(cluster.get(), a.c_str(), *code);
         ack("topic " + a + " metadata error " + rd_kafka_err2name(*code));
     } else if (cmd == "produce-error") {
         auto code = parse_error(a);
         auto count = b.empty() ? std::optional<int>(1) : parse_int(b);
         if (!code || !count || *count < 1 || !extra.empty())
-            return fail("usage: produce-error CODE [COUNT]"), true;
+            return fail("usage: produce-error CODE [COUNT]");
         for (int i = 0; i < *count; ++i)
             rd_kafka_mock_push_request_errors(cluster.get(), 0 /* Produce */, 1, *code);
         ack("next " + std::to_string(*count) + " Produce request(s) fail with " + rd_kafka_err2name(*code));
     } else {
-        fail("unknown command (down N|up N|downall|upall|rtt N MS|error TOPIC CODE|produce-error CODE [COUNT]|quit)");
+        return fail("unknown command (down N|up N|downall|upall|rtt N MS|error TOPIC CODE|produce-error CODE [COUNT]|quit)");
     }
     return true;
 }

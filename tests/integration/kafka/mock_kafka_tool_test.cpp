@@ -190,6 +190,40 @@ TEST(MockKafkaTool, DownAndUpCommandsAreSeenByAProducer) {
     EXPECT_TRUE(exited_ok(mock.wait_exit(20s))) << "mock-kafka did not exit cleanly on SIGTERM";
 }
 
+TEST(MockKafkaTool, RttAndProduceErrorCommandsAreSeenByAProducer) {
+    Spawned mock({SPILLWAY_MOCK_KAFKA_BIN, "--brokers", "1", "--quiet"});
+    const std::string bootstrap = bootstrap_of(mock);
+    ASSERT_FALSE(bootstrap.empty());
+    testkit::SinkInstance sink(kafka_plugin(), testkit::Config{{"bootstrap.servers", bootstrap}});
+    auto send_one = [&](int64_t timeout_ms) {
+        EventBatch batch;
+        batch.add({"evt", "tool", "k", "p", {}, {}, {}});
+        std::vector<sw_result> results;
+        send(sink, batch, results, timeout_ms);
+        return results[0];
+    };
+    ASSERT_EQ(send_one(20000).status, SW_OK);
+
+    mock.write_stdin("produce-error MSG_SIZE_TOO_LARGE\n");  // by name; the next Produce fails
+    EXPECT_TRUE(wait_until([&] { return send_one(5000).status == SW_REJECT; }, 30s, 0ms));
+
+    mock.write_stdin("rtt 1 3000\n");
+    EXPECT_TRUE(wait_until(
+        [&] {
+            const sw_result r = send_one(300);
+            return r.status == SW_RETRY && (r.flags & SW_RESULT_POSSIBLY_DELIVERED);
+        },
+        30s, 0ms))
+        << "added round-trip time not observed";
+    mock.write_stdin("rtt 1 0\n");
+    EXPECT_TRUE(wait_until([&] { return send_one(5000).status == SW_OK; }, 30s, 0ms));
+
+    mock.close_stdin();  // without --exit-on-eof the cluster keeps running
+    EXPECT_FALSE(mock.wait_exit(300ms).has_value());
+    mock.signal(SIGINT);
+    EXPECT_TRUE(exited_ok(mock.wait_exit(20s))) << "mock-kafka did not exit cleanly on SIGINT";
+}
+
 TEST(MockKafkaTool, RefusesAFixedPortItCannotHonour) {
     Spawned mock({SPILLWAY_MOCK_KAFKA_BIN, "--port", "9092"});
     const auto status = mock.wait_exit(10s);
