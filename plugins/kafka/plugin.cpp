@@ -17,7 +17,7 @@ const sw_option kOptions[] = {
 
 SW_EXPORT_SINK(KafkaSink, "kafka", "1.0.0",
                "Kafka sink on librdkafka: an idempotent producer (enable.idempotence=true, acks=all, both "
-               "enforced). Every other key of the table is a librdkafka property passed through as is and "
+               "enforced; transactional.id refused). Every other key of the table is a librdkafka property passed through as is and "
                "validated by librdkafka (quote dotted keys: \"linger.ms\" = 5). Plugin defaults: linger.ms=0, "
                "message.timeout.ms=10000, statistics.interval.ms=1000 (broker health). An event is OK only "
                "from its delivery report; send waits at most its timeout, and an event without a report by "

@@ -33,6 +33,9 @@ void check_guarantees(const std::string& key, const std::string& value) {
         v != "all" && v != "-1")
         throw sdk::ConfigError(key, "the kafka sink requires acks=all: an event is reported delivered only once "
                                     "all in-sync replicas have it; remove the key");
+    if (key == "transactional.id")
+        throw sdk::ConfigError(key, "the kafka sink does not use Kafka transactions (each event is confirmed by its "
+                                    "own delivery report); remove the key");
 }
 
 }  // namespace

@@ -74,6 +74,10 @@ TEST(KafkaSinkConfig, DeliveryGuaranteesCannotBeWeakened) {
     EXPECT_EQ(v.status, SW_INVALID_CONFIG);
     ASSERT_EQ(v.errors.size(), 1u);
     EXPECT_EQ(v.errors[0].first, "acks");
+    v = validate({{"bootstrap.servers", "127.0.0.1:9092"}, {"transactional.id", "tx-1"}});
+    EXPECT_EQ(v.status, SW_INVALID_CONFIG);
+    ASSERT_EQ(v.errors.size(), 1u);
+    EXPECT_EQ(v.errors[0].first, "transactional.id");
 }
 
 TEST(KafkaSinkConfig, EmbeddedIsRefusedInProduction) {
