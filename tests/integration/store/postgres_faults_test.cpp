@@ -25,6 +25,12 @@ const std::string& database() {
     return conninfo;
 }
 
+// The shared server with this file's database created (each test may run in its own process).
+Postgres& server() {
+    database();
+    return Postgres::shared();
+}
+
 Plugin& postgres_plugin() {
     static Plugin plugin(plugin_file("postgres"));
     return plugin;
@@ -174,7 +180,7 @@ TEST(PostgresStore, ConnectionTerminatedMidClaimLosesNothing) {
     blocker << "LOCK TABLE terminated IN ACCESS EXCLUSIVE MODE";
     sw_status claim_status = SW_OK;
     std::thread claimer([&] { claim(s, "orders", 100, 30'000, &claim_status); });
-    auto& pg = Postgres::shared();
+    auto& pg = server();
     const std::string waiting =
         "SELECT count(*) FROM pg_stat_activity WHERE datname = 'store_faults' AND wait_event_type = 'Lock'";
     ASSERT_TRUE(wait_until([&] { return pg.scalar("store_faults", waiting) == "1"; }, 10s));
@@ -240,7 +246,7 @@ TEST(PostgresStore, UnreachableServerAtStartIsRetry) {
 // Debezium's outbox layout (id uuid, aggregatetype, aggregateid, type, payload jsonb), already
 // written by an application: Spillway adds its bookkeeping columns and relays the rows.
 TEST(PostgresStore, AdoptsADebeziumOutboxTable) {
-    auto& pg = Postgres::shared();
+    auto& pg = server();
     pg.psql("store_faults",
             "CREATE TABLE outboxevent (id uuid PRIMARY KEY, aggregatetype varchar(255) NOT NULL, "
             "aggregateid varchar(255) NOT NULL, type varchar(255) NOT NULL, payload jsonb);"
@@ -271,7 +277,7 @@ TEST(PostgresStore, AdoptsADebeziumOutboxTable) {
 
 // A table whose application marks rows published_at (a timestamp) instead of deleting them.
 TEST(PostgresStore, AdoptsATableThatMarksPublishedAt) {
-    auto& pg = Postgres::shared();
+    auto& pg = server();
     pg.psql("store_faults",
             "CREATE TABLE app_outbox (id bigserial PRIMARY KEY, event_id text UNIQUE NOT NULL, "
             "pipeline text NOT NULL DEFAULT 'orders', topic text NOT NULL, key text, payload text, "
@@ -299,7 +305,7 @@ TEST(PostgresStore, RetentionKeepsPublishedRowsThenPurgesThem) {
     ASSERT_EQ(append(s, {ev("keep-1", "A"), ev("keep-2", "B")}), SW_OK);
     auto rows = claim(s, "orders", 10);
     ASSERT_EQ(complete(s, rows, SW_OK), SW_OK);
-    auto& pg = Postgres::shared();
+    auto& pg = server();
     EXPECT_EQ(pg.scalar("store_faults", "SELECT count(*) FROM retained WHERE state = 'published'"), "2");
     EXPECT_EQ(stats(s, "orders").pending, 0);
     // Purging runs from claim (at most every second here): poll with claims until the rows go.
@@ -312,11 +318,11 @@ TEST(PostgresStore, RetentionKeepsPublishedRowsThenPurgesThem) {
 }
 
 TEST(PostgresStore, SchemaQualifiedTable) {
-    Postgres::shared().psql("store_faults", "CREATE SCHEMA IF NOT EXISTS relay");
+    server().psql("store_faults", "CREATE SCHEMA IF NOT EXISTS relay");
     StoreInstance s(postgres_plugin(), Config{{"url", database()}, {"table", "relay.outbox"}});
     ASSERT_EQ(append(s, {ev("q-1", "A")}), SW_OK) << s.host().last_error();
     EXPECT_EQ(event_ids(claim(s, "orders", 10)), (std::vector<std::string>{"q-1"}));
-    EXPECT_EQ(Postgres::shared().scalar("store_faults", "SELECT count(*) FROM relay.outbox"), "1");
+    EXPECT_EQ(server().scalar("store_faults", "SELECT count(*) FROM relay.outbox"), "1");
 }
 
 }  // namespace
