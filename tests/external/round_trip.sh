@@ -6,7 +6,7 @@
 #   2. configure file_sink/ with nothing but -DCMAKE_PREFIX_PATH=<prefix> (find_package(SpillwaySDK)),
 #      build it, and run its testkit tests;
 #   3. compile the C example with the pkg-config flags alone (the C ABI needs no C++);
-#   4. the installed `spillway plugins` lists the example, `spillway validate` accepts a config
+#   4. the installed `spillway plugins` lists the example (and, by default, the installed plugins), `spillway validate` accepts a config
 #      using it (and refuses one without its required option, naming it), and `spillway run`
 #      publishes an event through it into its file.
 # The temporary folder is removed on success and kept (and named) on failure.
@@ -67,6 +67,11 @@ step "the installed engine lists the example plugin"
 "$spillway" plugins --plugin-path "$ext" | tee "$work/plugins.txt"
 grep -Eq "^sink +file +1\.0\.0" "$work/plugins.txt" || fail "spillway plugins does not list the file sink"
 grep -Eq "^sink +cfile +1\.0\.0" "$work/plugins.txt" || fail "spillway plugins does not list the C file sink"
+
+step "the installed engine finds its own plugins by default"
+env -u SPILLWAY_PLUGIN_PATH "$spillway" plugins | tee "$work/plugins-default.txt"
+grep -q " $prefix/lib/spillway/plugins/spillway-sqlite.so" "$work/plugins-default.txt" ||
+  fail "spillway plugins does not search $prefix/lib/spillway/plugins by default"
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 write_config() {  # <file> <sink table body>
