@@ -13,6 +13,7 @@
 
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <atomic>
@@ -143,6 +144,36 @@ Result raw_hiredis(int port, int rounds) {
     return r;
 }
 
+// Raw libpq: pg_notify on one connection, LISTEN + poll() + PQnotifies on another.
+Result raw_libpq(const std::string& url, int rounds) {
+    PGconn* waiter = PQconnectdb(url.c_str());
+    PGconn* ringer = PQconnectdb(url.c_str());
+    if (PQstatus(waiter) != CONNECTION_OK || PQstatus(ringer) != CONNECTION_OK)
+        throw std::runtime_error("raw libpq: cannot connect");
+    PQclear(PQexec(waiter, "LISTEN raw_bench"));
+    auto wait = [&] {
+        for (;;) {
+            PQconsumeInput(waiter);
+            if (PGnotify* n = PQnotifies(waiter)) {
+                PQfreemem(n);
+                while ((n = PQnotifies(waiter))) PQfreemem(n);
+                return true;
+            }
+            pollfd p{PQsocket(waiter), POLLIN, 0};
+            if (::poll(&p, 1, 5000) == 0) return false;
+        }
+    };
+    auto ring = [&] { PQclear(PQexec(ringer, "SELECT pg_notify('raw_bench', '')")); };
+    for (int i = 0; i < 200; ++i) {
+        ring();
+        wait();
+    }
+    Result r = measure("raw libpq pg_notify/LISTEN", rounds, wait, ring);
+    PQfinish(waiter);
+    PQfinish(ringer);
+    return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -166,6 +197,8 @@ int main(int argc, char** argv) {
         // PostgreSQL with its default durability (fsync and synchronous_commit on).
         spillway::test_support::Postgres pg(spillway::test_support::PostgresOptions{.fast = false});
         const std::string url = pg.create_database("bench");
+        results.push_back(raw_libpq(url, rounds));
+        print(results.back());
         results.push_back(plugin_run("pgnotify (plugin, pg_notify)", "pgnotify", Config{{"url", url}}, rounds));
         print(results.back());
 
