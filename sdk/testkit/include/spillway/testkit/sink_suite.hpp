@@ -124,10 +124,10 @@ protected:
     std::unique_ptr<SinkInstance> make(bool start = true) { return std::make_unique<SinkInstance>(*plugin_, config_, start); }
     bool thread_safe() const { return (plugin_->descriptor().flags & SW_PLUGIN_THREAD_SAFE) != 0; }
 
-    // A topic of its own per test, so read-backs do not see other tests' events.
+    // A topic of its own per test and instantiation, so read-backs see no other test's events.
     static std::string topic() {
         const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-        std::string t = std::string("conformance.") + info->name();
+        std::string t = std::string("conformance.") + info->test_suite_name() + "." + info->name();
         std::replace_if(t.begin(), t.end(), [](char c) { return !std::isalnum(static_cast<unsigned char>(c)) && c != '.'; }, '-');
         return t;
     }
