@@ -1,0 +1,45 @@
+#include "context.hpp"
+
+namespace spillway::bench {
+
+test_support::Postgres& Context::postgres() {
+    if (!pg_) {
+        test_support::PostgresOptions o;
+        o.fast = false;  // the targets are stated for PostgreSQL's default durability
+        o.settings = {"shared_preload_libraries=pg_stat_statements", "max_connections=200"};
+        pg_ = std::make_unique<test_support::Postgres>(o);
+    }
+    return *pg_;
+}
+
+test_support::Redis& Context::redis() {
+    if (!redis_) redis_ = std::make_unique<test_support::Redis>();
+    return *redis_;
+}
+
+test_support::MockKafka& Context::kafka() {
+    if (!kafka_) kafka_ = std::make_unique<test_support::MockKafka>(3);
+    return *kafka_;
+}
+
+std::string Context::database(const std::string& name) { return postgres().create_database(name); }
+
+std::string Context::fresh_topic(const std::string& stem) {
+    std::string t = "bench." + stem + "." + std::to_string(topics_++);
+    kafka().create_topic(t, 4, 3);
+    return t;
+}
+
+const std::vector<Scenario>& scenarios() {
+    static const std::vector<Scenario> all = {
+        {"direct", "direct publish (sync and batched) vs a raw librdkafka producer; 1-4 pipelines", run_direct},
+        {"outage", "caller latency with Kafka down (circuit open, PostgreSQL outbox) vs raw SOCI insert+commit", run_outage},
+        {"doorbell", "outbox-first COMMIT -> Kafka ack with pgnotify and redis doorbells vs raw hiredis; seed design", run_doorbell},
+        {"drain", "backlog drain PostgreSQL -> Kafka at batch sizes 1..1000 vs a raw SOCI claim/delete loop + producer", run_drain},
+        {"ingress", "HTTP ingress (NDJSON batches of 100) vs the C++ API", run_ingress},
+        {"idle", "an idle `spillway run` with four plugins: store statements/s, CPU, RSS", run_idle},
+    };
+    return all;
+}
+
+}  // namespace spillway::bench

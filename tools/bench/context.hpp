@@ -1,0 +1,72 @@
+// What every scenario shares: the servers (started once, on first use, on loopback), the run's
+// settings, and the scenario registry.
+#pragma once
+
+#include "report.hpp"
+
+#include <spillway/test_support/mock_kafka.hpp>
+#include <spillway/test_support/postgres.hpp>
+#include <spillway/test_support/redis.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace spillway::bench {
+
+struct Settings {
+    size_t samples = 2000;         // latency samples per side
+    size_t rounds = 5;             // alternating A/B rounds the samples are split into
+    size_t drain_events = 100000;  // backlog of the drain scenario
+    int idle_seconds = 60;
+    int seed_seconds = 20;         // how long the seed design (5 s polling) is sampled
+    double rate = 200;             // events/s of the outbox-first scenario
+    bool quick = false;            // smaller scaling sweeps (development runs)
+};
+
+class Context {
+public:
+    explicit Context(Settings s) : settings(s) {}
+
+    // PostgreSQL with default durability (fsync on, synchronous_commit on), pg_stat_statements loaded.
+    test_support::Postgres& postgres();
+    test_support::Redis& redis();
+    // Three brokers; the bench topic has 4 partitions, replication 3.
+    test_support::MockKafka& kafka();
+    // A fresh database on the bench server; returns its conninfo.
+    std::string database(const std::string& name);
+    std::string fresh_topic(const std::string& stem);
+
+    const Settings settings;
+
+private:
+    std::unique_ptr<test_support::Postgres> pg_;
+    std::unique_ptr<test_support::Redis> redis_;
+    std::unique_ptr<test_support::MockKafka> kafka_;
+    int topics_ = 0;
+};
+
+using Clock = std::chrono::steady_clock;
+inline double us_since(Clock::time_point t0) {
+    return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+}
+inline double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// The scenarios; each fills its Report and returns it.
+Report run_direct(Context& ctx);
+Report run_outage(Context& ctx);
+Report run_doorbell(Context& ctx);
+Report run_drain(Context& ctx);
+Report run_ingress(Context& ctx);
+Report run_idle(Context& ctx);
+
+struct Scenario {
+    const char* name;
+    const char* what;
+    std::function<Report(Context&)> run;
+};
+const std::vector<Scenario>& scenarios();
+
+}  // namespace spillway::bench

@@ -1,0 +1,128 @@
+// direct: the publish call of a direct-first pipeline (returns when Kafka acknowledged) against a
+// raw librdkafka producer on the same mock cluster; single events and batches of 1,000, then the
+// same single-event publish from 1 to 4 pipelines at once (one caller thread each, one shared sink).
+#include "context.hpp"
+#include "events.hpp"
+#include "rig.hpp"
+
+#include <stdexcept>
+#include <thread>
+
+namespace spillway::bench {
+
+namespace {
+
+constexpr size_t kBatch = 1000;
+
+void expect_direct(const pipeline::Outcome& o) {
+    if (o.path != pipeline::Path::Direct)
+        throw std::runtime_error("direct: an event went " + std::string(pipeline::path_name(o.path)) + " (" +
+                                 pipeline::reason_name(o.reason) + "): " + o.message);
+}
+
+void engine_sync(pipeline::Pipeline& p, size_t n, size_t& seq, std::vector<double>* out) {
+    for (size_t i = 0; i < n; ++i) {
+        auto e = engine_event(seq++);
+        const auto t0 = Clock::now();
+        auto o = p.publish(std::move(e));
+        if (out) out->push_back(us_since(t0));
+        expect_direct(o);
+    }
+}
+
+void raw_sync(RawProducer& raw, size_t n, size_t& seq, std::vector<double>* out) {
+    for (size_t i = 0; i < n; ++i) {
+        std::vector<RawRecord> one{raw_record(seq++)};
+        const auto t0 = Clock::now();
+        raw.send(one);
+        if (out) out->push_back(us_since(t0));
+    }
+}
+
+double engine_batched(pipeline::Pipeline& p, size_t batches, size_t& seq) {
+    std::vector<std::vector<pipeline::Event>> all(batches);
+    for (auto& b : all)
+        for (size_t i = 0; i < kBatch; ++i) b.push_back(engine_event(seq++));
+    const auto t0 = Clock::now();
+    for (auto& b : all)
+        for (const auto& o : p.publish(std::move(b))) expect_direct(o);
+    return seconds_since(t0);
+}
+
+double raw_batched(RawProducer& raw, size_t batches, size_t& seq) {
+    std::vector<std::vector<RawRecord>> all(batches);
+    for (auto& b : all)
+        for (size_t i = 0; i < kBatch; ++i) b.push_back(raw_record(seq++));
+    const auto t0 = Clock::now();
+    for (auto& b : all) raw.send(b);
+    return seconds_since(t0);
+}
+
+}  // namespace
+
+Report run_direct(Context& ctx) {
+    Report rep("direct");
+    const auto& s = ctx.settings;
+    RigOptions o;
+    o.store_url = ctx.database("bench_direct");
+    o.topic = ctx.fresh_topic("direct");
+    o.probe = false;
+    o.pipelines = 4;  // p0 for the comparison; all four for the scaling sweep
+    Rig rig(ctx, o);
+    RawProducer raw(ctx.kafka().bootstraps(), o.topic);
+    rep.setting("kafka", "librdkafka mock cluster, 3 brokers, topic with 4 partitions, replication 3");
+    rep.setting("producer", "idempotent, acks=all, linger.ms=0 (the sink's defaults; the raw producer set alike)");
+    rep.setting("payload_bytes", kPayloadBytes);
+    rep.setting("keys", kKeys);
+
+    size_t seq = 0;
+    engine_sync(rig.pipeline(), 200, seq, nullptr);  // connections, metadata, producer ids
+    raw_sync(raw, 200, seq, nullptr);
+
+    std::vector<double> ours, base;
+    const size_t per_round = std::max<size_t>(1, s.samples / s.rounds);
+    for (size_t r = 0; r < s.rounds; ++r) {
+        raw_sync(raw, per_round, seq, &base);
+        engine_sync(rig.pipeline(), per_round, seq, &ours);
+    }
+    auto& sync = rep.add(latency_row("sync publish, 1 event", ours, "raw librdkafka producer", base));
+    sync.targets.push_back(at_most("p99 <= 2 ms", sync.latency->p99, 2000));
+    sync.targets.push_back(at_most("<= 1.3x raw p99", *sync.ratio, 1.3));
+    sync.note = "bound: the mock broker's produce round trip plus the delivery-report hop; the engine adds "
+                "uuid, envelope, C ABI call and metrics";
+
+    const size_t batches = std::max<size_t>(1, s.samples * 10 / kBatch / s.rounds);  // 10x the sync samples
+    double t_ours = 0, t_raw = 0;
+    for (size_t r = 0; r < s.rounds; ++r) {
+        t_raw += raw_batched(raw, batches, seq);
+        t_ours += engine_batched(rig.pipeline(), batches, seq);
+    }
+    const double events = static_cast<double>(batches * kBatch * s.rounds);
+    auto& thr = rep.add(rate_row("batched publish, 1000 events/call", "events/s", events / t_ours,
+                                 "raw librdkafka producer", events / t_raw));
+    thr.targets.push_back(at_least(">= 0.8x raw", *thr.ratio, 0.8));
+    thr.note = "bound: librdkafka's produce path and the mock broker (CPU; both share 2 cores with the broker threads)";
+
+    // Scaling: k pipelines published to at once, each by its own thread.
+    const size_t per_thread = std::max<size_t>(50, s.samples / 4);
+    for (int k = 1; k <= 4; ++k) {
+        std::vector<std::vector<double>> lat(k);
+        std::vector<std::thread> threads;
+        const auto t0 = Clock::now();
+        for (int i = 0; i < k; ++i)
+            threads.emplace_back([&, i] {
+                size_t local = 1000000000ull * static_cast<size_t>(i + 1);
+                engine_sync(rig.pipeline(i), per_thread, local, &lat[i]);
+            });
+        for (auto& t : threads) t.join();
+        const double secs = seconds_since(t0);
+        std::vector<double> all;
+        for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
+        auto& row = rep.add(latency_row("sync publish, " + std::to_string(k) + " pipeline(s) at once", all));
+        row.note = "aggregate " + std::to_string(static_cast<long>(static_cast<double>(all.size()) / secs)) +
+                   " events/s over " + std::to_string(k) + " caller thread(s), one shared producer";
+    }
+    return rep;
+}
+
+}  // namespace spillway::bench

@@ -1,0 +1,108 @@
+// drain: a backlog committed to the PostgreSQL outbox in one transaction, drained to Kafka by the
+// relay at batch sizes 1..1000, against a raw SOCI claim/produce/delete loop with a raw producer
+// at the same batch size, on the same table and cluster. Rounds alternate which side goes first.
+#include "context.hpp"
+#include "events.hpp"
+#include "raw_store.hpp"
+#include "rig.hpp"
+
+#include <spillway/test_support/wait.hpp>
+
+#include <stdexcept>
+
+namespace spillway::bench {
+
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Drained {
+    double seconds = 0;
+    std::vector<double> round_us;  // one per relay round
+};
+
+Drained engine_drain(Context& ctx, AckTracker& acks, size_t batch, size_t n, const std::string& conn, const std::string& topic) {
+    RigOptions o;
+    o.store_url = conn;
+    o.topic = topic;
+    o.pipeline_toml = "batch_size = " + std::to_string(batch) + "\n";
+    Rig rig(ctx, o);
+    RawStore app(conn, "p0");
+    acks.clear();
+    app.backlog(n, topic, kPayloadBytes - 30);
+    const auto t0 = Clock::now();
+    rig.pipeline().wake();
+    if (!acks.wait_count(n, 300s)) throw std::runtime_error("drain: the relay did not publish the backlog within 300 s");
+    auto times = acks.times();
+    Drained d;
+    d.seconds = std::chrono::duration<double>(times[n - 1] - t0).count();
+    // A relay round acknowledges `batch` rows: the time between the last acks of consecutive rounds.
+    auto prev = t0;
+    for (size_t end = batch; end <= n; end += batch) {
+        d.round_us.push_back(std::chrono::duration<double, std::micro>(times[end - 1] - prev).count());
+        prev = times[end - 1];
+    }
+    test_support::wait_until([&] { return rig.pipeline().status().pending == 0; }, 30s, 20ms);
+    return d;
+}
+
+Drained raw_drain(Context& ctx, size_t batch, size_t n, const std::string& conn, const std::string& topic) {
+    RawStore store(conn, "raw");
+    RawProducer producer(ctx.kafka().bootstraps(), topic);
+    producer.send({raw_record(0)});  // connect and get a producer id outside the timed part
+    store.backlog(n, topic, kPayloadBytes - 30);
+    Drained d;
+    const auto t0 = Clock::now();
+    for (;;) {
+        const auto r0 = Clock::now();
+        if (store.drain_round(batch, producer) == 0) break;
+        d.round_us.push_back(us_since(r0));
+    }
+    d.seconds = seconds_since(t0);
+    return d;
+}
+
+}  // namespace
+
+Report run_drain(Context& ctx) {
+    Report rep("drain");
+    const auto& s = ctx.settings;
+    AckTracker acks;
+    const std::string conn = ctx.database("bench_drain");
+    const std::string topic = ctx.fresh_topic("drain");
+    {  // the outbox table (the engine migrates it) for the raw side's first round
+        RigOptions o;
+        o.store_url = conn;
+        o.topic = topic;
+        Rig migrate(ctx, o);
+    }
+    std::vector<size_t> sizes = s.quick ? std::vector<size_t>{10, 100, 1000} : std::vector<size_t>{1, 10, 100, 500, 1000};
+    rep.setting("backlog", "rows committed in one INSERT ... SELECT; the clock starts at that COMMIT");
+    rep.setting("raw_loop", "BEGIN; SELECT ... ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED; produce all, await reports; "
+                            "DELETE ... WHERE id = ANY(ids); COMMIT (synchronous_commit off, as the engine's claims)");
+    for (size_t i = 0; i < sizes.size(); ++i) {
+        const size_t b = sizes[i];
+        const size_t n = std::min(s.drain_events, b * 2000);  // batch 1 and 10 get a smaller backlog
+        Drained ours, raw;
+        if (i % 2 == 0) {
+            raw = raw_drain(ctx, b, n, conn, topic);
+            ours = engine_drain(ctx, acks, b, n, conn, topic);
+        } else {
+            ours = engine_drain(ctx, acks, b, n, conn, topic);
+            raw = raw_drain(ctx, b, n, conn, topic);
+        }
+        const double rate = static_cast<double>(n) / ours.seconds, raw_rate = static_cast<double>(n) / raw.seconds;
+        auto& row = rep.add(rate_row("drain " + std::to_string(n) + " events, batch " + std::to_string(b), "events/s", rate,
+                                     "raw SOCI claim/delete loop + raw producer", raw_rate));
+        if (n >= 100000) row.targets.push_back(at_least(">= 100k events/s", rate, 100000));
+        const auto rs = Stats::of(ours.round_us), rr = Stats::of(raw.round_us);
+        row.note = "round p50/p99 " + std::to_string(rs.p50 / 1000).substr(0, 6) + "/" +
+                   std::to_string(rs.p99 / 1000).substr(0, 6) + " ms (raw " + std::to_string(rr.p50 / 1000).substr(0, 6) +
+                   "/" + std::to_string(rr.p99 / 1000).substr(0, 6) + " ms)";
+        auto& lat = rep.add(latency_row("  relay round, batch " + std::to_string(b), ours.round_us, "raw loop round", raw.round_us));
+        lat.note = "a round: claim (lease UPDATE), produce + await reports, complete (DELETE)";
+    }
+    return rep;
+}
+
+}  // namespace spillway::bench

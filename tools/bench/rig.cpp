@@ -1,0 +1,84 @@
+#include "rig.hpp"
+
+#include "ack_probe.hpp"
+
+#include <fstream>
+
+namespace spillway::bench {
+
+std::string rig_toml(const RigOptions& o, const std::string& bootstraps) {
+    std::string t;
+    t += "[engine]\nplugin_path = [\"" SPILLWAY_PLUGIN_DIR "\"]\nlog_level = \"" + o.log_level + "\"\n\n";
+    t += "[sink.kafka]\nplugin = \"kafka\"\n\"bootstrap.servers\" = \"" + bootstraps + "\"\n";
+    if (o.probe) t += "\"plugin.library.paths\" = \"" + std::string(spillway_bench_probe_path()) + "\"\n";
+    t += o.sink_toml + "\n";
+    t += "[store.outbox]\nplugin = \"postgres\"\nurl = \"" + o.store_url + "\"\n\n";
+    t += "[notifier.bell]\nplugin = \"" + o.notifier + "\"\n" + o.notifier_toml + "\n";
+    t += "[scheduler.poll]\nplugin = \"adaptive\"\n" + o.scheduler_toml + "\n";
+    for (int i = 0; i < o.pipelines; ++i) {
+        t += "[pipeline.p" + std::to_string(i) + "]\nsink = \"kafka\"\nstore = \"outbox\"\nnotifier = \"bell\"\n";
+        t += "scheduler = \"poll\"\nmode = \"" + o.mode + "\"\ntopic = \"" + o.topic + "\"\n" + o.pipeline_toml + "\n";
+    }
+    return t;
+}
+
+Rig::Rig(Context& ctx, RigOptions options) : options_(std::move(options)) {
+    const std::string path = dir_.path() + "/pipeline.toml";
+    std::ofstream(path) << rig_toml(options_, ctx.kafka().bootstraps());
+    config::LoadOptions lo;
+    lo.environment = options_.environment;
+    engine_ = std::make_unique<Engine>(prepare(path, lo));
+    engine_->start();
+}
+
+Rig::~Rig() {
+    if (engine_) engine_->stop();
+}
+
+AckTracker::AckTracker() { spillway_bench_probe_set(&AckTracker::on_ack, this); }
+AckTracker::~AckTracker() { spillway_bench_probe_set(nullptr, nullptr); }
+
+void AckTracker::on_ack(const char* id, size_t len, int64_t ns, void* self) {
+    auto* t = static_cast<AckTracker*>(self);
+    const Clock::time_point when{std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns))};
+    {
+        std::lock_guard lock(t->mutex_);
+        t->acks_.emplace(std::string(id, len), when);
+        t->order_.push_back(when);
+    }
+    t->cv_.notify_all();
+}
+
+std::optional<Clock::time_point> AckTracker::wait_for(const std::string& event_id, std::chrono::milliseconds deadline) {
+    std::unique_lock lock(mutex_);
+    std::optional<Clock::time_point> at;
+    cv_.wait_for(lock, deadline, [&] {
+        auto it = acks_.find(event_id);
+        if (it != acks_.end()) at = it->second;
+        return at.has_value();
+    });
+    return at;
+}
+
+bool AckTracker::wait_count(size_t n, std::chrono::milliseconds deadline) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, deadline, [&] { return order_.size() >= n; });
+}
+
+size_t AckTracker::count() {
+    std::lock_guard lock(mutex_);
+    return order_.size();
+}
+
+std::vector<Clock::time_point> AckTracker::times() {
+    std::lock_guard lock(mutex_);
+    return order_;
+}
+
+void AckTracker::clear() {
+    std::lock_guard lock(mutex_);
+    acks_.clear();
+    order_.clear();
+}
+
+}  // namespace spillway::bench
