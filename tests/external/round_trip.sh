@@ -38,6 +38,10 @@ for f in include/spillway/plugin.h include/spillway/sdk.hpp include/spillway/tes
          lib/cmake/SpillwaySDK/SpillwaySDKConfig.cmake lib/pkgconfig/spillway-sdk.pc bin/spillway; do
   [ -e "$prefix/$f" ] || fail "the install has no $f"
 done
+# The pipeline config below uses these next to the example (SPILLWAY_PLUGINS must include them).
+for p in sqlite inproc adaptive; do
+  [ -e "$prefix/lib/spillway/plugins/spillway-$p.so" ] || fail "the install has no $p plugin (is it in SPILLWAY_PLUGINS?)"
+done
 
 step "configure the example against the installed SDK"
 cfg=(-S "$src" -B "$ext" -DCMAKE_PREFIX_PATH="$prefix")
