@@ -7,9 +7,22 @@
 namespace spillway {
 
 std::string Prepared::render() const {
-    return config::render_toml(config, [this](const config::Component& c, const std::string& key) {
-        return plugin::is_secret(registry, c, key);
-    });
+    auto secret = [this](const config::Component& c, const std::string& key) { return plugin::is_secret(registry, c, key); };
+    auto defaults = [this](const config::Component& c) {
+        std::vector<std::pair<std::string, std::string>> out;
+        auto it = bindings.find(c.id());
+        if (it == bindings.end()) return out;
+        for (const auto& [key, opt] : it->second.options) {
+            if (!opt.defaulted) continue;
+            if (opt.secret) out.emplace_back(key, "\"<secret>\"");
+            else if (opt.type == SW_OPT_STRING || opt.type == SW_OPT_DURATION)
+                out.emplace_back(key, config::Value{opt.text, {}, false}.render());
+            else if (opt.type == SW_OPT_STRING_LIST) out.emplace_back(key, config::Value{opt.list, {}, false}.render());
+            else out.emplace_back(key, opt.text);
+        }
+        return out;
+    };
+    return config::render_toml(config, secret, defaults);
 }
 
 std::vector<std::string> plugin_search_path(const config::Config* cfg, const config::EnvLookup& getenv) {

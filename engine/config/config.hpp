@@ -133,6 +133,9 @@ namespace spillway::config {
 // The effective configuration as TOML. Values from the environment print as <from $VAR-ish>
 // placeholders and options `is_secret` names as "<secret>", so the output is safe to share.
 using SecretPredicate = std::function<bool(const Component&, const std::string& key)>;
-std::string render_toml(const Config& config, const SecretPredicate& is_secret = {});
+// The plugin's defaults for keys the component does not set, as (key, TOML value) pairs; printed
+// with a "# default" note so the output shows every value the plugin will run with.
+using DefaultsFn = std::function<std::vector<std::pair<std::string, std::string>>(const Component&)>;
+std::string render_toml(const Config& config, const SecretPredicate& is_secret = {}, const DefaultsFn& defaults = {});
 
 }  // namespace spillway::config

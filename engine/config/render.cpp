@@ -62,7 +62,7 @@ std::string Value::render() const {
     return std::visit(Visitor{}, data);
 }
 
-std::string render_toml(const Config& c, const SecretPredicate& is_secret) {
+std::string render_toml(const Config& c, const SecretPredicate& is_secret, const DefaultsFn& defaults) {
     std::ostringstream o;
     o << "# effective configuration of " << c.file << ", environment \"" << c.environment << "\" (from "
       << c.environment_source << ")\n";
@@ -85,6 +85,8 @@ std::string render_toml(const Config& c, const SecretPredicate& is_secret) {
             else o << value.render();
             o << "\n";
         }
+        if (defaults)
+            for (const auto& [key, value] : defaults(comp)) o << bare_or_quoted(key) << " = " << value << "  # default\n";
     }
     for (const auto& [name, p] : c.pipelines) {
         o << "\n[pipeline." << name << "]  # " << p.where.str() << "\n";

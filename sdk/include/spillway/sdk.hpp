@@ -63,7 +63,7 @@ inline sw_bytes bytes(std::string_view s) noexcept { return sw_bytes{s.data(), s
 // Copies a message into a result's fixed buffer, truncating safely.
 inline void set_message(sw_result& r, std::string_view msg) noexcept {
     const size_t n = msg.size() < sizeof(r.message) - 1 ? msg.size() : sizeof(r.message) - 1;
-    std::memcpy(r.message, msg.data(), n);
+    if (n) std::memcpy(r.message, msg.data(), n);  // an empty view may carry a null pointer
     r.message[n] = '\0';
 }
 inline void set_result(sw_result& r, sw_status status, std::string_view msg = {}, uint32_t flags = 0) noexcept {
@@ -73,7 +73,7 @@ inline void set_result(sw_result& r, sw_status status, std::string_view msg = {}
 }
 inline void set_message(sw_health& h, std::string_view msg) noexcept {
     const size_t n = msg.size() < sizeof(h.message) - 1 ? msg.size() : sizeof(h.message) - 1;
-    std::memcpy(h.message, msg.data(), n);
+    if (n) std::memcpy(h.message, msg.data(), n);
     h.message[n] = '\0';
 }
 
