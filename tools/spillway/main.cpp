@@ -31,6 +31,34 @@ int main(int argc, char** argv) {
     cmd_run->add_option("config", run.config, "The pipeline TOML file")->required();
     cmd_run->add_option("--env", run.environment, "Environment (as for validate)");
 
+    spillway::cli::PublishOptions publish;
+    auto* cmd_publish = app.add_subcommand("publish", "Publish NDJSON events from stdin through a pipeline; one result line per event");
+    cmd_publish->add_option("config", publish.config.config, "The pipeline TOML file")->required();
+    cmd_publish->add_option("--pipeline,-p", publish.pipeline, "The pipeline to publish through")->required();
+    cmd_publish->add_option("--env", publish.config.environment, "Environment (as for validate)");
+    cmd_publish->add_option("--batch", publish.batch, "Events published together at most")->capture_default_str()->check(CLI::PositiveNumber);
+    cmd_publish->footer("Exit status: 0 when every event was accepted, 3 when any was refused or malformed.");
+
+    spillway::cli::OutboxOptions outbox;
+    auto* cmd_outbox = app.add_subcommand("outbox", "Inspect and repair the outbox (runs the store only, never Kafka)");
+    cmd_outbox->add_option("config", outbox.config.config, "The pipeline TOML file")->required();
+    cmd_outbox->add_option("action", outbox.action, "status | dead | replay | purge | migrate")
+        ->required()
+        ->check(CLI::IsMember({"status", "dead", "replay", "purge", "migrate"}));
+    cmd_outbox->add_option("--pipeline,-p", outbox.pipelines, "Only this pipeline (repeatable; default all)");
+    cmd_outbox->add_option("--event-id", outbox.event_ids, "replay/purge: only these dead letters (repeatable)");
+    cmd_outbox->add_flag("--all", outbox.all, "purge: every dead letter of the pipelines");
+    cmd_outbox->add_flag("--json", outbox.json, "status: print JSON");
+    cmd_outbox->add_option("--limit", outbox.limit, "dead: at most this many per pipeline (default all)");
+    cmd_outbox->add_option("--env", outbox.config.environment, "Environment (as for validate)");
+
+    spillway::cli::StatusOptions status;
+    auto* cmd_status = app.add_subcommand("status", "A live view of a running engine's pipelines, from its admin API");
+    cmd_status->add_option("url", status.url, "The engine's HTTP address, e.g. http://127.0.0.1:8080")->required();
+    cmd_status->add_option("--token", status.token, "Bearer token (default $SPILLWAY_HTTP_TOKEN)");
+    cmd_status->add_flag("--once", status.once, "Print once and exit (3 when the engine cannot be reached)");
+    cmd_status->add_option("--interval", status.interval_s, "Seconds between refreshes")->capture_default_str();
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -41,5 +69,8 @@ int main(int argc, char** argv) {
     if (cmd_plugins->parsed()) return spillway::cli::plugins(plugins);
     if (cmd_validate->parsed()) return spillway::cli::validate(validate);
     if (cmd_run->parsed()) return spillway::cli::run(run);
+    if (cmd_publish->parsed()) return spillway::cli::publish(publish);
+    if (cmd_outbox->parsed()) return spillway::cli::outbox(outbox);
+    if (cmd_status->parsed()) return spillway::cli::status(status);
     return spillway::cli::kUsage;
 }

@@ -2,6 +2,7 @@
 #include "commands.hpp"
 
 #include "engine/engine.hpp"
+#include "engine/http/server.hpp"
 #include "engine/observe/log.hpp"
 #include "engine/signals.hpp"
 
@@ -32,9 +33,24 @@ int run(const ConfigOptions& options) {
         log->error("{}", e.what());
         return kRuntimeFailure;
     }
+    // The listener comes up once the pipelines run, and goes before them: no request ever sees a
+    // half-started or stopping engine.
+    std::unique_ptr<http::Server> server;
+    const auto& engine_cfg = engine.prepared().config.engine;
+    if (!engine_cfg.http_listen.empty()) {
+        try {
+            server = std::make_unique<http::Server>(engine, engine_cfg.http_listen, engine_cfg.http_token);
+            server->start();
+        } catch (const std::exception& e) {
+            log->error("{}", e.what());
+            engine.stop();
+            return kRuntimeFailure;
+        }
+    }
     log->info("running {} pipeline(s); SIGINT or SIGTERM stops", engine.prepared().config.pipelines.size());
     const int sig = wait_for_shutdown_signal();
     log->info("{} received: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    if (server) server->stop();
     engine.stop();
     log->info("stopped cleanly");
     return kOk;

@@ -1,0 +1,185 @@
+#include "engine/http/event_json.hpp"
+
+#include <boost/beast/core/detail/base64.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cctype>
+
+namespace spillway::http {
+
+namespace {
+
+using json = nlohmann::json;
+namespace b64 = boost::beast::detail::base64;
+
+constexpr size_t kMaxIdLength = 200;  // event_id and correlation_id: identifiers, not documents
+
+const char* type_name(const json& v) {
+    switch (v.type()) {
+        case json::value_t::null: return "null";
+        case json::value_t::boolean: return "a boolean";
+        case json::value_t::string: return "a string";
+        case json::value_t::object: return "an object";
+        case json::value_t::array: return "an array";
+        default: return "a number";
+    }
+}
+
+[[noreturn]] void fail(const std::string& where, const std::string& field, const std::string& what) {
+    throw BadRequest(where + (field.empty() ? "" : "field '" + field + "': ") + what);
+}
+
+std::string string_field(const json& j, const char* field, const std::string& where, bool allow_empty = true) {
+    const json& v = j.at(field);
+    if (!v.is_string()) fail(where, field, std::string("expected a string, got ") + type_name(v));
+    std::string s = v.get<std::string>();
+    if (!allow_empty && s.empty()) fail(where, field, "must not be empty");
+    return s;
+}
+
+std::string identifier_field(const json& j, const char* field, const std::string& where) {
+    std::string s = string_field(j, field, where, false);
+    if (s.size() > kMaxIdLength) fail(where, field, "longer than " + std::to_string(kMaxIdLength) + " bytes");
+    for (unsigned char c : s)
+        if (c < 0x20 || c == 0x7f) fail(where, field, "contains a control character");
+    return s;
+}
+
+pipeline::Event to_event(const json& j, const std::string& where, const std::string& default_topic) {
+    if (!j.is_object()) fail(where, "", std::string("expected an event object, got ") + type_name(j));
+    static const char* const known[] = {"topic",   "key",        "payload",        "payload_encoding", "headers",
+                                        "event_type", "correlation_id", "event_id"};
+    for (const auto& [name, value] : j.items()) {
+        bool ok = false;
+        for (const char* k : known) ok = ok || name == k;
+        if (!ok) fail(where, name, "unknown field (known: topic, key, payload, payload_encoding, headers, event_type, correlation_id, event_id)");
+    }
+
+    pipeline::Event e;
+    if (j.contains("topic")) e.topic = string_field(j, "topic", where, false);
+    if (e.topic.empty() && default_topic.empty()) fail(where, "topic", "required (the pipeline has no default topic)");
+
+    if (j.contains("key") && !j.at("key").is_null()) {
+        if (!j.at("key").is_string()) fail(where, "key", std::string("expected a string or null, got ") + type_name(j.at("key")));
+        e.key = j.at("key").get<std::string>();
+    }
+
+    std::string encoding = "json";
+    if (j.contains("payload_encoding")) {
+        encoding = string_field(j, "payload_encoding", where);
+        if (encoding != "json" && encoding != "base64") fail(where, "payload_encoding", "expected \"json\" or \"base64\", got \"" + encoding + "\"");
+    }
+    if (!j.contains("payload")) fail(where, "payload", "required");
+    const json& payload = j.at("payload");
+    if (encoding == "base64") {
+        if (!payload.is_string()) fail(where, "payload", std::string("expected a base64 string (payload_encoding is base64), got ") + type_name(payload));
+        if (!base64_decode(payload.get_ref<const std::string&>(), e.payload)) fail(where, "payload", "not valid base64 (RFC 4648, padded)");
+        e.binary = true;
+    } else {
+        e.payload = payload.dump();  // compact; the parser already checked the UTF-8
+    }
+
+    if (j.contains("headers")) {
+        const json& h = j.at("headers");
+        if (!h.is_object()) fail(where, "headers", std::string("expected an object of strings, got ") + type_name(h));
+        for (const auto& [name, value] : h.items()) {
+            if (name.empty()) fail(where, "headers", "a header name is empty");
+            if (!value.is_string()) fail(where, "headers." + name, std::string("expected a string, got ") + type_name(value));
+            e.headers.emplace_back(name, value.get<std::string>());
+        }
+    }
+    if (j.contains("event_type")) e.event_type = string_field(j, "event_type", where);
+    if (j.contains("correlation_id")) e.correlation_id = identifier_field(j, "correlation_id", where);
+    if (j.contains("event_id")) e.event_id = identifier_field(j, "event_id", where);
+    return e;
+}
+
+json parse_json(std::string_view text, const std::string& where, const char* hint) {
+    json j = json::parse(text.begin(), text.end(), nullptr, false);
+    if (j.is_discarded()) {
+        // Parse again with exceptions for the parser's own account of where it went wrong.
+        try {
+            [[maybe_unused]] const json again = json::parse(text.begin(), text.end());
+        } catch (const json::parse_error& e) {
+            std::string why = e.what();
+            if (const size_t p = why.find("parse error"); p != std::string::npos) why = why.substr(p);
+            throw BadRequest(where + "invalid JSON: " + why + hint);
+        }
+        throw BadRequest(where + "invalid JSON" + hint);
+    }
+    return j;
+}
+
+}  // namespace
+
+BodyFormat body_format(std::string_view content_type) {
+    std::string type(content_type.substr(0, content_type.find(';')));
+    while (!type.empty() && type.back() == ' ') type.pop_back();
+    for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const char* nd : {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"})
+        if (type == nd) return BodyFormat::NdJson;
+    return BodyFormat::Json;
+}
+
+std::vector<pipeline::Event> parse_events(std::string_view body, BodyFormat format, const std::string& default_topic) {
+    std::vector<pipeline::Event> events;
+    if (format == BodyFormat::Json) {
+        const json j = parse_json(body, "body: ", " (for a batch send an array, or NDJSON with Content-Type: application/x-ndjson)");
+        if (j.is_array()) {
+            for (size_t i = 0; i < j.size(); ++i)
+                events.push_back(to_event(j[i], "event " + std::to_string(i + 1) + ": ", default_topic));
+        } else {
+            events.push_back(to_event(j, "", default_topic));
+        }
+    } else {
+        size_t line_no = 0;
+        size_t start = 0;
+        while (start < body.size()) {
+            size_t end = body.find('\n', start);
+            if (end == std::string_view::npos) end = body.size();
+            std::string_view line = body.substr(start, end - start);
+            start = end + 1;
+            ++line_no;
+            if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+            if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
+            const std::string where = "line " + std::to_string(line_no) + ": ";
+            events.push_back(to_event(parse_json(line, where, ""), where, default_topic));
+        }
+    }
+    if (events.empty()) throw BadRequest("body: no events");
+    return events;
+}
+
+pipeline::Event parse_event(std::string_view json_text, const std::string& default_topic) {
+    return to_event(parse_json(json_text, "", ""), "", default_topic);
+}
+
+std::string outcome_json(const pipeline::Outcome& o) {
+    json j = {{"event_id", o.event_id}, {"path", pipeline::path_name(o.path)}};
+    if (o.reason != pipeline::Reason::None) j["reason"] = pipeline::reason_name(o.reason);
+    if (!o.message.empty()) j["message"] = o.message;
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+bool base64_decode(std::string_view text, std::string& out) {
+    // Beast's decoder stops quietly at the first character outside the alphabet; check first.
+    if (text.size() % 4 != 0) return false;
+    size_t pad = 0;
+    while (pad < 2 && pad < text.size() && text[text.size() - 1 - pad] == '=') ++pad;
+    const std::string_view body = text.substr(0, text.size() - pad);
+    for (unsigned char c : body)
+        if (!(std::isalnum(c) || c == '+' || c == '/')) return false;
+    out.resize(b64::decoded_size(text.size()));
+    const auto [written, read] = b64::decode(out.data(), text.data(), text.size());
+    if (read != body.size()) return false;
+    out.resize(written);
+    return true;
+}
+
+std::string base64_encode(std::string_view bytes) {
+    std::string out(b64::encoded_size(bytes.size()), '\0');
+    out.resize(b64::encode(out.data(), bytes.data(), bytes.size()));
+    return out;
+}
+
+}  // namespace spillway::http

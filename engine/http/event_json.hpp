@@ -1,0 +1,46 @@
+// The HTTP ingress's event format: JSON (one object, or an array) or NDJSON text into pipeline
+// Events, and publish outcomes back into JSON. Every check runs before anything is published, so
+// a malformed batch is refused whole.
+#pragma once
+
+#include "engine/pipeline/event.hpp"
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace spillway::http {
+
+// A request the caller must fix; what() names the place and the field, e.g.
+// "line 3: field 'key': expected a string or null".
+class BadRequest : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+enum class BodyFormat {
+    Json,    // one event object, or an array of them
+    NdJson,  // one event object per line; blank lines are skipped
+};
+
+// application/x-ndjson, application/ndjson, application/jsonl and application/x-jsonlines are
+// NDJSON; anything else is read as JSON.
+BodyFormat body_format(std::string_view content_type);
+
+// Parses every event of `body`. Events naming no topic get `default_topic`; if that is empty too,
+// the topic field is required. Throws BadRequest.
+std::vector<pipeline::Event> parse_events(std::string_view body, BodyFormat format, const std::string& default_topic);
+
+// One event from the JSON text of one object (an NDJSON line); messages carry no location prefix.
+pipeline::Event parse_event(std::string_view json_text, const std::string& default_topic);
+
+// {"event_id":..., "path":"direct"|"outbox"|"refused", "reason":..., "message":...} (reason and
+// message only when there is one).
+std::string outcome_json(const pipeline::Outcome& outcome);
+
+// Strict base64 (RFC 4648 alphabet, padded); false on any other input.
+bool base64_decode(std::string_view text, std::string& out);
+std::string base64_encode(std::string_view bytes);
+
+}  // namespace spillway::http

@@ -1,0 +1,106 @@
+#include "engine/http/store_admin.hpp"
+
+#include "engine/http/event_json.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace spillway::http {
+
+namespace {
+std::string text(const sw_bytes& b) { return b.ptr ? std::string(b.ptr, b.len) : std::string(); }
+
+std::vector<sw_bytes> spans(const std::vector<std::string>& ids) {
+    std::vector<sw_bytes> out;
+    for (const auto& id : ids) out.push_back({id.data(), id.size()});
+    return out;
+}
+}  // namespace
+
+StoreAdmin::StoreAdmin(plugin::Instance& store) : store_(store) {}
+
+void StoreAdmin::fail(const char* what, sw_status status) {
+    throw plugin::PluginError(status, store_.id() + ": " + what + ": " + store_.describe(status));
+}
+
+StoreCounts StoreAdmin::counts(const std::string& pipeline) {
+    sw_store_stats stats{};
+    stats.struct_size = sizeof stats;
+    const sw_status st = store_.vt<sw_store_vtable>().stats(store_.get(), pipeline.c_str(), &stats);
+    if (st != SW_OK) fail("stats", st);
+    return {stats.pending, stats.leased, stats.dead, stats.oldest_pending_age_ms};
+}
+
+std::vector<DeadLetter> StoreAdmin::list_dead(const std::string& pipeline, int64_t after_row_id, size_t limit) {
+    const auto& vt = store_.vt<sw_store_vtable>();
+    sw_batch batch{};
+    batch.struct_size = sizeof batch;
+    const sw_status st = vt.list_dead(store_.get(), pipeline.c_str(), after_row_id, limit, &batch);
+    if (st != SW_OK) fail("list_dead", st);
+    std::vector<DeadLetter> out;
+    for (size_t i = 0; i < batch.n; ++i) {
+        const sw_event& e = batch.events[i];
+        DeadLetter d;
+        d.row_id = e.row_id;
+        d.event_id = text(e.event_id);
+        d.topic = text(e.topic);
+        if (e.key.ptr) d.key = text(e.key);
+        d.payload = text(e.payload);
+        d.binary = (e.flags & SW_EVENT_PAYLOAD_BINARY) != 0;
+        d.event_type = text(e.event_type);
+        d.correlation_id = text(e.correlation_id);
+        d.last_error = text(e.last_error);
+        for (size_t h = 0; h < e.n_headers; ++h) d.headers.emplace_back(text(e.headers[h].name), text(e.headers[h].value));
+        d.created_at_us = e.created_at_us;
+        d.attempts = e.attempts;
+        out.push_back(std::move(d));
+    }
+    vt.release_batch(store_.get(), &batch);
+    return out;
+}
+
+int64_t StoreAdmin::replay(const std::string& pipeline, const std::vector<std::string>& event_ids) {
+    const auto ids = spans(event_ids);
+    int64_t n = 0;
+    const sw_status st = store_.vt<sw_store_vtable>().replay_dead(store_.get(), pipeline.c_str(),
+                                                                  ids.empty() ? nullptr : ids.data(), ids.size(), &n);
+    if (st != SW_OK) fail("replay_dead", st);
+    return n;
+}
+
+int64_t StoreAdmin::purge(const std::string& pipeline, const std::vector<std::string>& event_ids) {
+    const auto ids = spans(event_ids);
+    int64_t n = 0;
+    const sw_status st = store_.vt<sw_store_vtable>().purge_dead(store_.get(), pipeline.c_str(),
+                                                                 ids.empty() ? nullptr : ids.data(), ids.size(), &n);
+    if (st != SW_OK) fail("purge_dead", st);
+    return n;
+}
+
+void StoreAdmin::migrate() {
+    const sw_status st = store_.vt<sw_store_vtable>().migrate(store_.get());
+    if (st != SW_OK) fail("migrate", st);
+}
+
+std::string dead_letter_json(const DeadLetter& d) {
+    using json = nlohmann::json;
+    json j = {{"row_id", d.row_id}, {"event_id", d.event_id}, {"topic", d.topic},
+              {"key", d.key ? json(*d.key) : json()}};
+    json payload = d.binary ? json() : json::parse(d.payload, nullptr, false);
+    if (d.binary || payload.is_discarded()) {
+        j["payload"] = base64_encode(d.payload);
+        j["payload_encoding"] = "base64";
+    } else {
+        j["payload"] = std::move(payload);
+    }
+    json headers = json::object();
+    for (const auto& [k, v] : d.headers) headers[k] = v;
+    j["headers"] = std::move(headers);
+    if (!d.event_type.empty()) j["event_type"] = d.event_type;
+    if (!d.correlation_id.empty()) j["correlation_id"] = d.correlation_id;
+    j["created_at_us"] = d.created_at_us;
+    j["attempts"] = d.attempts;
+    j["last_error"] = d.last_error;
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace spillway::http

@@ -1,0 +1,55 @@
+// What an operator does to an outbox store, through the store plugin's vtable: counts, dead
+// letters (list, replay, purge) and the schema migration. Shared by the admin API and
+// `spillway outbox`, which runs it without starting Kafka or a relay.
+#pragma once
+
+#include "engine/plugin/instance.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace spillway::http {
+
+struct StoreCounts {
+    int64_t pending = 0, leased = 0, dead = 0, oldest_pending_age_ms = 0;
+};
+
+// One dead letter as the store keeps it.
+struct DeadLetter {
+    int64_t row_id = 0;
+    std::string event_id, topic, event_type, correlation_id, last_error;
+    std::optional<std::string> key;
+    std::string payload;
+    bool binary = false;
+    std::vector<std::pair<std::string, std::string>> headers;
+    int64_t created_at_us = 0;
+    int32_t attempts = 0;
+};
+
+// Every call throws plugin::PluginError with the store's own reason when the store fails.
+class StoreAdmin {
+public:
+    explicit StoreAdmin(plugin::Instance& store);
+
+    StoreCounts counts(const std::string& pipeline);
+    // Up to `limit` dead letters with row ids above `after_row_id`, oldest first.
+    std::vector<DeadLetter> list_dead(const std::string& pipeline, int64_t after_row_id, size_t limit);
+    // Back to pending with the same event_id (empty `event_ids`: all of the pipeline's).
+    int64_t replay(const std::string& pipeline, const std::vector<std::string>& event_ids);
+    // Deleted for good (empty `event_ids`: all of the pipeline's).
+    int64_t purge(const std::string& pipeline, const std::vector<std::string>& event_ids);
+    void migrate();
+
+private:
+    [[noreturn]] void fail(const char* what, sw_status status);
+    plugin::Instance& store_;
+};
+
+// A dead letter as one JSON object: a JSON payload inline, a binary one in base64 with
+// "payload_encoding":"base64" (the same spelling the ingress accepts, so it can be re-posted).
+std::string dead_letter_json(const DeadLetter& d);
+
+}  // namespace spillway::http

@@ -1,0 +1,368 @@
+// The HTTP ingress and admin API against a running engine over real plugins.
+#include "http_env.hpp"
+
+#include "engine/http/event_json.hpp"
+
+#include <spillway/test_support/postgres.hpp>
+#include <spillway/test_support/wait.hpp>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <set>
+
+namespace spillway::http_test {
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+using test_support::wait_until;
+
+json body_of(const httplib::Result& r) {
+    if (!r) return json();
+    return json::parse(r->body, nullptr, false);
+}
+
+// Everything in the topic, by event_id header.
+std::map<std::string, test_support::KafkaRecord> records_by_id(const Env& env, test_support::MockKafka& kafka,
+                                                               size_t expected) {
+    std::map<std::string, test_support::KafkaRecord> out;
+    for (auto& r : kafka.consume_all(env.topic(), expected, 30s))
+        if (auto id = r.header("event_id")) out[*id] = r;
+    return out;
+}
+
+struct Answer {
+    int status = 0;
+    std::string body, retry_after;
+};
+Answer answer(const httplib::Result& r) {
+    if (!r) return {0, "no answer: " + httplib::to_string(r.error()), ""};
+    return {r->status, r->body, r->get_header_value("Retry-After")};
+}
+
+uint64_t answered(pipeline::Pipeline& p) {
+    const auto s = p.status();
+    return s.direct + s.outbox + s.refused;
+}
+
+TEST(HttpIngress, SingleEventIs202AndReachesKafkaWithItsEventId) {
+    Env env;
+    auto c = env.client();
+    const json event = {{"key", "customer-7"},
+                        {"payload", {{"order", 42}, {"items", {1, 2}}}},
+                        {"headers", {{"source", "test"}}},
+                        {"event_type", "order.created"},
+                        {"correlation_id", "corr-1"},
+                        {"event_id", "evt-single-1"}};
+    auto r = c->Post("/v1/pipelines/orders/events", event.dump(), "application/json");
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    ASSERT_EQ(r->status, 202) << r->body;
+    const json b = body_of(r);
+    ASSERT_EQ(b["results"].size(), 1u) << r->body;
+    EXPECT_EQ(b["results"][0]["event_id"], "evt-single-1");
+    EXPECT_EQ(b["results"][0]["path"], "direct");
+    EXPECT_EQ(b["accepted"], 1);
+
+    auto got = records_by_id(env, env.kafka(), 1);
+    ASSERT_TRUE(got.count("evt-single-1")) << "not in Kafka";
+    const auto& rec = got["evt-single-1"];
+    EXPECT_EQ(rec.key.value_or(""), "customer-7");
+    EXPECT_EQ(json::parse(rec.payload.value_or("null")), event["payload"]);
+    EXPECT_EQ(rec.header("source").value_or(""), "test");
+}
+
+TEST(HttpIngress, NdjsonBatchIs202PerEventAndEveryEventArrives) {
+    Env env;
+    auto c = env.client();
+    const std::string raw = std::string("\x00\x01\xfe binary", 10);
+    const std::string body =
+        "{\"key\":\"a\",\"payload\":{\"n\":1}}\n"
+        "\n"  // blank lines are skipped
+        "{\"key\":null,\"payload\":\"just a string\",\"topic\":\"" + env.topic() + "\"}\r\n"
+        "{\"key\":\"a\",\"payload\":\"" + http::base64_encode(raw) + "\",\"payload_encoding\":\"base64\"}\n";
+    auto r = c->Post("/v1/pipelines/orders/events", body, "application/x-ndjson");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 202) << r->body;
+    const json b = body_of(r);
+    ASSERT_EQ(b["results"].size(), 3u) << r->body;
+    std::vector<std::string> ids;
+    for (const auto& res : b["results"]) {
+        EXPECT_EQ(res["path"], "direct") << res.dump();
+        ids.push_back(res["event_id"]);
+    }
+    EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), 3u) << "event ids must be distinct";
+
+    auto got = records_by_id(env, env.kafka(), 3);
+    ASSERT_EQ(got.size(), 3u);
+    EXPECT_EQ(got[ids[0]].payload.value_or(""), "{\"n\":1}");
+    EXPECT_FALSE(got[ids[1]].key.has_value());
+    EXPECT_EQ(got[ids[1]].payload.value_or(""), "\"just a string\"");
+    EXPECT_EQ(got[ids[2]].payload.value_or(""), raw);
+    EXPECT_EQ(got[ids[2]].key.value_or(""), "a");
+}
+
+TEST(HttpIngress, JsonArrayIsABatchToo) {
+    Env env;
+    auto c = env.client();
+    auto r = c->Post("/v1/pipelines/orders/events", R"([{"payload":1},{"payload":2}])", "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 202) << r->body;
+    EXPECT_EQ(body_of(r)["results"].size(), 2u);
+}
+
+TEST(HttpIngress, MalformedInputIs400NamingTheFieldAndNothingIsAccepted) {
+    Env env;
+    auto c = env.client();
+    struct Case {
+        std::string body, content_type, expect;
+    };
+    const std::vector<Case> cases = {
+        {"{\"payload\": ", "application/json", "invalid JSON"},
+        {"{\"key\": 5, \"payload\": {}}", "application/json", "field 'key': expected a string or null, got a number"},
+        {"{\"key\": \"k\"}", "application/json", "field 'payload': required"},
+        {"{\"payload\": \"@@@\", \"payload_encoding\": \"base64\"}", "application/json", "field 'payload': not valid base64"},
+        {"{\"payload\": 1, \"payload_encoding\": \"hex\"}", "application/json", "field 'payload_encoding'"},
+        {"{\"payload\": 1, \"headers\": {\"h\": 3}}", "application/json", "field 'headers.h': expected a string"},
+        {"{\"payload\": 1, \"paylod\": 2}", "application/json", "field 'paylod': unknown field"},
+        {"{\"payload\": 1, \"topic\": \"\"}", "application/json", "field 'topic': must not be empty"},
+        {"{\"payload\": 1, \"event_id\": 12}", "application/json", "field 'event_id': expected a string"},
+        {"[{\"payload\": 1}, {\"payload\": 2, \"key\": []}]", "application/json", "event 2: field 'key'"},
+        {"[]", "application/json", "no events"},
+        // NDJSON: the line is named, and the two valid lines before it are not published either.
+        {"{\"payload\":1}\n{\"payload\":2}\n{\"key\":true,\"payload\":3}\n", "application/x-ndjson",
+         "line 3: field 'key': expected a string or null, got a boolean"},
+        {"{\"payload\":1}\nnot json\n", "application/x-ndjson", "line 2: invalid JSON"},
+    };
+    for (const auto& k : cases) {
+        auto r = c->Post("/v1/pipelines/orders/events", k.body, k.content_type.c_str());
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 400) << k.body << " -> " << r->body;
+        const json b = body_of(r);
+        ASSERT_TRUE(b.contains("error")) << r->body;
+        EXPECT_NE(b["error"].get<std::string>().find(k.expect), std::string::npos)
+            << "body " << k.body << "\nexpected " << k.expect << "\ngot " << b["error"];
+    }
+    EXPECT_EQ(answered(env.pipeline()), 0u) << "a malformed request published something";
+}
+
+TEST(HttpIngress, UnknownPipelineAndRouteAre404) {
+    Env env;
+    auto c = env.client();
+    auto r = c->Post("/v1/pipelines/nope/events", "{\"payload\":1}", "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 404);
+    EXPECT_NE(body_of(r)["error"].get<std::string>().find("no pipeline named 'nope'"), std::string::npos) << r->body;
+    auto g = c->Get("/v1/pipelines/nope");
+    ASSERT_TRUE(g);
+    EXPECT_EQ(g->status, 404);
+    auto x = c->Get("/v2/whatever");
+    ASSERT_TRUE(x);
+    EXPECT_EQ(x->status, 404);
+    EXPECT_TRUE(body_of(x).contains("error")) << x->body;
+}
+
+TEST(HttpIngress, BodyOverTheLimitIs413) {
+    EnvOptions o;
+    o.max_body = 4096;
+    Env env(o);
+    auto c = env.client();
+    const std::string big = "{\"payload\":\"" + std::string(6000, 'x') + "\"}";
+    auto r = c->Post("/v1/pipelines/orders/events", big, "application/json");
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    EXPECT_EQ(r->status, 413) << r->body;
+    EXPECT_EQ(answered(env.pipeline()), 0u);
+    auto ok = c->Post("/v1/pipelines/orders/events", "{\"payload\":1}", "application/json");
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->status, 202) << ok->body;
+}
+
+TEST(HttpIngress, TokenGuardsTheV1RoutesOnly) {
+    EnvOptions o;
+    o.token = "s3cret";
+    Env env(o);
+    auto c = env.client();
+    auto missing = c->Post("/v1/pipelines/orders/events", "{\"payload\":1}", "application/json");
+    ASSERT_TRUE(missing);
+    EXPECT_EQ(missing->status, 401);
+    EXPECT_EQ(missing->get_header_value("WWW-Authenticate"), "Bearer");
+    EXPECT_EQ(c->Get("/v1/pipelines")->status, 401);
+
+    c->set_bearer_token_auth("wrong");
+    EXPECT_EQ(c->Post("/v1/pipelines/orders/events", "{\"payload\":1}", "application/json")->status, 401);
+    EXPECT_EQ(answered(env.pipeline()), 0u);
+
+    c->set_bearer_token_auth("s3cret");
+    auto ok = c->Post("/v1/pipelines/orders/events", "{\"payload\":1}", "application/json");
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->status, 202) << ok->body;
+
+    auto open = env.client();  // probes and metrics need no token
+    EXPECT_EQ(open->Get("/healthz")->status, 200);
+    EXPECT_EQ(open->Get("/readyz")->status, 200);
+    EXPECT_EQ(open->Get("/metrics")->status, 200);
+}
+
+TEST(HttpIngress, FullBacklogWithKafkaDownIs503WithRetryAfter) {
+    EnvOptions o;
+    o.extra_store = "max_pending = 1\n";
+    Env env(o);
+    auto c = env.client();
+    env.kafka().all_down();
+    // Kafka down: the first event spills to the outbox; then the outbox is at its bound.
+    Answer r;
+    ASSERT_TRUE(wait_until([&] {
+        r = answer(c->Post("/v1/pipelines/orders/events", "{\"payload\":1}", "application/json"));
+        return r.status == 503;
+    }, 60s, 10ms)) << r.body;
+    EXPECT_EQ(r.retry_after, "1");
+    const json b = json::parse(r.body);
+    ASSERT_EQ(b["results"].size(), 1u) << r.body;
+    EXPECT_EQ(b["results"][0]["path"], "refused");
+    EXPECT_EQ(b["results"][0]["reason"], "backlog-full");
+    EXPECT_EQ(b["refused"], 1);
+    env.kafka().all_up();
+}
+
+TEST(HttpIngress, KafkaAndStoreBothDownIs503WithTheReasonsAndReadyzSaysWhy) {
+    test_support::Postgres pg;  // our own server: this test stops it
+    EnvOptions o;
+    o.pg_conninfo = pg.create_database("http_down");
+    Env env(o);
+    auto c = env.client();
+    ASSERT_EQ(c->Post("/v1/pipelines/orders/events", "{\"key\":\"a\",\"payload\":1}", "application/json")->status, 202);
+    pg.stop();
+    env.kafka().all_down();
+    Answer r;
+    ASSERT_TRUE(wait_until([&] {
+        r = answer(c->Post("/v1/pipelines/orders/events", "{\"key\":\"b\",\"payload\":2}", "application/json"));
+        return r.status == 503;
+    }, 60s, 10ms)) << r.body;
+    const json b = json::parse(r.body);
+    ASSERT_EQ(b["results"].size(), 1u) << r.body;
+    EXPECT_EQ(b["results"][0]["path"], "refused");
+    EXPECT_EQ(b["results"][0]["reason"], "unavailable");
+    EXPECT_NE(b["results"][0]["message"].get<std::string>().find("outbox: "), std::string::npos) << r.body;
+
+    auto ready = c->Get("/readyz");
+    ASSERT_TRUE(ready);
+    EXPECT_EQ(ready->status, 503) << ready->body;
+    EXPECT_NE(ready->body.find("store is unreachable"), std::string::npos) << ready->body;
+    EXPECT_EQ(c->Get("/healthz")->status, 200);  // the process is up all the same
+
+    auto status = body_of(c->Get("/v1/pipelines/orders"));
+    EXPECT_EQ(status["store_reachable"], false) << status.dump();
+    EXPECT_TRUE(status["pending"].is_null()) << status.dump();
+
+    pg.start();
+    env.kafka().all_up();
+    EXPECT_TRUE(wait_until([&] { return c->Get("/readyz")->status == 200; }, 60s, 50ms));
+}
+
+TEST(HttpAdmin, PipelinesReportModeCircuitCountsAndSink) {
+    Env env;
+    auto c = env.client();
+    for (int i = 0; i < 3; ++i)
+        ASSERT_EQ(c->Post("/v1/pipelines/orders/events", "{\"payload\":1}", "application/json")->status, 202);
+    auto r = c->Get("/v1/pipelines");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200);
+    const json all = body_of(r);
+    ASSERT_EQ(all["pipelines"].size(), 1u) << r->body;
+    const json& p = all["pipelines"][0];
+    EXPECT_EQ(p["name"], "orders");
+    EXPECT_EQ(p["mode"], "direct-first");
+    EXPECT_EQ(p["topic"], env.topic());
+    EXPECT_EQ(p["circuit"], "closed");
+    EXPECT_EQ(p["pending"], 0);
+    EXPECT_EQ(p["dead"], 0);
+    EXPECT_EQ(p["oldest_pending_age_ms"], 0);
+    EXPECT_TRUE(p["poll_interval_ms"].is_number());
+    EXPECT_EQ(p["counts"]["direct"], 3);
+    EXPECT_EQ(p["counts"]["refused"], 0);
+    EXPECT_EQ(p["store_reachable"], true);
+    EXPECT_EQ(p["sink"]["state"], "up") << p.dump();
+    EXPECT_TRUE(p.contains("last_error"));
+
+    auto one = c->Get("/v1/pipelines/orders");
+    ASSERT_TRUE(one);
+    EXPECT_EQ(one->status, 200);
+    EXPECT_EQ(body_of(one)["counts"]["direct"], 3);
+}
+
+TEST(HttpAdmin, DeadLetterIsListedAndReplayedToKafka) {
+    EnvOptions o;
+    o.mode = "outbox-first";  // only the relay produces, so the pushed error hits its send
+    Env env(o);
+    auto c = env.client();
+    env.kafka().push_produce_errors({RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE});
+    auto r = c->Post("/v1/pipelines/orders/events", "{\"event_id\":\"poison-1\",\"key\":\"k\",\"payload\":{\"x\":1}}",
+                     "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 202) << r->body;
+    EXPECT_EQ(body_of(r)["results"][0]["path"], "outbox");
+    ASSERT_TRUE(wait_until([&] { return body_of(c->Get("/v1/pipelines/orders"))["dead"] == 1; }, 60s, 20ms))
+        << c->Get("/v1/pipelines/orders")->body;
+
+    auto list = c->Get("/v1/pipelines/orders/dead-letters");
+    ASSERT_TRUE(list);
+    ASSERT_EQ(list->status, 200) << list->body;
+    const json dead = body_of(list);
+    ASSERT_EQ(dead["dead_letters"].size(), 1u) << list->body;
+    EXPECT_EQ(dead["dead_letters"][0]["event_id"], "poison-1");
+    EXPECT_EQ(dead["dead_letters"][0]["payload"], json({{"x", 1}}));
+    EXPECT_NE(dead["dead_letters"][0]["last_error"].get<std::string>().find("MSG_SIZE_TOO_LARGE"), std::string::npos)
+        << list->body;
+
+    auto bad = c->Post("/v1/pipelines/orders/dead-letters/replay", "{\"event_ids\": [1]}", "application/json");
+    ASSERT_TRUE(bad);
+    EXPECT_EQ(bad->status, 400) << bad->body;
+
+    auto none = c->Post("/v1/pipelines/orders/dead-letters/replay", "{\"event_ids\": [\"other\"]}", "application/json");
+    ASSERT_TRUE(none);
+    EXPECT_EQ(body_of(none)["replayed"], 0) << none->body;
+
+    auto replay = c->Post("/v1/pipelines/orders/dead-letters/replay", "{\"event_ids\": [\"poison-1\"]}", "application/json");
+    ASSERT_TRUE(replay);
+    ASSERT_EQ(replay->status, 200) << replay->body;
+    EXPECT_EQ(body_of(replay)["replayed"], 1);
+    auto got = records_by_id(env, env.kafka(), 1);
+    EXPECT_TRUE(got.count("poison-1")) << "replayed event not delivered";
+    EXPECT_TRUE(wait_until([&] {
+        const json s = body_of(c->Get("/v1/pipelines/orders"));
+        return s["dead"] == 0 && s["pending"] == 0;
+    }, 30s, 20ms));
+}
+
+TEST(HttpProbes, HealthzAndReadyzAnswer200WhenRunning) {
+    Env env;
+    auto c = env.client();
+    auto h = c->Get("/healthz");
+    ASSERT_TRUE(h);
+    EXPECT_EQ(h->status, 200);
+    auto r = c->Get("/readyz");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(body_of(r)["ready"], true);
+}
+
+TEST(HttpServer, ListenAddressesAreCheckedAndABusyPortIsAClearError) {
+    EXPECT_EQ(http::parse_listen("127.0.0.1:8080"), std::make_pair(std::string("127.0.0.1"), 8080));
+    EXPECT_EQ(http::parse_listen("[::1]:0"), std::make_pair(std::string("::1"), 0));
+    EXPECT_THROW(http::parse_listen("8080"), std::invalid_argument);
+    EXPECT_THROW(http::parse_listen("localhost:99999"), std::invalid_argument);
+    EXPECT_THROW(http::parse_listen(":80"), std::invalid_argument);
+
+    Env env;
+    http::Server second(env.engine(), "127.0.0.1:" + std::to_string(env.server().port()), "");
+    try {
+        second.start();
+        FAIL() << "bound a port already in use";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("cannot listen on 127.0.0.1:"), std::string::npos) << e.what();
+    }
+}
+
+}  // namespace
+}  // namespace spillway::http_test
