@@ -204,6 +204,22 @@ TEST(HttpIngress, TokenGuardsTheV1RoutesOnly) {
     EXPECT_EQ(open->Get("/metrics")->status, 200);
 }
 
+TEST(HttpIngress, PermanentRefusalIs422WithPerEventResults) {
+    Env env;  // on_reject = "refuse": Kafka's permanent errors go back to the caller
+    auto c = env.client();
+    ASSERT_EQ(c->Post("/v1/pipelines/orders/events", "{\"payload\":0}", "application/json")->status, 202);
+    env.kafka().push_produce_errors({RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE});
+    auto r = c->Post("/v1/pipelines/orders/events", "{\"payload\":1,\"event_id\":\"too-big\"}", "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 422) << r->body;
+    EXPECT_TRUE(r->get_header_value("Retry-After").empty()) << "a permanent refusal is not worth retrying";
+    const json b = body_of(r);
+    EXPECT_EQ(b["results"][0]["event_id"], "too-big");
+    EXPECT_EQ(b["results"][0]["path"], "refused");
+    EXPECT_EQ(b["results"][0]["reason"], "rejected");
+    EXPECT_NE(b["results"][0]["message"].get<std::string>().find("MSG_SIZE_TOO_LARGE"), std::string::npos) << r->body;
+}
+
 TEST(HttpIngress, FullBacklogWithKafkaDownIs503WithRetryAfter) {
     EnvOptions o;
     o.extra_store = "max_pending = 1\n";
@@ -345,6 +361,18 @@ TEST(HttpProbes, HealthzAndReadyzAnswer200WhenRunning) {
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200) << r->body;
     EXPECT_EQ(body_of(r)["ready"], true);
+}
+
+TEST(EventJson, Base64IsStrict) {
+    std::string out;
+    EXPECT_TRUE(http::base64_decode("QUJD", out));
+    EXPECT_EQ(out, "ABC");
+    EXPECT_TRUE(http::base64_decode("QQ==", out));
+    EXPECT_EQ(out, "A");
+    EXPECT_TRUE(http::base64_decode("", out));
+    EXPECT_EQ(out, "");
+    for (const char* bad : {"QQ=", "Q===", "QQ=A", "QU JD", "QUJD\n", "QUJ*"}) EXPECT_FALSE(http::base64_decode(bad, out)) << bad;
+    EXPECT_EQ(http::base64_encode(std::string("\0\xff", 2)), "AP8=");
 }
 
 TEST(HttpServer, ListenAddressesAreCheckedAndABusyPortIsAClearError) {
