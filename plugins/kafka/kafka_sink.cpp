@@ -1,5 +1,7 @@
 #include "kafka_sink.hpp"
 
+#include <chrono>
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -68,8 +70,22 @@ void KafkaSink::start() {
     conf.release();  // the producer owns it now
     health_.set(SW_HEALTH_UNKNOWN, "connecting to the brokers", host().monotonic_us());
     pump_.start(producer_);
+    warm_up();
     host().info("kafka producer " + client_id_ + " started (bootstrap.servers=" +
                 (bootstrap.empty() ? settings_.bootstrap_servers : bootstrap) + ")");
+}
+
+// Connects and fetches metadata before the first event needs them, so the first publishes after a
+// start do not spend their deadline on connection setup and fall back to the outbox for nothing.
+// Bounded: with Kafka down the engine still starts (and the circuit takes over).
+void KafkaSink::warm_up() {
+    const auto started = std::chrono::steady_clock::now();
+    const rd_kafka_metadata_t* md = nullptr;
+    const rd_kafka_resp_err_t err = rd_kafka_metadata(producer_, 1, nullptr, &md, kWarmUpTimeoutMs);
+    if (md) rd_kafka_metadata_destroy(md);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    if (err) host().warn("kafka: brokers not reachable at start (" + std::string(rd_kafka_err2str(err)) + ")");
+    else host().debug("kafka: metadata ready after " + std::to_string(ms) + " ms");
 }
 
 void KafkaSink::stop(int64_t timeout_ms) {

@@ -48,6 +48,8 @@ private:
     // Flushes within timeout_ms, purges what is left (reported RETRY), destroys the producer.
     // Returns the number of messages that were still unacknowledged at the deadline.
     int shutdown(int64_t timeout_ms);
+    void warm_up();
+    static constexpr int kWarmUpTimeoutMs = 3000;
 
     ProducerSettings settings_;
     std::string client_id_;
