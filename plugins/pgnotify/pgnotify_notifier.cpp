@@ -49,7 +49,7 @@ public:
         interrupter_.clear();
         std::lock_guard lock(notify_mutex_);
         try {
-            notify_conn_ = Session::open(settings_.url, bound());
+            notify_conn_ = open_notifier();
             outage_.ok();
         } catch (const std::exception& e) {
             // Not fatal: the pipeline works without its doorbell, only slower.
@@ -97,7 +97,7 @@ public:
                              "pgnotify doorbell at " + settings_.where + " is down (reconnecting with backoff)");
         }
         try {
-            notify_conn_ = Session::open(settings_.url, bound());
+            notify_conn_ = open_notifier();
             ring(channel);
         } catch (const Unreachable& e) {
             notify_conn_.reset();
@@ -163,6 +163,21 @@ private:
     }
     std::string failure(const std::exception& e) const {
         return "pgnotify doorbell at " + settings_.where + ": " + e.what();
+    }
+
+    // pg_notify takes a transaction id, so each ring's commit would wait for a WAL flush; the ring
+    // itself needs no durability (a lost commit record only loses a hint), so this session commits
+    // asynchronously and a ring costs no fsync. The application's own inserts are not affected.
+    std::unique_ptr<Session> open_notifier() {
+        auto s = Session::open(settings_.url, bound());
+        try {
+            s->exec("SET synchronous_commit TO off", {}, bound());
+        } catch (const Unreachable&) {
+            throw;
+        } catch (const std::runtime_error&) {
+            // Refused (e.g. a pooler that forbids SET): rings still work, each with a flush.
+        }
+        return s;
     }
 
     // Under notify_mutex_.
