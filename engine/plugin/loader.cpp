@@ -185,8 +185,12 @@ std::vector<std::string> Registry::names(uint32_t kind) const {
 
 std::vector<std::string> default_plugin_path() {
     const fs::path exe_dir = boost::dll::program_location().parent_path().string();
-    return {(exe_dir / ".." / "plugins").lexically_normal().string(),
-            (exe_dir / ".." / "lib" / "spillway" / "plugins").lexically_normal().string()};
+    std::vector<std::string> out = {(exe_dir / ".." / "plugins").lexically_normal().string(),
+                                    (exe_dir / ".." / "lib" / "spillway" / "plugins").lexically_normal().string()};
+    // Where `cmake --install` put them: lib/x86_64-linux-gnu/... under /usr.
+    const std::string installed = (exe_dir / ".." / SPILLWAY_INSTALL_LIBDIR / "spillway" / "plugins").lexically_normal().string();
+    if (installed != out[1]) out.push_back(installed);
+    return out;
 }
 
 }  // namespace spillway::plugin
