@@ -103,6 +103,9 @@ json parse_json(std::string_view text, const std::string& where, const char* hin
         } catch (const json::parse_error& e) {
             std::string why = e.what();
             if (const size_t p = why.find("parse error"); p != std::string::npos) why = why.substr(p);
+            // One NDJSON line is one line of text: the caller's prefix already says which.
+            if (text.find('\n') == std::string_view::npos)
+                if (const size_t p = why.find("at line 1, column"); p != std::string::npos) why.replace(p, 10, "at");
             throw BadRequest(where + "invalid JSON: " + why + hint);
         }
         throw BadRequest(where + "invalid JSON" + hint);
