@@ -1,6 +1,7 @@
 // The relay: wait for the doorbell or the scheduler's interval, claim a batch, send it, settle the
-// rows. While the circuit is open it only probes Kafka with one row, giving the lease back on
-// failure so an outage burns no attempts and leaves no backoff to wait out when Kafka returns.
+// rows. While the circuit is open it watches the sink's health (or, for a sink that cannot tell,
+// probes with one row), giving leases back on failure so an outage burns no attempts and leaves no
+// backoff to wait out when Kafka returns.
 #include "engine/pipeline/pipeline.hpp"
 
 #include <algorithm>
@@ -164,12 +165,17 @@ void Pipeline::relay_loop() {
         if (!seeded_) seed_sticky_keys();
         int status = SW_OK;
         size_t claimed = 0;
+        bool sink_says_down = false;
         if (circuit_.state() == Circuit::State::Open) {
             sw_health h{};
-            if (sink_.health(h) == SW_OK && h.state == SW_HEALTH_UP) circuit_.sink_up();
+            const bool known = sink_.health(h) == SW_OK && h.state != SW_HEALTH_UNKNOWN;
+            if (known && h.state == SW_HEALTH_UP) circuit_.sink_up();
+            sink_says_down = known && h.state == SW_HEALTH_DOWN;
         }
         if (circuit_.state() == Circuit::State::Open) {
-            claimed = relay_round(status, true);
+            // A sink that can tell when its brokers return is asked, not probed: every probe left
+            // in the producer's queue would reach Kafka later as a duplicate.
+            if (!sink_says_down) claimed = relay_round(status, true);
         } else {
             claimed = relay_round(status, false);
             // A ring can arrive before the row is visible here (another session's commit): look

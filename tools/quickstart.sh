@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The quickstart: Spillway with no servers at all. A Kafka-protocol mock broker (librdkafka's mock
+# cluster, tools/mock-kafka) stands in for Kafka, SQLite is the outbox, the doorbell is in-process.
+# It publishes over HTTP, takes Kafka down for a few seconds and back, and shows what happened.
+# Usage: tools/quickstart.sh BUILD_DIR   (tools/dev quickstart builds first, then runs this)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${1:-$ROOT/build}"
+BIN="$BUILD/bin"
+WORK="$(mktemp -d /tmp/spillway-quickstart.XXXXXX)"
+PORT="${QUICKSTART_PORT:-18080}"
+URL="http://127.0.0.1:$PORT"
+PIPE="essays"
+N=25
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+cleanup() {
+  [ -n "${ENGINE_PID:-}" ] && kill -TERM "$ENGINE_PID" 2>/dev/null && wait "$ENGINE_PID" 2>/dev/null || true
+  [ -n "${KAFKA_PID:-}" ] && { echo quit >&7; wait "$KAFKA_PID" 2>/dev/null || true; }
+  [ -n "${QUICKSTART_KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Wait for a condition, at most $1 seconds (this is a demo script, not a test).
+until_true() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@"; do
+    [ $SECONDS -ge $deadline ] && return 1
+    sleep 0.1
+  done
+}
+
+say "starting a mock Kafka broker (tools/mock-kafka)"
+mkfifo "$WORK/kafka.cmd"
+"$BIN/mock-kafka" --brokers 1 --exit-on-eof <"$WORK/kafka.cmd" >"$WORK/kafka.out" 2>"$WORK/kafka.log" &
+KAFKA_PID=$!
+exec 7>"$WORK/kafka.cmd"
+until_true 10 grep -q '^bootstrap.servers=' "$WORK/kafka.out"
+BROKERS="$(sed -n 's/^bootstrap.servers=//p' "$WORK/kafka.out")"
+echo "    bootstrap.servers=$BROKERS"
+
+say "starting: spillway run configs/quickstart.toml (SQLite outbox, inproc doorbell, HTTP on $URL)"
+KAFKA_BROKERS="$BROKERS" SPILLWAY_HTTP="127.0.0.1:$PORT" SPILLWAY_OUTBOX_PATH="$WORK/outbox.db" \
+  SPILLWAY_PLUGIN_PATH="$BUILD/plugins" \
+  "$BIN/spillway" run "$ROOT/configs/quickstart.toml" --env development >"$WORK/engine.log" 2>&1 &
+ENGINE_PID=$!
+if ! until_true 30 curl -sf "$URL/readyz" -o /dev/null; then
+  cat "$WORK/engine.log"; echo "quickstart: the engine did not become ready" >&2; exit 1
+fi
+
+# publish PHASE COUNT: one POST per event; records path and latency per event.
+publish() {
+  local phase=$1 count=$2 i out
+  for i in $(seq 1 "$count"); do
+    out="$(curl -s -w ' %{http_code} %{time_total}' -H 'Content-Type: application/json' \
+      -d "{\"key\":\"essay-$((i % 5))\",\"payload\":{\"phase\":\"$phase\",\"n\":$i},\"event_type\":\"EssaySubmitted\"}" \
+      "$URL/v1/pipelines/$PIPE/events")"
+    local path code secs
+    path="$(grep -o '"path":"[a-z]*"' <<<"$out" | head -1 | cut -d'"' -f4)"
+    code="$(tail -n1 <<<"$out" | awk '{print $(NF-1)}')"
+    secs="$(tail -n1 <<<"$out" | awk '{print $NF}')"
+    echo "$phase ${path:-refused} $code $secs" >>"$WORK/results"
+  done
+}
+
+say "publishing $N events with Kafka up"
+publish up "$N"
+say "taking Kafka down (mock-kafka: downall) and publishing $N more"
+echo downall >&7
+publish down "$N"
+pending() { curl -s "$URL/v1/pipelines/$PIPE" | grep -o '"pending":[0-9-]*' | head -1 | cut -d: -f2; }
+echo "    outbox pending while Kafka is down: $(pending)"
+say "bringing Kafka back (upall); the relay drains the outbox"
+T0=$SECONDS
+echo upall >&7
+drained() { [ "$(pending)" = 0 ]; }
+until_true 30 drained || echo "    (still pending after 30 s: $(pending))"
+DRAIN=$((SECONDS - T0))
+publish after "$N"
+
+say "what happened"
+printf '%-8s %7s %7s %8s %12s %12s\n' phase direct outbox refused "p50 (ms)" "max (ms)"
+for phase in up down after; do
+  # Sorted by latency, so the middle line is the median and the last the maximum.
+  grep "^$phase " "$WORK/results" | sort -g -k4 | awk -v p="$phase" '
+    {n++; if ($2=="direct") d++; else if ($2=="outbox") o++; else r++; t[n]=$4*1000}
+    END {printf "%-8s %7d %7d %8d %12.1f %12.1f\n", p, d, o, r, t[int((n+1)/2)], t[n]}'
+done
+echo "outbox drained within ~${DRAIN}s of Kafka's return; pending now: $(pending)"
+RECORDS="$(kcat -b "$BROKERS" -C -t essays.events -e -q -f '%k\n' 2>/dev/null | wc -l || true)"
+echo "records on topic essays.events (read with kcat): $RECORDS of $((3 * N)) published"
+echo
+echo "Look for yourself while it runs (start it again with: tools/dev quickstart):"
+echo "  curl -s $URL/v1/pipelines/$PIPE           # circuit, pending, dead, poll interval"
+echo "  curl -s $URL/metrics | grep spillway_     # Prometheus metrics"
+echo "  kcat -b $BROKERS -C -t essays.events -f '%k %h %s\n'   # records with their event_id header"
+grep -E "circuit|Kafka" "$WORK/engine.log" | tail -6 | sed 's/^/  log: /'
