@@ -2,6 +2,11 @@
 
 namespace spillway::bench {
 
+std::vector<std::pair<std::string, std::string>>& extra_kafka_properties() {
+    static std::vector<std::pair<std::string, std::string>> props;
+    return props;
+}
+
 test_support::Postgres& Context::postgres() {
     if (!pg_) {
         test_support::PostgresOptions o;
@@ -28,6 +33,21 @@ std::string Context::fresh_topic(const std::string& stem) {
     std::string t = "bench." + stem + "." + std::to_string(topics_++);
     kafka().create_topic(t, 4, 3);
     return t;
+}
+
+void Context::reset_statements() {
+    postgres().psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+    postgres().scalar("postgres", "SELECT pg_stat_statements_reset()");
+}
+
+std::string Context::top_statements(const std::string& db, int n) {
+    std::string out;
+    for (const auto& r : postgres().query(
+             "postgres", "SELECT calls, round(mean_exec_time::numeric, 3), left(regexp_replace(query, '\\s+', ' ', 'g'), 80) "
+                         "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '" + db +
+                             "' ORDER BY calls DESC LIMIT " + std::to_string(n)))
+        out += (out.empty() ? "" : " | ") + r[0] + "x " + r[1] + " ms " + r[2];
+    return out;
 }
 
 const std::vector<Scenario>& scenarios() {

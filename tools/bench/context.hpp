@@ -26,6 +26,10 @@ struct Settings {
     bool quick = false;            // smaller scaling sweeps (development runs)
 };
 
+// librdkafka properties (--kafka-property name=value) given to both sides of every comparison:
+// the engine's kafka sink and the raw producers.
+std::vector<std::pair<std::string, std::string>>& extra_kafka_properties();
+
 class Context {
 public:
     explicit Context(Settings s) : settings(s) {}
@@ -38,6 +42,11 @@ public:
     // A fresh database on the bench server; returns its conninfo.
     std::string database(const std::string& name);
     std::string fresh_topic(const std::string& stem);
+    // pg_stat_statements: forget what was counted so far (every database).
+    void reset_statements();
+    // The `n` most frequent statements run in database `db` since the last reset, with calls and
+    // mean execution time: "120x 0.41 ms UPDATE ... | ...".
+    std::string top_statements(const std::string& db, int n = 6);
 
     const Settings settings;
 

@@ -166,6 +166,7 @@ Report run_doorbell(Context& ctx) {
     // Let both relays fall back to their slowest poll, so what wakes them is the doorbell.
     std::this_thread::sleep_for(std::chrono::milliseconds(s.quick ? 1500 : 9000));
 
+    ctx.reset_statements();
     std::vector<double> pg_commit, pg_ring, rd_commit, rd_ring;
     size_t pg_missing = 0, rd_missing = 0;
     const size_t per_round = std::max<size_t>(1, s.samples / s.rounds);
@@ -173,6 +174,10 @@ Report run_doorbell(Context& ctx) {
         collect(acks, app_round(pg_app, pg.topic, nullptr, s.rate, per_round, seq), pg_commit, pg_ring, pg_missing);
         collect(acks, app_round(rd_app, rd.topic, &bell, s.rate, per_round, seq), rd_commit, rd_ring, rd_missing);
     }
+    // What the relays' (and the application's) statements cost on the server meanwhile.
+    const std::string pg_statements = ctx.top_statements("bench_ring_pgnotify", 8);
+    rep.setting("statements_pgnotify_db", pg_statements);
+    rep.setting("statements_redis_db", ctx.top_statements("bench_ring_redis", 8));
     auto rate_text = std::to_string(static_cast<int>(s.rate));
     for (auto [name, commit, ring, missing] :
          {std::tuple{"pgnotify", &pg_commit, &pg_ring, pg_missing}, std::tuple{"redis", &rd_commit, &rd_ring, rd_missing}}) {
@@ -182,6 +187,7 @@ Report run_doorbell(Context& ctx) {
         row.targets.push_back(at_most("p99 <= 3 ms", row.latency->p99, 3000));
         row.note = std::string("bound: ring delivery + the relay's claim transaction + produce round trip") +
                    (missing ? "; " + std::to_string(missing) + " not acknowledged within 15 s" : "");
+        if (std::string(name) == "pgnotify") row.note += "\n    server-side statements (calls, mean): " + pg_statements;
         auto& ring_row = rep.add(latency_row(std::string("doorbell ring -> Kafka ack, ") + name, *ring,
                                              "raw hiredis LPUSH -> BLPOP wake", raw));
         ring_row.targets.push_back(at_most("p99 <= 10 ms", ring_row.latency->p99, 10000));

@@ -43,9 +43,20 @@ int main(int argc, char** argv) {
     app.add_option("--idle-seconds", s.idle_seconds, "Measuring window of the idle scenario")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--seed-seconds", s.seed_seconds, "How long the seed-design comparison runs")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--rate", s.rate, "Events/s of the outbox-first doorbell measurement")->capture_default_str()->check(CLI::PositiveNumber);
+    std::vector<std::string> kafka_props;
+    app.add_option("--kafka-property", kafka_props,
+                   "name=value: a librdkafka property for both the engine's sink and the raw producers (repeatable)");
     app.add_flag("--quick", s.quick, "Shorter warm-ups and sweeps, for development runs");
     CLI11_PARSE(app, argc, argv);
 
+    for (const auto& kv : kafka_props) {
+        const auto eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0) {
+            std::cerr << "spillway-bench: --kafka-property wants name=value, got '" << kv << "'\n";
+            return 2;
+        }
+        extra_kafka_properties().emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    }
     if (list) {
         for (const auto& sc : scenarios()) std::printf("%-10s %s\n", sc.name, sc.what);
         return 0;
@@ -74,7 +85,7 @@ int main(int argc, char** argv) {
                            {"settings",
                             {{"samples", s.samples}, {"rounds", s.rounds}, {"drain_events", s.drain_events},
                              {"idle_seconds", s.idle_seconds}, {"seed_seconds", s.seed_seconds}, {"rate", s.rate},
-                             {"quick", s.quick}}},
+                             {"quick", s.quick}, {"kafka_properties", kafka_props}}},
                            {"scenarios", nlohmann::json::array()}};
     std::printf("spillway-bench: %s, %s cpus, load %s\n", machine.value("cpu", "?").c_str(),
                 machine["cpus_online"].dump().c_str(), machine["loadavg"].dump().c_str());

@@ -1,5 +1,7 @@
 #include "raw_kafka.hpp"
 
+#include "context.hpp"
+
 #include <array>
 #include <stdexcept>
 #include <utility>
@@ -12,7 +14,9 @@ RawProducer::RawProducer(const std::string& bootstraps, std::string topic) : top
     const std::pair<const char*, std::string> props[] = {
         {"bootstrap.servers", bootstraps}, {"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "0"},
         {"message.timeout.ms", "10000"},   {"statistics.interval.ms", "1000"}};
-    for (const auto& [k, v] : props)
+    std::vector<std::pair<const char*, std::string>> all(std::begin(props), std::end(props));
+    for (const auto& [k, v] : extra_kafka_properties()) all.emplace_back(k.c_str(), v);
+    for (const auto& [k, v] : all)
         if (rd_kafka_conf_set(conf, k, v.c_str(), err.data(), err.size()) != RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(conf);
             throw std::runtime_error(std::string("raw producer: ") + err.data());

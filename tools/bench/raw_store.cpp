@@ -32,11 +32,12 @@ size_t RawStore::drain_round(size_t limit, RawProducer& producer) {
     std::vector<long long> ids(limit);
     std::vector<std::string> event_ids(limit), keys(limit), payloads(limit);
     std::vector<soci::indicator> key_ind(limit);
-    sql_ << "SELECT id, event_id, key, payload FROM spillway_outbox WHERE pipeline = :p AND state = 'pending' "
-            "ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED",
-        soci::use(pipeline_), soci::use(lim), soci::into(ids), soci::into(event_ids), soci::into(keys, key_ind),
-        soci::into(payloads);
-    if (ids.empty()) {
+    soci::statement st = (sql_.prepare << "SELECT id, event_id, key, payload FROM spillway_outbox "
+                                          "WHERE pipeline = :p AND state = 'pending' ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED",
+                          soci::use(pipeline_), soci::use(lim), soci::into(ids), soci::into(event_ids),
+                          soci::into(keys, key_ind), soci::into(payloads));
+    // execute(true) resizes the vectors to the rows fetched, but leaves them alone when there are none.
+    if (!st.execute(true) || ids.empty()) {
         tx.commit();
         return 0;
     }

@@ -11,6 +11,7 @@ std::string rig_toml(const RigOptions& o, const std::string& bootstraps) {
     t += "[engine]\nplugin_path = [\"" SPILLWAY_PLUGIN_DIR "\"]\nlog_level = \"" + o.log_level + "\"\n\n";
     t += "[sink.kafka]\nplugin = \"kafka\"\n\"bootstrap.servers\" = \"" + bootstraps + "\"\n";
     if (o.probe) t += "\"plugin.library.paths\" = \"" + std::string(spillway_bench_probe_path()) + "\"\n";
+    for (const auto& [k, v] : extra_kafka_properties()) t += "\"" + k + "\" = \"" + v + "\"\n";
     t += o.sink_toml + "\n";
     t += "[store.outbox]\nplugin = \"postgres\"\nurl = \"" + o.store_url + "\"\n\n";
     t += "[notifier.bell]\nplugin = \"" + o.notifier + "\"\n" + o.notifier_toml + "\n";
