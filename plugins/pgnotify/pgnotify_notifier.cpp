@@ -19,8 +19,8 @@
 // Database down: notify returns RETRY at once (one connection attempt per backoff step); wait
 // sleeps out its timeout and returns "not rung" with health DOWN. One warning per outage, one info
 // line on recovery; reconnects back off from 100 ms to 2 s.
-#include "interrupter.hpp"
-#include "outage.hpp"
+#include "doorbell-common/interrupter.hpp"
+#include "doorbell-common/outage.hpp"
 #include "session.hpp"
 #include "settings.hpp"
 
@@ -36,6 +36,10 @@
 #include <set>
 
 namespace spillway::plugins::pgnotify {
+
+using doorbell::Backoff;
+using doorbell::Interrupter;
+using doorbell::Outage;
 
 // Longer waits are cut to a day: the relay wakes up once in a while whatever it asked for.
 inline constexpr int64_t kLongestWaitMs = 86'400'000;

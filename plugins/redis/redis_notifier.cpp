@@ -12,8 +12,8 @@
 // on its timer, which is exactly what a missing doorbell should cost. One warning per outage, one
 // info line on recovery; reconnects back off from 100 ms to 2 s.
 #include "connection.hpp"
-#include "interrupter.hpp"
-#include "outage.hpp"
+#include "doorbell-common/interrupter.hpp"
+#include "doorbell-common/outage.hpp"
 #include "settings.hpp"
 
 #include <spillway/sdk.hpp>
@@ -23,6 +23,10 @@
 #include <mutex>
 
 namespace spillway::plugins::redis {
+
+using doorbell::Backoff;
+using doorbell::Interrupter;
+using doorbell::Outage;
 
 // Longer waits are cut to a day: the relay wakes up once in a while whatever it asked for.
 inline constexpr int64_t kLongestWaitMs = 86'400'000;

@@ -1,8 +1,7 @@
-// (Same as plugins/redis/outage.hpp: plugins share no code but the SDK.)
 // Reachability of the doorbell's backend, as the host sees it: health, one warning when an outage
 // begins, one info line when it ends (never a line per failed call), and reconnect backoff.
-#ifndef SPILLWAY_PLUGINS_PGNOTIFY_OUTAGE_HPP
-#define SPILLWAY_PLUGINS_PGNOTIFY_OUTAGE_HPP
+#ifndef SPILLWAY_PLUGINS_DOORBELL_OUTAGE_HPP
+#define SPILLWAY_PLUGINS_DOORBELL_OUTAGE_HPP
 
 #include <spillway/sdk.hpp>
 
@@ -12,7 +11,7 @@
 #include <mutex>
 #include <string>
 
-namespace spillway::plugins::pgnotify {
+namespace spillway::plugins::doorbell {
 
 // Shared by the notify and the wait paths of one instance; thread-safe.
 class Outage {
@@ -59,6 +58,6 @@ private:
     Clock::time_point next_{};
 };
 
-}  // namespace spillway::plugins::pgnotify
+}  // namespace spillway::plugins::doorbell
 
 #endif

@@ -2,7 +2,7 @@
 
 #include <cstdio>
 
-namespace spillway::plugins::redis {
+namespace spillway::plugins::doorbell {
 
 void Outage::failed(const std::string& why) {
     std::lock_guard lock(mutex_);
@@ -45,4 +45,4 @@ void Outage::health(sw_health& out) const {
     sdk::set_message(out, state_ == State::down ? backend_ + ": " + message_ : backend_);
 }
 
-}  // namespace spillway::plugins::redis
+}  // namespace spillway::plugins::doorbell

@@ -1,7 +1,7 @@
 // An eventfd that a wait polls next to its socket: fire() from any thread makes every current and
 // later poll on it return at once, until clear(). Also the interruptible sleep of a degraded wait.
-#ifndef SPILLWAY_PLUGINS_REDIS_INTERRUPTER_HPP
-#define SPILLWAY_PLUGINS_REDIS_INTERRUPTER_HPP
+#ifndef SPILLWAY_PLUGINS_DOORBELL_INTERRUPTER_HPP
+#define SPILLWAY_PLUGINS_DOORBELL_INTERRUPTER_HPP
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -14,7 +14,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace spillway::plugins::redis {
+namespace spillway::plugins::doorbell {
 
 class Interrupter {
 public:
@@ -56,6 +56,6 @@ private:
     int fd_;
 };
 
-}  // namespace spillway::plugins::redis
+}  // namespace spillway::plugins::doorbell
 
 #endif
