@@ -15,7 +15,12 @@ std::string admin_get(const std::string& base_url, const std::string& path, cons
     client.set_read_timeout(timeout);
     if (!token.empty()) client.set_bearer_token_auth(token);
     auto res = client.Get(path);
-    if (!res) throw std::runtime_error(url + path + ": " + httplib::to_string(res.error()));
+    if (!res) {
+        const std::string why = res.error() == httplib::Error::Connection ? "cannot connect (is the engine running with http_listen?)"
+                                : res.error() == httplib::Error::Read      ? "no answer in time"
+                                                                           : "request failed (" + httplib::to_string(res.error()) + ")";
+        throw std::runtime_error(url + path + ": " + why);
+    }
     if (res->status != 200) {
         std::string body = res->body;
         while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();

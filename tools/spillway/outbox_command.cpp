@@ -41,7 +41,9 @@ int outbox(const OutboxOptions& o) {
         for (const auto& [name, p] : cfg.pipelines) pipelines.push_back(name);
     for (const auto& name : pipelines) {
         if (!cfg.pipelines.count(name)) {
-            std::cerr << "--pipeline " << name << ": " << o.config.config << " has no such pipeline\n";
+            std::cerr << "--pipeline " << name << ": " << o.config.config << " has no such pipeline (it has:";
+            for (const auto& [known, p] : cfg.pipelines) std::cerr << " " << known;
+            std::cerr << ")\n";
             return kUsage;
         }
     }
