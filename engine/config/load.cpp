@@ -273,7 +273,17 @@ private:
             } else if (key == "log_format") {
                 if (auto s = one_of(node, path, {"text", "json"})) e.log_format = *s;
             } else if (key == "http_listen") {
-                if (auto s = text(node, path)) e.http_listen = *s;
+                if (auto s = text(node, path)) {
+                    // host:port, port 0-65535 (0 picks a free one); empty turns the listener off.
+                    const size_t colon = s->rfind(':');
+                    const std::string port = colon == std::string::npos ? "" : s->substr(colon + 1);
+                    const bool numeric = !port.empty() && port.size() <= 5 &&
+                                         std::all_of(port.begin(), port.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+                    if (!s->empty() && (colon == 0 || !numeric || std::stoi(port) > 65535))
+                        error(node, path, "expected \"host:port\" (e.g. \"127.0.0.1:8080\"), got \"" + *s + "\"");
+                    else
+                        e.http_listen = *s;
+                }
             } else if (key == "http_token") {
                 if (auto s = text(node, path, &e.http_token_from_env)) e.http_token = *s;
             } else {
