@@ -19,6 +19,7 @@ namespace {
 struct Drained {
     double seconds = 0;
     std::vector<double> round_us;  // one per relay round
+    std::string statements;        // the engine's statements on the server (pg_stat_statements)
 };
 
 Drained engine_drain(Context& ctx, AckTracker& acks, size_t batch, size_t n, const std::string& conn, const std::string& topic) {
@@ -28,6 +29,7 @@ Drained engine_drain(Context& ctx, AckTracker& acks, size_t batch, size_t n, con
     o.pipeline_toml = "batch_size = " + std::to_string(batch) + "\n";
     Rig rig(ctx, o);
     RawStore app(conn, "p0");
+    ctx.reset_statements();
     acks.clear();
     app.backlog(n, topic, kPayloadBytes - 30);
     const auto t0 = Clock::now();
@@ -43,6 +45,7 @@ Drained engine_drain(Context& ctx, AckTracker& acks, size_t batch, size_t n, con
         prev = times[end - 1];
     }
     test_support::wait_until([&] { return rig.pipeline().status().pending == 0; }, 30s, 20ms);
+    d.statements = ctx.top_statements("bench_drain", 8);
     return d;
 }
 
@@ -102,6 +105,7 @@ Report run_drain(Context& ctx) {
                    "/" + std::to_string(rr.p99 / 1000).substr(0, 6) + " ms)";
         auto& lat = rep.add(latency_row("  relay round, batch " + std::to_string(b), ours.round_us, "raw loop round", raw.round_us));
         lat.note = "a round: claim (lease UPDATE), produce + await reports, complete (DELETE)";
+        rep.setting("statements_batch_" + std::to_string(b), ours.statements);
     }
     return rep;
 }
