@@ -17,6 +17,15 @@ struct PluginsOptions {
 };
 int plugins(const PluginsOptions& options);
 
+struct PluginInfoOptions {
+    std::string name;
+    std::string kind;  // empty: any kind
+    bool json = false;
+    std::vector<std::string> plugin_path;
+};
+// One plugin's options (types, defaults, descriptions): the table the validator checks against.
+int plugin_info(const PluginInfoOptions& options);
+
 struct ConfigOptions {
     std::string config;
     std::optional<std::string> environment;

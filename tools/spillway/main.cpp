@@ -20,6 +20,13 @@ int main(int argc, char** argv) {
     cmd_plugins->add_option("--plugin-path", plugins.plugin_path,
                             "A folder or file to search (repeatable; default $SPILLWAY_PLUGIN_PATH or next to the binary)");
 
+    spillway::cli::PluginInfoOptions info;
+    auto* cmd_info = app.add_subcommand("plugin-info", "Show one plugin's options: types, defaults, descriptions");
+    cmd_info->add_option("name", info.name, "The plugin's name, e.g. kafka")->required();
+    cmd_info->add_option("--kind", info.kind, "sink, store, notifier or scheduler (when two kinds share a name)");
+    cmd_info->add_flag("--json", info.json, "Print JSON instead of text");
+    cmd_info->add_option("--plugin-path", info.plugin_path, "A folder or file to search (repeatable)");
+
     spillway::cli::ConfigOptions validate;
     auto* cmd_validate = app.add_subcommand("validate", "Check a pipeline file and print the effective configuration");
     cmd_validate->add_option("config", validate.config, "The pipeline TOML file")->required();
@@ -67,6 +74,7 @@ int main(int argc, char** argv) {
     }
 
     if (cmd_plugins->parsed()) return spillway::cli::plugins(plugins);
+    if (cmd_info->parsed()) return spillway::cli::plugin_info(info);
     if (cmd_validate->parsed()) return spillway::cli::validate(validate);
     if (cmd_run->parsed()) return spillway::cli::run(run);
     if (cmd_publish->parsed()) return spillway::cli::publish(publish);

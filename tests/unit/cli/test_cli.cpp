@@ -90,6 +90,33 @@ TEST(CliPlugins, PluginPathFromTheEnvironment) {
     EXPECT_NE(r.out.find("scheduler  fake"), std::string::npos) << r.out;
 }
 
+TEST(CliPluginInfo, ShowsTheOptionTableTheValidatorUses) {
+    Result r = spillway({"plugin-info", "fake", "--kind", "store", "--plugin-path", FAKE_PLUGIN_DIR});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("store plugin fake 1.0.0"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("  path (string, required)\n      the database file\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("  max_pending (integer, default 0)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("  url (string, secret)"), std::string::npos) << r.out;
+
+    Result j = spillway({"plugin-info", "fake", "--kind", "sink", "--json", "--plugin-path", FAKE_PLUGIN_DIR});
+    ASSERT_EQ(j.code, 0) << j.err;
+    const auto info = nlohmann::json::parse(j.out);
+    EXPECT_EQ(info.at("kind"), "sink");
+    EXPECT_EQ(info.at("open_options"), true);
+    EXPECT_EQ(info.at("options").at(1).at("name"), "linger");
+    EXPECT_EQ(info.at("options").at(1).at("type"), "duration");
+    EXPECT_EQ(info.at("options").at(1).at("default"), "5ms");
+}
+
+TEST(CliPluginInfo, AmbiguousOrUnknownNamesAreErrors) {
+    Result both = spillway({"plugin-info", "fake", "--plugin-path", FAKE_PLUGIN_DIR});
+    EXPECT_EQ(both.code, 2);
+    EXPECT_NE(both.err.find("several plugins are named 'fake'; choose one with --kind"), std::string::npos) << both.err;
+    Result none = spillway({"plugin-info", "kafak", "--plugin-path", FAKE_PLUGIN_DIR});
+    EXPECT_EQ(none.code, 1);
+    EXPECT_NE(none.err.find("no plugin named 'kafak' on the plugin path"), std::string::npos) << none.err;
+}
+
 TEST(CliValidate, GoodConfigPrintsTheEffectiveConfigAndExitsZero) {
     Result r = spillway({"validate", kConfigDir + "/good-base.toml", "--env", "testing"}, {kFakes});
     EXPECT_EQ(r.code, 0) << r.err;
