@@ -32,6 +32,8 @@ void Pipeline::record(const Outcome& o, int64_t started_us) {
     observe::Labels lat = labels_;
     lat.emplace_back("path", path_name(o.path));
     metrics_.observe("publish_latency_seconds", lat, static_cast<double>(mono_us() - started_us) / 1e6);
+    log_->debug("event {} {} ({}){}{}", o.event_id, path_name(o.path), reason_name(o.reason),
+                o.message.empty() ? "" : ": ", o.message);
     if (o.path == Path::Direct) ++n_direct_;
     else if (o.path == Path::Outbox) ++n_outbox_;
     else ++n_refused_;

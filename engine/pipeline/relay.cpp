@@ -125,6 +125,8 @@ size_t Pipeline::relay_round(int& status, bool probe) {
         status = SW_RETRY;
         return n;
     }
+    log_->debug("relay round{}: {} claimed, {} delivered, {} to retry, {} dead", probe ? " (probe)" : "", n, ok, failed,
+                rejected);
     for (size_t i = 0; i < n; ++i) {
         const sw_event& e = guard.batch.events[i];
         if (e.key.ptr && (results[i].status == SW_OK || results[i].status == SW_REJECT))
