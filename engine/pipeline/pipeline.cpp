@@ -38,7 +38,10 @@ void Pipeline::start() {
                notifier_.id(), scheduler_.id());
 }
 
-void Pipeline::wake() { notifier_.vt<sw_notifier_vtable>().notify(notifier_.get(), spec_.name.c_str()); }
+void Pipeline::wake() {
+    auto scope = notifier_.call("notify");
+    notifier_.vt<sw_notifier_vtable>().notify(notifier_.get(), spec_.name.c_str());
+}
 
 void Pipeline::stop() {
     if (!relay_.joinable()) return;
@@ -48,8 +51,12 @@ void Pipeline::stop() {
         stopping_ = true;
     }
     pause_cv_.notify_all();
-    notifier_.vt<sw_notifier_vtable>().interrupt(notifier_.get());
+    {
+        auto scope = notifier_.call("interrupt");
+        notifier_.vt<sw_notifier_vtable>().interrupt(notifier_.get());
+    }
     relay_.join();  // the relay finishes (settles or gives back) the batch it holds
+    auto scope = sink_.call("flush");
     const sw_status flushed = sink_.vt<sw_sink_vtable>().flush(sink_.get(), spec_.shutdown_timeout_ms);
     if (flushed != SW_OK) log_->warn("flushing the sink: {}", sink_.describe(flushed));
     log_->info("pipeline {} stopped", spec_.name);
@@ -62,6 +69,7 @@ Status Pipeline::status() {
     s.circuit = Circuit::name(circuit_.state());
     sw_store_stats stats{};
     stats.struct_size = sizeof stats;
+    auto scope = store_.call("stats");
     if (store_.vt<sw_store_vtable>().stats(store_.get(), spec_.name.c_str(), &stats) == SW_OK) {
         s.pending = stats.pending;
         s.leased = stats.leased;

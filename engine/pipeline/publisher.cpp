@@ -105,6 +105,7 @@ void Pipeline::publish_direct(std::vector<Event>& events, std::vector<Outcome>& 
     if (!direct.empty()) {
         EventViews views(events, direct, spec_.name);
         std::vector<sw_result> results(direct.size());
+        auto scope = sink_.call("send");
         const sw_status st =
             sink_.vt<sw_sink_vtable>().send(sink_.get(), views.data(), views.size(), results.data(), spec_.direct_timeout_ms);
         std::string call_error;
@@ -148,6 +149,7 @@ void Pipeline::append(std::vector<Event>& events, const std::vector<size_t>& pic
     if (pick.empty()) return;
     EventViews views(events, pick, spec_.name);
     std::vector<sw_result> results(pick.size());
+    auto scope = store_.call("append");
     const sw_status st = store_.vt<sw_store_vtable>().append(store_.get(), views.data(), views.size(), results.data());
     if (st != SW_OK) {
         const std::string store_error = store_.describe(st);
@@ -171,6 +173,7 @@ void Pipeline::append(std::vector<Event>& events, const std::vector<size_t>& pic
         if (!events[i].key) sticky_.touch();
     }
     // A hint only: the event is already durable, and the relay also polls.
+    auto bell_scope = notifier_.call("notify");
     const sw_status rung = notifier_.vt<sw_notifier_vtable>().notify(notifier_.get(), spec_.name.c_str());
     if (rung != SW_OK) {
         metrics_.add("doorbell_failures_total", labels_);

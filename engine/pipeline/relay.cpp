@@ -36,6 +36,7 @@ bool Pipeline::seed_sticky_keys() {
     auto visit = [](void* user, sw_bytes key) {
         if (key.ptr) static_cast<StickyKeys*>(user)->add(std::string(key.ptr, key.len));
     };
+    auto scope = store_.call("pending_keys");
     const sw_status st = vt.pending_keys(store_.get(), spec_.name.c_str(), visit, &sticky_);
     if (st == SW_OK || st == SW_UNSUPPORTED) {
         seeded_ = true;
@@ -51,6 +52,7 @@ void Pipeline::check_backlog() {
     const uint64_t generation = sticky_.generation();
     sw_store_stats stats{};
     stats.struct_size = sizeof stats;
+    auto scope = store_.call("stats");
     if (vt.stats(store_.get(), spec_.name.c_str(), &stats) != SW_OK) return;
     metrics_.set("outbox_pending", labels_, static_cast<double>(stats.pending));
     metrics_.set("outbox_dead", labels_, static_cast<double>(stats.dead));
@@ -66,6 +68,7 @@ size_t Pipeline::relay_round(int& status, bool probe) {
     BatchGuard guard{store, store_.get()};
     guard.batch.struct_size = sizeof(sw_batch);
     const size_t limit = probe ? 1 : static_cast<size_t>(spec_.batch_size);
+    auto claim_scope = store_.call("claim");
     const sw_status claimed = store.claim(store_.get(), spec_.name.c_str(), limit, spec_.lease_ms, &guard.batch);
     if (claimed != SW_OK) {
         status = claimed;
@@ -83,6 +86,7 @@ size_t Pipeline::relay_round(int& status, bool probe) {
 
     std::vector<sw_result> results(n);
     const int64_t timeout = probe ? kProbeIntervalMs * 2 : std::max<int64_t>(spec_.direct_timeout_ms, 5000);
+    auto send_scope = sink_.call("send");
     const sw_status sent = sink_.vt<sw_sink_vtable>().send(sink_.get(), guard.batch.events, n, results.data(),
                                                            std::min(timeout, spec_.shutdown_timeout_ms));
     if (sent != SW_OK) {
@@ -115,8 +119,10 @@ size_t Pipeline::relay_round(int& status, bool probe) {
     sw_status settled;
     if (probe && ok == 0 && rejected == 0) {
         // Kafka is known to be down: give the row back untouched rather than count an attempt.
+        auto scope = store_.call("release_leases");
         settled = store.release_leases(store_.get(), ids.data(), n);
     } else {
+        auto scope = store_.call("complete");
         settled = store.complete(store_.get(), ids.data(), results.data(), n);
     }
     if (settled != SW_OK) {
@@ -196,6 +202,7 @@ void Pipeline::relay_loop() {
         round.claimed = claimed;
         round.limit = circuit_.state() == Circuit::State::Open ? 1 : static_cast<uint64_t>(spec_.batch_size);
         int64_t delay = 1000;
+        auto sched_scope = scheduler_.call("next_delay");
         if (scheduler.next_delay(scheduler_.get(), &round, &delay) != SW_OK) delay = 1000;
         if (!circuit_.closed()) delay = std::min(delay, kProbeIntervalMs);
         poll_interval_ms_ = delay;
@@ -206,6 +213,7 @@ void Pipeline::relay_loop() {
             continue;
         }
         int woken = 0;
+        auto wait_scope = notifier_.call("wait");
         bell.wait(notifier_.get(), spec_.name.c_str(), delay, &woken);
         (void)notifier_.host().take_error();  // an unavailable doorbell already waited out its timeout
         cause = woken ? SW_WAKE_DOORBELL : SW_WAKE_TIMER;

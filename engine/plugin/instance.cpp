@@ -171,8 +171,9 @@ std::vector<config::Diagnostic> validate_binding(const Binding& binding) {
 }
 
 Instance::Instance(const Binding& binding, observe::Metrics* metrics)
-    : binding_(binding), id_(binding.id()), host_(std::make_unique<HostContext>(binding, metrics)) {
+    : binding_(binding), id_(binding.id()), label_(where_text(binding)), host_(std::make_unique<HostContext>(binding, metrics)) {
     const auto& vt = this->vt<sw_sink_vtable>();
+    auto scope = call("create");
     const sw_status st = vt.create(HostContext::api(), host_->ctx(), &self_);
     if (st != SW_OK || !self_) {
         std::string msg = host_->take_error();
@@ -187,10 +188,12 @@ Instance::Instance(const Binding& binding, observe::Metrics* metrics)
 Instance::~Instance() {
     if (!self_) return;
     if (started_) stop(binding_.spec ? 5000 : 0);
+    auto scope = call("destroy");
     vt<sw_sink_vtable>().destroy(self_);
 }
 
 void Instance::start() {
+    auto scope = call("start");
     const sw_status st = vt<sw_sink_vtable>().start(self_);
     if (st != SW_OK) throw PluginError(st, where_text(binding_) + ": start failed: " + describe(st));
     started_ = true;
@@ -199,6 +202,7 @@ void Instance::start() {
 sw_status Instance::stop(int64_t timeout_ms) {
     if (!started_) return SW_OK;
     started_ = false;
+    auto scope = call("stop");
     return vt<sw_sink_vtable>().stop(self_, timeout_ms);
 }
 
@@ -207,6 +211,7 @@ sw_status Instance::health(sw_health& out) {
     out.struct_size = sizeof out;
     const auto& vt = this->vt<sw_sink_vtable>();
     if (!vt.health) return SW_UNSUPPORTED;
+    auto scope = call("health");
     return vt.health(self_, &out);
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "engine/observe/metrics.hpp"
+#include "engine/plugin/call_scope.hpp"
 #include "engine/plugin/binding.hpp"
 
 #include <spdlog/spdlog.h>
@@ -85,10 +86,13 @@ public:
     std::string describe(sw_status status);
     // True when the plugin's vtable has the slot at `offset` (struct_size covers it and it is set).
     bool has_slot(size_t offset) const;
+    // Marks this thread as inside `slot` of this instance until the scope ends (crash reports).
+    CallScope call(const char* slot) const { return CallScope(label_.c_str(), slot); }
 
 private:
     const Binding& binding_;
     std::string id_;
+    std::string label_;  // "sink.kafka (kafka plugin, /path/spillway-kafka.so)"
     std::unique_ptr<HostContext> host_;
     sw_instance* self_ = nullptr;
     bool started_ = false;

@@ -1,6 +1,7 @@
 // The ABI contract, through the engine's real loader: what loads, what is refused and why, and
 // that a refused or failing plugin never takes the engine down with it.
 #include "engine/plugin/binding.hpp"
+#include "engine/plugin/call_scope.hpp"
 #include "engine/plugin/instance.hpp"
 #include "engine/plugin/loader.hpp"
 
@@ -79,7 +80,7 @@ TEST(Abi, RegistryKeepsGoodPluginsAndListsRefusedOnes) {
     EXPECT_NE(r.find(SW_KIND_SINK, "c-echo"), nullptr);
     EXPECT_NE(r.find(SW_KIND_SINK, "v1-0-echo"), nullptr);
     EXPECT_NE(r.find(SW_KIND_SINK, "throwing"), nullptr);  // it loads; only its create fails
-    EXPECT_EQ(r.refused().size(), 8u);
+    EXPECT_EQ(r.refused().size(), 8u);  // the crashing plugin loads fine: it only crashes when called
     for (const auto& refusal : r.refused()) EXPECT_FALSE(refusal.reason.empty()) << refusal.path;
 }
 
@@ -126,6 +127,25 @@ TEST(Abi, CreateThatThrowsIsRefusedAndTheEngineGoesOn) {
     EXPECT_EQ(res[0].status, SW_OK);
     EXPECT_EQ(metrics.value("echo_sent_total", {{"component", "sink.echo"}}), 1.0);
     EXPECT_EQ(echo.stop(1000), SW_OK);
+}
+
+TEST(AbiDeathTest, CrashInsideAPluginCallNamesThePlugin) {
+    Registry r;
+    r.scan({file("crashing")});
+    config::Component spec{"sink", "boom", "crashing", {"pipes.toml", 1, 1}, {}, {}};
+    Binding b = bind(r.find(SW_KIND_SINK, "crashing"), spec);
+    Instance inst(b, nullptr);
+    inst.start();
+    sw_event ev{};
+    ev.struct_size = sizeof ev;
+    sw_result res[1];
+    EXPECT_DEATH(
+        {
+            install_crash_reporter();
+            auto scope = inst.call("send");
+            inst.vt<sw_sink_vtable>().send(inst.get(), &ev, 1, res, 1000);
+        },
+        "fatal signal SIGSEGV inside a plugin call: sink.boom \\(crashing plugin, .*spillway-crashing.so\\) send\\(\\)");
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // this file keeps CLI11, the slowest header to compile, to one translation unit.
 #include "commands.hpp"
 
+#include "engine/plugin/call_scope.hpp"
 #include "engine/signals.hpp"
 
 #include <CLI/CLI.hpp>
@@ -9,6 +10,8 @@
 int main(int argc, char** argv) {
     // Before any thread exists, so every thread inherits the mask and only `run` takes them.
     spillway::block_shutdown_signals();
+    // A plugin that crashes takes the process down; the report says which one was in the call.
+    spillway::plugin::install_crash_reporter();
 
     CLI::App app{"Spillway: gets domain events into Kafka fast, with a durable outbox behind it"};
     app.require_subcommand(1);

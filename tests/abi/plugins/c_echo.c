@@ -2,6 +2,7 @@
  * acknowledges every event and counts them. */
 #include <spillway/plugin.h>
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,10 @@ static sw_status echo_send(sw_instance *self, const sw_event *events, size_t n, 
     size_t i;
     (void)events;
     (void)timeout_ms;
+#ifdef ECHO_CRASHES
+    /* The crashing variant: a plugin bug the engine cannot contain, only report. */
+    if (n > 0) raise(SIGSEGV);
+#endif
     for (i = 0; i < n; ++i) {
         memset(&results[i], 0, sizeof results[i]);
         results[i].status = SW_OK;
