@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <shared_mutex>
@@ -95,6 +96,7 @@ private:
     std::string last_error_;
     bool outage_logged_ = false;  // relay: one warning per sink outage
     bool store_outage_logged_ = false;
+    std::chrono::steady_clock::time_point last_backlog_check_{};
     std::mutex pause_mutex_;
     std::condition_variable pause_cv_;
 };

@@ -21,7 +21,7 @@ constexpr auto kEarlyPhase = milliseconds(5);
 // The background thread's tick while senders wait (it picks up when a role holder leaves) and
 // while none does.
 constexpr auto kBusyTick = milliseconds(1);
-constexpr auto kIdleTick = milliseconds(10);
+constexpr auto kIdleTick = milliseconds(100);  // senders poll for their own reports; this only serves callbacks
 
 int poll_timeout_ms(Clock::duration left) {
     const auto ms = std::chrono::ceil<milliseconds>(std::min<Clock::duration>(left, kSenderPollSlice)).count();
