@@ -8,7 +8,9 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <limits>
 #include <random>
+#include <unordered_set>
 
 namespace spillway::plugins::outbox {
 
@@ -221,16 +223,15 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
                   " ON CONFLICT (" + c[kEventId] + ") DO NOTHING";
     count_pending_sql_ = "SELECT COUNT(*) FROM (SELECT 1 FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " +
                          c[kState] + " = 'pending' LIMIT :lim) AS x";
-    claim_sql_ = " FROM " + T + " r WHERE r." + c[kPipeline] +
-                 " = :p AND r." + c[kState] + " = 'pending' AND r." + c[kNextAttemptAt] + " <= :now1 AND (r." +
-                 c[kLeaseUntil] + " IS NULL OR r." + c[kLeaseUntil] + " <= :now2) AND (r." + c[kKey] +
-                 " IS NULL OR NOT EXISTS (SELECT 1 FROM " + T + " e WHERE e." + c[kPipeline] + " = r." +
-                 c[kPipeline] + " AND e." + c[kKey] + " = r." + c[kKey] + " AND e." + c[kState] +
-                 " = 'pending' AND e." + c[kId] + " < r." + c[kId] + " AND (e." + c[kNextAttemptAt] +
-                 " > :now3 OR (e." + c[kLeaseUntil] + " > :now4 AND e." + c[kLeaseOwner] +
-                 " <> :me)))) ORDER BY r." + c[kId] + " LIMIT :lim";
-    claim_ids_sql_ = "SELECT r." + c[kId] + claim_sql_;
-    claim_sql_ = "SELECT " + sql_.select_columns("r") + claim_sql_;
+    // The head of a pipeline's pending rows in id order, narrow: what claim() needs to decide
+    // which rows it may hand out. `blocks` marks a row that holds back the later rows of its key.
+    scan_sql_ = "SELECT CAST(r." + c[kId] + " AS TEXT), r." + c[kKey] + ", CASE WHEN r." + c[kNextAttemptAt] +
+                " > :now1 OR r." + c[kLeaseUntil] + " > :now2 THEN 1 ELSE 0 END FROM " + T + " r WHERE r." +
+                c[kPipeline] + " = :p AND r." + c[kState] + " = 'pending' AND r." + c[kId] + " > :after ORDER BY r." +
+                c[kId] + " LIMIT :lim";
+    due_sql_ = "SELECT 1 FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " + c[kState] + " = 'pending' AND " +
+               c[kNextAttemptAt] + " <= :now1 AND (" + c[kLeaseUntil] + " IS NULL OR " + c[kLeaseUntil] +
+               " <= :now2) LIMIT 1";
     release_sql_ = "UPDATE " + T + " SET " + c[kLeaseOwner] + " = NULL, " + c[kLeaseUntil] + " = NULL WHERE " +
                    c[kLeaseOwner] + " = :me AND " + c[kId] + " ";  // + in_ids
     delete_ok_sql_ = "DELETE FROM " + T + " WHERE " + c[kLeaseOwner] + " = :me AND " + c[kId] + " ";
@@ -238,7 +239,9 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
                    c[kLeaseOwner] + " = NULL, " + c[kLeaseUntil] + " = NULL WHERE " + c[kLeaseOwner] +
                    " = :me AND " + c[kId] + " ";
     lease_sql_ = "UPDATE " + T + " SET " + c[kLeaseOwner] + " = :me, " + c[kLeaseUntil] + " = :until WHERE " +
-                 c[kId] + " ";
+                 c[kState] + " = 'pending' AND " + c[kId] + " ";  // + in_ids
+    claimed_sql_ = "SELECT " + sql_.select_columns("r") + " FROM " + T + " r WHERE r." + c[kLeaseOwner] +
+                   " = :me AND r." + c[kId] + " ";  // + in_ids + ORDER BY
     attempts_sql_ = "SELECT CAST(" + c[kId] + " AS TEXT), " + c[kAttempts] + " FROM " + T + " WHERE " + c[kLeaseOwner] +
                     " = :me AND " + c[kId] + " ";
     retry_sql_ = "UPDATE " + T + " SET " + c[kAttempts] + " = " + c[kAttempts] + " + 1, " + c[kNextAttemptAt] +
@@ -344,10 +347,10 @@ void OutboxStore::ensure_connected(soci::session& s, const char* what) {
 }
 
 void OutboxStore::start() {
-    // Lease in the statement that picks the rows: one round trip, one pass over them.
-    claim_update_sql_ = "UPDATE " + sql_.table + " t SET " + sql_.c[kLeaseOwner] + " = :me2, " + sql_.c[kLeaseUntil] +
-                        " = :until FROM (" + claim_ids_sql_ + claim_lock_clause() + ") c WHERE t." + sql_.c[kId] +
-                        " = c." + sql_.c[kId] + " RETURNING " + sql_.select_columns("t");
+    // Statements with an id list, which only the database subclass can spell.
+    lease_sql_ += in_ids(":ids");
+    if (claim_with_update_returning()) lease_sql_ += " RETURNING " + sql_.select_columns(sql_.table);
+    claimed_sql_ += in_ids(":ids") + " ORDER BY r." + sql_.c[kId];
     try {
         connect();
     } catch (const sdk::Error&) {
@@ -448,45 +451,89 @@ void OutboxStore::append(std::span<const sw_event> events, std::span<sw_result> 
     });
 }
 
+// Picks the rows in C++ from a narrow scan of the pending head instead of asking the database
+// to prove, per candidate, that no earlier row of its key blocks it: that NOT EXISTS probe walked
+// every earlier index entry of the key, deleted ones included, and made a long drain quadratic.
+// All rows that can block a candidate are pending and have smaller ids, so one pass in id order
+// sees each blocker before the rows it holds back.
+std::vector<long long> OutboxStore::pick_claimable(soci::session& s, const std::string& pipeline, size_t limit,
+                                                   long long now) {
+    const size_t chunk = std::clamp<size_t>(limit * 2, 64, 5000);
+    std::vector<long long> picked;
+    std::unordered_set<std::string> blocked;
+    std::string p = pipeline;
+    long long now1 = now, now2 = now, lim = static_cast<long long>(chunk);
+    long long after = std::numeric_limits<long long>::min();
+    std::vector<std::string> ids(chunk), keys(chunk);  // chunk >= 2: see RowSet
+    std::vector<soci::indicator> key_ind(chunk);
+    std::vector<int> blocks(chunk);
+    for (;;) {
+        ids.resize(chunk), keys.resize(chunk), key_ind.resize(chunk), blocks.resize(chunk);
+        soci::statement st = (s.prepare << scan_sql_, soci::use(now1, "now1"), soci::use(now2, "now2"),
+                              soci::use(p, "p"), soci::use(after, "after"), soci::use(lim, "lim"), soci::into(ids),
+                              soci::into(keys, key_ind), soci::into(blocks));
+        if (!st.execute(true)) break;
+        for (size_t i = 0; i < ids.size() && picked.size() < limit; ++i) {
+            const bool keyed = key_ind[i] == soci::i_ok;
+            if (keyed && blocked.count(keys[i])) continue;
+            if (blocks[i]) {
+                if (keyed) blocked.insert(keys[i]);
+                continue;
+            }
+            picked.push_back(std::stoll(ids[i]));
+        }
+        if (picked.size() >= limit || ids.size() < chunk) break;
+        after = std::stoll(ids.back());
+    }
+    return picked;
+}
+
 std::unique_ptr<sdk::Batch> OutboxStore::claim(std::string_view pipeline_name, size_t limit, int64_t lease_ms) {
     if (limit == 0) return std::make_unique<sdk::Batch>();
-    auto batch = with_session("claim", [&](soci::session& s) {
+    auto batch = with_session("claim", [&](soci::session& s) -> std::unique_ptr<sdk::Batch> {
+        const long long now = host().now_unix_us();
+        {
+            // An idle poll costs this one statement: no transaction, no lock, when nothing is due.
+            std::string p(pipeline_name);
+            long long now1 = now, now2 = now;
+            int due = 0;
+            s << due_sql_, soci::use(p, "p"), soci::use(now1, "now1"), soci::use(now2, "now2"), soci::into(due);
+            if (!s.got_data()) return std::make_unique<sdk::Batch>();
+        }
         Tx tx(s, begin_write_sql());
         serialize_lease_changes(s);
-        std::string p(pipeline_name), me = owner_;
-        long long now = host().now_unix_us(), now2 = now, now3 = now, now4 = now;
-        long long lim = static_cast<long long>(limit);
-        long long until = now + std::max<int64_t>(lease_ms, 1) * 1000;
-        RowSet rows(limit);
-        soci::statement st(s);
-        rows.bind(st);
-        st.exchange(soci::use(p, "p"));
-        st.exchange(soci::use(now, "now1"));
-        st.exchange(soci::use(now2, "now2"));
-        st.exchange(soci::use(now3, "now3"));
-        st.exchange(soci::use(now4, "now4"));
-        st.exchange(soci::use(me, "me"));
-        st.exchange(soci::use(lim, "lim"));
-        const bool returning = claim_with_update_returning();
-        std::string me2 = owner_;
-        if (returning) {
-            st.exchange(soci::use(me2, "me2"));
-            st.exchange(soci::use(until, "until"));
-        }
-        st.alloc();
-        st.prepare(returning ? claim_update_sql_ : claim_sql_ + claim_lock_clause());
-        st.define_and_bind();
-        if (!st.execute(true)) {
+        const std::vector<long long> picked = pick_claimable(s, std::string(pipeline_name), limit, now);
+        if (picked.empty()) {
             tx.commit();
-            return std::unique_ptr<sdk::Batch>(std::make_unique<sdk::Batch>());
+            return std::make_unique<sdk::Batch>();
         }
-        if (returning) {
+        std::string me = owner_, ids = encode_ids(picked);
+        long long until = now + std::max<int64_t>(lease_ms, 1) * 1000;
+        RowSet rows(picked.size());
+        soci::statement st(s);
+        st.exchange(soci::use(me, "me"));
+        st.exchange(soci::use(ids, "ids"));
+        if (claim_with_update_returning()) {
+            // Lease and read in one statement.
+            rows.bind(st);
+            st.exchange(soci::use(until, "until"));
+            st.alloc();
+            st.prepare(lease_sql_);
+            st.define_and_bind();
+            const bool got = st.execute(true);
+            tx.commit();
+            if (!got) return std::make_unique<sdk::Batch>();
             rows.order_by_id();
-        } else {
-            std::string ids = encode_ids(rows.ids());
-            s << lease_sql_ + in_ids(":ids"), soci::use(me, "me"), soci::use(until, "until"), soci::use(ids, "ids");
+            return rows.to_batch(db_name_);
         }
+        s << lease_sql_, soci::use(me, "me"), soci::use(until, "until"), soci::use(ids, "ids");
+        rows.bind(st);
+        st.alloc();
+        st.prepare(claimed_sql_);
+        st.define_and_bind();
+        const bool got = st.execute(true);
         tx.commit();
+        if (!got) return std::make_unique<sdk::Batch>();
         return rows.to_batch(db_name_);
     });
     if ((opts_.retention_ms > 0 && !opts_.keep_published) && host().monotonic_us() >= next_purge_us_.load()) {

@@ -67,9 +67,8 @@ protected:
     virtual void disconnect() = 0;   // close them (stop)
     virtual Conn acquire() = 0;
     virtual const char* begin_write_sql() const = 0;     // "BEGIN" / "BEGIN IMMEDIATE"
-    virtual const char* claim_lock_clause() const = 0;   // appended to the claim's SELECT
-    // true: pick and lease in one `UPDATE ... FROM (SELECT ... <lock clause>) RETURNING`;
-    // false: SELECT the rows, then UPDATE their leases by id.
+    // true: lease the picked rows and read them back in one `UPDATE ... RETURNING`;
+    // false: UPDATE their leases, then SELECT them.
     virtual bool claim_with_update_returning() const { return false; }
     // `<column> <in_ids(param)>` tests membership in an id list bound as encode_ids().
     virtual std::string in_ids(const std::string& param) const = 0;
@@ -102,6 +101,7 @@ private:
     [[noreturn]] void fail(const char* what, soci::session* s, const std::exception& e);
     int64_t backoff_ms(int attempts_after);
     void purge_published(soci::session& s, int64_t now_us);
+    std::vector<long long> pick_claimable(soci::session& s, const std::string& pipeline, size_t limit, long long now);
 
     Options opts_;
     Sql sql_;
@@ -115,7 +115,7 @@ private:
     std::string down_message_;
 
     // Statement texts, built once.
-    std::string insert_sql_, count_pending_sql_, claim_sql_, claim_ids_sql_, claim_update_sql_, lease_sql_, delete_ok_sql_, mark_ok_sql_,
+    std::string insert_sql_, count_pending_sql_, scan_sql_, due_sql_, lease_sql_, claimed_sql_, delete_ok_sql_, mark_ok_sql_,
         attempts_sql_, retry_sql_, reject_sql_, release_sql_, stats_sql_, keys_sql_, dead_sql_,
         replay_all_sql_, replay_one_sql_, purge_all_sql_, purge_one_sql_, purge_published_sql_;
 };

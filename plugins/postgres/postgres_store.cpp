@@ -79,7 +79,6 @@ protected:
         return c;
     }
     const char* begin_write_sql() const override { return "BEGIN"; }
-    const char* claim_lock_clause() const override { return " FOR UPDATE OF r SKIP LOCKED"; }
     bool claim_with_update_returning() const override { return true; }
     std::string in_ids(const std::string& param) const override { return "= ANY(CAST(" + param + " AS BIGINT[]))"; }
     std::string encode_ids(std::span<const long long> ids) const override {

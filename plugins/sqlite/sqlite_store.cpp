@@ -66,7 +66,6 @@ protected:
         return c;
     }
     const char* begin_write_sql() const override { return "BEGIN IMMEDIATE"; }
-    const char* claim_lock_clause() const override { return ""; }  // BEGIN IMMEDIATE already excludes writers
     std::string in_ids(const std::string& param) const override {
         return "IN (SELECT value FROM json_each(" + param + "))";
     }

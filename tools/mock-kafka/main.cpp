@@ -81,6 +81,9 @@ public:
         char errstr[512];
         rd_kafka_conf_t* conf = rd_kafka_conf_new();
         rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr);
+        // The brokers' accepted sockets take their options from this handle (TCP_NODELAY: no
+        // 40 ms delayed-ACK stall on loopback responses).
+        rd_kafka_conf_set(conf, "socket.nagle.disable", "true", errstr, sizeof errstr);
         handle_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
         if (!handle_) {
             rd_kafka_conf_destroy(conf);

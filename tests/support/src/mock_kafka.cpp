@@ -68,6 +68,9 @@ std::optional<std::string> KafkaRecord::header(const std::string& name) const {
 MockKafka::MockKafka(int brokers) : brokers_(brokers) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   conf_set(conf, "log_level", "3");
+  // The mock brokers' accepted sockets take their options from this handle: without TCP_NODELAY
+  // a response can wait out the client's 40 ms delayed ACK on loopback.
+  conf_set(conf, "socket.nagle.disable", "true");
   handle_ = new_handle(RD_KAFKA_PRODUCER, conf);
   cluster_ = rd_kafka_mock_cluster_new(handle_, brokers);
   if (!cluster_) {
