@@ -224,9 +224,12 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
     count_pending_sql_ = "SELECT COUNT(*) FROM (SELECT 1 FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " +
                          c[kState] + " = 'pending' LIMIT :lim) AS x";
     // The head of a pipeline's pending rows in id order, narrow: what claim() needs to decide
-    // which rows it may hand out. `blocks` marks a row that holds back the later rows of its key.
+    // which rows it may hand out. kind 1: waiting for a retry or leased to another owner (holds
+    // back the later rows of its key); 2: leased to us (not handed out again, holds nothing back:
+    // the relay sends our batches in claim order and drops what follows a failed row of its key).
     scan_sql_ = "SELECT CAST(r." + c[kId] + " AS TEXT), r." + c[kKey] + ", CASE WHEN r." + c[kNextAttemptAt] +
-                " > :now1 OR r." + c[kLeaseUntil] + " > :now2 THEN 1 ELSE 0 END FROM " + T + " r WHERE r." +
+                " > :now1 OR (r." + c[kLeaseUntil] + " > :now2 AND r." + c[kLeaseOwner] + " <> :me) THEN 1 WHEN r." +
+                c[kLeaseUntil] + " > :now3 THEN 2 ELSE 0 END FROM " + T + " r WHERE r." +
                 c[kPipeline] + " = :p AND r." + c[kState] + " = 'pending' AND r." + c[kId] + " > :after ORDER BY r." +
                 c[kId] + " LIMIT :lim";
     due_sql_ = "SELECT 1 FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " + c[kState] + " = 'pending' AND " +
@@ -386,13 +389,14 @@ void OutboxStore::migrate() {
         soci::indicator ind = soci::i_null;
         s << "SELECT MAX(version) FROM " + versions, soci::into(current, ind);
         if (ind != soci::i_ok) current = 0;
-        if (current < 1) {
-            create_schema(s);
+        for (int version = current + 1; version <= kSchemaVersion; ++version) {
+            if (version == 1) create_schema(s);
+            else upgrade_schema(s, version);
             long long now = host().now_unix_us();
-            int version = 1;
             s << "INSERT INTO " + versions + " (version, applied_at) VALUES (:v, :t)", soci::use(version, "v"),
                 soci::use(now, "t");
-            host().info(std::string(db_name_) + ": migrated " + opts_.table + " to schema version 1");
+            host().info(std::string(db_name_) + ": migrated " + opts_.table + " to schema version " +
+                        std::to_string(version));
         }
         tx.commit();
     });
@@ -458,11 +462,11 @@ void OutboxStore::append(std::span<const sw_event> events, std::span<sw_result> 
 // sees each blocker before the rows it holds back.
 std::vector<long long> OutboxStore::pick_claimable(soci::session& s, const std::string& pipeline, size_t limit,
                                                    long long now) {
-    const size_t chunk = std::clamp<size_t>(limit * 2, 64, 5000);
+    const size_t chunk = std::clamp<size_t>(limit, 64, 5000);
     std::vector<long long> picked;
     std::unordered_set<std::string> blocked;
-    std::string p = pipeline;
-    long long now1 = now, now2 = now, lim = static_cast<long long>(chunk);
+    std::string p = pipeline, me = owner_;
+    long long now1 = now, now2 = now, now3 = now, lim = static_cast<long long>(chunk);
     long long after = std::numeric_limits<long long>::min();
     std::vector<std::string> ids(chunk), keys(chunk);  // chunk >= 2: see RowSet
     std::vector<soci::indicator> key_ind(chunk);
@@ -470,16 +474,14 @@ std::vector<long long> OutboxStore::pick_claimable(soci::session& s, const std::
     for (;;) {
         ids.resize(chunk), keys.resize(chunk), key_ind.resize(chunk), blocks.resize(chunk);
         soci::statement st = (s.prepare << scan_sql_, soci::use(now1, "now1"), soci::use(now2, "now2"),
-                              soci::use(p, "p"), soci::use(after, "after"), soci::use(lim, "lim"), soci::into(ids),
+                              soci::use(me, "me"), soci::use(now3, "now3"), soci::use(p, "p"), soci::use(after, "after"), soci::use(lim, "lim"), soci::into(ids),
                               soci::into(keys, key_ind), soci::into(blocks));
         if (!st.execute(true)) break;
         for (size_t i = 0; i < ids.size() && picked.size() < limit; ++i) {
             const bool keyed = key_ind[i] == soci::i_ok;
             if (keyed && blocked.count(keys[i])) continue;
-            if (blocks[i]) {
-                if (keyed) blocked.insert(keys[i]);
-                continue;
-            }
+            if (blocks[i] == 1 && keyed) blocked.insert(keys[i]);
+            if (blocks[i]) continue;
             picked.push_back(std::stoll(ids[i]));
         }
         if (picked.size() >= limit || ids.size() < chunk) break;
@@ -488,11 +490,17 @@ std::vector<long long> OutboxStore::pick_claimable(soci::session& s, const std::
     return picked;
 }
 
+bool OutboxStore::last_claim_was_full(std::string_view pipeline) {
+    std::lock_guard lock(full_mutex_);
+    auto it = last_full_.find(std::string(pipeline));
+    return it != last_full_.end() && it->second;
+}
+
 std::unique_ptr<sdk::Batch> OutboxStore::claim(std::string_view pipeline_name, size_t limit, int64_t lease_ms) {
     if (limit == 0) return std::make_unique<sdk::Batch>();
     auto batch = with_session("claim", [&](soci::session& s) -> std::unique_ptr<sdk::Batch> {
         const long long now = host().now_unix_us();
-        {
+        if (!last_claim_was_full(pipeline_name)) {
             // An idle poll costs this one statement: no transaction, no lock, when nothing is due.
             std::string p(pipeline_name);
             long long now1 = now, now2 = now;
@@ -503,6 +511,10 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim(std::string_view pipeline_name, s
         Tx tx(s, begin_write_sql());
         serialize_lease_changes(s);
         const std::vector<long long> picked = pick_claimable(s, std::string(pipeline_name), limit, now);
+        {
+            std::lock_guard lock(full_mutex_);
+            last_full_[std::string(pipeline_name)] = picked.size() >= limit;
+        }
         if (picked.empty()) {
             tx.commit();
             return std::make_unique<sdk::Batch>();

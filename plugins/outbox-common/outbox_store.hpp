@@ -19,6 +19,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace spillway::plugins::outbox {
@@ -80,6 +81,11 @@ protected:
     // bookkeeping columns to an adopted one, and the indexes.
     virtual void create_schema(soci::session& s) = 0;
     virtual void lock_migrations(soci::session& s) = 0;
+    // Schema versions after 1, each run once, in order, inside the migration transaction.
+    // 2: the per-key index goes (claims no longer probe it; appends no longer pay for it), and on
+    // PostgreSQL pages keep room for every row's lease update to be HOT.
+    static constexpr int kSchemaVersion = 2;
+    virtual void upgrade_schema(soci::session& s, int version) = 0;
     // A point in time as the published_at column takes it, bound as text so the database converts
     // it to the column's type: epoch microseconds by default.
     virtual std::string published_time(int64_t unix_us) const { return std::to_string(unix_us); }
@@ -101,6 +107,7 @@ private:
     [[noreturn]] void fail(const char* what, soci::session* s, const std::exception& e);
     int64_t backoff_ms(int attempts_after);
     void purge_published(soci::session& s, int64_t now_us);
+    bool last_claim_was_full(std::string_view pipeline);
     std::vector<long long> pick_claimable(soci::session& s, const std::string& pipeline, size_t limit, long long now);
 
     Options opts_;
@@ -112,6 +119,8 @@ private:
     std::atomic<bool> down_{false};
     std::atomic<int64_t> next_purge_us_{0};
     std::mutex down_mutex_;
+    std::mutex full_mutex_;
+    std::unordered_map<std::string, bool> last_full_;  // per pipeline: skip the "anything due?" probe
     std::string down_message_;
 
     // Statement texts, built once.

@@ -46,10 +46,12 @@ public:
 protected:
     void connect() override {
         auto s = std::make_unique<soci::session>(soci::sqlite3, "db=\"" + path_ + "\"");
+        // The busy timeout first: switching a new file to WAL needs a lock that another process
+        // (or store instance) starting at the same moment may hold.
+        *s << "PRAGMA busy_timeout = " + std::to_string(busy_timeout_ms_);
         // Readers never block the writer and a crash mid-write loses nothing committed.
         std::string mode;
         *s << "PRAGMA journal_mode = WAL", soci::into(mode);
-        *s << "PRAGMA busy_timeout = " + std::to_string(busy_timeout_ms_);
         *s << "PRAGMA foreign_keys = OFF";
         std::lock_guard lock(mutex_);
         session_ = std::move(s);
@@ -116,6 +118,10 @@ protected:
                  c[outbox::kKey] + ", " + c[outbox::kId] + ") WHERE " + c[outbox::kState] + " = 'pending'";
         s << "CREATE INDEX IF NOT EXISTS \"" + b + "_settled_idx\" ON " + T + " (" + c[outbox::kPipeline] + ", " +
                  c[outbox::kState] + ", " + c[outbox::kId] + ") WHERE " + c[outbox::kState] + " <> 'pending'";
+    }
+
+    void upgrade_schema(soci::session& s, int version) override {
+        if (version == 2) s << "DROP INDEX IF EXISTS \"" + sql().table_base + "_key_idx\"";
     }
 
 private:

@@ -22,6 +22,9 @@ void RawStore::backlog(size_t n, const std::string& topic, size_t payload_bytes)
             "SELECT gen_random_uuid()::text, :p, :t, 'key-' || (g % 100), "
             "'{\"n\":' || g || ',\"pad\":\"' || repeat('x', :b) || '\"}' FROM generate_series(1, :n) g",
         soci::use(pipeline_), soci::use(t), soci::use(bytes), soci::use(count);
+    // Planner statistics for the new rows, as autovacuum would give them a moment later: without
+    // them the raw loop's ORDER BY id LIMIT n can be planned as a sort of the whole table.
+    sql_ << "ANALYZE spillway_outbox";
 }
 
 size_t RawStore::drain_round(size_t limit, RawProducer& producer) {
