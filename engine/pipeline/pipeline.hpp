@@ -14,8 +14,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <future>
-#include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -70,23 +68,6 @@ private:
 
     // relay.cpp
     void relay_loop();
-    // A claimed batch, given back to the plugin that owns its memory whatever happens.
-    struct Claim {
-        Claim(const sw_store_vtable& v, sw_instance* s) : vt(v), store(s) { batch.struct_size = sizeof(sw_batch); }
-        ~Claim() {
-            if (batch.plugin_data || batch.events) vt.release_batch(store, &batch);
-        }
-        Claim(const Claim&) = delete;
-        Claim& operator=(const Claim&) = delete;
-
-        const sw_store_vtable& vt;
-        sw_instance* store;
-        sw_batch batch{};
-        sw_status status = SW_OK;
-        std::string error;  // the store's reason when status is not OK
-    };
-    std::unique_ptr<Claim> claim_batch(size_t limit);
-    void drop_claimed_ahead();
     size_t relay_round(int& status, bool probe);
     void check_backlog();
     bool seed_sticky_keys();
@@ -109,7 +90,6 @@ private:
     std::atomic<bool> seeded_{false};  // sticky keys known; until then every keyed event spills
     std::atomic<bool> stopping_{false};
     std::thread relay_;
-    std::future<std::unique_ptr<Claim>> ahead_;  // relay: the next batch, claimed during a send
     std::atomic<int64_t> poll_interval_ms_{0};
     std::atomic<uint64_t> n_direct_{0}, n_outbox_{0}, n_refused_{0}, n_relayed_{0}, n_dead_{0};
     std::mutex error_mutex_;

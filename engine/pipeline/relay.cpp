@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <future>
 
 namespace spillway::pipeline {
 
@@ -16,6 +15,15 @@ int64_t now_us() {
     return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// Gives a claimed batch back to the plugin that owns its memory, whatever happens.
+struct BatchGuard {
+    const sw_store_vtable& vt;
+    sw_instance* store;
+    sw_batch batch{};
+    ~BatchGuard() {
+        if (batch.plugin_data || batch.events) vt.release_batch(store, &batch);
+    }
+};
 }  // namespace
 
 bool Pipeline::pause(int64_t ms) {
@@ -55,56 +63,31 @@ void Pipeline::check_backlog() {
     }
 }
 
-// Touches no relay state, so it can run beside a send (see relay_round).
-std::unique_ptr<Pipeline::Claim> Pipeline::claim_batch(size_t limit) {
-    auto c = std::make_unique<Claim>(store_.vt<sw_store_vtable>(), store_.get());
-    auto scope = store_.call("claim");
-    c->status = c->vt.claim(c->store, spec_.name.c_str(), limit, spec_.lease_ms, &c->batch);
-    if (c->status != SW_OK) c->error = store_.describe(c->status);
-    return c;
-}
-
-// Gives the leases of a batch claimed ahead back, unsent: after a failure its rows might
-// overtake earlier rows of their key that now wait for a retry.
-void Pipeline::drop_claimed_ahead() {
-    if (!ahead_.valid()) return;
-    std::unique_ptr<Claim> c = ahead_.get();
-    if (c->status != SW_OK || c->batch.n == 0) return;
-    std::vector<int64_t> ids(c->batch.n);
-    for (size_t i = 0; i < c->batch.n; ++i) ids[i] = c->batch.events[i].row_id;
-    auto scope = store_.call("release_leases");
-    const sw_status st = c->vt.release_leases(c->store, ids.data(), ids.size());
-    if (st != SW_OK) log_->warn("cannot give back {} row(s) claimed ahead: {}", ids.size(), store_.describe(st));
-}
-
 size_t Pipeline::relay_round(int& status, bool probe) {
+    const auto& store = store_.vt<sw_store_vtable>();
+    BatchGuard guard{store, store_.get()};
+    guard.batch.struct_size = sizeof(sw_batch);
     const size_t limit = probe ? 1 : static_cast<size_t>(spec_.batch_size);
-    std::unique_ptr<Claim> claim;
-    if (ahead_.valid()) claim = ahead_.get();
-    if (!claim) claim = claim_batch(limit);
-    if (claim->status != SW_OK) {
-        status = claim->status;
-        if (!store_outage_logged_) log_->warn("cannot claim from the outbox: {}", claim->error);
+    auto claim_scope = store_.call("claim");
+    const sw_status claimed = store.claim(store_.get(), spec_.name.c_str(), limit, spec_.lease_ms, &guard.batch);
+    if (claimed != SW_OK) {
+        status = claimed;
+        const std::string why = store_.describe(claimed);
+        if (!store_outage_logged_) log_->warn("cannot claim from the outbox: {}", why);
         store_outage_logged_ = true;
         std::lock_guard lock(error_mutex_);
-        last_error_ = "outbox: " + claim->error;
+        last_error_ = "outbox: " + why;
         return 0;
     }
     if (store_outage_logged_) log_->info("outbox reachable again");
     store_outage_logged_ = false;
-    const sw_batch& batch = claim->batch;
-    const size_t n = batch.n;
+    const size_t n = guard.batch.n;
     if (n == 0) return 0;
-    // A full batch says more is waiting: claim the next one while this one is in flight, so the
-    // database and Kafka work at the same time. Its rows of this batch's keys come after these in
-    // the producer's queue; if any row here fails, the batch ahead is given back unsent.
-    if (!probe && n >= limit && !stopping_)
-        ahead_ = std::async(std::launch::async, [this, limit] { return claim_batch(limit); });
 
     std::vector<sw_result> results(n);
     const int64_t timeout = probe ? kProbeIntervalMs * 2 : std::max<int64_t>(spec_.direct_timeout_ms, 5000);
     auto send_scope = sink_.call("send");
-    const sw_status sent = sink_.vt<sw_sink_vtable>().send(sink_.get(), batch.events, n, results.data(),
+    const sw_status sent = sink_.vt<sw_sink_vtable>().send(sink_.get(), guard.batch.events, n, results.data(),
                                                            std::min(timeout, spec_.shutdown_timeout_ms));
     if (sent != SW_OK) {
         const std::string why = sink_.describe(sent);
@@ -120,7 +103,7 @@ size_t Pipeline::relay_round(int& status, bool probe) {
     const int64_t now = now_us();
     observe::Labels delivered = labels_;
     for (size_t i = 0; i < n; ++i) {
-        const sw_event& e = batch.events[i];
+        const sw_event& e = guard.batch.events[i];
         ids[i] = e.row_id;
         if (results[i].status == SW_OK) {
             ++ok;
@@ -137,12 +120,11 @@ size_t Pipeline::relay_round(int& status, bool probe) {
     if (probe && ok == 0 && rejected == 0) {
         // Kafka is known to be down: give the row back untouched rather than count an attempt.
         auto scope = store_.call("release_leases");
-        settled = claim->vt.release_leases(store_.get(), ids.data(), n);
+        settled = store.release_leases(store_.get(), ids.data(), n);
     } else {
         auto scope = store_.call("complete");
-        settled = claim->vt.complete(store_.get(), ids.data(), results.data(), n);
+        settled = store.complete(store_.get(), ids.data(), results.data(), n);
     }
-    if (failed || settled != SW_OK) drop_claimed_ahead();
     if (settled != SW_OK) {
         // The rows stay leased until the lease runs out, then go again: duplicates, not losses.
         log_->warn("cannot settle {} row(s) in the outbox: {}", n, store_.describe(settled));
@@ -152,7 +134,7 @@ size_t Pipeline::relay_round(int& status, bool probe) {
     log_->debug("relay round{}: {} claimed, {} delivered, {} to retry, {} dead", probe ? " (probe)" : "", n, ok, failed,
                 rejected);
     for (size_t i = 0; i < n; ++i) {
-        const sw_event& e = batch.events[i];
+        const sw_event& e = guard.batch.events[i];
         if (e.key.ptr && (results[i].status == SW_OK || results[i].status == SW_REJECT))
             sticky_.settle(std::string(e.key.ptr, e.key.len));
     }
@@ -213,13 +195,12 @@ void Pipeline::relay_loop() {
         }
         // The backlog count costs a scan of the pending rows: ask when it can have changed the
         // answer (a round that was not full, or nothing found while keys are still sticky), and
-        // while full batches drain only every few seconds, for the gauges (at a 100k backlog the
-        // count took 200 ms, a fifth of a second-long drain).
+        // while full batches drain only once a second, for the gauges.
         const size_t round_limit = circuit_.state() == Circuit::State::Open ? 1 : static_cast<size_t>(spec_.batch_size);
         const auto now = std::chrono::steady_clock::now();
         const bool not_full = claimed < round_limit;
         if ((not_full && (claimed > 0 || !circuit_.closed() || sticky_.size() > 0)) ||
-            (claimed > 0 && now - last_backlog_check_ >= std::chrono::seconds(5))) {
+            (claimed > 0 && now - last_backlog_check_ >= std::chrono::seconds(1))) {
             last_backlog_check_ = now;
             check_backlog();
         }
@@ -241,7 +222,6 @@ void Pipeline::relay_loop() {
             cause = SW_WAKE_TIMER;
             continue;
         }
-        drop_claimed_ahead();  // no lease is held through a wait
         int woken = 0;
         auto wait_scope = notifier_.call("wait");
         bell.wait(notifier_.get(), spec_.name.c_str(), delay, &woken);
@@ -251,7 +231,6 @@ void Pipeline::relay_loop() {
         l.emplace_back("cause", woken ? "doorbell" : "timer");
         metrics_.add("relay_wakeups_total", l);
     }
-    drop_claimed_ahead();
 }
 
 }  // namespace spillway::pipeline
