@@ -195,12 +195,13 @@ void Pipeline::relay_loop() {
         }
         // The backlog count costs a scan of the pending rows: ask when it can have changed the
         // answer (a round that was not full, or nothing found while keys are still sticky), and
-        // while full batches drain only once a second, for the gauges.
+        // while full batches drain only every few seconds, for the gauges (at a 100k backlog the
+        // count took 200 ms, a fifth of a drain that takes one second).
         const size_t round_limit = circuit_.state() == Circuit::State::Open ? 1 : static_cast<size_t>(spec_.batch_size);
         const auto now = std::chrono::steady_clock::now();
         const bool not_full = claimed < round_limit;
         if ((not_full && (claimed > 0 || !circuit_.closed() || sticky_.size() > 0)) ||
-            (claimed > 0 && now - last_backlog_check_ >= std::chrono::seconds(1))) {
+            (claimed > 0 && now - last_backlog_check_ >= std::chrono::seconds(5))) {
             last_backlog_check_ = now;
             check_backlog();
         }
