@@ -224,12 +224,10 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
     count_pending_sql_ = "SELECT COUNT(*) FROM (SELECT 1 FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " +
                          c[kState] + " = 'pending' LIMIT :lim) AS x";
     // The head of a pipeline's pending rows in id order, narrow: what claim() needs to decide
-    // which rows it may hand out. kind 1: waiting for a retry or leased to another owner (holds
-    // back the later rows of its key); 2: leased to us (not handed out again, holds nothing back:
-    // the relay sends our batches in claim order and drops what follows a failed row of its key).
+    // which rows it may hand out. `blocks`: waiting for a retry or leased (to anyone, us included:
+    // a batch whose settlement failed stays leased, and its key must not be overtaken meanwhile).
     scan_sql_ = "SELECT CAST(r." + c[kId] + " AS TEXT), r." + c[kKey] + ", CASE WHEN r." + c[kNextAttemptAt] +
-                " > :now1 OR (r." + c[kLeaseUntil] + " > :now2 AND r." + c[kLeaseOwner] + " <> :me) THEN 1 WHEN r." +
-                c[kLeaseUntil] + " > :now3 THEN 2 ELSE 0 END FROM " + T + " r WHERE r." +
+                " > :now1 OR r." + c[kLeaseUntil] + " > :now2 THEN 1 ELSE 0 END FROM " + T + " r WHERE r." +
                 c[kPipeline] + " = :p AND r." + c[kState] + " = 'pending' AND r." + c[kId] + " > :after ORDER BY r." +
                 c[kId] + " LIMIT :lim";
     due_sql_ = "SELECT 1 FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " + c[kState] + " = 'pending' AND " +
@@ -465,8 +463,8 @@ std::vector<long long> OutboxStore::pick_claimable(soci::session& s, const std::
     const size_t chunk = std::clamp<size_t>(limit, 64, 5000);
     std::vector<long long> picked;
     std::unordered_set<std::string> blocked;
-    std::string p = pipeline, me = owner_;
-    long long now1 = now, now2 = now, now3 = now, lim = static_cast<long long>(chunk);
+    std::string p = pipeline;
+    long long now1 = now, now2 = now, lim = static_cast<long long>(chunk);
     long long after = std::numeric_limits<long long>::min();
     std::vector<std::string> ids(chunk), keys(chunk);  // chunk >= 2: see RowSet
     std::vector<soci::indicator> key_ind(chunk);
@@ -474,14 +472,16 @@ std::vector<long long> OutboxStore::pick_claimable(soci::session& s, const std::
     for (;;) {
         ids.resize(chunk), keys.resize(chunk), key_ind.resize(chunk), blocks.resize(chunk);
         soci::statement st = (s.prepare << scan_sql_, soci::use(now1, "now1"), soci::use(now2, "now2"),
-                              soci::use(me, "me"), soci::use(now3, "now3"), soci::use(p, "p"), soci::use(after, "after"), soci::use(lim, "lim"), soci::into(ids),
+                              soci::use(p, "p"), soci::use(after, "after"), soci::use(lim, "lim"), soci::into(ids),
                               soci::into(keys, key_ind), soci::into(blocks));
         if (!st.execute(true)) break;
         for (size_t i = 0; i < ids.size() && picked.size() < limit; ++i) {
             const bool keyed = key_ind[i] == soci::i_ok;
             if (keyed && blocked.count(keys[i])) continue;
-            if (blocks[i] == 1 && keyed) blocked.insert(keys[i]);
-            if (blocks[i]) continue;
+            if (blocks[i]) {
+                if (keyed) blocked.insert(keys[i]);
+                continue;
+            }
             picked.push_back(std::stoll(ids[i]));
         }
         if (picked.size() >= limit || ids.size() < chunk) break;

@@ -336,6 +336,28 @@ TEST_P(StoreConformance, LaterRowsOfAKeyWaitForAnEarlierRowLeasedElsewhere) {
     EXPECT_TRUE(claim(*two, "orders", 10).empty());
 }
 
+TEST_P(StoreConformance, LaterRowsOfAKeyWaitForAnEarlierRowLeasedHere) {
+    // A batch whose settlement failed stays leased to its claimer: its keys must not be
+    // overtaken by that same claimer's next claim either.
+    auto s = open();
+    ASSERT_EQ(append(*s, {ev("a-1", "A"), ev("a-2", "A"), ev("b-1", "B")}), SW_OK);
+    EXPECT_EQ(event_ids(claim(*s, "orders", 1)), (std::vector<std::string>{"a-1"}));
+    EXPECT_EQ(event_ids(claim(*s, "orders", 10)), (std::vector<std::string>{"b-1"}));
+}
+
+TEST_P(StoreConformance, ManyBlockedRowsDoNotHideLaterKeys) {
+    // The claimable rows can sit far behind a long run of held-back ones.
+    auto s = open({{"backoff_base", "1h"}, {"backoff_max", "1h"}});
+    std::vector<Event> evs;
+    for (int i = 0; i < 300; ++i) evs.push_back(ev("a-" + std::to_string(i), "A"));
+    evs.push_back(ev("b-1", "B"));
+    ASSERT_EQ(append(*s, evs), SW_OK);
+    auto head = claim(*s, "orders", 1);
+    ASSERT_EQ(event_ids(head), (std::vector<std::string>{"a-0"}));
+    ASSERT_EQ(complete(*s, head, SW_RETRY, "broker down"), SW_OK) << s->host().last_error();
+    EXPECT_EQ(event_ids(claim(*s, "orders", 5)), (std::vector<std::string>{"b-1"}));
+}
+
 TEST_P(StoreConformance, RetryingRowHoldsBackItsKeyUntilDue) {
     auto s = open({{"backoff_base", "400ms"}, {"backoff_max", "400ms"}});
     ASSERT_EQ(append(*s, {ev("a-1", "A"), ev("a-2", "A"), ev("b-1", "B")}), SW_OK);
