@@ -68,14 +68,5 @@ private:
 
 }  // namespace spillway::plugins::inproc
 
-// inproc has no options, and SW_EXPORT_NOTIFIER needs a non-empty option array, so the entry is
-// spelled out: the same descriptor the macro builds, with an empty option table.
-extern "C" SW_PLUGIN_EXPORT const sw_plugin_descriptor* sw_plugin_entry(uint16_t host_major, uint16_t) {
-    if (host_major != SW_ABI_MAJOR) return nullptr;
-    static const sw_plugin_descriptor descriptor = {
-        SW_ABI_MAGIC, sizeof(sw_plugin_descriptor), SW_ABI_MAJOR, SW_ABI_MINOR, SW_KIND_NOTIFIER, "inproc", "1.0.0",
-        "in-process doorbell (condition variable) for one engine", nullptr, 0,
-        ::spillway::sdk::detail::notifier_vtable<spillway::plugins::inproc::InprocNotifier>(), SW_PLUGIN_THREAD_SAFE,
-        0, {}};
-    return &descriptor;
-}
+SW_EXPORT_NOTIFIER(spillway::plugins::inproc::InprocNotifier, "inproc", "1.0.0",
+                   "in-process doorbell (condition variable) for one engine", SW_NO_OPTIONS, SW_PLUGIN_THREAD_SAFE)

@@ -19,6 +19,7 @@
 
 #include <spillway/plugin.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -506,11 +507,15 @@ template <size_t N>
 constexpr size_t count_of(const sw_option (&)[N]) noexcept {
     return N;
 }
+// A plugin without options passes SW_NO_OPTIONS (C++ has no empty arrays).
+constexpr size_t count_of(std::nullptr_t) noexcept { return 0; }
 
 }  // namespace detail
 }  // namespace spillway::sdk
 
-// One export macro per kind. OPTIONS is a static array of sw_option; FLAGS is SW_PLUGIN_* bits.
+// One export macro per kind. OPTIONS is a static array of sw_option, or SW_NO_OPTIONS; FLAGS is
+// SW_PLUGIN_* bits.
+#define SW_NO_OPTIONS nullptr
 #define SW_SDK_EXPORT_(KIND, VTABLE, CLASS, NAME, VERSION, DESCRIPTION, OPTIONS, FLAGS)             \
     extern "C" SW_PLUGIN_EXPORT const sw_plugin_descriptor* sw_plugin_entry(uint16_t host_major,    \
                                                                             uint16_t host_minor) {  \
