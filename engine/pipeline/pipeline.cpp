@@ -56,8 +56,9 @@ void Pipeline::stop() {
         notifier_.vt<sw_notifier_vtable>().interrupt(notifier_.get());
     }
     relay_.join();  // the relay finishes (settles or gives back) the batch it holds
+    auto use = sink_.use();
     auto scope = sink_.call("flush");
-    const sw_status flushed = sink_.vt<sw_sink_vtable>().flush(sink_.get(), spec_.shutdown_timeout_ms);
+    const sw_status flushed = sink_.vt<sw_sink_vtable>().flush(use.get(), spec_.shutdown_timeout_ms);
     if (flushed != SW_OK) log_->warn("flushing the sink: {}", sink_.describe(flushed));
     log_->info("pipeline {} stopped", spec_.name);
 }

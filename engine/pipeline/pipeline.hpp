@@ -69,6 +69,8 @@ private:
     // relay.cpp
     void relay_loop();
     size_t relay_round(int& status, bool probe);
+    void note_fatal(const plugin::Instance::Use& use, sw_status call, const std::vector<sw_result>& results);
+    void rebuild_sink_if_fatal();
     void check_backlog();
     bool seed_sticky_keys();
     bool pause(int64_t ms);  // interruptible short wait; false when stopping
@@ -90,6 +92,11 @@ private:
     std::atomic<bool> seeded_{false};  // sticky keys known; until then every keyed event spills
     std::atomic<bool> stopping_{false};
     std::thread relay_;
+    // The sink generation that reported FATAL, for the relay to rebuild (kNoFatal: none).
+    static constexpr uint64_t kNoFatal = ~uint64_t{0};
+    std::atomic<uint64_t> sink_fatal_generation_{kNoFatal};
+    std::chrono::steady_clock::time_point next_rebuild_{};
+    std::chrono::milliseconds rebuild_backoff_{0};
     std::atomic<int64_t> poll_interval_ms_{0};
     std::atomic<uint64_t> n_direct_{0}, n_outbox_{0}, n_refused_{0}, n_relayed_{0}, n_dead_{0};
     std::mutex error_mutex_;

@@ -105,9 +105,14 @@ void Pipeline::publish_direct(std::vector<Event>& events, std::vector<Outcome>& 
     if (!direct.empty()) {
         EventViews views(events, direct, spec_.name);
         std::vector<sw_result> results(direct.size());
-        auto scope = sink_.call("send");
-        const sw_status st =
-            sink_.vt<sw_sink_vtable>().send(sink_.get(), views.data(), views.size(), results.data(), spec_.direct_timeout_ms);
+        sw_status st;
+        {
+            auto use = sink_.use();
+            auto scope = sink_.call("send");
+            st = sink_.vt<sw_sink_vtable>().send(use.get(), views.data(), views.size(), results.data(),
+                                                 spec_.direct_timeout_ms);
+            note_fatal(use, st, results);
+        }
         std::string call_error;
         if (st != SW_OK) call_error = sink_.describe(st);
         for (size_t j = 0; j < direct.size(); ++j) {

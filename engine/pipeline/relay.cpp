@@ -63,6 +63,40 @@ void Pipeline::check_backlog() {
     }
 }
 
+void Pipeline::note_fatal(const plugin::Instance::Use& use, sw_status call, const std::vector<sw_result>& results) {
+    bool fatal = call == SW_FATAL;
+    for (const auto& r : results) fatal = fatal || r.status == SW_FATAL;
+    if (!fatal) return;
+    uint64_t none = kNoFatal;
+    if (sink_fatal_generation_.compare_exchange_strong(none, use.generation())) {
+        log_->error("{} reported a fatal error and cannot send again; the relay rebuilds it "
+                    "(events meanwhile go to the outbox)", sink_.id());
+        // The spilled events ring the doorbell too; this makes sure the relay looks now.
+        wake();
+    }
+}
+
+// A sink that reported FATAL is unusable until replaced: a fresh instance with the same
+// configuration (for Kafka, a new producer and producer id). A failed rebuild is tried again
+// with backoff, and meanwhile the circuit keeps events in the outbox.
+void Pipeline::rebuild_sink_if_fatal() {
+    const uint64_t generation = sink_fatal_generation_.load();
+    if (generation == kNoFatal) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_rebuild_) return;
+    try {
+        sink_.rebuild(generation, spec_.shutdown_timeout_ms);
+        sink_fatal_generation_ = kNoFatal;
+        rebuild_backoff_ = std::chrono::milliseconds(0);
+        metrics_.add("sink_rebuilds_total", labels_);
+        log_->info("{} rebuilt after its fatal error", sink_.id());
+    } catch (const std::exception& e) {
+        rebuild_backoff_ = std::clamp(rebuild_backoff_ * 2, std::chrono::milliseconds(500), std::chrono::milliseconds(30000));
+        next_rebuild_ = now + rebuild_backoff_;
+        log_->warn("cannot rebuild {} (next attempt in {} ms): {}", sink_.id(), rebuild_backoff_.count(), e.what());
+    }
+}
+
 size_t Pipeline::relay_round(int& status, bool probe) {
     const auto& store = store_.vt<sw_store_vtable>();
     BatchGuard guard{store, store_.get()};
@@ -86,9 +120,14 @@ size_t Pipeline::relay_round(int& status, bool probe) {
 
     std::vector<sw_result> results(n);
     const int64_t timeout = probe ? kProbeIntervalMs * 2 : std::max<int64_t>(spec_.direct_timeout_ms, 5000);
-    auto send_scope = sink_.call("send");
-    const sw_status sent = sink_.vt<sw_sink_vtable>().send(sink_.get(), guard.batch.events, n, results.data(),
-                                                           std::min(timeout, spec_.shutdown_timeout_ms));
+    sw_status sent;
+    {
+        auto use = sink_.use();
+        auto send_scope = sink_.call("send");
+        sent = sink_.vt<sw_sink_vtable>().send(use.get(), guard.batch.events, n, results.data(),
+                                               std::min(timeout, spec_.shutdown_timeout_ms));
+        note_fatal(use, sent, results);
+    }
     if (sent != SW_OK) {
         const std::string why = sink_.describe(sent);
         for (auto& r : results) {
@@ -171,6 +210,7 @@ void Pipeline::relay_loop() {
     int cause = SW_WAKE_START;
     while (!stopping_) {
         if (!seeded_) seed_sticky_keys();
+        rebuild_sink_if_fatal();
         int status = SW_OK;
         size_t claimed = 0;
         bool sink_says_down = false;

@@ -172,17 +172,22 @@ std::vector<config::Diagnostic> validate_binding(const Binding& binding) {
 
 Instance::Instance(const Binding& binding, observe::Metrics* metrics)
     : binding_(binding), id_(binding.id()), label_(where_text(binding)), host_(std::make_unique<HostContext>(binding, metrics)) {
+    self_ = create_instance();
+}
+
+sw_instance* Instance::create_instance() {
     const auto& vt = this->vt<sw_sink_vtable>();
     auto scope = call("create");
-    const sw_status st = vt.create(HostContext::api(), host_->ctx(), &self_);
-    if (st != SW_OK || !self_) {
+    sw_instance* self = nullptr;
+    const sw_status st = vt.create(HostContext::api(), host_->ctx(), &self);
+    if (st != SW_OK || !self) {
         std::string msg = host_->take_error();
         for (const auto& d : host_->take_config_errors()) msg += (msg.empty() ? "" : "; ") + d.str();
-        self_ = nullptr;
         throw PluginError(st == SW_OK ? SW_FATAL : st,
                           where_text(binding_) + ": create failed (" + status_name(st) + ")" +
                               (msg.empty() ? std::string(st == SW_OK ? ": it returned no instance" : "") : ": " + msg));
     }
+    return self;
 }
 
 Instance::~Instance() {
@@ -192,17 +197,55 @@ Instance::~Instance() {
     vt<sw_sink_vtable>().destroy(self_);
 }
 
-void Instance::start() {
+void Instance::start_instance(sw_instance* self) {
     auto scope = call("start");
-    const sw_status st = vt<sw_sink_vtable>().start(self_);
+    const sw_status st = vt<sw_sink_vtable>().start(self);
     if (st != SW_OK) throw PluginError(st, where_text(binding_) + ": start failed: " + describe(st));
+}
+
+void Instance::start() {
+    start_instance(self_);
     started_ = true;
+}
+
+uint64_t Instance::generation() const {
+    std::shared_lock lock(life_);
+    return generation_;
+}
+
+void Instance::rebuild(uint64_t seen, int64_t stop_timeout_ms) {
+    // The fresh instance shares the host context: the plugin's logs, errors and metrics keep
+    // their names, and a caller still reading the old one's error finds it.
+    sw_instance* old = nullptr;
+    {
+        std::unique_lock lock(life_);
+        if (seen != generation_) return;
+        sw_instance* fresh = create_instance();
+        try {
+            start_instance(fresh);
+        } catch (...) {
+            auto scope = call("destroy");
+            vt<sw_sink_vtable>().destroy(fresh);
+            throw;
+        }
+        old = self_;
+        self_ = fresh;
+        ++generation_;
+    }
+    // No Use can reach the old instance any more.
+    {
+        auto scope = call("stop");
+        vt<sw_sink_vtable>().stop(old, stop_timeout_ms);
+    }
+    auto scope = call("destroy");
+    vt<sw_sink_vtable>().destroy(old);
 }
 
 sw_status Instance::stop(int64_t timeout_ms) {
     if (!started_) return SW_OK;
     started_ = false;
     auto scope = call("stop");
+    std::unique_lock lock(life_);
     return vt<sw_sink_vtable>().stop(self_, timeout_ms);
 }
 
@@ -211,8 +254,9 @@ sw_status Instance::health(sw_health& out) {
     out.struct_size = sizeof out;
     const auto& vt = this->vt<sw_sink_vtable>();
     if (!vt.health) return SW_UNSUPPORTED;
+    Use use(*this);
     auto scope = call("health");
-    return vt.health(self_, &out);
+    return vt.health(use.get(), &out);
 }
 
 std::string Instance::describe(sw_status status) {

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -73,9 +74,32 @@ public:
     sw_status stop(int64_t timeout_ms); // idempotent
     sw_status health(sw_health& out);
 
+    // The live plugin instance, held for the length of one or a few calls: rebuild() waits until
+    // no Use is held. Each one names the generation it saw, so that of several callers that
+    // all saw the same instance fail, only the first rebuilds it.
+    class Use {
+    public:
+        explicit Use(const Instance& i) : lock_(i.life_), self_(i.self_), generation_(i.generation_) {}
+        sw_instance* get() const { return self_; }  // for instances that are never rebuilt
+        uint64_t generation() const { return generation_; }
+
+    private:
+        std::shared_lock<std::shared_mutex> lock_;
+        sw_instance* self_;
+        uint64_t generation_;
+    };
+    Use use() const { return Use(*this); }
+
+    // Replaces an instance that reported FATAL: creates and starts a fresh one, switches every
+    // later Use to it, then stops and destroys the old one. Does nothing when `seen` is no longer
+    // the current generation (another caller rebuilt it). Throws PluginError, keeping the old
+    // instance, when the fresh one cannot be created or started.
+    void rebuild(uint64_t seen, int64_t stop_timeout_ms);
+    uint64_t generation() const;
+
     uint32_t kind() const { return binding_.library->kind; }
     const std::string& id() const { return id_; }
-    sw_instance* get() const { return self_; }
+    sw_instance* get() const { return self_; }  // for instances that are never rebuilt
     HostContext& host() { return *host_; }
     const Binding& binding() const { return binding_; }
     template <class VTable>
@@ -94,8 +118,13 @@ private:
     std::string id_;
     std::string label_;  // "sink.kafka (kafka plugin, /path/spillway-kafka.so)"
     std::unique_ptr<HostContext> host_;
+    sw_instance* create_instance();
+    void start_instance(sw_instance* self);
+
     sw_instance* self_ = nullptr;
     bool started_ = false;
+    mutable std::shared_mutex life_;  // shared by each Use, exclusive while rebuilding
+    uint64_t generation_ = 0;
 };
 
 }  // namespace spillway::plugin

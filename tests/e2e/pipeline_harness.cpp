@@ -38,6 +38,7 @@ Harness::Harness(HarnessOptions options) : options_(std::move(options)) {
         options_.pg_conninfo = test_support::Postgres::shared().create_database("e2e_" + std::to_string(getpid()) + "_" + std::to_string(n++));
     pg_conninfo_ = options_.pg_conninfo;
     kafka_.create_topic(topic_, 4, 1);
+    if (options_.before_start) options_.before_start(kafka_);
     const std::string path = dir_.path() + "/pipeline.toml";
     std::ofstream(path) << pipeline_toml(options_, kafka_.bootstraps(), dir_.path() + "/outbox.db", topic_);
     config::LoadOptions lo;

@@ -9,6 +9,7 @@
 #include <spillway/test_support/postgres.hpp>
 #include <spillway/test_support/temp_dir.hpp>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -26,6 +27,7 @@ struct HarnessOptions {
     std::string extra_notifier;
     std::string extra_pipeline;
     std::string pg_conninfo;          // for Postgres; default: a fresh database on the shared server
+    std::function<void(test_support::MockKafka&)> before_start;  // e.g. errors for the first requests
 };
 
 // The TOML of the pipeline the harness runs, for tests that start `spillway run` themselves.

@@ -271,6 +271,30 @@ TEST(PipelineRedis, RedisDownDuringAnOutageTheRelayStillDrainsByPolling) {
     EXPECT_EQ(d.order_violations, 0u) << d.first_problem;
 }
 
+TEST(PipelineSink, FatalSinkIsRebuiltAndNothingIsLost) {
+    // The idempotent producer cannot get a producer id: librdkafka raises a fatal error, and that
+    // producer can never send again. The engine replaces the sink; the new producer gets its id.
+    HarnessOptions o;
+    o.before_start = [](test_support::MockKafka& kafka) {
+        constexpr int16_t kInitProducerIdApiKey = 22;
+        kafka.push_request_errors(kInitProducerIdApiKey, {RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED});
+    };
+    Harness h(o);
+    bool saw_outbox = false;
+    ASSERT_TRUE(wait_until([&] {
+        const auto out = h.publish("k" + std::to_string(h.accepted().size() % 4));
+        EXPECT_TRUE(out.accepted()) << out.message;
+        saw_outbox = saw_outbox || out.path == Path::Outbox;
+        return saw_outbox && out.path == Path::Direct;
+    }, 60s, 5ms)) << "the sink never came back after its fatal error";
+    EXPECT_GE(h.engine().metrics().value("sink_rebuilds_total", {{"pipeline", "orders"}}), 1.0);
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(h.publish("k" + std::to_string(i % 4)).accepted());
+    ASSERT_TRUE(wait_until([&] { return h.pending() == 0; }, 60s, 20ms)) << "pending " << h.pending();
+    auto d = h.await_delivery(60s);
+    EXPECT_EQ(d.lost, 0u) << d.first_problem;
+    EXPECT_EQ(d.order_violations, 0u) << d.first_problem;
+}
+
 // The engine as a separate process, SIGKILLed in the middle of draining a backlog, then restarted.
 class Crash : public ::testing::TestWithParam<StoreKind> {};
 
