@@ -55,15 +55,16 @@ void Metrics::set(const std::string& name, const Labels& labels, double value) {
     family(name, Type::Gauge).values[sorted(labels)] = value;
 }
 
-void Metrics::observe(const std::string& name, const Labels& labels, double value) {
+void Metrics::observe(const std::string& name, const Labels& labels, double value, uint64_t times) {
+    if (times == 0) return;
     const auto& bounds = default_buckets();
     std::lock_guard lock(mutex_);
     Histogram& h = family(name, Type::Histogram).histograms[sorted(labels)];
     if (h.buckets.empty()) h.buckets.assign(bounds.size(), 0);
     const auto it = std::lower_bound(bounds.begin(), bounds.end(), value);
-    if (it != bounds.end()) ++h.buckets[static_cast<size_t>(it - bounds.begin())];
-    ++h.count;
-    h.sum += value;
+    if (it != bounds.end()) h.buckets[static_cast<size_t>(it - bounds.begin())] += times;
+    h.count += times;
+    h.sum += value * static_cast<double>(times);
 }
 
 void Metrics::describe(const std::string& name, const std::string& help) {

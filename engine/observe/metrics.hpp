@@ -20,7 +20,8 @@ public:
     // Names are given without the spillway_ prefix; render() adds it.
     void add(const std::string& name, const Labels& labels, double delta = 1);
     void set(const std::string& name, const Labels& labels, double value);
-    void observe(const std::string& name, const Labels& labels, double value);
+    // `times` observations of the same value (a batch whose events all took as long).
+    void observe(const std::string& name, const Labels& labels, double value, uint64_t times = 1);
     void describe(const std::string& name, const std::string& help);
 
     double value(const std::string& name, const Labels& labels = {}) const;  // counter or gauge; 0 if absent

@@ -64,7 +64,7 @@ private:
     void publish_direct(std::vector<Event>& events, std::vector<Outcome>& out);
     void append(std::vector<Event>& events, const std::vector<size_t>& pick, Reason reason,
                 const std::vector<std::string>& direct_errors, std::vector<Outcome>& out);
-    void record(const Outcome& o, int64_t started_us);
+    void record(const std::vector<Outcome>& outcomes, int64_t started_us);
 
     // relay.cpp
     void relay_loop();
@@ -104,6 +104,7 @@ private:
     bool outage_logged_ = false;  // relay: one warning per sink outage
     bool store_outage_logged_ = false;
     std::chrono::steady_clock::time_point last_backlog_check_{};
+    bool gauges_stale_ = false;  // relay: rows moved since the backlog gauges were last read
     std::mutex pause_mutex_;
     std::condition_variable pause_cv_;
 };

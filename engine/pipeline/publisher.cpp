@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <unordered_set>
 
 namespace spillway::pipeline {
@@ -24,19 +25,32 @@ void Pipeline::prepare(Event& e) {
     if (e.created_at_us == 0) e.created_at_us = now_us();
 }
 
-void Pipeline::record(const Outcome& o, int64_t started_us) {
-    observe::Labels l = labels_;
-    l.emplace_back("path", path_name(o.path));
-    l.emplace_back("reason", reason_name(o.reason));
-    metrics_.add("publish_total", l);
-    observe::Labels lat = labels_;
-    lat.emplace_back("path", path_name(o.path));
-    metrics_.observe("publish_latency_seconds", lat, static_cast<double>(mono_us() - started_us) / 1e6);
-    log_->debug("event {} {} ({}){}{}", o.event_id, path_name(o.path), reason_name(o.reason),
-                o.message.empty() ? "" : ": ", o.message);
-    if (o.path == Path::Direct) ++n_direct_;
-    else if (o.path == Path::Outbox) ++n_outbox_;
-    else ++n_refused_;
+// Counts and latencies per (path, reason) group rather than per event: a batch of 1,000 spent
+// more in building label sets than librdkafka spent producing it.
+void Pipeline::record(const std::vector<Outcome>& outcomes, int64_t started_us) {
+    const double seconds = static_cast<double>(mono_us() - started_us) / 1e6;
+    std::map<std::pair<Path, Reason>, uint64_t> groups;
+    for (const Outcome& o : outcomes) {
+        ++groups[{o.path, o.reason}];
+        log_->debug("event {} {} ({}){}{}", o.event_id, path_name(o.path), reason_name(o.reason),
+                    o.message.empty() ? "" : ": ", o.message);
+    }
+    std::map<Path, uint64_t> per_path;
+    for (const auto& [group, n] : groups) {
+        observe::Labels l = labels_;
+        l.emplace_back("path", path_name(group.first));
+        l.emplace_back("reason", reason_name(group.second));
+        metrics_.add("publish_total", l, static_cast<double>(n));
+        per_path[group.first] += n;
+    }
+    for (const auto& [path, n] : per_path) {
+        observe::Labels lat = labels_;
+        lat.emplace_back("path", path_name(path));
+        metrics_.observe("publish_latency_seconds", lat, seconds, n);
+        if (path == Path::Direct) n_direct_ += n;
+        else if (path == Path::Outbox) n_outbox_ += n;
+        else n_refused_ += n;
+    }
 }
 
 Outcome Pipeline::publish(Event event) {
@@ -70,7 +84,7 @@ std::vector<Outcome> Pipeline::publish(std::vector<Event> events) {
     } else {
         publish_direct(events, out);
     }
-    for (const auto& o : out) record(o, started);
+    record(out, started);
     return out;
 }
 
@@ -174,6 +188,7 @@ void Pipeline::append(std::vector<Event>& events, const std::vector<size_t>& pic
         out[i].path = Path::Outbox;
         out[i].reason = reason;
         if (!direct_errors.empty() && !direct_errors[i].empty()) out[i].message = direct_errors[i];
+        if (spec_.mode == config::Mode::OutboxFirst) continue;  // every event goes this way: nothing to follow
         if (events[i].key && !(results[j].flags & SW_RESULT_DUPLICATE)) sticky_.add(*events[i].key);
         if (!events[i].key) sticky_.touch();
     }

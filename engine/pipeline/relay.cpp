@@ -233,16 +233,18 @@ void Pipeline::relay_loop() {
                 claimed = relay_round(status, false);
             }
         }
-        // The backlog count costs a scan of the pending rows: ask when it can have changed the
-        // answer (a round that was not full, or nothing found while keys are still sticky), and
-        // while full batches drain only every few seconds, for the gauges (at a 100k backlog the
-        // count took 200 ms, a fifth of a drain that takes one second).
+        // The backlog count costs a scan of the pending rows. It decides something only while the
+        // circuit is not closed (it closes on an empty backlog) or keys are sticky (they clear on
+        // one); otherwise it only feeds the gauges, so at most every 5 s while rows move, and
+        // once more after they stop.
         const size_t round_limit = circuit_.state() == Circuit::State::Open ? 1 : static_cast<size_t>(spec_.batch_size);
         const auto now = std::chrono::steady_clock::now();
         const bool not_full = claimed < round_limit;
-        if ((not_full && (claimed > 0 || !circuit_.closed() || sticky_.size() > 0)) ||
-            (claimed > 0 && now - last_backlog_check_ >= std::chrono::seconds(5))) {
+        if (claimed > 0) gauges_stale_ = true;
+        if ((not_full && (!circuit_.closed() || sticky_.size() > 0)) ||
+            (gauges_stale_ && now - last_backlog_check_ >= std::chrono::seconds(5))) {
             last_backlog_check_ = now;
+            gauges_stale_ = claimed > 0;
             check_backlog();
         }
 
