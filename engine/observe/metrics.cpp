@@ -67,6 +67,20 @@ void Metrics::observe(const std::string& name, const Labels& labels, double valu
     h.sum += value * static_cast<double>(times);
 }
 
+void Metrics::observe_each(const std::string& name, const Labels& labels, const std::vector<double>& values) {
+    if (values.empty()) return;
+    const auto& bounds = default_buckets();
+    std::lock_guard lock(mutex_);
+    Histogram& h = family(name, Type::Histogram).histograms[sorted(labels)];
+    if (h.buckets.empty()) h.buckets.assign(bounds.size(), 0);
+    for (double value : values) {
+        const auto it = std::lower_bound(bounds.begin(), bounds.end(), value);
+        if (it != bounds.end()) ++h.buckets[static_cast<size_t>(it - bounds.begin())];
+        h.sum += value;
+    }
+    h.count += values.size();
+}
+
 void Metrics::describe(const std::string& name, const std::string& help) {
     std::lock_guard lock(mutex_);
     families_[name].help = help;

@@ -22,6 +22,8 @@ public:
     void set(const std::string& name, const Labels& labels, double value);
     // `times` observations of the same value (a batch whose events all took as long).
     void observe(const std::string& name, const Labels& labels, double value, uint64_t times = 1);
+    // Several observations under one lookup (a relay round's per-event delays).
+    void observe_each(const std::string& name, const Labels& labels, const std::vector<double>& values);
     void describe(const std::string& name, const std::string& help);
 
     double value(const std::string& name, const Labels& labels = {}) const;  // counter or gauge; 0 if absent

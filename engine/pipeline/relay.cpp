@@ -140,13 +140,14 @@ size_t Pipeline::relay_round(int& status, bool probe) {
     std::vector<int64_t> ids(n);
     size_t ok = 0, failed = 0, rejected = 0;
     const int64_t now = now_us();
-    observe::Labels delivered = labels_;
+    std::vector<double> delays;
+    delays.reserve(n);
     for (size_t i = 0; i < n; ++i) {
         const sw_event& e = guard.batch.events[i];
         ids[i] = e.row_id;
         if (results[i].status == SW_OK) {
             ++ok;
-            metrics_.observe("outbox_delay_seconds", labels_, static_cast<double>(now - e.created_at_us) / 1e6);
+            delays.push_back(static_cast<double>(now - e.created_at_us) / 1e6);
         } else if (results[i].status == SW_REJECT) {
             ++rejected;
             log_->warn("event {} parked as a dead letter: {}", std::string(e.event_id.ptr, e.event_id.len), results[i].message);
@@ -154,6 +155,8 @@ size_t Pipeline::relay_round(int& status, bool probe) {
             ++failed;
         }
     }
+
+    metrics_.observe_each("outbox_delay_seconds", labels_, delays);
 
     sw_status settled;
     if (probe && ok == 0 && rejected == 0) {

@@ -109,10 +109,12 @@ struct OutboxStore::RowSet {
         std::vector<size_t> perm(size());
         for (size_t i = 0; i < perm.size(); ++i) perm[i] = i;
         const std::vector<long long> key = ids();
+        if (std::is_sorted(key.begin(), key.end())) return;  // the usual case: heap order is id order
         std::sort(perm.begin(), perm.end(), [&](size_t a, size_t b) { return key[a] < key[b]; });
         auto apply = [&](auto& v) {
-            auto copy = v;
-            for (size_t i = 0; i < perm.size(); ++i) v[i] = std::move(copy[perm[i]]);
+            auto moved = std::move(v);
+            v.resize(moved.size());
+            for (size_t i = 0; i < perm.size(); ++i) v[i] = std::move(moved[perm[i]]);
         };
         apply(id), apply(created_at), apply(flags), apply(attempts), apply(flags_ind), apply(created_ind),
             apply(attempts_ind);
@@ -125,7 +127,8 @@ struct OutboxStore::RowSet {
         return out;
     }
 
-    std::unique_ptr<sdk::Batch> to_batch(const char* db) const;
+    // Moves the strings out: a RowSet is read once.
+    std::unique_ptr<sdk::Batch> to_batch(const char* db);
 
     std::vector<std::string> id, created_at;
     std::vector<int> flags, attempts;
@@ -149,12 +152,14 @@ struct RowBatch : sdk::Batch {
 
 }  // namespace
 
-std::unique_ptr<sdk::Batch> OutboxStore::RowSet::to_batch(const char* db) const {
+std::unique_ptr<sdk::Batch> OutboxStore::RowSet::to_batch(const char* db) {
     auto batch = std::make_unique<RowBatch>();
     const size_t n = size();
     batch->rows.resize(n);
     batch->events.resize(n);
-    auto text = [&](int k, size_t i) -> std::string { return ind[k][i] == soci::i_ok ? str[k][i] : std::string(); };
+    auto text = [&](int k, size_t i) -> std::string {
+        return ind[k][i] == soci::i_ok ? std::move(str[k][i]) : std::string();
+    };
     auto present = [&](int k, size_t i) { return ind[k][i] == soci::i_ok; };
     for (size_t i = 0; i < n; ++i) {
         RowBatch::Row& r = batch->rows[i];
