@@ -405,6 +405,23 @@ void OutboxStore::migrate() {
     });
 }
 
+void OutboxStore::create_indexes_v1(soci::session& s) {
+    const std::string& T = sql_.table;
+    const auto& c = sql_.c;
+    const std::string& b = sql_.table_base;
+    s << "CREATE UNIQUE INDEX IF NOT EXISTS \"" + b + "_event_id_uq\" ON " + T + " (" + c[kEventId] + ")";
+    s << "CREATE INDEX IF NOT EXISTS \"" + b + "_pending_idx\" ON " + T + " (" + c[kPipeline] + ", " + c[kId] +
+             ") WHERE " + c[kState] + " = 'pending'";
+    s << "CREATE INDEX IF NOT EXISTS \"" + b + "_key_idx\" ON " + T + " (" + c[kPipeline] + ", " + c[kKey] + ", " +
+             c[kId] + ") WHERE " + c[kState] + " = 'pending'";
+    s << "CREATE INDEX IF NOT EXISTS \"" + b + "_settled_idx\" ON " + T + " (" + c[kPipeline] + ", " + c[kState] +
+             ", " + c[kId] + ") WHERE " + c[kState] + " <> 'pending'";
+}
+
+void OutboxStore::drop_key_index_v2(soci::session& s, const std::string& qualifier) {
+    s << "DROP INDEX IF EXISTS " + qualifier + "\"" + sql_.table_base + "_key_idx\"";
+}
+
 void OutboxStore::append(std::span<const sw_event> events, std::span<sw_result> out) {
     if (events.empty()) return;
     with_session("append", [&](soci::session& s) {

@@ -90,6 +90,11 @@ protected:
     // it to the column's type: epoch microseconds by default.
     virtual std::string published_time(int64_t unix_us) const { return std::to_string(unix_us); }
 
+    // Index DDL both databases spell alike. `qualifier` is the index's schema with its dot ("" for
+    // the default).
+    void create_indexes_v1(soci::session& s);
+    void drop_key_index_v2(soci::session& s, const std::string& qualifier);
+
     const Options& options() const { return opts_; }
     const Sql& sql() const { return sql_; }
     const char* db_name() const { return db_name_; }

@@ -118,20 +118,13 @@ protected:
         if (existed && !had_state && had_published_at)
             s << "UPDATE " + T + " SET " + c[outbox::kState] + " = 'published' WHERE " + c[outbox::kPublishedAt] +
                      " IS NOT NULL";
-        const std::string& b = sql().table_base;
-        s << "CREATE UNIQUE INDEX IF NOT EXISTS \"" + b + "_event_id_uq\" ON " + T + " (" + c[outbox::kEventId] + ")";
-        s << "CREATE INDEX IF NOT EXISTS \"" + b + "_pending_idx\" ON " + T + " (" + c[outbox::kPipeline] + ", " +
-                 c[outbox::kId] + ") WHERE " + c[outbox::kState] + " = 'pending'";
-        s << "CREATE INDEX IF NOT EXISTS \"" + b + "_key_idx\" ON " + T + " (" + c[outbox::kPipeline] + ", " +
-                 c[outbox::kKey] + ", " + c[outbox::kId] + ") WHERE " + c[outbox::kState] + " = 'pending'";
-        s << "CREATE INDEX IF NOT EXISTS \"" + b + "_settled_idx\" ON " + T + " (" + c[outbox::kPipeline] + ", " +
-                 c[outbox::kState] + ", " + c[outbox::kId] + ") WHERE " + c[outbox::kState] + " <> 'pending'";
+        create_indexes_v1(s);
     }
 
     void upgrade_schema(soci::session& s, int version) override {
         if (version != 2) return;
         const std::string in_schema = schema_.empty() ? "" : "\"" + schema_ + "\".";
-        s << "DROP INDEX IF EXISTS " + in_schema + "\"" + sql().table_base + "_key_idx\"";
+        drop_key_index_v2(s, in_schema);
         // A claim leases a whole page of rows at once. With half of each page free, every one of
         // those updates stays on its page (HOT: no index writes); at 80% it was one in four, and
         // the rest cost a new tuple elsewhere plus an entry in every index (measured: 40 ms vs

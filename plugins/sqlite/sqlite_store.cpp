@@ -110,18 +110,11 @@ protected:
         if (!had_state && had_published_at)
             s << "UPDATE " + T + " SET " + c[outbox::kState] + " = 'published' WHERE " + c[outbox::kPublishedAt] +
                      " IS NOT NULL";
-        const std::string& b = sql().table_base;
-        s << "CREATE UNIQUE INDEX IF NOT EXISTS \"" + b + "_event_id_uq\" ON " + T + " (" + c[outbox::kEventId] + ")";
-        s << "CREATE INDEX IF NOT EXISTS \"" + b + "_pending_idx\" ON " + T + " (" + c[outbox::kPipeline] + ", " +
-                 c[outbox::kId] + ") WHERE " + c[outbox::kState] + " = 'pending'";
-        s << "CREATE INDEX IF NOT EXISTS \"" + b + "_key_idx\" ON " + T + " (" + c[outbox::kPipeline] + ", " +
-                 c[outbox::kKey] + ", " + c[outbox::kId] + ") WHERE " + c[outbox::kState] + " = 'pending'";
-        s << "CREATE INDEX IF NOT EXISTS \"" + b + "_settled_idx\" ON " + T + " (" + c[outbox::kPipeline] + ", " +
-                 c[outbox::kState] + ", " + c[outbox::kId] + ") WHERE " + c[outbox::kState] + " <> 'pending'";
+        create_indexes_v1(s);
     }
 
     void upgrade_schema(soci::session& s, int version) override {
-        if (version == 2) s << "DROP INDEX IF EXISTS \"" + sql().table_base + "_key_idx\"";
+        if (version == 2) drop_key_index_v2(s, "");
     }
 
 private:
