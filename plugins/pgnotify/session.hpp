@@ -3,6 +3,8 @@
 #ifndef SPILLWAY_PLUGINS_PGNOTIFY_SESSION_HPP
 #define SPILLWAY_PLUGINS_PGNOTIFY_SESSION_HPP
 
+#include "doorbell-common/unreachable.hpp"
+
 #include <chrono>
 #include <memory>
 #include <set>
@@ -13,19 +15,7 @@ typedef struct pg_conn PGconn;
 
 namespace spillway::plugins::pgnotify {
 
-// The server could not be reached, the connection broke, or it did not answer in time. The
-// session is unusable afterwards.
-class Unreachable : public std::runtime_error {
-public:
-    explicit Unreachable(const std::string& message, bool timed_out = false)
-        : std::runtime_error(message), timed_out_(timed_out) {}
-    // The server did not answer before the deadline (hung or a black hole), rather than refusing
-    // or closing the connection.
-    bool timed_out() const noexcept { return timed_out_; }
-
-private:
-    bool timed_out_;
-};
+using doorbell::Unreachable;
 
 // interrupt_fd became readable while waiting. The session is unusable if a statement was running.
 class Interrupted : public std::runtime_error {

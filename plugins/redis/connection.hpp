@@ -4,6 +4,8 @@
 
 #include "settings.hpp"
 
+#include "doorbell-common/unreachable.hpp"
+
 #include <chrono>
 #include <memory>
 #include <stdexcept>
@@ -13,19 +15,7 @@ struct redisContext;
 
 namespace spillway::plugins::redis {
 
-// The server could not be reached or the connection broke: try again later. The message says what
-// failed ("cannot connect: Connection refused"); callers add which server.
-class Unreachable : public std::runtime_error {
-public:
-    explicit Unreachable(const std::string& message, bool timed_out = false)
-        : std::runtime_error(message), timed_out_(timed_out) {}
-    // The server did not answer in time (hung, paused, or a black hole), rather than refusing or
-    // closing the connection.
-    bool timed_out() const noexcept { return timed_out_; }
-
-private:
-    bool timed_out_;
-};
+using doorbell::Unreachable;
 
 // The server answered but refused our settings (AUTH, SELECT): retrying will not help.
 class Refused : public std::runtime_error {
