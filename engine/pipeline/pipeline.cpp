@@ -46,11 +46,7 @@ void Pipeline::wake() {
 void Pipeline::stop() {
     if (!relay_.joinable()) return;
     accepting_ = false;
-    {
-        std::lock_guard lock(pause_mutex_);
-        stopping_ = true;
-    }
-    pause_cv_.notify_all();
+    stopping_ = true;
     {
         auto scope = notifier_.call("interrupt");
         notifier_.vt<sw_notifier_vtable>().interrupt(notifier_.get());

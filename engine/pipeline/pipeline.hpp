@@ -13,7 +13,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -73,7 +72,6 @@ private:
     void rebuild_sink_if_fatal();
     void check_backlog();
     bool seed_sticky_keys();
-    bool pause(int64_t ms);  // interruptible short wait; false when stopping
 
     static constexpr int64_t kProbeIntervalMs = 250;  // how often an open circuit looks for Kafka
 
@@ -105,8 +103,6 @@ private:
     bool store_outage_logged_ = false;
     std::chrono::steady_clock::time_point last_backlog_check_{};
     bool gauges_stale_ = false;  // relay: rows moved since the backlog gauges were last read
-    std::mutex pause_mutex_;
-    std::condition_variable pause_cv_;
 };
 
 }  // namespace spillway::pipeline

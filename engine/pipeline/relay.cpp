@@ -26,11 +26,6 @@ struct BatchGuard {
 };
 }  // namespace
 
-bool Pipeline::pause(int64_t ms) {
-    std::unique_lock lock(pause_mutex_);
-    return !pause_cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping_.load(); });
-}
-
 bool Pipeline::seed_sticky_keys() {
     const auto& vt = store_.vt<sw_store_vtable>();
     auto visit = [](void* user, sw_bytes key) {
@@ -229,10 +224,17 @@ void Pipeline::relay_loop() {
             if (!sink_says_down) claimed = relay_round(status, true);
         } else {
             claimed = relay_round(status, false);
-            // A ring can arrive before the row is visible here (another session's commit): look
-            // again a few times, briefly, before letting the scheduler back off.
+            // A ring can arrive before the row is visible here (another session's commit), or
+            // be the leftover of rows an earlier round already took: look again a few times,
+            // briefly, before letting the scheduler back off. The pauses listen to the doorbell,
+            // so an event committed meanwhile is not kept waiting for them.
             for (int64_t ms : {1, 5, 25}) {
-                if (claimed || status != SW_OK || cause != SW_WAKE_DOORBELL || !pause(ms)) break;
+                if (claimed || status != SW_OK || cause != SW_WAKE_DOORBELL || stopping_) break;
+                int woken = 0;
+                auto wait_scope = notifier_.call("wait");
+                bell.wait(notifier_.get(), spec_.name.c_str(), ms, &woken);
+                (void)notifier_.host().take_error();
+                if (stopping_) break;
                 claimed = relay_round(status, false);
             }
         }
