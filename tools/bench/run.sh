@@ -10,7 +10,13 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="${BUILD_DIR:-$root/build-bench}"
 out="${OUT_DIR:-$root/var/bench}"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+# A new tree is configured Release; an existing one (BUILD_DIR=build) keeps its build type, so
+# pointing the bench at the developer's tree does not rebuild all of it.
+if [ -f "$build/CMakeCache.txt" ]; then
+  cmake -S "$root" -B "$build" >/dev/null
+else
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
 cmake --build "$build" -j"${JOBS:-2}" --target spillway-bench
 mkdir -p "$out"
 echo "load before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
