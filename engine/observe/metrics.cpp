@@ -57,28 +57,29 @@ void Metrics::set(const std::string& name, const Labels& labels, double value) {
 
 void Metrics::observe(const std::string& name, const Labels& labels, double value, uint64_t times) {
     if (times == 0) return;
-    const auto& bounds = default_buckets();
     std::lock_guard lock(mutex_);
-    Histogram& h = family(name, Type::Histogram).histograms[sorted(labels)];
-    if (h.buckets.empty()) h.buckets.assign(bounds.size(), 0);
-    const auto it = std::lower_bound(bounds.begin(), bounds.end(), value);
-    if (it != bounds.end()) h.buckets[static_cast<size_t>(it - bounds.begin())] += times;
-    h.count += times;
-    h.sum += value * static_cast<double>(times);
+    record(histogram(name, labels), value, times);
 }
 
 void Metrics::observe_each(const std::string& name, const Labels& labels, const std::vector<double>& values) {
     if (values.empty()) return;
-    const auto& bounds = default_buckets();
     std::lock_guard lock(mutex_);
+    Histogram& h = histogram(name, labels);
+    for (double value : values) record(h, value, 1);
+}
+
+Metrics::Histogram& Metrics::histogram(const std::string& name, const Labels& labels) {
     Histogram& h = family(name, Type::Histogram).histograms[sorted(labels)];
-    if (h.buckets.empty()) h.buckets.assign(bounds.size(), 0);
-    for (double value : values) {
-        const auto it = std::lower_bound(bounds.begin(), bounds.end(), value);
-        if (it != bounds.end()) ++h.buckets[static_cast<size_t>(it - bounds.begin())];
-        h.sum += value;
-    }
-    h.count += values.size();
+    if (h.buckets.empty()) h.buckets.assign(default_buckets().size(), 0);
+    return h;
+}
+
+void Metrics::record(Histogram& h, double value, uint64_t times) {
+    const auto& bounds = default_buckets();
+    const auto it = std::lower_bound(bounds.begin(), bounds.end(), value);
+    if (it != bounds.end()) h.buckets[static_cast<size_t>(it - bounds.begin())] += times;
+    h.count += times;
+    h.sum += value * static_cast<double>(times);
 }
 
 void Metrics::describe(const std::string& name, const std::string& help) {

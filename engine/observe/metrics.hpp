@@ -47,6 +47,8 @@ private:
         std::map<Labels, Histogram> histograms;
     };
     Family& family(const std::string& name, Type type);
+    Histogram& histogram(const std::string& name, const Labels& labels);  // with its buckets
+    static void record(Histogram& h, double value, uint64_t times);
 
     mutable std::mutex mutex_;
     std::map<std::string, Family> families_;

@@ -208,11 +208,6 @@ void Instance::start() {
     started_ = true;
 }
 
-uint64_t Instance::generation() const {
-    std::shared_lock lock(life_);
-    return generation_;
-}
-
 void Instance::rebuild(uint64_t seen, int64_t stop_timeout_ms) {
     // The fresh instance shares the host context: the plugin's logs, errors and metrics keep
     // their names, and a caller still reading the old one's error finds it.

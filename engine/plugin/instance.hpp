@@ -80,7 +80,7 @@ public:
     class Use {
     public:
         explicit Use(const Instance& i) : lock_(i.life_), self_(i.self_), generation_(i.generation_) {}
-        sw_instance* get() const { return self_; }  // for instances that are never rebuilt
+        sw_instance* get() const { return self_; }
         uint64_t generation() const { return generation_; }
 
     private:
@@ -95,7 +95,6 @@ public:
     // the current generation (another caller rebuilt it). Throws PluginError, keeping the old
     // instance, when the fresh one cannot be created or started.
     void rebuild(uint64_t seen, int64_t stop_timeout_ms);
-    uint64_t generation() const;
 
     uint32_t kind() const { return binding_.library->kind; }
     const std::string& id() const { return id_; }

@@ -1,10 +1,10 @@
 // The outbox store both database plugins share: every operation written once, in SQL both
-// PostgreSQL and SQLite accept, with the few places where they differ (transactions, row locking
-// for claims, id lists, schema DDL, connections) left to a small subclass per database.
+// PostgreSQL and SQLite accept, with the few places where they differ (transactions, how a lease
+// is written and read back, id lists, schema DDL, connections) left to a small subclass per database.
 //
 // Claiming is by state and next_attempt_at, never by an `id > cursor` scan, so a row whose
 // transaction commits after a higher id was already claimed is still found. A row is handed out
-// only while no earlier pending row of its key is waiting for a retry or leased to another owner.
+// only while no earlier pending row of its key is waiting for a retry or leased (to anyone).
 #ifndef SPILLWAY_OUTBOX_COMMON_OUTBOX_STORE_HPP
 #define SPILLWAY_OUTBOX_COMMON_OUTBOX_STORE_HPP
 

@@ -1,8 +1,8 @@
 // The PostgreSQL outbox store: the shared outbox logic over a pool of SOCI sessions.
 //
-// Claims lock candidate rows with FOR UPDATE SKIP LOCKED, and every transaction that changes
-// leases (claim, complete, release) first takes one transaction-scoped advisory lock per table:
-// otherwise a claimer could skip a locked earlier row of a key and hand out a later one.
+// Every transaction that changes leases (claim, complete, release) first takes one
+// transaction-scoped advisory lock per table, so claims never interleave. Rows are not locked with
+// SKIP LOCKED: a claimer that skipped a locked earlier row of a key could hand out a later one.
 #include <outbox_store.hpp>
 
 #include <soci/postgresql/soci-postgresql.h>
