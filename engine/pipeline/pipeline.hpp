@@ -70,6 +70,7 @@ private:
     size_t relay_round(int& status, bool probe);
     void note_fatal(const plugin::Instance::Use& use, sw_status call, const std::vector<sw_result>& results);
     void rebuild_sink_if_fatal();
+    void check_sink_fatal();
     void check_backlog();
     bool seed_sticky_keys();
 

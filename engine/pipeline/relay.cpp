@@ -71,6 +71,17 @@ void Pipeline::note_fatal(const plugin::Instance::Use& use, sw_status call, cons
     }
 }
 
+// A sink that died for good also just says DOWN, and while it does nobody sends to it: the circuit
+// keeps publishers away and the relay does not probe. An empty send costs nothing and tells the
+// two apart (a fatal sink fails every call at once).
+void Pipeline::check_sink_fatal() {
+    auto use = sink_.use();
+    auto scope = sink_.call("send");
+    const sw_status st = sink_.vt<sw_sink_vtable>().send(use.get(), nullptr, 0, nullptr, 0);
+    if (st != SW_OK) (void)sink_.host().take_error();
+    note_fatal(use, st, {});
+}
+
 // A sink that reported FATAL is unusable until replaced: a fresh instance with the same
 // configuration (for Kafka, a new producer and producer id). A failed rebuild is tried again
 // with backoff, and meanwhile the circuit keeps events in the outbox.
@@ -222,6 +233,7 @@ void Pipeline::relay_loop() {
             // A sink that can tell when its brokers return is asked, not probed: every probe left
             // in the producer's queue would reach Kafka later as a duplicate.
             if (!sink_says_down) claimed = relay_round(status, true);
+            else check_sink_fatal();
         } else {
             claimed = relay_round(status, false);
             // A ring can arrive before the row is visible here (another session's commit), or

@@ -280,6 +280,13 @@ TEST(PipelineSink, FatalSinkIsRebuiltAndNothingIsLost) {
         kafka.push_request_errors(kInitProducerIdApiKey, {RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED});
     };
     Harness h(o);
+    // The harder order: the sink already says DOWN when the first event comes, so the circuit
+    // opens before anything is sent to it, and only the relay's check can find it fatal.
+    ASSERT_TRUE(wait_until([&] {
+        sw_health health{};
+        plugin::Instance* sink = h.engine().instance("orders", "sink");
+        return sink && sink->health(health) == SW_OK && health.state == SW_HEALTH_DOWN;
+    }, 20s, 1ms));
     bool saw_outbox = false;
     ASSERT_TRUE(wait_until([&] {
         const auto out = h.publish("k" + std::to_string(h.accepted().size() % 4));
