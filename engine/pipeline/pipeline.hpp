@@ -75,6 +75,9 @@ private:
     bool seed_sticky_keys();
 
     static constexpr int64_t kProbeIntervalMs = 250;  // how often an open circuit looks for Kafka
+    // How often an open circuit reads the health of a sink that says it is down: an in-memory read
+    // (no event is sent), frequent so the drain starts as soon as the sink sees its brokers again.
+    static constexpr int64_t kHealthPollMs = 20;
 
     const config::Pipeline spec_;
     plugin::Instance& sink_;

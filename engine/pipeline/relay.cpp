@@ -258,7 +258,10 @@ void Pipeline::relay_loop() {
         const auto now = std::chrono::steady_clock::now();
         const bool not_full = claimed < round_limit;
         if (claimed > 0) gauges_stale_ = true;
-        if ((not_full && (!circuit_.closed() || sticky_.size() > 0)) ||
+        // While the sink says it is down the backlog can only grow, so it is counted once a second,
+        // not at every look at the health.
+        const bool counts = !sink_says_down || now - last_backlog_check_ >= std::chrono::seconds(1);
+        if ((not_full && counts && (!circuit_.closed() || sticky_.size() > 0)) ||
             (gauges_stale_ && now - last_backlog_check_ >= std::chrono::seconds(5))) {
             last_backlog_check_ = now;
             gauges_stale_ = claimed > 0;
@@ -274,7 +277,7 @@ void Pipeline::relay_loop() {
         int64_t delay = 1000;
         auto sched_scope = scheduler_.call("next_delay");
         if (scheduler.next_delay(scheduler_.get(), &round, &delay) != SW_OK) delay = 1000;
-        if (!circuit_.closed()) delay = std::min(delay, kProbeIntervalMs);
+        if (!circuit_.closed()) delay = std::min(delay, sink_says_down ? kHealthPollMs : kProbeIntervalMs);
         poll_interval_ms_ = delay;
         metrics_.set("relay_interval_seconds", labels_, static_cast<double>(delay) / 1000.0);
         if (stopping_) break;

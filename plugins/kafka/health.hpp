@@ -1,7 +1,8 @@
 // Broker reachability as librdkafka reports it, for the pipeline's circuit breaker.
 //
 // DOWN  on ALL_BROKERS_DOWN (error callback) or a fatal producer error (which never clears);
-// UP    on a successful delivery report or a statistics report with a broker in state UP;
+// UP    on a successful delivery report, a statistics report with a broker in state UP, or an
+//       answered metadata request while down (BrokerWatch);
 // UNKNOWN until the first of those.
 #ifndef SPILLWAY_PLUGINS_KAFKA_HEALTH_HPP
 #define SPILLWAY_PLUGINS_KAFKA_HEALTH_HPP

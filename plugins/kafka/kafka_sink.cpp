@@ -70,6 +70,12 @@ void KafkaSink::start() {
     conf.release();  // the producer owns it now
     health_.set(SW_HEALTH_UNKNOWN, "connecting to the brokers", host().monotonic_us());
     pump_.start(producer_);
+    watch_.start(
+        producer_, [this] { return !health_.up() && !health_.fatal(); },
+        [this] {
+            if (health_.mark_up("a broker answered a metadata request", host().monotonic_us()))
+                host().info("kafka: brokers reachable again (metadata answered)");
+        });
     warm_up();
     host().info("kafka producer " + client_id_ + " started (bootstrap.servers=" +
                 (bootstrap.empty() ? settings_.bootstrap_servers : bootstrap) + ")");
@@ -106,6 +112,7 @@ int KafkaSink::shutdown(int64_t timeout_ms) {
         rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_flush(producer_, 1000);
     }
+    watch_.stop();
     pump_.stop();
     rd_kafka_destroy(producer_);
     producer_ = nullptr;
@@ -252,8 +259,10 @@ void KafkaSink::on_error(rd_kafka_t* rk, int code, const char* reason, void* opa
         if (self->health_.set_fatal(why, h.monotonic_us()))
             h.error("kafka: fatal producer error, the instance must be rebuilt: " + why);
     } else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
-        if (self->health_.set(SW_HEALTH_DOWN, std::string("all brokers down: ") + reason, h.monotonic_us()))
+        if (self->health_.set(SW_HEALTH_DOWN, std::string("all brokers down: ") + reason, h.monotonic_us())) {
             h.warn(std::string("kafka: all brokers down: ") + reason);
+            self->watch_.sink_went_down();
+        }
     } else {
         h.debug(std::string("kafka: ") + rd_kafka_err2name(err) + ": " + reason);
     }

@@ -6,6 +6,7 @@
 #ifndef SPILLWAY_PLUGINS_KAFKA_KAFKA_SINK_HPP
 #define SPILLWAY_PLUGINS_KAFKA_KAFKA_SINK_HPP
 
+#include "broker_watch.hpp"
 #include "delivery.hpp"
 #include "embedded_cluster.hpp"
 #include "health.hpp"
@@ -57,6 +58,7 @@ private:
     rd_kafka_t* producer_ = nullptr;
     ReportPump pump_;
     Health health_;
+    BrokerWatch watch_;  // asks for metadata while health_ is down
 };
 
 }  // namespace spillway::plugins::kafka

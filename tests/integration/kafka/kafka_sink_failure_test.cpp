@@ -73,6 +73,23 @@ TEST(KafkaSinkFailure, AllBrokersDownRetriesEveryEventThenRecovers) {
     EXPECT_TRUE(wait_until([&] { return health(sink).state == SW_HEALTH_UP; }, 10s));
 }
 
+TEST(KafkaSinkFailure, SaysUpAgainWithoutASendOnceABrokerAnswers) {
+    // The pipeline sends nothing to a sink that says it is down, so the sink must notice the
+    // brokers' return by itself. Statistics are turned off here: only the broker watch can tell.
+    MockKafka kafka(1);
+    auto config = config_for(kafka);
+    config.set("statistics.interval.ms", "0");
+    config.set("reconnect.backoff.ms", "10");
+    config.set("reconnect.backoff.max.ms", "100");
+    testkit::SinkInstance sink(kafka_plugin(), config);
+    ASSERT_EQ(send_one(sink, "watched", 20000).status, SW_OK);
+    kafka.all_down();
+    ASSERT_TRUE(wait_until([&] { return health(sink).state == SW_HEALTH_DOWN; }, 20s)) << health(sink).message;
+    kafka.all_up();
+    EXPECT_TRUE(wait_until([&] { return health(sink).state == SW_HEALTH_UP; }, 10s)) << health(sink).message;
+    EXPECT_NE(std::string(health(sink).message).find("metadata"), std::string::npos) << health(sink).message;
+}
+
 TEST(KafkaSinkFailure, RetriableProduceErrorsAreAbsorbedInOrder) {
     MockKafka kafka(3);
     kafka.create_topic("retried", 1, 3);
