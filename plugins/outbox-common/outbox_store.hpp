@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace spillway::plugins::outbox {
@@ -68,9 +69,11 @@ protected:
     virtual void disconnect() = 0;   // close them (stop)
     virtual Conn acquire() = 0;
     virtual const char* begin_write_sql() const = 0;     // "BEGIN" / "BEGIN IMMEDIATE"
-    // true: lease the picked rows and read them back in one `UPDATE ... RETURNING`;
-    // false: UPDATE their leases, then SELECT them.
-    virtual bool claim_with_update_returning() const { return false; }
+    // Whether the session's connection still works, asked before every use. SOCI's is_connected()
+    // sends a query to find out (a round trip per store call); a backend that can tell locally
+    // overrides this, and a connection that broke since fails its next statement with RETRY and
+    // is reconnected on the call after.
+    virtual bool alive(soci::session& s) { return s.is_connected(); }
     // `<column> <in_ids(param)>` tests membership in an id list bound as encode_ids().
     virtual std::string in_ids(const std::string& param) const = 0;
     virtual std::string encode_ids(std::span<const long long> ids) const = 0;
@@ -84,8 +87,12 @@ protected:
     // Schema versions after 1, each run once, in order, inside the migration transaction.
     // 2: the per-key index goes (claims no longer probe it; appends no longer pay for it), and on
     // PostgreSQL pages keep room for every row's lease update to be HOT.
-    static constexpr int kSchemaVersion = 2;
+    // 3: leases move to <table>_leases, one row per claimed batch (create_leases_v3), instead of
+    // an UPDATE of every claimed row.
+    static constexpr int kSchemaVersion = 3;
     virtual void upgrade_schema(soci::session& s, int version) = 0;
+    // The lease table's row id column: "BIGSERIAL PRIMARY KEY" / "INTEGER PRIMARY KEY".
+    virtual const char* serial_key_ddl() const = 0;
     // A point in time as the published_at column takes it, bound as text so the database converts
     // it to the column's type: epoch microseconds by default.
     virtual std::string published_time(int64_t unix_us) const { return std::to_string(unix_us); }
@@ -94,6 +101,7 @@ protected:
     // the default).
     void create_indexes_v1(soci::session& s);
     void drop_key_index_v2(soci::session& s, const std::string& qualifier);
+    void create_leases_v3(soci::session& s);
 
     const Options& options() const { return opts_; }
     const Sql& sql() const { return sql_; }
@@ -113,7 +121,26 @@ private:
     int64_t backoff_ms(int attempts_after);
     void purge_published(soci::session& s, int64_t now_us);
     bool last_claim_was_full(std::string_view pipeline);
-    std::vector<long long> pick_claimable(soci::session& s, const std::string& pipeline, size_t limit, long long now);
+    // A claim's choice, made in one pass over the pending rows in id order.
+    struct Picker {
+        std::unordered_set<long long> leased;       // rows of live leases, anyone's
+        std::unordered_set<std::string> blocked;    // keys held back by an earlier row
+        std::vector<long long> picked;
+        bool take(long long id, const std::string* key, bool blocks);  // key: nullptr when none
+    };
+    void pick_more(soci::session& s, const std::string& pipeline, size_t limit, long long now, long long after,
+                   Picker& picker);
+    // The live leases (until > now) of everyone, or of this store instance only.
+    struct Lease {
+        long long id = 0;
+        std::vector<long long> rows;
+    };
+    std::vector<Lease> live_leases(soci::session& s, long long now, bool mine_only);
+    // Takes settled or released rows out of this instance's live leases; a lease left empty goes.
+    // Returns the rows of `rows` that were leased here (only those may be settled).
+    std::vector<long long> leased_here(soci::session& s, long long now, std::span<const long long> rows,
+                                       std::vector<Lease>& mine);
+    void unlease(soci::session& s, std::vector<Lease>& mine, const std::unordered_set<long long>& done);
 
     Options opts_;
     Sql sql_;
@@ -129,9 +156,12 @@ private:
     std::string down_message_;
 
     // Statement texts, built once.
-    std::string insert_sql_, count_pending_sql_, scan_sql_, due_sql_, lease_sql_, claimed_sql_, delete_ok_sql_, mark_ok_sql_,
-        attempts_sql_, retry_sql_, reject_sql_, release_sql_, stats_sql_, keys_sql_, dead_sql_,
-        replay_all_sql_, replay_one_sql_, purge_all_sql_, purge_one_sql_, purge_published_sql_;
+    std::string insert_sql_, count_pending_sql_, scan_sql_, head_sql_, due_sql_, claimed_sql_, delete_ok_sql_, mark_ok_sql_,
+        attempts_sql_, retry_sql_, reject_sql_, stats_sql_, keys_sql_, dead_sql_, replay_all_sql_, replay_one_sql_,
+        purge_all_sql_, purge_one_sql_, purge_published_sql_;
+    std::string leases_table_, lease_insert_sql_, live_leases_sql_, my_leases_sql_, lease_drop_sql_,
+        lease_shrink_sql_, lease_sweep_sql_, leased_count_sql_;
+    std::atomic<int64_t> next_lease_sweep_us_{0};
 };
 
 }  // namespace spillway::plugins::outbox

@@ -79,7 +79,12 @@ protected:
         return c;
     }
     const char* begin_write_sql() const override { return "BEGIN"; }
-    bool claim_with_update_returning() const override { return true; }
+    const char* serial_key_ddl() const override { return "BIGSERIAL PRIMARY KEY"; }
+    bool alive(soci::session& s) override {
+        // libpq knows locally when a connection broke (PQstatus); SOCI would send "/* ping */".
+        auto* be = static_cast<soci::postgresql_session_backend*>(s.get_backend());  // our sessions are all postgresql
+        return be && be->conn_ && PQstatus(be->conn_) == CONNECTION_OK;
+    }
     std::string in_ids(const std::string& param) const override { return "= ANY(CAST(" + param + " AS BIGINT[]))"; }
     std::string encode_ids(std::span<const long long> ids) const override {
         std::string out = "{";
@@ -122,6 +127,12 @@ protected:
     }
 
     void upgrade_schema(soci::session& s, int version) override {
+        if (version == 3) {
+            // Claims no longer update the rows (leases are rows of their own), so the room kept
+            // for those updates goes: fewer pages for a claim to read. Retries keep some.
+            s << "ALTER TABLE " + sql().table + " SET (fillfactor = 90)";
+            return;
+        }
         if (version != 2) return;
         const std::string in_schema = schema_.empty() ? "" : "\"" + schema_ + "\".";
         drop_key_index_v2(s, in_schema);

@@ -68,6 +68,7 @@ protected:
         return c;
     }
     const char* begin_write_sql() const override { return "BEGIN IMMEDIATE"; }
+    const char* serial_key_ddl() const override { return "INTEGER PRIMARY KEY"; }
     std::string in_ids(const std::string& param) const override {
         return "IN (SELECT value FROM json_each(" + param + "))";
     }
