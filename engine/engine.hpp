@@ -44,7 +44,9 @@ public:
     // Creates and starts every component; throws plugin::PluginError naming the failing one
     // (components already started are stopped again).
     void start();
-    // Stops everything in reverse order, within each pipeline's shutdown_timeout.
+    // Stops everything in reverse order, within each pipeline's shutdown_timeout. A publish() under
+    // way when stop() begins finishes first; a pipeline pointer must not be used once stop() has
+    // returned (the pipelines are destroyed).
     void stop();
 
     const Prepared& prepared() const { return *prepared_; }

@@ -46,6 +46,15 @@ void Pipeline::wake() {
 void Pipeline::stop() {
     if (!relay_.joinable()) return;
     accepting_ = false;
+    {
+        // Publishes already under way finish (they end accepted or refused) before the sink and
+        // the store can be stopped under them.
+        std::unique_lock lock(publishing_mutex_);
+        if (!published_cv_.wait_for(lock, std::chrono::milliseconds(spec_.shutdown_timeout_ms),
+                                    [&] { return publishing_.load() == 0; }))
+            log_->warn("pipeline {}: {} publish call(s) still running at the shutdown deadline", spec_.name,
+                       publishing_.load());
+    }
     stopping_ = true;
     {
         auto scope = notifier_.call("interrupt");

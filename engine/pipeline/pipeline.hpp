@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <chrono>
 #include <mutex>
 #include <shared_mutex>
@@ -91,6 +92,9 @@ private:
     Circuit circuit_;
     StickyKeys sticky_;
     std::atomic<bool> accepting_{false};
+    std::atomic<int> publishing_{0};  // publish() calls under way
+    std::mutex publishing_mutex_;
+    std::condition_variable published_cv_;
     std::atomic<bool> seeded_{false};  // sticky keys known; until then every keyed event spills
     std::atomic<bool> stopping_{false};
     std::thread relay_;

@@ -62,6 +62,18 @@ Outcome Pipeline::publish(Event event) {
 std::vector<Outcome> Pipeline::publish(std::vector<Event> events) {
     const int64_t started = mono_us();
     std::vector<Outcome> out(events.size());
+    // Counted before accepting_ is read, so stop() either sees this call or this call sees the
+    // stop: stop() waits for counted calls before the sink and store go away.
+    publishing_.fetch_add(1);
+    struct Leave {
+        Pipeline& p;
+        ~Leave() {
+            if (p.publishing_.fetch_sub(1) == 1 && !p.accepting_.load()) {
+                std::lock_guard lock(p.publishing_mutex_);
+                p.published_cv_.notify_all();
+            }
+        }
+    } leave{*this};
     if (!accepting_.load()) {
         for (size_t i = 0; i < events.size(); ++i)
             out[i] = {events[i].event_id, Path::Refused, Reason::Stopping, "pipeline " + spec_.name + " is not running"};

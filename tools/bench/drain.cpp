@@ -104,7 +104,7 @@ Report run_drain(Context& ctx) {
                    std::to_string(rs.p99 / 1000).substr(0, 6) + " ms (raw " + std::to_string(rr.p50 / 1000).substr(0, 6) +
                    "/" + std::to_string(rr.p99 / 1000).substr(0, 6) + " ms)";
         auto& lat = rep.add(latency_row("  relay round, batch " + std::to_string(b), ours.round_us, "raw loop round", raw.round_us));
-        lat.note = "a round: claim (lease UPDATE), produce + await reports, complete (DELETE)";
+        lat.note = "a round: claim (whole-row head read, lease row), produce + await reports, complete (DELETE)";
         rep.setting("statements_batch_" + std::to_string(b), ours.statements);
     }
     return rep;
