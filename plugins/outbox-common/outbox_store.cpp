@@ -72,7 +72,7 @@ std::string Sql::select_columns(const std::string& a) const {
 // BEGIN on construction, ROLLBACK unless committed (a lost connection makes that a no-op).
 class OutboxStore::Tx {
 public:
-    Tx(soci::session& s, const char* begin) : s_(s) { s_ << begin; }
+    Tx(soci::session& s, const std::string& begin) : s_(s) { s_ << begin; }
     ~Tx() {
         if (!done_) {
             try {
@@ -296,11 +296,10 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
 
     // One row per claimed batch: who holds it, until when, and its row ids (encode_ids text).
     const std::string& L = leases_table_ = T.substr(0, T.size() - 1) + "_leases\"";
-    lease_insert_sql_ = "INSERT INTO " + L + " (lease_owner, pipeline, until_us, row_ids) VALUES (:me, :p, :until, :ids)";
+    lease_insert_sql_ = "INSERT INTO " + L + " (lease_owner, pipeline, until_us, row_ids) VALUES (:me, :p, :until, :ids)" +
+                        " RETURNING CAST(id AS TEXT)";
     live_leases_sql_ = "SELECT CAST(id AS TEXT), row_ids FROM " + L + " WHERE until_us > :now";
-    my_leases_sql_ = live_leases_sql_ + " AND lease_owner = :me";
-    lease_drop_sql_ = "DELETE FROM " + L + " WHERE id = :lid";
-    lease_shrink_sql_ = "UPDATE " + L + " SET row_ids = :ids WHERE id = :lid";
+    lease_end_sql_ = "DELETE FROM " + L + " WHERE until_us > :now AND id ";  // + in_ids
     lease_sweep_sql_ = "DELETE FROM " + L + " WHERE until_us <= :now";
     leased_count_sql_ = "SELECT CAST(id AS TEXT), row_ids FROM " + L + " WHERE until_us > :now AND pipeline = :p";
 }
@@ -571,15 +570,13 @@ std::vector<long long> decode_ids(const std::string& text) {
 }
 }  // namespace
 
-std::vector<OutboxStore::Lease> OutboxStore::live_leases(soci::session& s, long long now, bool mine_only) {
+std::vector<OutboxStore::Lease> OutboxStore::live_leases(soci::session& s, long long now) {
     std::vector<Lease> out;
-    std::string me = owner_;
     std::vector<std::string> lid(kFetchChunk), rows(kFetchChunk);
     soci::statement st(s);
     st.exchange(soci::use(now, "now"));
-    if (mine_only) st.exchange(soci::use(me, "me"));
     st.exchange(soci::into(lid)), st.exchange(soci::into(rows));
-    prepare_once(st, mine_only ? my_leases_sql_ : live_leases_sql_);
+    prepare_once(st, live_leases_sql_);
     st.execute();
     while (st.fetch()) {
         for (size_t i = 0; i < lid.size(); ++i) out.push_back({std::stoll(lid[i]), decode_ids(rows[i])});
@@ -588,29 +585,70 @@ std::vector<OutboxStore::Lease> OutboxStore::live_leases(soci::session& s, long 
     return out;
 }
 
-std::vector<long long> OutboxStore::leased_here(soci::session& s, long long now, std::span<const long long> rows,
-                                                std::vector<Lease>& mine) {
-    mine = live_leases(s, now, true);
-    std::unordered_set<long long> held;
-    for (const Lease& l : mine) held.insert(l.rows.begin(), l.rows.end());
-    std::vector<long long> out;
-    for (long long r : rows)
-        if (held.count(r)) out.push_back(r);
-    return out;
+void OutboxStore::remember_lease(long long lease_id, long long until, const std::vector<long long>& rows,
+                                 const std::string& pipeline) {
+    std::lock_guard lock(leases_mutex_);
+    for (long long r : rows) lease_of_row_[r] = lease_id;
+    my_leases_[lease_id] = {until, rows, pipeline};
 }
 
-void OutboxStore::unlease(soci::session& s, std::vector<Lease>& mine, const std::unordered_set<long long>& done) {
-    for (Lease& l : mine) {
-        const size_t before = l.rows.size();
-        std::erase_if(l.rows, [&](long long r) { return done.count(r) > 0; });
-        if (l.rows.size() == before) continue;
-        long long lid = l.id;
-        if (l.rows.empty()) {
-            s << lease_drop_sql_, soci::use(lid, "lid");
-        } else {
-            std::string rest = encode_ids(l.rows);
-            s << lease_shrink_sql_, soci::use(rest, "ids"), soci::use(lid, "lid");
-        }
+// Ends this instance's leases on `rows` in one statement: deletes the lease rows that are still
+// live (an expired one may already have been claimed by someone else, whose settlement counts)
+// and leases again, in a new row, whatever of them was not in `rows`. Fills `held` with the rows
+// that were still leased here: only those may be settled. The bookkeeping in memory changes only
+// once the transaction commits (commit_unlease).
+OutboxStore::Unlease OutboxStore::end_leases(soci::session& s, long long now, std::span<const long long> rows,
+                                             std::unordered_set<long long>& held) {
+    Unlease u;
+    std::unordered_map<long long, std::vector<long long>> named;  // lease id -> its rows in `rows`
+    {
+        std::lock_guard lock(leases_mutex_);
+        for (long long r : rows)
+            if (auto it = lease_of_row_.find(r); it != lease_of_row_.end()) named[it->second].push_back(r);
+        for (auto& [lid, _] : named)
+            if (auto it = my_leases_.find(lid); it != my_leases_.end()) u.ended[lid] = it->second;
+    }
+    for (long long r : rows) u.forget.push_back(r);
+    if (named.empty()) return u;
+    std::vector<long long> lids;
+    for (const auto& [lid, _] : named) lids.push_back(lid);
+    std::string lid_list = encode_ids(lids);
+    std::vector<std::string> live(std::max<size_t>(lids.size(), 2));  // see RowSet
+    long long at = now;
+    s << lease_end_sql_ + in_ids(":lids") + " RETURNING CAST(id AS TEXT)", soci::use(at, "now"),
+        soci::use(lid_list, "lids"), soci::into(live);
+    if (!s.got_data()) live.clear();
+    std::string me = owner_;
+    for (const std::string& text : live) {
+        const long long lid = std::stoll(text);
+        const auto& mine = named[lid];
+        held.insert(mine.begin(), mine.end());
+        auto it = u.ended.find(lid);
+        if (it == u.ended.end()) continue;
+        std::vector<long long> rest;
+        for (long long r : it->second.rows)
+            if (!held.count(r)) rest.push_back(r);
+        if (rest.empty()) continue;
+        // Part of a batch settled: the rest stays leased, under a new lease row.
+        std::string rest_ids = encode_ids(rest), new_id, p = it->second.pipeline;
+        long long until = it->second.until;
+        s << lease_insert_sql_, soci::use(me, "me"), soci::use(p, "p"), soci::use(until, "until"),
+            soci::use(rest_ids, "ids"), soci::into(new_id);
+        u.again.push_back({std::stoll(new_id), lid, until, std::move(rest)});
+    }
+    return u;
+}
+
+void OutboxStore::commit_unlease(const Unlease& u) {
+    std::lock_guard lock(leases_mutex_);
+    for (const auto& [lid, lease] : u.ended) {
+        for (long long r : lease.rows) lease_of_row_.erase(r);
+        my_leases_.erase(lid);
+    }
+    for (long long r : u.forget) lease_of_row_.erase(r);
+    for (const auto& again : u.again) {
+        for (long long r : again.rows) lease_of_row_[r] = again.id;
+        my_leases_[again.id] = {again.until, again.rows, u.ended.at(again.from).pipeline};
     }
 }
 
@@ -632,8 +670,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim(std::string_view pipeline_name, s
             s << due_sql_, soci::use(p, "p"), soci::use(now1, "now1"), soci::use(now2, "now2"), soci::into(due);
             if (!s.got_data()) return std::make_unique<sdk::Batch>();
         }
-        Tx tx(s, begin_write_sql());
-        serialize_lease_changes(s);
+        Tx tx(s, begin_lease_change_sql());
         if (now >= next_lease_sweep_us_.load()) {
             // Leases of crashed or stopped instances: harmless once expired, swept now and then.
             next_lease_sweep_us_ = now + kLeaseSweepUs;
@@ -641,7 +678,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim(std::string_view pipeline_name, s
             s << lease_sweep_sql_, soci::use(cut, "now");
         }
         Picker picker;
-        for (const Lease& l : live_leases(s, now, false)) picker.leased.insert(l.rows.begin(), l.rows.end());
+        for (const Lease& l : live_leases(s, now)) picker.leased.insert(l.rows.begin(), l.rows.end());
         std::string p(pipeline_name);
         // Whole rows of the head first: in a drain nothing is held back and this one read is the
         // claim. Only when rows are held back does the claim look further, narrowly, and read the
@@ -680,7 +717,9 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim(std::string_view pipeline_name, s
         }
         std::string me = owner_, ids = encode_ids(picker.picked);
         long long until = now + std::max<int64_t>(lease_ms, 1) * 1000;
-        s << lease_insert_sql_, soci::use(me, "me"), soci::use(p, "p"), soci::use(until, "until"), soci::use(ids, "ids");
+        std::string lease_id;
+        s << lease_insert_sql_, soci::use(me, "me"), soci::use(p, "p"), soci::use(until, "until"), soci::use(ids, "ids"),
+            soci::into(lease_id);
         if (picker.picked.size() > from_head) {
             std::vector<long long> further(picker.picked.begin() + static_cast<std::ptrdiff_t>(from_head), picker.picked.end());
             std::string further_ids = encode_ids(further);
@@ -693,6 +732,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim(std::string_view pipeline_name, s
             rows.append(std::move(more));
         }
         tx.commit();
+        remember_lease(std::stoll(lease_id), until, picker.picked, p);
         return rows.to_batch(db_name_);
     });
     if ((opts_.retention_ms > 0 && !opts_.keep_published) && host().monotonic_us() >= next_purge_us_.load()) {
@@ -746,15 +786,11 @@ void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_
         }
     }
     with_session("complete", [&](soci::session& s) {
-        Tx tx(s, begin_write_sql());
-        serialize_lease_changes(s);
-        // Only rows still leased here are settled: a lease that expired may have been claimed
-        // again by someone else, whose settlement counts.
+        Tx tx(s, begin_lease_change_sql());
         const long long now = host().now_unix_us();
         std::vector<long long> all(row_ids.begin(), row_ids.end());
-        std::vector<Lease> mine;
-        const std::vector<long long> held = leased_here(s, now, all, mine);
-        const std::unordered_set<long long> ours(held.begin(), held.end());
+        std::unordered_set<long long> ours;
+        const Unlease ended = end_leases(s, now, all, ours);
         auto keep_ours = [&](std::vector<long long>& ids, std::vector<std::string>* errs) {
             size_t w = 0;
             for (size_t i = 0; i < ids.size(); ++i) {
@@ -806,8 +842,8 @@ void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_
                     soci::use(max2, "max2"), soci::use(id, "id");
         }
         if (!reject.empty()) s << reject_sql_, soci::use(reject_err, "err"), soci::use(reject, "id");
-        unlease(s, mine, ours);
         tx.commit();
+        commit_unlease(ended);
     });
 }
 
@@ -815,12 +851,11 @@ void OutboxStore::release_leases(std::span<const int64_t> row_ids) {
     if (row_ids.empty()) return;
     std::vector<long long> v(row_ids.begin(), row_ids.end());
     with_session("release_leases", [&](soci::session& s) {
-        Tx tx(s, begin_write_sql());
-        serialize_lease_changes(s);
-        std::vector<Lease> mine;
-        const std::vector<long long> held = leased_here(s, host().now_unix_us(), v, mine);
-        unlease(s, mine, std::unordered_set<long long>(held.begin(), held.end()));
+        Tx tx(s, begin_lease_change_sql());
+        std::unordered_set<long long> held;
+        const Unlease ended = end_leases(s, host().now_unix_us(), v, held);
         tx.commit();
+        commit_unlease(ended);
     });
 }
 

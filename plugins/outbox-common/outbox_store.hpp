@@ -77,9 +77,9 @@ protected:
     // `<column> <in_ids(param)>` tests membership in an id list bound as encode_ids().
     virtual std::string in_ids(const std::string& param) const = 0;
     virtual std::string encode_ids(std::span<const long long> ids) const = 0;
-    // Called first in every transaction that changes leases or settles rows, so that a claim
+    // Begins every transaction that changes leases or settles rows, serialized so that a claim
     // never reads a lease change another transaction is still making.
-    virtual void serialize_lease_changes(soci::session& s) = 0;
+    virtual std::string begin_lease_change_sql() const = 0;
     // DDL of schema version 1 (inside the migration transaction): create the table, or add the
     // bookkeeping columns to an adopted one, and the indexes.
     virtual void create_schema(soci::session& s) = 0;
@@ -130,17 +130,32 @@ private:
     };
     void pick_more(soci::session& s, const std::string& pipeline, size_t limit, long long now, long long after,
                    Picker& picker);
-    // The live leases (until > now) of everyone, or of this store instance only.
+    // The live leases (until > now) of every instance.
     struct Lease {
         long long id = 0;
         std::vector<long long> rows;
     };
-    std::vector<Lease> live_leases(soci::session& s, long long now, bool mine_only);
-    // Takes settled or released rows out of this instance's live leases; a lease left empty goes.
-    // Returns the rows of `rows` that were leased here (only those may be settled).
-    std::vector<long long> leased_here(soci::session& s, long long now, std::span<const long long> rows,
-                                       std::vector<Lease>& mine);
-    void unlease(soci::session& s, std::vector<Lease>& mine, const std::unordered_set<long long>& done);
+    std::vector<Lease> live_leases(soci::session& s, long long now);
+    // This instance's leases, kept in memory: which lease row holds a claimed row.
+    struct MyLease {
+        long long until = 0;
+        std::vector<long long> rows;
+        std::string pipeline;
+    };
+    struct Unlease {
+        std::unordered_map<long long, MyLease> ended;  // by lease id
+        std::vector<long long> forget;                 // rows no longer leased here
+        struct Again {
+            long long id, from, until;  // from: the lease it continues
+            std::vector<long long> rows;
+        };
+        std::vector<Again> again;                      // the unsettled rest, leased anew
+    };
+    void remember_lease(long long lease_id, long long until, const std::vector<long long>& rows,
+                        const std::string& pipeline);
+    Unlease end_leases(soci::session& s, long long now, std::span<const long long> rows,
+                       std::unordered_set<long long>& held);
+    void commit_unlease(const Unlease& u);
 
     Options opts_;
     Sql sql_;
@@ -159,8 +174,11 @@ private:
     std::string insert_sql_, count_pending_sql_, scan_sql_, head_sql_, due_sql_, claimed_sql_, delete_ok_sql_, mark_ok_sql_,
         attempts_sql_, retry_sql_, reject_sql_, stats_sql_, keys_sql_, dead_sql_, replay_all_sql_, replay_one_sql_,
         purge_all_sql_, purge_one_sql_, purge_published_sql_;
-    std::string leases_table_, lease_insert_sql_, live_leases_sql_, my_leases_sql_, lease_drop_sql_,
-        lease_shrink_sql_, lease_sweep_sql_, leased_count_sql_;
+    std::string leases_table_, lease_insert_sql_, live_leases_sql_, lease_end_sql_, lease_sweep_sql_,
+        leased_count_sql_;
+    std::mutex leases_mutex_;
+    std::unordered_map<long long, long long> lease_of_row_;  // claimed row -> its lease id
+    std::unordered_map<long long, MyLease> my_leases_;       // lease id -> lease
     std::atomic<int64_t> next_lease_sweep_us_{0};
 };
 

@@ -94,12 +94,14 @@ protected:
         }
         return out + "}";
     }
-    void serialize_lease_changes(soci::session& s) override {
-        // Lease changes and settlements commit asynchronously: a crash may forget a lease (the row
-        // is claimable again) or a completion (the row is published again: at-least-once, the
-        // consumer dedupes on event_id); neither loses an event. Appends stay fully durable.
-        long long key = claim_lock_;
-        s << "SELECT pg_advisory_xact_lock(:k), set_config('synchronous_commit', 'off', true)", soci::use(key, "k");
+    std::string begin_lease_change_sql() const override {
+        // One round trip: BEGIN and the table's advisory lock in one simple query (the key is a
+        // number computed here, not input). Lease changes and settlements commit asynchronously:
+        // a crash may forget a lease (the row is claimable again) or a completion (the row is
+        // published again: at-least-once, the consumer dedupes on event_id); neither loses an
+        // event. Appends stay fully durable.
+        return "BEGIN; SELECT pg_advisory_xact_lock(" + std::to_string(claim_lock_) +
+               "), set_config('synchronous_commit', 'off', true)";
     }
     void lock_migrations(soci::session& s) override {
         s << "SET LOCAL client_min_messages = warning";  // no "already exists, skipping" notices

@@ -80,7 +80,7 @@ protected:
         }
         return out + "]";
     }
-    void serialize_lease_changes(soci::session&) override {}
+    std::string begin_lease_change_sql() const override { return "BEGIN IMMEDIATE"; }  // one writer at a time
     void lock_migrations(soci::session&) override {}
 
     void create_schema(soci::session& s) override {

@@ -422,6 +422,24 @@ TEST_P(StoreConformance, CompleteOkRemovesRowsFromPending) {
     // The event id is still unique afterwards only while the row exists: a new append is a new row.
 }
 
+TEST_P(StoreConformance, PartlySettledBatchKeepsTheRestLeased) {
+    // A relay may settle part of a batch (the events it could send) and hold the rest: those stay
+    // leased, their keys held back, until settled or released.
+    auto s = open();
+    auto other = open();
+    ASSERT_EQ(append(*s, {ev("p-1", "A"), ev("p-2", "A"), ev("p-3", "B")}), SW_OK);
+    auto rows = claim(*s, "orders", 10);
+    ASSERT_EQ(rows.size(), 3u);
+    ASSERT_EQ(complete(*s, {rows[0]}, SW_OK), SW_OK) << s->host().last_error();
+    EXPECT_EQ(stats(*s, "orders").pending, 2);
+    EXPECT_EQ(stats(*s, "orders").leased, 2);
+    EXPECT_TRUE(claim(*other, "orders", 10).empty()) << "the unsettled rows are still leased";
+    std::vector<int64_t> rest{rows[1].row_id, rows[2].row_id};
+    ASSERT_EQ(s->vt().release_leases(s->get(), rest.data(), rest.size()), SW_OK) << s->host().last_error();
+    EXPECT_EQ(stats(*s, "orders").leased, 0);
+    EXPECT_EQ(event_ids(claim(*other, "orders", 10)), (std::vector<std::string>{"p-2", "p-3"}));
+}
+
 TEST_P(StoreConformance, ReleasedLeasesComeBackWithoutAnAttempt) {
     auto s = open();
     ASSERT_EQ(append(*s, {ev("rl-1", "A")}), SW_OK);
