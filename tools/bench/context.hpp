@@ -20,6 +20,7 @@ struct Settings {
     size_t samples = 2000;         // latency samples per side
     size_t rounds = 5;             // alternating A/B rounds the samples are split into
     size_t drain_events = 100000;  // backlog of the drain scenario
+    std::vector<size_t> drain_batches;  // batch sizes of the drain sweep; empty: the default sweep
     int idle_seconds = 60;
     int seed_seconds = 20;         // how long the seed design (5 s polling) is sampled
     double rate = 200;             // events/s of the outbox-first scenario

@@ -79,7 +79,9 @@ Report run_drain(Context& ctx) {
         o.topic = topic;
         Rig migrate(ctx, o);
     }
-    std::vector<size_t> sizes = s.quick ? std::vector<size_t>{10, 100, 1000} : std::vector<size_t>{1, 10, 100, 500, 1000};
+    std::vector<size_t> sizes = !s.drain_batches.empty() ? s.drain_batches
+                                : s.quick                ? std::vector<size_t>{10, 100, 1000}
+                                                         : std::vector<size_t>{1, 10, 100, 500, 1000};
     rep.setting("backlog", "rows committed in one INSERT ... SELECT; the clock starts at that COMMIT");
     rep.setting("raw_loop", "BEGIN; SELECT ... ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED; produce all, await reports; "
                             "DELETE ... WHERE id = ANY(ids); COMMIT (synchronous_commit off, as the engine's claims)");

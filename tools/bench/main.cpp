@@ -40,6 +40,9 @@ int main(int argc, char** argv) {
     app.add_option("--samples", s.samples, "Latency samples per side and measure")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--rounds", s.rounds, "Alternating A/B rounds the samples are split into")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--drain-events", s.drain_events, "Backlog of the drain scenario")->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--drain-batches", s.drain_batches, "Batch sizes of the drain sweep (default 1,10,100,500,1000)")
+        ->delimiter(',')
+        ->check(CLI::PositiveNumber);
     app.add_option("--idle-seconds", s.idle_seconds, "Measuring window of the idle scenario")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--seed-seconds", s.seed_seconds, "How long the seed-design comparison runs")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--rate", s.rate, "Events/s of the outbox-first doorbell measurement")->capture_default_str()->check(CLI::PositiveNumber);
