@@ -260,7 +260,7 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
                c[kNextAttemptAt] + " <= :now1 AND (" + c[kLeaseUntil] + " IS NULL OR " + c[kLeaseUntil] +
                " <= :now2) LIMIT 1";
     // Settling statements name rows this instance holds a live lease on (checked under the lease
-    // lock, leased_here), so they need no owner condition.
+    // lock, end_leases), so they need no owner condition.
     delete_ok_sql_ = "DELETE FROM " + T + " WHERE " + c[kId] + " ";
     mark_ok_sql_ = "UPDATE " + T + " SET " + c[kState] + " = 'published', " + c[kPublishedAt] + " = :now, " +
                    c[kLeaseOwner] + " = NULL, " + c[kLeaseUntil] + " = NULL WHERE " + c[kId] + " ";
