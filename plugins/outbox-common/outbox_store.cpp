@@ -163,6 +163,9 @@ struct RowBatch : sdk::Batch {
         std::vector<sw_header> header_spans;
     };
     std::vector<Row> rows;
+    // Set on a claimed batch (not on a list of dead letters): where claim_next goes on from.
+    std::string claimed_for;  // the pipeline
+    long long cursor = 0;
 };
 
 }  // namespace
@@ -250,12 +253,13 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
     // version 3); a lease an older engine wrote there is still honoured until it expires.
     scan_sql_ = "SELECT CAST(r." + c[kId] + " AS TEXT), r." + c[kKey] + ", CASE WHEN r." + c[kNextAttemptAt] +
                 " > :now1 OR r." + c[kLeaseUntil] + " > :now2 THEN 1 ELSE 0 END FROM " + T + " r WHERE r." +
-                c[kPipeline] + " = :p AND r." + c[kState] + " = 'pending' AND r." + c[kId] + " > :after ORDER BY r." +
-                c[kId] + " LIMIT :lim";
+                c[kPipeline] + " = :p AND r." + c[kState] + " = 'pending' AND r." + c[kId] + " > :after AND r." +
+                c[kId] + " <= :upto ORDER BY r." + c[kId] + " LIMIT :lim";
     // The same head, whole rows: a claim's first (and usually only) read.
     head_sql_ = "SELECT " + sql_.select_columns("r") + ", CASE WHEN r." + c[kNextAttemptAt] + " > :now1 OR r." +
                 c[kLeaseUntil] + " > :now2 THEN 1 ELSE 0 END FROM " + T + " r WHERE r." + c[kPipeline] +
-                " = :p AND r." + c[kState] + " = 'pending' ORDER BY r." + c[kId] + " LIMIT :lim";
+                " = :p AND r." + c[kState] + " = 'pending' AND r." + c[kId] + " > :after ORDER BY r." + c[kId] +
+                " LIMIT :lim";
     due_sql_ = "SELECT 1 FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " + c[kState] + " = 'pending' AND " +
                c[kNextAttemptAt] + " <= :now1 AND (" + c[kLeaseUntil] + " IS NULL OR " + c[kLeaseUntil] +
                " <= :now2) LIMIT 1";
@@ -518,6 +522,8 @@ void OutboxStore::append(std::span<const sw_event> events, std::span<sw_result> 
 // that can block a candidate are pending and have smaller ids, so one pass in id order sees each
 // blocker before the rows it holds back.
 bool OutboxStore::Picker::take(long long id, const std::string* key, bool blocks) {
+    seen = std::max(seen, id);
+    if (!assumed.empty() && assumed.count(id)) return false;
     if (key && blocked.count(*key)) return false;
     if (blocks || (!leased.empty() && leased.count(id))) {
         if (key) blocked.insert(*key);
@@ -527,21 +533,21 @@ bool OutboxStore::Picker::take(long long id, const std::string* key, bool blocks
     return true;
 }
 
-// Goes on past the whole-row head with narrow chunks (id, key, blocks; no payloads) while rows
-// are held back, until `limit` rows are picked or the pending rows end.
-void OutboxStore::pick_more(soci::session& s, const std::string& pipeline, size_t limit, long long now,
-                            long long after, Picker& picker) {
+// Narrow chunks of the pending rows in (after, upto]: past the whole-row head while rows are held
+// back (upto: no end), and in claim_next the rows up to where prev's claim stopped.
+void OutboxStore::pick_range(soci::session& s, const std::string& pipeline, size_t limit, long long now,
+                             long long after, long long upto, Picker& picker) {
     const size_t chunk = std::clamp<size_t>(limit, 64, 5000);
     std::string p = pipeline;
     long long now1 = now, now2 = now, lim = static_cast<long long>(chunk);
     std::vector<std::string> ids(chunk), keys(chunk);  // chunk >= 2: see RowSet
     std::vector<soci::indicator> key_ind(chunk);
     std::vector<int> blocks(chunk);
-    while (picker.picked.size() < limit) {
+    while (picker.picked.size() < limit && after < upto) {
         ids.resize(chunk), keys.resize(chunk), key_ind.resize(chunk), blocks.resize(chunk);
         soci::statement st(s);
         st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
-        st.exchange(soci::use(after, "after")), st.exchange(soci::use(lim, "lim"));
+        st.exchange(soci::use(after, "after")), st.exchange(soci::use(upto, "upto")), st.exchange(soci::use(lim, "lim"));
         st.exchange(soci::into(ids)), st.exchange(soci::into(keys, key_ind)), st.exchange(soci::into(blocks));
         prepare_once(st, scan_sql_);
         if (!st.execute(true)) break;
@@ -658,17 +664,48 @@ bool OutboxStore::last_claim_was_full(std::string_view pipeline) {
     return it != last_full_.end() && it->second;
 }
 
-std::unique_ptr<sdk::Batch> OutboxStore::claim(std::string_view pipeline_name, size_t limit, int64_t lease_ms) {
-    if (limit == 0) return std::make_unique<sdk::Batch>();
+namespace {
+// A claim that found nothing still says where it looked, for a claim_next after it.
+std::unique_ptr<sdk::Batch> nothing_claimed(std::string_view pipeline, long long cursor) {
+    auto b = std::make_unique<RowBatch>();
+    b->claimed_for = pipeline;
+    b->cursor = cursor;
+    return b;
+}
+}  // namespace
+
+std::unique_ptr<sdk::Batch> OutboxStore::claim(std::string_view pipeline, size_t limit, int64_t lease_ms) {
+    return claim_rows(pipeline, limit, lease_ms, nullptr);
+}
+
+std::unique_ptr<sdk::Batch> OutboxStore::claim_next(const sdk::Batch& prev, size_t limit, int64_t lease_ms) {
+    const auto* b = dynamic_cast<const RowBatch*>(&prev);
+    if (!b || b->claimed_for.empty())
+        throw sdk::Error(SW_REJECT, std::string(db_name_) + ": claim_next: prev is not a batch this store claimed");
+    Continuation after{b->claimed_for, b->cursor, {}};
+    after.rows.reserve(b->events.size());
+    for (const sw_event& e : b->events) after.rows.push_back(e.row_id);
+    return claim_rows(after.pipeline, limit, lease_ms, &after);
+}
+
+// One claim: read the pending rows in id order and pick (Picker) whole rows of the head, then
+// narrowly further on while rows are held back. After `prev` (claim_next) prev's rows count as
+// settled: the rows up to where its claim stopped are looked at again narrowly, because a row
+// there other than prev's (held back then, or committed since with a smaller id) still comes
+// before anything later of its key.
+std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_name, size_t limit, int64_t lease_ms,
+                                                    const Continuation* prev) {
+    const long long from = prev ? prev->cursor : 0;
+    if (limit == 0) return nothing_claimed(pipeline_name, from);
     auto batch = with_session("claim", [&](soci::session& s) -> std::unique_ptr<sdk::Batch> {
         const long long now = host().now_unix_us();
-        if (!last_claim_was_full(pipeline_name)) {
+        std::string p(pipeline_name);
+        if (!prev && !last_claim_was_full(pipeline_name)) {
             // An idle poll costs this one statement: no transaction, no lock, when nothing is due.
-            std::string p(pipeline_name);
             long long now1 = now, now2 = now;
             int due = 0;
             s << due_sql_, soci::use(p, "p"), soci::use(now1, "now1"), soci::use(now2, "now2"), soci::into(due);
-            if (!s.got_data()) return std::make_unique<sdk::Batch>();
+            if (!s.got_data()) return nothing_claimed(p, from);
         }
         Tx tx(s, begin_lease_change_sql());
         if (now >= next_lease_sweep_us_.load()) {
@@ -678,62 +715,84 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim(std::string_view pipeline_name, s
             s << lease_sweep_sql_, soci::use(cut, "now");
         }
         Picker picker;
-        for (const Lease& l : live_leases(s, now)) picker.leased.insert(l.rows.begin(), l.rows.end());
-        std::string p(pipeline_name);
-        // Whole rows of the head first: in a drain nothing is held back and this one read is the
+        if (prev) picker.assumed.insert(prev->rows.begin(), prev->rows.end());
+        for (const Lease& l : live_leases(s, now))
+            for (long long r : l.rows)
+                if (!picker.assumed.count(r)) picker.leased.insert(r);
+        long long after = 0;
+        if (prev) {
+            pick_range(s, p, limit, now, 0, prev->cursor, picker);
+            after = prev->cursor;
+        }
+        const size_t before_head = picker.picked.size();
+        // Whole rows of the head next: in a drain nothing is held back and this one read is the
         // claim. Only when rows are held back does the claim look further, narrowly, and read the
         // rows it picked there by id.
-        RowSet rows(limit);
-        std::vector<int> blocks(rows.id.size());
-        long long now1 = now, now2 = now, lim = static_cast<long long>(limit);
+        const size_t want = limit - before_head;
+        RowSet rows(want);
         size_t read = 0;
-        {
+        if (want > 0) {
+            std::vector<int> blocks(rows.id.size());
+            long long now1 = now, now2 = now, lim = static_cast<long long>(want);
             soci::statement st(s);
             rows.bind(st);
             st.exchange(soci::into(blocks));
             st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
-            st.exchange(soci::use(lim, "lim"));
+            st.exchange(soci::use(after, "after")), st.exchange(soci::use(lim, "lim"));
             prepare_once(st, head_sql_);
             if (st.execute(true)) read = rows.size();
+            std::vector<size_t> keep;
+            for (size_t i = 0; i < read && picker.picked.size() < limit; ++i) {
+                const bool keyed = rows.ind[RowSet::kKy][i] == soci::i_ok;
+                if (picker.take(std::stoll(rows.id[i]), keyed ? &rows.str[RowSet::kKy][i] : nullptr, blocks[i] != 0))
+                    keep.push_back(i);
+            }
+            rows.keep(keep);
+        } else {
+            rows.keep({});
         }
-        if (read == 0) rows.keep({});
-        std::vector<size_t> keep;
-        for (size_t i = 0; i < read && picker.picked.size() < limit; ++i) {
-            const bool keyed = rows.ind[RowSet::kKy][i] == soci::i_ok;
-            if (picker.take(std::stoll(rows.id[i]), keyed ? &rows.str[RowSet::kKy][i] : nullptr, blocks[i] != 0))
-                keep.push_back(i);
-        }
-        const long long head_end = read ? std::stoll(rows.id[read - 1]) : 0;
-        rows.keep(keep);
         const size_t from_head = picker.picked.size();
-        if (from_head < limit && read == limit) pick_more(s, p, limit, now, head_end, picker);
+        if (from_head < limit && want > 0 && read == want)
+            pick_range(s, p, limit, now, picker.seen, std::numeric_limits<long long>::max(), picker);
         {
             std::lock_guard lock(full_mutex_);
             last_full_[p] = picker.picked.size() >= limit;
         }
+        const long long cursor = std::max(picker.seen, from);
         if (picker.picked.empty()) {
             tx.commit();
-            return std::make_unique<sdk::Batch>();
+            return nothing_claimed(p, cursor);
         }
         std::string me = owner_, ids = encode_ids(picker.picked);
         long long until = now + std::max<int64_t>(lease_ms, 1) * 1000;
         std::string lease_id;
         s << lease_insert_sql_, soci::use(me, "me"), soci::use(p, "p"), soci::use(until, "until"), soci::use(ids, "ids"),
             soci::into(lease_id);
-        if (picker.picked.size() > from_head) {
-            std::vector<long long> further(picker.picked.begin() + static_cast<std::ptrdiff_t>(from_head), picker.picked.end());
-            std::string further_ids = encode_ids(further);
-            RowSet more(further.size());
+        // The rows picked by the narrow reads, before and after the head, whole.
+        auto fetch = [&](std::vector<long long> picked) {
+            std::string picked_ids = encode_ids(picked);
+            RowSet more(picked.size());
             soci::statement st(s);
-            st.exchange(soci::use(further_ids, "ids"));
+            st.exchange(soci::use(picked_ids, "ids"));
             more.bind(st);
             prepare_once(st, claimed_sql_);
             if (!st.execute(true)) more.keep({});
-            rows.append(std::move(more));
+            return more;
+        };
+        const auto at = [&](size_t i) { return picker.picked.begin() + static_cast<std::ptrdiff_t>(i); };
+        if (before_head > 0) {
+            RowSet first = fetch(std::vector<long long>(at(0), at(before_head)));
+            first.append(std::move(rows));
+            rows = std::move(first);
         }
+        if (picker.picked.size() > from_head) rows.append(fetch(std::vector<long long>(at(from_head), picker.picked.end())));
         tx.commit();
         remember_lease(std::stoll(lease_id), until, picker.picked, p);
-        return rows.to_batch(db_name_);
+        auto out = rows.to_batch(db_name_);
+        auto* b = static_cast<RowBatch*>(out.get());
+        b->claimed_for = p;
+        b->cursor = cursor;
+        return out;
     });
     if ((opts_.retention_ms > 0 && !opts_.keep_published) && host().monotonic_us() >= next_purge_us_.load()) {
         next_purge_us_ = host().monotonic_us() + std::clamp<int64_t>(opts_.retention_ms / 2, 1000, 60'000) * 1000;

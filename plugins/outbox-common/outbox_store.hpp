@@ -53,6 +53,7 @@ public:
     void migrate() override;
     void append(std::span<const sw_event> events, std::span<sw_result> out) override;
     std::unique_ptr<sdk::Batch> claim(std::string_view pipeline, size_t limit, int64_t lease_ms) override;
+    std::unique_ptr<sdk::Batch> claim_next(const sdk::Batch& prev, size_t limit, int64_t lease_ms) override;
     void complete(std::span<const int64_t> row_ids, std::span<const sw_result> results) override;
     void release_leases(std::span<const int64_t> row_ids) override;
     sdk::Stats stats(std::string_view pipeline) override;
@@ -124,12 +125,24 @@ private:
     // A claim's choice, made in one pass over the pending rows in id order.
     struct Picker {
         std::unordered_set<long long> leased;       // rows of live leases, anyone's
+        std::unordered_set<long long> assumed;      // claim_next: prev's rows, taken as settled OK
         std::unordered_set<std::string> blocked;    // keys held back by an earlier row
         std::vector<long long> picked;
+        long long seen = 0;                         // the largest id looked at
         bool take(long long id, const std::string* key, bool blocks);  // key: nullptr when none
     };
-    void pick_more(soci::session& s, const std::string& pipeline, size_t limit, long long now, long long after,
-                   Picker& picker);
+    // Where a claimed batch ends, for the claim_next after it.
+    struct Continuation {
+        std::string pipeline;
+        long long cursor = 0;  // every pending row up to this id was looked at
+        std::vector<long long> rows;
+    };
+    std::unique_ptr<sdk::Batch> claim_rows(std::string_view pipeline, size_t limit, int64_t lease_ms,
+                                           const Continuation* after);
+    // Narrow reads (id, key, blocks; no payloads) of the pending rows in (after, upto], in chunks,
+    // until `limit` rows are picked or the range ends.
+    void pick_range(soci::session& s, const std::string& pipeline, size_t limit, long long now, long long after,
+                    long long upto, Picker& picker);
     // The live leases (until > now) of every instance.
     struct Lease {
         long long id = 0;

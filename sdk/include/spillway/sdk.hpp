@@ -218,6 +218,11 @@ public:
     // Throw Error(SW_FULL, ...) when the backlog bound would be passed.
     virtual void append(std::span<const sw_event> events, std::span<sw_result> out) = 0;
     virtual std::unique_ptr<Batch> claim(std::string_view pipeline, size_t limit, int64_t lease_ms) = 0;
+    // The batch after `prev` (one of this store's unsettled claims), as claim would hand it out once
+    // prev's rows were all settled OK: see sw_store_vtable.claim_next. Optional.
+    virtual std::unique_ptr<Batch> claim_next(const Batch& /*prev*/, size_t /*limit*/, int64_t /*lease_ms*/) {
+        throw Error(SW_UNSUPPORTED, "claim_next is not supported");
+    }
     virtual void complete(std::span<const int64_t> row_ids, std::span<const sw_result> results) = 0;
     virtual void release_leases(std::span<const int64_t> row_ids) = 0;
     virtual Stats stats(std::string_view pipeline) = 0;
@@ -391,6 +396,19 @@ sw_status store_claim(sw_instance* p, const char* pipeline, size_t limit, int64_
     return guard(s->api, s->ctx, SW_RETRY, [&] { fill_batch(s->object->claim(pipeline, limit, lease_ms), out); });
 }
 template <class T>
+sw_status store_claim_next(sw_instance* p, const sw_batch* prev, size_t limit, int64_t lease_ms, sw_batch* out) noexcept {
+    auto* s = self<T>(p);
+    out->events = nullptr;
+    out->n = 0;
+    out->plugin_data = nullptr;
+    return guard(s->api, s->ctx, SW_RETRY, [&] {
+        // No batch at all still reaches the store: one without claim_next says UNSUPPORTED to it.
+        static const Batch none;
+        const Batch& from = prev && prev->plugin_data ? *static_cast<const Batch*>(prev->plugin_data) : none;
+        fill_batch(s->object->claim_next(from, limit, lease_ms), out);
+    });
+}
+template <class T>
 void store_release_batch(sw_instance*, sw_batch* batch) noexcept {
     delete static_cast<Batch*>(batch->plugin_data);
     batch->plugin_data = nullptr;
@@ -455,7 +473,7 @@ const sw_store_vtable* store_vtable() noexcept {
         sizeof(sw_store_vtable), &create<T>, &validate<T>, &start<T>, &stop<T>, &destroy<T>, &health<T>,
         &store_migrate<T>, &store_append<T>, &store_claim<T>, &store_release_batch<T>, &store_complete<T>,
         &store_release_leases<T>, &store_stats<T>, &store_pending_keys<T>, &store_list_dead<T>,
-        &store_replay_dead<T>, &store_purge_dead<T>, {}};
+        &store_replay_dead<T>, &store_purge_dead<T>, &store_claim_next<T>, {}};
     return &vt;
 }
 

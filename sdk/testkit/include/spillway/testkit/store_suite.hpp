@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <map>
 #include <memory>
@@ -148,6 +149,45 @@ inline std::vector<Row> claim(StoreInstance& s, const std::string& pipeline, siz
     std::vector<Row> rows = copy_batch(b);
     if (st == SW_OK) s.vt().release_batch(s.get(), &b);
     return rows;
+}
+
+// A claimed batch kept out (unreleased), as the relay keeps one while it is sent: what claim_next
+// goes on from.
+class HeldBatch {
+public:
+    // claim(pipeline, limit); with `prev`, claim_next(prev, limit).
+    HeldBatch(StoreInstance& s, const std::string& pipeline, size_t limit, const HeldBatch* prev = nullptr)
+        : s_(s) {
+        status_ = prev ? s.vt().claim_next(s.get(), &prev->b_, limit, 30'000, &b_)
+                       : s.vt().claim(s.get(), pipeline.c_str(), limit, 30'000, &b_);
+        if (status_ != SW_OK) error_ = s.host().last_error();
+        rows_ = copy_batch(b_);
+    }
+    ~HeldBatch() {
+        if (status_ == SW_OK) s_.vt().release_batch(s_.get(), &b_);
+    }
+    HeldBatch(const HeldBatch&) = delete;
+    HeldBatch& operator=(const HeldBatch&) = delete;
+    sw_status status() const { return status_; }
+    const std::string& error() const { return error_; }
+    const std::vector<Row>& rows() const { return rows_; }
+
+private:
+    StoreInstance& s_;
+    sw_batch b_{sizeof(sw_batch), nullptr, 0, nullptr};
+    sw_status status_ = SW_OK;
+    std::string error_;
+    std::vector<Row> rows_;
+};
+
+// True when the store implements claim_next (optional since ABI 1.1).
+inline bool has_claim_next(StoreInstance& s) {
+    if (s.vt().struct_size < offsetof(sw_store_vtable, claim_next) + sizeof(void*) || !s.vt().claim_next) return false;
+    sw_batch none{sizeof(sw_batch), nullptr, 0, nullptr}, out{sizeof(sw_batch), nullptr, 0, nullptr};
+    const sw_status st = s.vt().claim_next(s.get(), &none, 1, 1000, &out);
+    if (st == SW_OK) s.vt().release_batch(s.get(), &out);
+    (void)s.host().last_error();
+    return st != SW_UNSUPPORTED;
 }
 
 inline std::vector<Row> list_dead(StoreInstance& s, const std::string& pipeline, int64_t after = 0, size_t limit = 1000) {
@@ -343,6 +383,83 @@ TEST_P(StoreConformance, LaterRowsOfAKeyWaitForAnEarlierRowLeasedHere) {
     ASSERT_EQ(append(*s, {ev("a-1", "A"), ev("a-2", "A"), ev("b-1", "B")}), SW_OK);
     EXPECT_EQ(event_ids(claim(*s, "orders", 1)), (std::vector<std::string>{"a-1"}));
     EXPECT_EQ(event_ids(claim(*s, "orders", 10)), (std::vector<std::string>{"b-1"}));
+}
+
+TEST_P(StoreConformance, ClaimNextGoesOnAsIfTheBatchOutWereSettled) {
+    // The relay claims the next batch while the last is being sent: the rows out hold no key back
+    // (the relay keeps their order itself) and are not handed out again.
+    auto s = open();
+    if (!has_claim_next(*s)) GTEST_SKIP() << "claim_next is optional";
+    auto other = open();
+    ASSERT_EQ(append(*s, {ev("a-1", "A"), ev("a-2", "A"), ev("b-1", "B"), ev("a-3", "A"), ev("a-4", "A"),
+                          ev("n-1", "", false), ev("a-5", "A"), ev("a-6", "A")}),
+              SW_OK);
+    HeldBatch first(*s, "orders", 3);
+    ASSERT_EQ(first.status(), SW_OK) << first.error();
+    EXPECT_EQ(event_ids(first.rows()), (std::vector<std::string>{"a-1", "a-2", "b-1"}));
+    HeldBatch second(*s, "orders", 3, &first);
+    ASSERT_EQ(second.status(), SW_OK) << second.error();
+    EXPECT_EQ(event_ids(second.rows()), (std::vector<std::string>{"a-3", "a-4", "n-1"}));
+    // The relay settles each batch before it claims past the next one.
+    ASSERT_EQ(complete(*s, first.rows(), SW_OK), SW_OK) << s->host().last_error();
+    HeldBatch third(*s, "orders", 10, &second);
+    ASSERT_EQ(third.status(), SW_OK) << third.error();
+    EXPECT_EQ(event_ids(third.rows()), (std::vector<std::string>{"a-5", "a-6"}));
+    HeldBatch none(*s, "orders", 10, &third);
+    ASSERT_EQ(none.status(), SW_OK) << none.error();
+    EXPECT_TRUE(none.rows().empty());
+    // For everyone else they are leased rows like any: nothing to claim.
+    EXPECT_TRUE(claim(*other, "orders", 10).empty());
+    EXPECT_EQ(stats(*s, "orders").leased, 5);
+    for (const HeldBatch* b : {&second, &third}) ASSERT_EQ(complete(*s, b->rows(), SW_OK), SW_OK);
+    EXPECT_EQ(stats(*s, "orders").pending, 0);
+}
+
+TEST_P(StoreConformance, ClaimNextStillHoldsBackWhatHeldAKeyBack) {
+    auto s = open();
+    if (!has_claim_next(*s)) GTEST_SKIP() << "claim_next is optional";
+    auto other = open();
+    ASSERT_EQ(append(*s, {ev("a-1", "A"), ev("b-1", "B"), ev("a-2", "A"), ev("b-2", "B"), ev("c-1", "C")}), SW_OK);
+    EXPECT_EQ(event_ids(claim(*other, "orders", 1)), (std::vector<std::string>{"a-1"}));
+    HeldBatch first(*s, "orders", 1);
+    ASSERT_EQ(first.status(), SW_OK) << first.error();
+    EXPECT_EQ(event_ids(first.rows()), (std::vector<std::string>{"b-1"}));
+    HeldBatch next(*s, "orders", 10, &first);
+    ASSERT_EQ(next.status(), SW_OK) << next.error();
+    EXPECT_EQ(event_ids(next.rows()), (std::vector<std::string>{"b-2", "c-1"})) << "a-2 waits for a-1, leased elsewhere";
+}
+
+TEST_P(StoreConformance, ClaimNextTakesAnEarlierRowThatBecameFree) {
+    // A row the last claim passed over (leased elsewhere then, or committed since under a smaller
+    // id) comes before the later rows of its key in the next batch.
+    auto s = open();
+    if (!has_claim_next(*s)) GTEST_SKIP() << "claim_next is optional";
+    auto other = open();
+    ASSERT_EQ(append(*s, {ev("a-1", "A"), ev("b-1", "B"), ev("a-2", "A"), ev("b-2", "B"), ev("a-3", "A")}), SW_OK);
+    const auto elsewhere = claim(*other, "orders", 1);
+    ASSERT_EQ(event_ids(elsewhere), (std::vector<std::string>{"a-1"}));
+    HeldBatch first(*s, "orders", 10);
+    ASSERT_EQ(first.status(), SW_OK) << first.error();
+    EXPECT_EQ(event_ids(first.rows()), (std::vector<std::string>{"b-1", "b-2"}));
+    std::vector<int64_t> ids{elsewhere[0].row_id};
+    ASSERT_EQ(other->vt().release_leases(other->get(), ids.data(), ids.size()), SW_OK) << other->host().last_error();
+    HeldBatch next(*s, "orders", 10, &first);
+    ASSERT_EQ(next.status(), SW_OK) << next.error();
+    EXPECT_EQ(event_ids(next.rows()), (std::vector<std::string>{"a-1", "a-2", "a-3"}));
+    EXPECT_EQ(next.rows()[0].payload, elsewhere[0].payload) << "whole rows, payload included";
+}
+
+TEST_P(StoreConformance, ClaimNextRefusesABatchItDidNotClaim) {
+    auto s = open();
+    if (!has_claim_next(*s)) GTEST_SKIP() << "claim_next is optional";
+    ASSERT_EQ(append(*s, {ev("d-1", "A")}), SW_OK);
+    auto rows = claim(*s, "orders", 1);
+    ASSERT_EQ(complete(*s, rows, SW_REJECT, "poison"), SW_OK);
+    sw_batch dead{sizeof(sw_batch), nullptr, 0, nullptr}, out{sizeof(sw_batch), nullptr, 0, nullptr};
+    ASSERT_EQ(s->vt().list_dead(s->get(), "orders", 0, 10, &dead), SW_OK);
+    EXPECT_NE(s->vt().claim_next(s->get(), &dead, 10, 1000, &out), SW_OK);
+    EXPECT_FALSE(s->host().last_error().empty());
+    s->vt().release_batch(s->get(), &dead);
 }
 
 TEST_P(StoreConformance, ManyBlockedRowsDoNotHideLaterKeys) {
