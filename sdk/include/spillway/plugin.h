@@ -277,9 +277,10 @@ typedef struct sw_store_vtable {
      * prev's pipeline as claim would once every row of `prev` were settled OK, while prev is still
      * out: prev's rows hold no key back and are not claimed again; anything else that holds a key
      * back still does, earlier batches still out included. `prev` is a batch this instance handed
-     * out through claim or claim_next (possibly empty) and has not released. It lets the relay claim the next batch while the last one is being sent; the
-     * relay sends the new batch only once prev's results are in, and gives back (release_leases)
-     * its events of any key prev failed to deliver, so order per key holds. */
+     * out through claim or claim_next (possibly empty) and has not released. It lets the relay
+     * claim the next batch while the last one is being sent; the relay sends the new batch only
+     * once prev's results are in, and gives back (release_leases) its events of any key prev
+     * failed to deliver, so order per key holds. */
     sw_status (*claim_next)(sw_instance *self, const sw_batch *prev, size_t limit, int64_t lease_ms,
                             sw_batch *out);
     void *reserved[3];
