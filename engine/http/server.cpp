@@ -35,6 +35,8 @@ void describe_metrics(observe::Metrics& m) {
         {"outbox_delay_seconds", "Time from accept to relay delivery for events that went through the outbox"},
         {"relay_published_total", "Outbox rows the relay delivered to Kafka"},
         {"relay_failures_total", "Outbox rows the relay could not deliver and will retry"},
+        {"relay_claimed_ahead_total", "Batches the relay claimed while the one before was being sent (a drain)"},
+        {"relay_held_back_total", "Outbox rows given back unsent because an earlier row of their key just failed"},
         {"relay_interval_seconds", "The relay's current poll interval"},
         {"relay_wakeups_total", "Relay wake-ups, by cause"},
         {"dead_letters_total", "Rows moved to the dead letters"},

@@ -1,6 +1,8 @@
 // A pipeline's lifecycle and what it reports; publishing is in publisher.cpp, the relay in relay.cpp.
 #include "engine/pipeline/pipeline.hpp"
 
+#include <cstddef>
+
 #include "engine/observe/log.hpp"
 
 namespace spillway::pipeline {
@@ -31,6 +33,7 @@ Pipeline::~Pipeline() { stop(); }
 void Pipeline::start() {
     seed_sticky_keys();
     stopping_ = false;
+    overlap_ = store_.has_slot(offsetof(sw_store_vtable, claim_next));
     relay_ = std::thread([this] { relay_loop(); });
     accepting_ = true;
     log_->info("pipeline {} running ({}, sink {}, store {}, doorbell {}, scheduler {})", spec_.name,

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -68,7 +69,26 @@ private:
 
     // relay.cpp
     void relay_loop();
+    // A claimed batch, given back to the store plugin that owns its memory whatever happens.
+    class Claimed {
+        const sw_store_vtable* vt_;
+        sw_instance* store_;
+
+    public:
+        Claimed(const sw_store_vtable& vt, sw_instance* store) : vt_(&vt), store_(store) {}
+        ~Claimed();
+        Claimed(Claimed&& o) noexcept;
+        Claimed& operator=(Claimed&& o) noexcept;
+        size_t size() const { return batch.n; }
+        std::span<const sw_event> events() const { return {batch.events, batch.n}; }
+        sw_batch batch{sizeof(sw_batch), nullptr, 0, nullptr};
+    };
     size_t relay_round(int& status, bool probe);
+    size_t drain(Claimed first, int& status);
+    sw_status claim(Claimed& out, size_t limit, const Claimed* prev);
+    std::vector<sw_result> send_claimed(std::span<const sw_event> events, bool probe);
+    size_t settle(std::span<const sw_event> events, const std::vector<sw_result>& results, bool probe, int& status);
+    void release(std::span<const int64_t> ids);
     void note_fatal(const plugin::Instance::Use& use, sw_status call, const std::vector<sw_result>& results);
     void rebuild_sink_if_fatal();
     void check_sink_fatal();
@@ -111,6 +131,7 @@ private:
     bool store_outage_logged_ = false;
     std::chrono::steady_clock::time_point last_backlog_check_{};
     bool gauges_stale_ = false;  // relay: rows moved since the backlog gauges were last read
+    bool overlap_ = true;        // relay: the store has claim_next, so a drain claims ahead
 };
 
 }  // namespace spillway::pipeline

@@ -7,6 +7,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <future>
+#include <optional>
+#include <unordered_set>
 
 namespace spillway::pipeline {
 
@@ -15,15 +18,6 @@ int64_t now_us() {
     return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// Gives a claimed batch back to the plugin that owns its memory, whatever happens.
-struct BatchGuard {
-    const sw_store_vtable& vt;
-    sw_instance* store;
-    sw_batch batch{};
-    ~BatchGuard() {
-        if (batch.plugin_data || batch.events) vt.release_batch(store, &batch);
-    }
-};
 }  // namespace
 
 bool Pipeline::seed_sticky_keys() {
@@ -103,34 +97,56 @@ void Pipeline::rebuild_sink_if_fatal() {
     }
 }
 
-size_t Pipeline::relay_round(int& status, bool probe) {
+Pipeline::Claimed::~Claimed() {
+    if (batch.plugin_data || batch.events) vt_->release_batch(store_, &batch);
+}
+
+Pipeline::Claimed::Claimed(Claimed&& o) noexcept : vt_(o.vt_), store_(o.store_), batch(o.batch) {
+    o.batch = sw_batch{sizeof(sw_batch), nullptr, 0, nullptr};
+}
+
+Pipeline::Claimed& Pipeline::Claimed::operator=(Claimed&& o) noexcept {
+    if (this != &o) {
+        if (batch.plugin_data || batch.events) vt_->release_batch(store_, &batch);
+        vt_ = o.vt_, store_ = o.store_, batch = o.batch;
+        o.batch = sw_batch{sizeof(sw_batch), nullptr, 0, nullptr};
+    }
+    return *this;
+}
+
+// claim, or claim_next after `prev`; logs the store's outages once each.
+sw_status Pipeline::claim(Claimed& out, size_t limit, const Claimed* prev) {
     const auto& store = store_.vt<sw_store_vtable>();
-    BatchGuard guard{store, store_.get()};
-    guard.batch.struct_size = sizeof(sw_batch);
-    const size_t limit = probe ? 1 : static_cast<size_t>(spec_.batch_size);
-    auto claim_scope = store_.call("claim");
-    const sw_status claimed = store.claim(store_.get(), spec_.name.c_str(), limit, spec_.lease_ms, &guard.batch);
-    if (claimed != SW_OK) {
-        status = claimed;
-        const std::string why = store_.describe(claimed);
+    auto scope = store_.call(prev ? "claim_next" : "claim");
+    const sw_status st = prev ? store.claim_next(store_.get(), &prev->batch, limit, spec_.lease_ms, &out.batch)
+                              : store.claim(store_.get(), spec_.name.c_str(), limit, spec_.lease_ms, &out.batch);
+    if (st == SW_UNSUPPORTED && prev) {
+        (void)store_.host().take_error();
+        return st;
+    }
+    if (st != SW_OK) {
+        const std::string why = store_.describe(st);
         if (!store_outage_logged_) log_->warn("cannot claim from the outbox: {}", why);
         store_outage_logged_ = true;
         std::lock_guard lock(error_mutex_);
         last_error_ = "outbox: " + why;
-        return 0;
+        return st;
     }
     if (store_outage_logged_) log_->info("outbox reachable again");
     store_outage_logged_ = false;
-    const size_t n = guard.batch.n;
-    if (n == 0) return 0;
+    return SW_OK;
+}
 
-    std::vector<sw_result> results(n);
+// Sends events from the outbox and waits for their reports. Touches only the sink, so the relay
+// may run it on a second thread while it works the store.
+std::vector<sw_result> Pipeline::send_claimed(std::span<const sw_event> events, bool probe) {
+    std::vector<sw_result> results(events.size());
     const int64_t timeout = probe ? kProbeIntervalMs * 2 : std::max<int64_t>(spec_.direct_timeout_ms, 5000);
     sw_status sent;
     {
         auto use = sink_.use();
         auto send_scope = sink_.call("send");
-        sent = sink_.vt<sw_sink_vtable>().send(use.get(), guard.batch.events, n, results.data(),
+        sent = sink_.vt<sw_sink_vtable>().send(use.get(), events.data(), events.size(), results.data(),
                                                std::min(timeout, spec_.shutdown_timeout_ms));
         note_fatal(use, sent, results);
     }
@@ -142,14 +158,31 @@ size_t Pipeline::relay_round(int& status, bool probe) {
             std::snprintf(r.message, sizeof r.message, "%s", why.c_str());
         }
     }
+    return results;
+}
 
+// Gives leases back without an attempt: a probe's row while Kafka is down, or events held back
+// or never sent.
+void Pipeline::release(std::span<const int64_t> ids) {
+    if (ids.empty()) return;
+    auto scope = store_.call("release_leases");
+    const sw_status st = store_.vt<sw_store_vtable>().release_leases(store_.get(), ids.data(), ids.size());
+    // The rows stay leased until the lease runs out, then go again, in order.
+    if (st != SW_OK) log_->warn("cannot give back {} lease(s): {}", ids.size(), store_.describe(st));
+}
+
+// Settles what a send reported: OK deleted, RETRY backed off, REJECT parked; and everything that
+// follows from it (metrics, sticky keys, the circuit).
+size_t Pipeline::settle(std::span<const sw_event> events, const std::vector<sw_result>& results, bool probe,
+                        int& status) {
+    const size_t n = events.size();
     std::vector<int64_t> ids(n);
     size_t ok = 0, failed = 0, rejected = 0;
     const int64_t now = now_us();
     std::vector<double> delays;
     delays.reserve(n);
     for (size_t i = 0; i < n; ++i) {
-        const sw_event& e = guard.batch.events[i];
+        const sw_event& e = events[i];
         ids[i] = e.row_id;
         if (results[i].status == SW_OK) {
             ++ok;
@@ -164,6 +197,7 @@ size_t Pipeline::relay_round(int& status, bool probe) {
 
     metrics_.observe_each("outbox_delay_seconds", labels_, delays);
 
+    const auto& store = store_.vt<sw_store_vtable>();
     sw_status settled;
     if (probe && ok == 0 && rejected == 0) {
         // Kafka is known to be down: give the row back untouched rather than count an attempt.
@@ -182,7 +216,7 @@ size_t Pipeline::relay_round(int& status, bool probe) {
     log_->debug("relay round{}: {} claimed, {} delivered, {} to retry, {} dead", probe ? " (probe)" : "", n, ok, failed,
                 rejected);
     for (size_t i = 0; i < n; ++i) {
-        const sw_event& e = guard.batch.events[i];
+        const sw_event& e = events[i];
         if (e.key.ptr && (results[i].status == SW_OK || results[i].status == SW_REJECT))
             sticky_.settle(std::string(e.key.ptr, e.key.len));
     }
@@ -211,6 +245,97 @@ size_t Pipeline::relay_round(int& status, bool probe) {
         }
     }
     return n;
+}
+
+size_t Pipeline::relay_round(int& status, bool probe) {
+    const size_t limit = probe ? 1 : static_cast<size_t>(spec_.batch_size);
+    Claimed batch(store_.vt<sw_store_vtable>(), store_.get());
+    const sw_status claimed = claim(batch, limit, nullptr);
+    if (claimed != SW_OK) {
+        status = claimed;
+        return 0;
+    }
+    const size_t n = batch.size();
+    if (n == 0) return 0;
+    if (!probe && n == limit && overlap_) return drain(std::move(batch), status);
+    return settle(batch.events(), send_claimed(batch.events(), probe), probe, status);
+}
+
+// A full batch means a backlog: from here each batch is sent while, on this thread, the one before
+// is settled and the next claimed (claim_next), so the store's round trips hide behind Kafka's.
+// Order per key: a batch is sent only once the one before has reported, and its events of a key
+// that batch failed to deliver are given back unsent (they follow the failed event when it is
+// retried). The run ends with a batch that is not full, the first failure, or shutdown. Returns
+// the size of the last claim, as a single round would, for the scheduler.
+size_t Pipeline::drain(Claimed first, int& status) {
+    const size_t limit = static_cast<size_t>(spec_.batch_size);
+    Claimed cur = std::move(first);
+    std::vector<sw_event> cur_subset;  // cur without what is held back, when something is
+    std::span<const sw_event> cur_events = cur.events();
+    struct Sent {
+        Claimed batch;
+        std::vector<sw_event> subset;
+        std::span<const sw_event> events;
+        std::vector<sw_result> results;
+    };
+    std::optional<Sent> prev;
+    size_t last = cur.size();
+    bool go_on = true;
+    for (;;) {
+        auto sending = std::async(std::launch::async, [this, cur_events] { return send_claimed(cur_events, false); });
+        if (prev) settle(prev->events, prev->results, false, status), prev.reset();
+        Claimed next(store_.vt<sw_store_vtable>(), store_.get());
+        bool have_next = false;
+        if (go_on && status == SW_OK && !stopping_) {
+            const sw_status st = claim(next, limit, &cur);
+            if (st == SW_UNSUPPORTED) {
+                overlap_ = false;
+                log_->info("{} cannot claim ahead (no claim_next); the relay claims one batch at a time", store_.id());
+            } else if (st != SW_OK) {
+                status = st;
+            }
+            if (st == SW_OK) last = next.size();
+            if (st == SW_OK && next.size()) metrics_.add("relay_claimed_ahead_total", labels_);
+            have_next = st == SW_OK && next.size() > 0;
+        }
+        std::vector<sw_result> results = sending.get();
+        std::unordered_set<std::string> failed_keys;
+        bool failed = false;
+        for (size_t i = 0; i < results.size(); ++i) {
+            if (results[i].status == SW_OK || results[i].status == SW_REJECT) continue;
+            failed = true;
+            const sw_event& e = cur_events[i];
+            if (e.key.ptr) failed_keys.emplace(e.key.ptr, e.key.len);
+        }
+        prev = Sent{std::move(cur), std::move(cur_subset), cur_events, std::move(results)};
+        if (!have_next) break;
+        cur = std::move(next);
+        cur_subset.clear();
+        cur_events = cur.events();
+        std::vector<int64_t> held;
+        if (!failed_keys.empty()) {
+            for (const sw_event& e : cur_events) {
+                if (e.key.ptr && failed_keys.count(std::string(e.key.ptr, e.key.len))) held.push_back(e.row_id);
+                else cur_subset.push_back(e);
+            }
+            if (!held.empty()) {
+                cur_events = cur_subset;
+                metrics_.add("relay_held_back_total", labels_, static_cast<double>(held.size()));
+            }
+        }
+        if (stopping_) {
+            // Shutdown: what was claimed ahead goes back unsent.
+            for (const sw_event& e : cur_events) held.push_back(e.row_id);
+            cur_events = {};
+        }
+        release(held);
+        if (cur_events.empty()) break;
+        // Half-open is the drain after an outage: it goes on as when closed.
+        go_on = !failed && cur.size() == limit && circuit_.state() != Circuit::State::Open;
+    }
+    if (prev) settle(prev->events, prev->results, false, status);
+    gauges_stale_ = true;
+    return last;
 }
 
 void Pipeline::relay_loop() {
