@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/abi-baseline/check.sh <example plugin .so> <abi surface .so>
 #
-# The ABI freeze: abidw each built object and abidiff it against the stored v1.0 baseline
+# The ABI freeze: abidw each built object and abidiff it against the stored baseline (ABI 1.1 since claim_next)
 # (<name>.abi next to this script). Any difference fails with abidiff's report, which names the
 # changed type, member, offset or signature. Exit 77 (CTest: skipped) only when abigail-tools is
 # not installed (Debian: apt-get install abigail-tools; tools/dev setup does it).
@@ -44,10 +44,10 @@ check() {  # <name> <built object>
   local rc=0
   abidiff --no-unreferenced-symbols "$baseline" "$work/$name.abi" >"$work/$name.diff" 2>&1 || rc=$?
   if [ $rc -eq 0 ]; then
-    echo "ok: $name matches the v1.0 baseline"
+    echo "ok: $name matches the stored ABI baseline"
   else
     # abidiff's exit code is a bit set: 1 error, 2 usage, 4 ABI change, 8 incompatible change.
-    echo "FAIL: $name differs from the frozen v1.0 ABI (abidiff exit $rc):" >&2
+    echo "FAIL: $name differs from the stored ABI baseline (abidiff exit $rc):" >&2
     cat "$work/$name.diff" >&2
     echo "If the change is intended (slots appended, SW_ABI_MINOR bumped), refresh the baseline with" >&2
     echo "  $here/check.sh --update <plugin .so> <surface .so>   and have the .abi diff reviewed." >&2
