@@ -80,6 +80,7 @@ struct Pipeline {
     std::string topic;                 // default topic for events that name none
     int64_t direct_timeout_ms = 2000;  // how long a direct publish waits for Kafka's report
     int64_t batch_size = 100;          // relay claim limit
+    bool claim_ahead = true;           // a draining relay claims the next batch during a send
     int64_t lease_ms = 30000;          // how long a claimed row stays ours
     int64_t circuit_threshold = 3;     // consecutive direct failures that open the circuit
     int64_t shutdown_timeout_ms = 10000;

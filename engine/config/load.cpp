@@ -416,11 +416,14 @@ private:
                     if (auto i = positive_int(v, kpath)) p.batch_size = *i;
                 } else if (key == "circuit_threshold") {
                     if (auto i = positive_int(v, kpath)) p.circuit_threshold = *i;
+                } else if (key == "claim_ahead") {
+                    if (auto b = v.as_boolean()) p.claim_ahead = b->get();
+                    else error(v, kpath, std::string("expected true or false, got ") + type_name(v));
                 } else if (key == "on_reject") {
                     if (auto s = one_of(v, kpath, {"refuse", "dead-letter"})) p.dead_letter_rejects = *s == "dead-letter";
                 } else {
                     error(v, kpath, "unknown key; a pipeline takes sink, store, notifier, scheduler, mode, topic, "
-                                    "direct_timeout, batch_size, lease, circuit_threshold, shutdown_timeout, on_reject");
+                                    "direct_timeout, batch_size, claim_ahead, lease, circuit_threshold, shutdown_timeout, on_reject");
                 }
             }
             for (const char* kind : kKinds)

@@ -33,7 +33,7 @@ Pipeline::~Pipeline() { stop(); }
 void Pipeline::start() {
     seed_sticky_keys();
     stopping_ = false;
-    overlap_ = store_.has_slot(offsetof(sw_store_vtable, claim_next));
+    overlap_ = spec_.claim_ahead && store_.has_slot(offsetof(sw_store_vtable, claim_next));
     relay_ = std::thread([this] { relay_loop(); });
     accepting_ = true;
     log_->info("pipeline {} running ({}, sink {}, store {}, doorbell {}, scheduler {})", spec_.name,
