@@ -33,7 +33,9 @@ Pipeline::~Pipeline() { stop(); }
 void Pipeline::start() {
     seed_sticky_keys();
     stopping_ = false;
-    overlap_ = spec_.claim_ahead && store_.has_slot(offsetof(sw_store_vtable, claim_next));
+    // Claiming ahead calls the store from two threads at once and the sink beside it.
+    overlap_ = spec_.claim_ahead && store_.has_slot(offsetof(sw_store_vtable, claim_next)) &&
+               store_.binding().library->thread_safe() && sink_.binding().library->thread_safe();
     relay_ = std::thread([this] { relay_loop(); });
     accepting_ = true;
     log_->info("pipeline {} running ({}, sink {}, store {}, doorbell {}, scheduler {})", spec_.name,

@@ -261,8 +261,9 @@ size_t Pipeline::relay_round(int& status, bool probe) {
     return settle(batch.events(), send_claimed(batch.events(), probe), probe, status);
 }
 
-// A full batch means a backlog: from here each batch is sent while, on this thread, the one before
-// is settled and the next claimed (claim_next), so the store's round trips hide behind Kafka's.
+// A full batch means a backlog: from here each batch is sent while the one before is settled and
+// the next claimed (claim_next), each on its own thread and connection, so the store's round trips
+// hide behind Kafka's and behind each other.
 // Order per key: a batch is sent only once the one before has reported, and its events of a key
 // that batch failed to deliver are given back unsent (they follow the failed event when it is
 // retried). The run ends with a batch that is not full, the first failure, or shutdown. Returns
@@ -283,7 +284,14 @@ size_t Pipeline::drain(Claimed first, int& status) {
     bool go_on = true;
     for (;;) {
         auto sending = std::async(std::launch::async, [this, cur_events] { return send_claimed(cur_events, false); });
-        if (prev) settle(prev->events, prev->results, false, status), prev.reset();
+        // The last batch delivered in full (else this run would have ended): its completion goes
+        // beside the claim, which takes its rows as settled (claim_next).
+        int settled = SW_OK;
+        std::future<void> settling;
+        if (prev)
+            settling = std::async(std::launch::async, [this, &prev, &settled] {
+                settle(prev->events, prev->results, false, settled);
+            });
         Claimed next(store_.vt<sw_store_vtable>(), store_.get());
         bool have_next = false;
         if (go_on && status == SW_OK && !stopping_) {
@@ -298,6 +306,9 @@ size_t Pipeline::drain(Claimed first, int& status) {
             if (st == SW_OK && next.size()) metrics_.add("relay_claimed_ahead_total", labels_);
             have_next = st == SW_OK && next.size() > 0;
         }
+        if (settling.valid()) settling.get();
+        if (settled != SW_OK) status = settled;
+        prev.reset();
         std::vector<sw_result> results = sending.get();
         std::unordered_set<std::string> failed_keys;
         bool failed = false;

@@ -166,6 +166,7 @@ struct RowBatch : sdk::Batch {
     // Set on a claimed batch (not on a list of dead letters): where claim_next goes on from.
     std::string claimed_for;  // the pipeline
     long long cursor = 0;
+    std::vector<long long> after_rows;  // claim_next: the rows of the batch this one follows
 };
 
 }  // namespace
@@ -666,10 +667,12 @@ bool OutboxStore::last_claim_was_full(std::string_view pipeline) {
 
 namespace {
 // A claim that found nothing still says where it looked, for a claim_next after it.
-std::unique_ptr<sdk::Batch> nothing_claimed(std::string_view pipeline, long long cursor) {
+std::unique_ptr<sdk::Batch> nothing_claimed(std::string_view pipeline, long long cursor,
+                                            const std::vector<long long>* after_rows) {
     auto b = std::make_unique<RowBatch>();
     b->claimed_for = pipeline;
     b->cursor = cursor;
+    if (after_rows) b->after_rows = *after_rows;
     return b;
 }
 }  // namespace
@@ -682,9 +685,10 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_next(const sdk::Batch& prev, size
     const auto* b = dynamic_cast<const RowBatch*>(&prev);
     if (!b || b->claimed_for.empty())
         throw sdk::Error(SW_REJECT, std::string(db_name_) + ": claim_next: prev is not a batch this store claimed");
-    Continuation after{b->claimed_for, b->cursor, {}};
-    after.rows.reserve(b->events.size());
-    for (const sw_event& e : b->events) after.rows.push_back(e.row_id);
+    // prev's rows, and the rows of the batch prev follows: the relay may still be settling that one.
+    Continuation after{b->claimed_for, b->cursor, b->after_rows, {}};
+    for (const sw_event& e : b->events) after.own.push_back(e.row_id);
+    after.rows.insert(after.rows.end(), after.own.begin(), after.own.end());
     return claim_rows(after.pipeline, limit, lease_ms, &after);
 }
 
@@ -696,7 +700,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_next(const sdk::Batch& prev, size
 std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_name, size_t limit, int64_t lease_ms,
                                                     const Continuation* prev) {
     const long long from = prev ? prev->cursor : 0;
-    if (limit == 0) return nothing_claimed(pipeline_name, from);
+    if (limit == 0) return nothing_claimed(pipeline_name, from, prev ? &prev->own : nullptr);
     auto batch = with_session("claim", [&](soci::session& s) -> std::unique_ptr<sdk::Batch> {
         const long long now = host().now_unix_us();
         std::string p(pipeline_name);
@@ -705,7 +709,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_na
             long long now1 = now, now2 = now;
             int due = 0;
             s << due_sql_, soci::use(p, "p"), soci::use(now1, "now1"), soci::use(now2, "now2"), soci::into(due);
-            if (!s.got_data()) return nothing_claimed(p, from);
+            if (!s.got_data()) return nothing_claimed(p, from, nullptr);
         }
         Tx tx(s, begin_lease_change_sql());
         if (now >= next_lease_sweep_us_.load()) {
@@ -761,7 +765,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_na
         const long long cursor = std::max(picker.seen, from);
         if (picker.picked.empty()) {
             tx.commit();
-            return nothing_claimed(p, cursor);
+            return nothing_claimed(p, cursor, prev ? &prev->own : nullptr);
         }
         std::string me = owner_, ids = encode_ids(picker.picked);
         long long until = now + std::max<int64_t>(lease_ms, 1) * 1000;
@@ -792,6 +796,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_na
         auto* b = static_cast<RowBatch*>(out.get());
         b->claimed_for = p;
         b->cursor = cursor;
+        if (prev) b->after_rows = prev->own;
         return out;
     });
     if ((opts_.retention_ms > 0 && !opts_.keep_published) && host().monotonic_us() >= next_purge_us_.load()) {
@@ -845,7 +850,7 @@ void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_
         }
     }
     with_session("complete", [&](soci::session& s) {
-        Tx tx(s, begin_lease_change_sql());
+        Tx tx(s, begin_settle_sql());
         const long long now = host().now_unix_us();
         std::vector<long long> all(row_ids.begin(), row_ids.end());
         std::unordered_set<long long> ours;

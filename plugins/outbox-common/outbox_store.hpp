@@ -81,6 +81,11 @@ protected:
     // Begins every transaction that changes leases or settles rows, serialized so that a claim
     // never reads a lease change another transaction is still making.
     virtual std::string begin_lease_change_sql() const = 0;
+    // Begins a completion. It need not wait for claims: it only ends leases and settles rows, in
+    // one commit, and a claim reading the leases before that commit and the rows after it finds
+    // them gone or backed off, never free too early. So a relay's next claim and its last
+    // completion can run at once.
+    virtual std::string begin_settle_sql() const { return begin_lease_change_sql(); }
     // DDL of schema version 1 (inside the migration transaction): create the table, or add the
     // bookkeeping columns to an adopted one, and the indexes.
     virtual void create_schema(soci::session& s) = 0;
@@ -134,8 +139,9 @@ private:
     // Where a claimed batch ends, for the claim_next after it.
     struct Continuation {
         std::string pipeline;
-        long long cursor = 0;  // every pending row up to this id was looked at
-        std::vector<long long> rows;
+        long long cursor = 0;         // every pending row up to this id was looked at
+        std::vector<long long> rows;  // taken as settled: prev's and those of the batch prev follows
+        std::vector<long long> own;   // prev's
     };
     std::unique_ptr<sdk::Batch> claim_rows(std::string_view pipeline, size_t limit, int64_t lease_ms,
                                            const Continuation* after);

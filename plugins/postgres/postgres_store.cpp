@@ -103,6 +103,9 @@ protected:
         return "BEGIN; SELECT pg_advisory_xact_lock(" + std::to_string(claim_lock_) +
                "), set_config('synchronous_commit', 'off', true)";
     }
+    std::string begin_settle_sql() const override {
+        return "BEGIN; SELECT set_config('synchronous_commit', 'off', true)";
+    }
     void lock_migrations(soci::session& s) override {
         s << "SET LOCAL client_min_messages = warning";  // no "already exists, skipping" notices
         long long key = migrate_lock_;

@@ -275,12 +275,13 @@ typedef struct sw_store_vtable {
                             size_t n, int64_t *purged);
     /* ABI 1.1, optional (NULL: the relay claims one batch at a time). Lease up to `limit` rows of
      * prev's pipeline as claim would once every row of `prev` were settled OK, while prev is still
-     * out: prev's rows hold no key back and are not claimed again; anything else that holds a key
-     * back still does, earlier batches still out included. `prev` is a batch this instance handed
-     * out through claim or claim_next (possibly empty) and has not released. It lets the relay
-     * claim the next batch while the last one is being sent; the relay sends the new batch only
-     * once prev's results are in, and gives back (release_leases) its events of any key prev
-     * failed to deliver, so order per key holds. */
+     * out: prev's rows hold no key back and are not claimed again, nor are those of the batch
+     * prev itself followed (when claim_next made prev: the relay may be settling it meanwhile);
+     * anything else that holds a key back still does. `prev` is a batch this instance handed out
+     * through claim or claim_next (possibly empty) and has not released. It lets the relay claim
+     * the next batch while the last one is being sent; the relay sends the new batch only once
+     * prev's results are in, and gives back (release_leases) its events of any key prev failed
+     * to deliver, so order per key holds. */
     sw_status (*claim_next)(sw_instance *self, const sw_batch *prev, size_t limit, int64_t lease_ms,
                             sw_batch *out);
     void *reserved[3];
