@@ -25,7 +25,11 @@ void StoreAdmin::fail(const char* what, sw_status status) {
 StoreCounts StoreAdmin::counts(const std::string& pipeline) {
     sw_store_stats stats{};
     stats.struct_size = sizeof stats;
-    const sw_status st = store_.vt<sw_store_vtable>().stats(store_.get(), pipeline.c_str(), &stats);
+    sw_status st;
+    {
+        auto scope = store_.call("stats");
+        st = store_.vt<sw_store_vtable>().stats(store_.get(), pipeline.c_str(), &stats);
+    }
     if (st != SW_OK) fail("stats", st);
     return {stats.pending, stats.leased, stats.dead, stats.oldest_pending_age_ms};
 }
@@ -34,7 +38,11 @@ std::vector<DeadLetter> StoreAdmin::list_dead(const std::string& pipeline, int64
     const auto& vt = store_.vt<sw_store_vtable>();
     sw_batch batch{};
     batch.struct_size = sizeof batch;
-    const sw_status st = vt.list_dead(store_.get(), pipeline.c_str(), after_row_id, limit, &batch);
+    sw_status st;
+    {
+        auto scope = store_.call("list_dead");
+        st = vt.list_dead(store_.get(), pipeline.c_str(), after_row_id, limit, &batch);
+    }
     if (st != SW_OK) fail("list_dead", st);
     std::vector<DeadLetter> out;
     for (size_t i = 0; i < batch.n; ++i) {
@@ -54,6 +62,7 @@ std::vector<DeadLetter> StoreAdmin::list_dead(const std::string& pipeline, int64
         d.attempts = e.attempts;
         out.push_back(std::move(d));
     }
+    auto scope = store_.call("release_batch");
     vt.release_batch(store_.get(), &batch);
     return out;
 }
@@ -61,8 +70,12 @@ std::vector<DeadLetter> StoreAdmin::list_dead(const std::string& pipeline, int64
 int64_t StoreAdmin::replay(const std::string& pipeline, const std::vector<std::string>& event_ids) {
     const auto ids = spans(event_ids);
     int64_t n = 0;
-    const sw_status st = store_.vt<sw_store_vtable>().replay_dead(store_.get(), pipeline.c_str(),
-                                                                  ids.empty() ? nullptr : ids.data(), ids.size(), &n);
+    sw_status st;
+    {
+        auto scope = store_.call("replay_dead");
+        st = store_.vt<sw_store_vtable>().replay_dead(store_.get(), pipeline.c_str(), ids.empty() ? nullptr : ids.data(),
+                                                      ids.size(), &n);
+    }
     if (st != SW_OK) fail("replay_dead", st);
     return n;
 }
@@ -70,14 +83,22 @@ int64_t StoreAdmin::replay(const std::string& pipeline, const std::vector<std::s
 int64_t StoreAdmin::purge(const std::string& pipeline, const std::vector<std::string>& event_ids) {
     const auto ids = spans(event_ids);
     int64_t n = 0;
-    const sw_status st = store_.vt<sw_store_vtable>().purge_dead(store_.get(), pipeline.c_str(),
-                                                                 ids.empty() ? nullptr : ids.data(), ids.size(), &n);
+    sw_status st;
+    {
+        auto scope = store_.call("purge_dead");
+        st = store_.vt<sw_store_vtable>().purge_dead(store_.get(), pipeline.c_str(), ids.empty() ? nullptr : ids.data(),
+                                                     ids.size(), &n);
+    }
     if (st != SW_OK) fail("purge_dead", st);
     return n;
 }
 
 void StoreAdmin::migrate() {
-    const sw_status st = store_.vt<sw_store_vtable>().migrate(store_.get());
+    sw_status st;
+    {
+        auto scope = store_.call("migrate");
+        st = store_.vt<sw_store_vtable>().migrate(store_.get());
+    }
     if (st != SW_OK) fail("migrate", st);
 }
 

@@ -71,11 +71,10 @@ private:
     void relay_loop();
     // A claimed batch, given back to the store plugin that owns its memory whatever happens.
     class Claimed {
-        const sw_store_vtable* vt_;
-        sw_instance* store_;
+        const plugin::Instance* store_;
 
     public:
-        Claimed(const sw_store_vtable& vt, sw_instance* store) : vt_(&vt), store_(store) {}
+        explicit Claimed(const plugin::Instance& store) : store_(&store) {}
         ~Claimed();
         Claimed(Claimed&& o) noexcept;
         Claimed& operator=(Claimed&& o) noexcept;

@@ -97,18 +97,24 @@ void Pipeline::rebuild_sink_if_fatal() {
     }
 }
 
-Pipeline::Claimed::~Claimed() {
-    if (batch.plugin_data || batch.events) vt_->release_batch(store_, &batch);
+namespace {
+void release_batch(const plugin::Instance& store, sw_batch& batch) {
+    if (!batch.plugin_data && !batch.events) return;
+    auto scope = store.call("release_batch");
+    store.vt<sw_store_vtable>().release_batch(store.get(), &batch);
 }
+}  // namespace
 
-Pipeline::Claimed::Claimed(Claimed&& o) noexcept : vt_(o.vt_), store_(o.store_), batch(o.batch) {
+Pipeline::Claimed::~Claimed() { release_batch(*store_, batch); }
+
+Pipeline::Claimed::Claimed(Claimed&& o) noexcept : store_(o.store_), batch(o.batch) {
     o.batch = sw_batch{sizeof(sw_batch), nullptr, 0, nullptr};
 }
 
 Pipeline::Claimed& Pipeline::Claimed::operator=(Claimed&& o) noexcept {
     if (this != &o) {
-        if (batch.plugin_data || batch.events) vt_->release_batch(store_, &batch);
-        vt_ = o.vt_, store_ = o.store_, batch = o.batch;
+        release_batch(*store_, batch);
+        store_ = o.store_, batch = o.batch;
         o.batch = sw_batch{sizeof(sw_batch), nullptr, 0, nullptr};
     }
     return *this;
@@ -249,7 +255,7 @@ size_t Pipeline::settle(std::span<const sw_event> events, const std::vector<sw_r
 
 size_t Pipeline::relay_round(int& status, bool probe) {
     const size_t limit = probe ? 1 : static_cast<size_t>(spec_.batch_size);
-    Claimed batch(store_.vt<sw_store_vtable>(), store_.get());
+    Claimed batch(store_);
     const sw_status claimed = claim(batch, limit, nullptr);
     if (claimed != SW_OK) {
         status = claimed;
@@ -292,7 +298,7 @@ size_t Pipeline::drain(Claimed first, int& status) {
             settling = std::async(std::launch::async, [this, &prev, &settled] {
                 settle(prev->events, prev->results, false, settled);
             });
-        Claimed next(store_.vt<sw_store_vtable>(), store_.get());
+        Claimed next(store_);
         bool have_next = false;
         if (go_on && status == SW_OK && !stopping_) {
             const sw_status st = claim(next, limit, &cur);

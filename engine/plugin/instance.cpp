@@ -171,9 +171,15 @@ std::vector<config::Diagnostic> validate_binding(const Binding& binding) {
 }
 
 Instance::Instance(const Binding& binding, observe::Metrics* metrics)
-    : binding_(binding), id_(binding.id()), label_(where_text(binding)), host_(std::make_unique<HostContext>(binding, metrics)) {
+    : binding_(binding), id_(binding.id()), label_(where_text(binding)), host_(std::make_unique<HostContext>(binding, metrics)),
+      serialized_(!binding.library->thread_safe()) {
     self_ = create_instance();
 }
+
+Instance::Call::Call(const Instance& i, const char* slot)
+    : lock_(i.serialized_ && std::strcmp(slot, "interrupt") != 0 ? std::unique_lock<std::recursive_mutex>(i.serial_)
+                                                                  : std::unique_lock<std::recursive_mutex>()),
+      scope_(i.label_.c_str(), slot) {}
 
 sw_instance* Instance::create_instance() {
     const auto& vt = this->vt<sw_sink_vtable>();
@@ -239,8 +245,8 @@ void Instance::rebuild(uint64_t seen, int64_t stop_timeout_ms) {
 sw_status Instance::stop(int64_t timeout_ms) {
     if (!started_) return SW_OK;
     started_ = false;
-    auto scope = call("stop");
     std::unique_lock lock(life_);
+    auto scope = call("stop");
     return vt<sw_sink_vtable>().stop(self_, timeout_ms);
 }
 

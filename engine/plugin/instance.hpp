@@ -109,8 +109,22 @@ public:
     std::string describe(sw_status status);
     // True when the plugin's vtable has the slot at `offset` (struct_size covers it and it is set).
     bool has_slot(size_t offset) const;
-    // Marks this thread as inside `slot` of this instance until the scope ends (crash reports).
-    CallScope call(const char* slot) const { return CallScope(label_.c_str(), slot); }
+    // One call into the plugin, for as long as it is in scope: marks this thread as inside `slot`
+    // of this instance (crash reports) and, for a plugin that does not declare
+    // SW_PLUGIN_THREAD_SAFE, holds the instance's lock, so that the host calls it from one thread
+    // at a time as plugin.h promises. notifier.interrupt is exempt: it must reach a blocked wait.
+    class Call {
+    public:
+        Call(const Instance& i, const char* slot);
+        Call(const Call&) = delete;
+        Call& operator=(const Call&) = delete;
+
+    private:
+        std::unique_lock<std::recursive_mutex> lock_;
+        CallScope scope_;
+    };
+    Call call(const char* slot) const { return Call(*this, slot); }
+    bool serialized() const { return serialized_; }
 
 private:
     const Binding& binding_;
@@ -122,7 +136,9 @@ private:
 
     sw_instance* self_ = nullptr;
     bool started_ = false;
-    mutable std::shared_mutex life_;  // shared by each Use, exclusive while rebuilding
+    mutable std::shared_mutex life_;  // shared by each Use, exclusive while rebuilding; taken before serial_
+    const bool serialized_;           // the plugin is not thread safe: calls take serial_
+    mutable std::recursive_mutex serial_;
     uint64_t generation_ = 0;
 };
 

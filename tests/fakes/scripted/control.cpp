@@ -20,6 +20,7 @@ void Control::reset() {
     fatal_reports_.store(0, std::memory_order_relaxed);
     seq_.store(0, std::memory_order_relaxed);
     recorded_.store(0, std::memory_order_relaxed);
+    overlaps_.store(0, std::memory_order_relaxed);
     for (auto& s : shards_) {
         std::lock_guard lock(s.mutex);
         s.deliveries.clear();

@@ -71,12 +71,19 @@ public:
     void instance_destroyed() { destroyed_.fetch_add(1, std::memory_order_relaxed); }
     void fatal_reported() { fatal_reports_.fetch_add(1, std::memory_order_relaxed); }
     void record(const sw_event& e, uint64_t instance, bool acknowledged);
+    // Around every call into the sink: counts calls that began while another was still inside.
+    void enter() {
+        if (inside_.fetch_add(1, std::memory_order_acq_rel) != 0) overlaps_.fetch_add(1, std::memory_order_relaxed);
+    }
+    void leave() { inside_.fetch_sub(1, std::memory_order_acq_rel); }
 
     // --- what the test reads ---
     uint64_t created() const { return created_.load(std::memory_order_relaxed); }
     uint64_t destroyed() const { return destroyed_.load(std::memory_order_relaxed); }
     uint64_t fatal_reports() const { return fatal_reports_.load(std::memory_order_relaxed); }
     uint64_t recorded() const { return recorded_.load(std::memory_order_relaxed); }  // to wait on
+    // Calls into the sink that overlapped another (the thread-safe sink may; the serial one never).
+    uint64_t overlaps() const { return overlaps_.load(std::memory_order_relaxed); }
     // Every recorded event, in the order the sink took them.
     std::vector<Delivery> deliveries() const;
 
@@ -98,6 +105,8 @@ private:
     std::atomic<uint64_t> kills_{0};
     std::atomic<uint64_t> created_{0}, destroyed_{0}, fatal_reports_{0};
     std::atomic<uint64_t> seq_{0}, recorded_{0};
+    std::atomic<int> inside_{0};
+    std::atomic<uint64_t> overlaps_{0};
     std::atomic<size_t> next_shard_{0};
     std::array<Shard, kShards> shards_;
 };

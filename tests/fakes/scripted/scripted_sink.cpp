@@ -7,6 +7,7 @@
 #include <spillway/sdk.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <set>
 #include <string>
 #include <string_view>
@@ -23,6 +24,7 @@ public:
     static void validate(sdk::Host) {}
 
     void health(sw_health& out) override {
+        Inside inside(control_);
         if (fatal()) {
             out.state = SW_HEALTH_DOWN;
             sdk::set_message(out, "scripted: fatal, needs a rebuild");
@@ -33,6 +35,7 @@ public:
     }
 
     void send(std::span<const sw_event> events, std::span<sw_result> out, int64_t) override {
+        Inside inside(control_);
         for (auto& r : out) {
             r.partition = -1;
             r.offset = -1;
@@ -75,6 +78,21 @@ public:
     }
 
 private:
+    // Marks a call; the serial build stays inside a little longer, so that calls the host failed
+    // to serialise would be caught overlapping.
+    struct Inside {
+        explicit Inside(Control& c) : c_(c) {
+            c_.enter();
+#if defined(SCRIPTED_SERIAL)
+            const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+            while (std::chrono::steady_clock::now() < until) {
+            }
+#endif
+        }
+        ~Inside() { c_.leave(); }
+        Control& c_;
+    };
+
     bool fatal() const {
         return fatal_.load(std::memory_order_relaxed) || control_.kills() != kills_at_birth_;
     }
@@ -88,6 +106,12 @@ private:
 
 }  // namespace spillway::fakes::scripted
 
+#if defined(SCRIPTED_SERIAL)
+// The same sink, not declaring SW_PLUGIN_THREAD_SAFE: the host must call it from one thread at a time.
+SW_EXPORT_SINK(spillway::fakes::scripted::ScriptedSink, "scripted-serial", "1.0.0",
+               "the scripted fake sink, not thread safe", SW_NO_OPTIONS, 0)
+#else
 SW_EXPORT_SINK(spillway::fakes::scripted::ScriptedSink, "scripted", "1.0.0",
                "fake sink a test steers at run time (tests/fakes/scripted/control.hpp)", SW_NO_OPTIONS,
                SW_PLUGIN_THREAD_SAFE)
+#endif

@@ -84,12 +84,13 @@ private:
 
 // One direct-first pipeline "orders": the scripted sink, SQLite on `db`, inproc, adaptive. The
 // plugin path names each file: a folder would load every plugin in it, the kafka one included.
-std::string pipeline_toml(const std::string& db) {
+// `serial`: the scripted sink that does not declare itself thread safe.
+std::string pipeline_toml(const std::string& db, bool serial = false) {
     std::string t;
-    t += "[engine]\nplugin_path = [\"" SCRIPTED_SINK_PLUGIN "\", \"" SQLITE_PLUGIN "\", \"" INPROC_PLUGIN
-         "\", \"" ADAPTIVE_PLUGIN "\"]\n";
+    t += "[engine]\nplugin_path = [\"" + std::string(serial ? SCRIPTED_SERIAL_SINK_PLUGIN : SCRIPTED_SINK_PLUGIN) +
+         "\", \"" SQLITE_PLUGIN "\", \"" INPROC_PLUGIN "\", \"" ADAPTIVE_PLUGIN "\"]\n";
     t += "log_level = \"warn\"\n\n";
-    t += "[sink.kafka]\nplugin = \"scripted\"\n\n";
+    t += std::string("[sink.kafka]\nplugin = \"") + (serial ? "scripted-serial" : "scripted") + "\"\n\n";
     // Retry forever (an outage here is dozens of failed rounds, not a poison event) and quickly.
     t += "[store.outbox]\nplugin = \"sqlite\"\npath = \"" + db + "\"\nmax_attempts = 0\n";
     t += "backoff_base = \"5ms\"\nbackoff_max = \"50ms\"\n\n";
@@ -101,9 +102,9 @@ std::string pipeline_toml(const std::string& db) {
     return t;
 }
 
-std::unique_ptr<Engine> start_engine(const TempDir& dir) {
+std::unique_ptr<Engine> start_engine(const TempDir& dir, bool serial_sink = false) {
     const std::string path = dir.path() + "/pipeline.toml";
-    std::ofstream(path) << pipeline_toml(dir.path() + "/outbox.db");
+    std::ofstream(path) << pipeline_toml(dir.path() + "/outbox.db", serial_sink);
     config::LoadOptions lo;
     lo.environment = "testing";
     auto prepared = prepare(path, lo);
@@ -485,6 +486,36 @@ TEST_F(PipelineUnit, DrainClaimingAheadKeepsKeyOrderThroughFailures) {
     EXPECT_GT(metric(*engine_, "relay_claimed_ahead_total"), 0) << "the drain never claimed ahead";
     std::cout << "[          ] " << v << "; " << metric(*engine_, "relay_claimed_ahead_total") << " batches claimed ahead, "
               << metric(*engine_, "relay_held_back_total") << " events held back\n";
+}
+
+// (a3) A sink that does not declare SW_PLUGIN_THREAD_SAFE is called from one thread at a time,
+// whatever the publishers and the relay do at once (plugin.h's promise); the relay then drains
+// one batch at a time.
+TEST_F(PipelineUnit, SinkThatIsNotThreadSafeIsNeverCalledFromTwoThreadsAtOnce) {
+    engine_ = start_engine(dir_, true);
+    Publishers publishers(orders(), 4);
+    ASSERT_TRUE(wait_until([&] { return publishers.count() >= 300; }, 20s));
+    control_.set_mode(Mode::Retry);
+    control_.set_health(SW_HEALTH_DOWN);
+    ASSERT_TRUE(wait_until([&] { return orders().status().pending >= 200; }, 20s, 5ms));
+    control_.set_mode(Mode::Ok);
+    control_.set_health(SW_HEALTH_UP);
+    const uint64_t relayed = orders().status().relayed;
+    ASSERT_TRUE(wait_until([&] { return orders().status().relayed >= relayed + 100; }, 20s, 1ms));
+    publishers.stop();
+    ASSERT_TRUE(drained(20s)) << "pending " << orders().status().pending;
+    EXPECT_EQ(control_.overlaps(), 0u) << "the host called the sink from two threads at once";
+    EXPECT_EQ(metric(*engine_, "relay_claimed_ahead_total"), 0) << "claiming ahead would overlap sink calls";
+    const auto accepted = publishers.accepted();
+    EXPECT_TRUE(publishers.unexpected_refusals().empty()) << publishers.unexpected_refusals().front();
+    expect_clean(check(accepted, control_.deliveries()));
+}
+
+// The same load over the thread-safe sink does overlap: the check above can fail.
+TEST_F(PipelineUnit, ThreadSafeSinkIsCalledFromSeveralThreadsAtOnce) {
+    engine_ = start_engine(dir_);
+    Publishers publishers(orders(), 4);
+    ASSERT_TRUE(wait_until([&] { return control_.overlaps() > 0; }, 20s, 1ms)) << "no two sends ever overlapped";
 }
 
 // (b) The sink reports FATAL while publishers and the relay run — at a send, and without one
