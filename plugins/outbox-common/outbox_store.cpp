@@ -256,6 +256,9 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
                 " > :now1 OR r." + c[kLeaseUntil] + " > :now2 THEN 1 ELSE 0 END FROM " + T + " r WHERE r." +
                 c[kPipeline] + " = :p AND r." + c[kState] + " = 'pending' AND r." + c[kId] + " > :after AND r." +
                 c[kId] + " <= :upto ORDER BY r." + c[kId] + " LIMIT :lim";
+    scan_ids_sql_ = "SELECT CAST(r." + c[kId] + " AS TEXT), r." + c[kKey] + ", CASE WHEN r." + c[kNextAttemptAt] +
+                    " > :now1 OR r." + c[kLeaseUntil] + " > :now2 THEN 1 ELSE 0 END FROM " + T + " r WHERE r." +
+                    c[kPipeline] + " = :p AND r." + c[kState] + " = 'pending' AND r." + c[kId] + " ";  // + in_ids
     // The same head, whole rows: a claim's first (and usually only) read.
     head_sql_ = "SELECT " + sql_.select_columns("r") + ", CASE WHEN r." + c[kNextAttemptAt] + " > :now1 OR r." +
                 c[kLeaseUntil] + " > :now2 THEN 1 ELSE 0 END FROM " + T + " r WHERE r." + c[kPipeline] +
@@ -385,6 +388,7 @@ void OutboxStore::ensure_connected(soci::session& s, const char* what) {
 void OutboxStore::start() {
     // Statements with an id list, which only the database subclass can spell.
     claimed_sql_ += in_ids(":ids") + " ORDER BY r." + sql_.c[kId];
+    scan_ids_sql_ += in_ids(":ids") + " ORDER BY r." + sql_.c[kId];
     try {
         connect();
     } catch (const sdk::Error&) {
@@ -534,29 +538,90 @@ bool OutboxStore::Picker::take(long long id, const std::string* key, bool blocks
     return true;
 }
 
+// The narrow columns (id, key, blocks) of one read, fed to the picker in id order.
+struct OutboxStore::NarrowRows {
+    explicit NarrowRows(size_t n) : ids(std::max<size_t>(n, 2)), keys(ids.size()), key_ind(ids.size()), blocks(ids.size()) {}
+    void bind(soci::statement& st) {  // n >= 2: see RowSet
+        st.exchange(soci::into(ids)), st.exchange(soci::into(keys, key_ind)), st.exchange(soci::into(blocks));
+    }
+    // Feeds what `st` read; the number of rows it read.
+    size_t feed(soci::statement& st, size_t limit, Picker& picker) {
+        if (!st.execute(true)) return 0;
+        for (size_t i = 0; i < ids.size() && picker.picked.size() < limit; ++i)
+            picker.take(std::stoll(ids[i]), key_ind[i] == soci::i_ok ? &keys[i] : nullptr, blocks[i] != 0);
+        return ids.size();
+    }
+    std::vector<std::string> ids, keys;
+    std::vector<soci::indicator> key_ind;
+    std::vector<int> blocks;
+};
+
 // Narrow chunks of the pending rows in (after, upto]: past the whole-row head while rows are held
-// back (upto: no end), and in claim_next the rows up to where prev's claim stopped.
+// back (upto: no end), and in claim_next before the rows it takes as settled.
 void OutboxStore::pick_range(soci::session& s, const std::string& pipeline, size_t limit, long long now,
                              long long after, long long upto, Picker& picker) {
     const size_t chunk = std::clamp<size_t>(limit, 64, 5000);
     std::string p = pipeline;
     long long now1 = now, now2 = now, lim = static_cast<long long>(chunk);
-    std::vector<std::string> ids(chunk), keys(chunk);  // chunk >= 2: see RowSet
-    std::vector<soci::indicator> key_ind(chunk);
-    std::vector<int> blocks(chunk);
     while (picker.picked.size() < limit && after < upto) {
-        ids.resize(chunk), keys.resize(chunk), key_ind.resize(chunk), blocks.resize(chunk);
+        NarrowRows rows(chunk);
         soci::statement st(s);
         st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
         st.exchange(soci::use(after, "after")), st.exchange(soci::use(upto, "upto")), st.exchange(soci::use(lim, "lim"));
-        st.exchange(soci::into(ids)), st.exchange(soci::into(keys, key_ind)), st.exchange(soci::into(blocks));
+        rows.bind(st);
         prepare_once(st, scan_sql_);
-        if (!st.execute(true)) break;
-        for (size_t i = 0; i < ids.size() && picker.picked.size() < limit; ++i)
-            picker.take(std::stoll(ids[i]), key_ind[i] == soci::i_ok ? &keys[i] : nullptr, blocks[i] != 0);
-        if (ids.size() < chunk) break;
-        after = std::stoll(ids.back());
+        if (rows.feed(st, limit, picker) < chunk) break;
+        after = std::stoll(rows.ids.back());
     }
+}
+
+// The same narrow read of the pending rows among `ids` (ascending), in chunks.
+void OutboxStore::pick_ids(soci::session& s, const std::string& pipeline, size_t limit, long long now,
+                           std::span<const long long> ids, Picker& picker) {
+    const size_t chunk = std::clamp<size_t>(limit, 64, 5000);
+    std::string p = pipeline;
+    long long now1 = now, now2 = now;
+    for (size_t at = 0; at < ids.size() && picker.picked.size() < limit; at += chunk) {
+        const auto part = ids.subspan(at, std::min(chunk, ids.size() - at));
+        std::string list = encode_ids(part);
+        NarrowRows rows(part.size());
+        soci::statement st(s);
+        st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
+        st.exchange(soci::use(list, "ids"));
+        rows.bind(st);
+        prepare_once(st, scan_ids_sql_);
+        rows.feed(st, limit, picker);
+    }
+}
+
+// claim_next's look back over (0, where prev's claim stopped]. The rows it takes as settled are
+// still there (the relay is sending and settling them) and reading them again was most of what a
+// claim_next cost; so only what lies before the first of them is read as a range, and the ids in
+// between that are not theirs one by one. What is found is exactly what a read of the whole range
+// would find besides them: rows held back then, and rows committed since under a smaller id.
+void OutboxStore::look_back(soci::session& s, const std::string& pipeline, size_t limit, long long now,
+                            const Continuation& prev, Picker& picker) {
+    std::vector<long long> settled;
+    for (long long r : prev.rows)
+        if (r <= prev.cursor) settled.push_back(r);
+    std::sort(settled.begin(), settled.end());
+    settled.erase(std::unique(settled.begin(), settled.end()), settled.end());
+    if (settled.empty()) return pick_range(s, pipeline, limit, now, 0, prev.cursor, picker);
+    pick_range(s, pipeline, limit, now, 0, settled.front() - 1, picker);
+    // Ids are dense when one pipeline has the table; when they are not (other pipelines' rows,
+    // rows held back), one range read costs less than many lookups.
+    const long long span = prev.cursor - settled.front() + 1;
+    const long long gaps = span - static_cast<long long>(settled.size());
+    if (gaps > std::max<long long>(64, static_cast<long long>(settled.size())))
+        return pick_range(s, pipeline, limit, now, settled.front(), prev.cursor, picker);
+    std::vector<long long> between;
+    between.reserve(static_cast<size_t>(gaps));
+    auto next = settled.begin();
+    for (long long id = settled.front(); id <= prev.cursor; ++id) {
+        if (next != settled.end() && *next == id) ++next;
+        else between.push_back(id);
+    }
+    pick_ids(s, pipeline, limit, now, between, picker);
 }
 
 namespace {
@@ -725,7 +790,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_na
                 if (!picker.assumed.count(r)) picker.leased.insert(r);
         long long after = 0;
         if (prev) {
-            pick_range(s, p, limit, now, 0, prev->cursor, picker);
+            look_back(s, p, limit, now, *prev, picker);
             after = prev->cursor;
         }
         const size_t before_head = picker.picked.size();
@@ -872,13 +937,22 @@ void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_
         keep_ours(retry, &retry_err);
         keep_ours(reject, &reject_err);
         if (!ok.empty()) {
-            std::string ids = encode_ids(ok);
-            if (opts_.retention_ms > 0 || opts_.keep_published) {
-                std::string at = published_time(now);
-                s << mark_ok_sql_ + in_ids(":ids"), soci::use(at, "now"), soci::use(ids, "ids");
-            } else {
-                s << delete_ok_sql_ + in_ids(":ids"), soci::use(ids, "ids");
-            }
+            // A drained batch is usually a run of consecutive ids, and the table holds each id once:
+            // a range names the same rows, read in one index descent rather than one per id.
+            std::sort(ok.begin(), ok.end());
+            long long lo = ok.front(), hi = ok.back();
+            const bool run = hi - lo + 1 == static_cast<long long>(ok.size()) &&
+                             std::adjacent_find(ok.begin(), ok.end()) == ok.end();
+            std::string ids = run ? std::string() : encode_ids(ok);
+            const std::string which = run ? " BETWEEN :lo AND :hi" : in_ids(":ids");
+            const bool mark = opts_.retention_ms > 0 || opts_.keep_published;
+            std::string at = published_time(now);
+            soci::statement st(s);
+            if (mark) st.exchange(soci::use(at, "now"));
+            if (run) st.exchange(soci::use(lo, "lo")), st.exchange(soci::use(hi, "hi"));
+            else st.exchange(soci::use(ids, "ids"));
+            prepare_once(st, (mark ? mark_ok_sql_ : delete_ok_sql_) + which);
+            st.execute(true);
         }
         if (!retry.empty()) {
             // The delay grows with the row's attempts, so read them.

@@ -121,6 +121,7 @@ private:
 
     class Tx;
     struct RowSet;
+    struct NarrowRows;
 
     void ensure_connected(soci::session& s, const char* what);
     [[noreturn]] void fail(const char* what, soci::session* s, const std::exception& e);
@@ -149,6 +150,10 @@ private:
     // until `limit` rows are picked or the range ends.
     void pick_range(soci::session& s, const std::string& pipeline, size_t limit, long long now, long long after,
                     long long upto, Picker& picker);
+    void pick_ids(soci::session& s, const std::string& pipeline, size_t limit, long long now,
+                  std::span<const long long> ids, Picker& picker);
+    void look_back(soci::session& s, const std::string& pipeline, size_t limit, long long now,
+                   const Continuation& prev, Picker& picker);
     // The live leases (until > now) of every instance.
     struct Lease {
         long long id = 0;
@@ -190,7 +195,7 @@ private:
     std::string down_message_;
 
     // Statement texts, built once.
-    std::string insert_sql_, count_pending_sql_, scan_sql_, head_sql_, due_sql_, claimed_sql_, delete_ok_sql_, mark_ok_sql_,
+    std::string insert_sql_, count_pending_sql_, scan_sql_, scan_ids_sql_, head_sql_, due_sql_, claimed_sql_, delete_ok_sql_, mark_ok_sql_,
         attempts_sql_, retry_sql_, reject_sql_, stats_sql_, keys_sql_, dead_sql_, replay_all_sql_, replay_one_sql_,
         purge_all_sql_, purge_one_sql_, purge_published_sql_;
     std::string leases_table_, lease_insert_sql_, live_leases_sql_, lease_end_sql_, lease_sweep_sql_,

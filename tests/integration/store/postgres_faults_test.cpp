@@ -317,6 +317,27 @@ TEST(PostgresStore, RetentionKeepsPublishedRowsThenPurgesThem) {
         15s));
 }
 
+// Ids are handed out when a transaction inserts, rows become visible when it commits: a row can
+// appear under an id smaller than rows claimed already. claim_next, which looks back only at what
+// lies between the rows still out, must find it there, before the later rows of its key.
+TEST(PostgresStore, ClaimNextTakesARowCommittedLateUnderASmallerId) {
+    StoreInstance s(postgres_plugin(), Config{{"url", database()}, {"table", "late"}});
+    ASSERT_TRUE(has_claim_next(s));
+    ASSERT_EQ(append(s, {ev("a-1", "A")}), SW_OK) << s.host().last_error();
+    soci::session late(soci::postgresql, database());
+    late << "BEGIN";
+    late << "INSERT INTO late (event_id, pipeline, key, payload) VALUES ('a-2', 'orders', 'A', 'late')";
+    ASSERT_EQ(append(s, {ev("b-1", "B")}), SW_OK) << s.host().last_error();
+    HeldBatch first(s, "orders", 10);
+    ASSERT_EQ(first.status(), SW_OK) << first.error();
+    ASSERT_EQ(event_ids(first.rows()), (std::vector<std::string>{"a-1", "b-1"})) << "a-2 is not committed yet";
+    late << "COMMIT";
+    ASSERT_EQ(append(s, {ev("a-3", "A"), ev("b-2", "B")}), SW_OK) << s.host().last_error();
+    HeldBatch next(s, "orders", 10, &first);
+    ASSERT_EQ(next.status(), SW_OK) << next.error();
+    EXPECT_EQ(event_ids(next.rows()), (std::vector<std::string>{"a-2", "a-3", "b-2"}));
+}
+
 TEST(PostgresStore, SchemaQualifiedTable) {
     server().psql("store_faults", "CREATE SCHEMA IF NOT EXISTS relay");
     StoreInstance s(postgres_plugin(), Config{{"url", database()}, {"table", "relay.outbox"}});

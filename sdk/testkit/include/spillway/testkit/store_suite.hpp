@@ -357,6 +357,22 @@ TEST_P(StoreConformance, ClaimIsInIdOrderPerPipelineAndNeverTwice) {
     EXPECT_TRUE(claim(*s, "nope", 100).empty());
 }
 
+TEST_P(StoreConformance, CompletingABatchTouchesOnlyItsOwnRows) {
+    // A batch's ids need not be consecutive: the rows between them (another pipeline's, a key's
+    // held back) stay as they were when it is settled.
+    auto s = open();
+    Event other = ev("x-1", "X");
+    other.pipeline = "other";
+    ASSERT_EQ(append(*s, {ev("a-1", "A"), ev("b-1", "B"), other, ev("b-2", "B"), ev("c-1", "C")}), SW_OK);
+    const auto a = claim(*s, "orders", 1);
+    ASSERT_EQ(event_ids(a), (std::vector<std::string>{"a-1"}));
+    const auto rest = claim(*s, "orders", 10);
+    ASSERT_EQ(event_ids(rest), (std::vector<std::string>{"b-1", "b-2", "c-1"}));
+    ASSERT_EQ(complete(*s, rest, SW_OK), SW_OK) << s->host().last_error();
+    EXPECT_EQ(stats(*s, "orders").pending, 1) << "a-1, leased, is still there";
+    EXPECT_EQ(event_ids(claim(*s, "other", 10)), (std::vector<std::string>{"x-1"}));
+}
+
 TEST_P(StoreConformance, RowsOfOneKeyMayShareABatchInOrder) {
     auto s = open();
     ASSERT_EQ(append(*s, {ev("a-1", "A"), ev("b-1", "B"), ev("a-2", "A"), ev("a-3", "A")}), SW_OK);
