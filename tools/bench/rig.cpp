@@ -42,28 +42,36 @@ AckTracker::~AckTracker() { spillway_bench_probe_set(nullptr, nullptr); }
 void AckTracker::on_ack(const char* id, size_t len, int64_t ns, void* self) {
     auto* t = static_cast<AckTracker*>(self);
     const Clock::time_point when{std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns))};
+    bool wake = false;
     {
         std::lock_guard lock(t->mutex_);
-        t->acks_.emplace(std::string(id, len), when);
+        std::string event_id(id, len);
+        wake = t->order_.size() + 1 >= t->wake_at_count_ || (!t->wake_on_id_.empty() && event_id == t->wake_on_id_);
+        t->acks_.emplace(std::move(event_id), when);
         t->order_.push_back(when);
     }
-    t->cv_.notify_all();
+    if (wake) t->cv_.notify_all();
 }
 
 std::optional<Clock::time_point> AckTracker::wait_for(const std::string& event_id, std::chrono::milliseconds deadline) {
     std::unique_lock lock(mutex_);
     std::optional<Clock::time_point> at;
+    wake_on_id_ = event_id;
     cv_.wait_for(lock, deadline, [&] {
         auto it = acks_.find(event_id);
         if (it != acks_.end()) at = it->second;
         return at.has_value();
     });
+    wake_on_id_.clear();
     return at;
 }
 
 bool AckTracker::wait_count(size_t n, std::chrono::milliseconds deadline) {
     std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, deadline, [&] { return order_.size() >= n; });
+    wake_at_count_ = n;
+    const bool got = cv_.wait_for(lock, deadline, [&] { return order_.size() >= n; });
+    wake_at_count_ = SIZE_MAX;
+    return got;
 }
 
 size_t AckTracker::count() {

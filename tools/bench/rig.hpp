@@ -9,6 +9,7 @@
 #include <spillway/test_support/temp_dir.hpp>
 
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <unordered_map>
 
@@ -68,6 +69,10 @@ private:
     std::condition_variable cv_;
     std::unordered_map<std::string, Clock::time_point> acks_;
     std::vector<Clock::time_point> order_;
+    // What the waiter waits for: acks wake it only then, not 100,000 times in a drain (each wake
+    // a context switch taken from the engine being measured).
+    size_t wake_at_count_ = SIZE_MAX;
+    std::string wake_on_id_;
 };
 
 }  // namespace spillway::bench
