@@ -2,13 +2,19 @@
 // relay at batch sizes 1..1000, against a raw SOCI claim/produce/delete loop with a raw producer
 // at the same batch size, on the same table and cluster. Rounds alternate which side goes first.
 #include "context.hpp"
+#include "cpu.hpp"
 #include "events.hpp"
 #include "raw_store.hpp"
 #include "rig.hpp"
 
 #include <spillway/test_support/wait.hpp>
 
+#include <algorithm>
+#include <cstdio>
 #include <stdexcept>
+#include <thread>
+
+#include <unistd.h>
 
 namespace spillway::bench {
 
@@ -18,6 +24,7 @@ namespace {
 
 struct Drained {
     double seconds = 0;
+    double cpu_self = 0, cpu_postgres = 0;  // CPU seconds over the drain: this process, the server
     std::vector<double> round_us;  // one per relay round
     std::string statements;        // the engine's statements on the server (pg_stat_statements)
 };
@@ -33,11 +40,13 @@ Drained engine_drain(Context& ctx, AckTracker& acks, size_t batch, size_t n, con
     ctx.reset_statements();
     acks.clear();
     app.backlog(n, topic, kPayloadBytes - 30);
+    Drained d;
+    const double self0 = cpu_seconds(getpid()), pg0 = tree_cpu_seconds(ctx.postgres().pid());
     const auto t0 = Clock::now();
     rig.pipeline().wake();
     if (!acks.wait_count(n, 300s)) throw std::runtime_error("drain: the relay did not publish the backlog within 300 s");
+    d.cpu_self = cpu_seconds(getpid()) - self0, d.cpu_postgres = tree_cpu_seconds(ctx.postgres().pid()) - pg0;
     auto times = acks.times();
-    Drained d;
     d.seconds = std::chrono::duration<double>(times[n - 1] - t0).count();
     // A relay round acknowledges `batch` rows: the time between the last acks of consecutive rounds.
     auto prev = t0;
@@ -56,6 +65,7 @@ Drained raw_drain(Context& ctx, size_t batch, size_t n, const std::string& conn,
     producer.send({raw_record(0)});  // connect and get a producer id outside the timed part
     store.backlog(n, topic, kPayloadBytes - 30);
     Drained d;
+    const double self0 = cpu_seconds(getpid()), pg0 = tree_cpu_seconds(ctx.postgres().pid());
     const auto t0 = Clock::now();
     for (;;) {
         const auto r0 = Clock::now();
@@ -63,7 +73,20 @@ Drained raw_drain(Context& ctx, size_t batch, size_t n, const std::string& conn,
         d.round_us.push_back(us_since(r0));
     }
     d.seconds = seconds_since(t0);
+    d.cpu_self = cpu_seconds(getpid()) - self0, d.cpu_postgres = tree_cpu_seconds(ctx.postgres().pid()) - pg0;
     return d;
+}
+
+// Where the CPU went, per 1,000 events, and how much of the machine the drain kept busy: on two
+// cores a drain that keeps both busy is bound by the work per event, not by waiting.
+std::string cpu_note(const Drained& d, size_t n) {
+    const double per_k = 1000.0 / static_cast<double>(n) * 1000;  // seconds over n -> ms per 1,000
+    const double cores = static_cast<double>(std::thread::hardware_concurrency());
+    const double busy = (d.cpu_self + d.cpu_postgres) / (d.seconds * std::max(cores, 1.0));
+    char out[200];
+    std::snprintf(out, sizeof out, "CPU per 1,000 events: %.1f ms here (engine, producer, mock broker), %.1f ms PostgreSQL; %.0f%% of %g cores",
+                  d.cpu_self * per_k, d.cpu_postgres * per_k, busy * 100, cores);
+    return out;
 }
 
 }  // namespace
@@ -84,6 +107,8 @@ Report run_drain(Context& ctx) {
                                 : s.quick                ? std::vector<size_t>{10, 100, 1000}
                                                          : std::vector<size_t>{1, 10, 100, 500, 1000};
     rep.setting("backlog", "rows committed in one INSERT ... SELECT; the clock starts at that COMMIT");
+    rep.setting("relay_round", "claim (whole-row head read, lease row), produce + await reports, complete (DELETE); from "
+                               "a full batch on, the next claim and the last completion overlap the send");
     rep.setting("raw_loop", "BEGIN; SELECT ... ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED; produce all, await reports; "
                             "DELETE ... WHERE id = ANY(ids); COMMIT (synchronous_commit off, as the engine's claims)");
     for (size_t i = 0; i < sizes.size(); ++i) {
@@ -112,8 +137,7 @@ Report run_drain(Context& ctx) {
                    std::to_string(rs.p99 / 1000).substr(0, 6) + " ms (raw " + std::to_string(rr.p50 / 1000).substr(0, 6) +
                    "/" + std::to_string(rr.p99 / 1000).substr(0, 6) + " ms)";
         auto& lat = rep.add(latency_row("  relay round, batch " + std::to_string(b), ours.round_us, "raw loop round", raw.round_us));
-        lat.note = "a round: claim (whole-row head read, lease row), produce + await reports, complete (DELETE); "
-                   "from a full batch on the next claim and the last completion overlap the send";
+        lat.note = cpu_note(ours, n) + " (raw loop: " + cpu_note(raw, n).substr(22) + ")";
         if (serial_too) {
             const double serial_rate = static_cast<double>(n) / serial.seconds;
             auto& one = rep.add(rate_row("  same, one batch at a time (claim_ahead = false)", "events/s", serial_rate,

@@ -3,6 +3,7 @@
 // PostgreSQL (pg_stat_statements, loaded by the bench's server), the process's CPU time
 // (/proc/<pid>/stat utime+stime) and its resident memory (/proc/<pid>/status).
 #include "context.hpp"
+#include "cpu.hpp"
 #include "rig.hpp"
 
 #include <spillway/test_support/child_process.hpp>
@@ -12,7 +13,6 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -21,20 +21,6 @@ namespace spillway::bench {
 using namespace std::chrono_literals;
 
 namespace {
-
-double cpu_seconds(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(in)), {});
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    std::istringstream rest(text.substr(text.rfind(')') + 2));
-    std::string field;
-    unsigned long long utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && rest >> field; ++i) {
-        if (i == 14) utime = std::stoull(field);
-        if (i == 15) stime = std::stoull(field);
-    }
-    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
 
 // A "Vm..."/"Threads" line of /proc/<pid>/status, as its number (kB for sizes).
 long status_field(pid_t pid, const std::string& name) {
