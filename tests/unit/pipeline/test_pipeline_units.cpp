@@ -21,12 +21,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -163,10 +165,17 @@ public:
     ~Publishers() { stop(); }
 
     void stop() {
-        stop_.store(true);
+        {
+            std::lock_guard lock(pace_mutex_);
+            stop_.store(true);
+        }
+        pace_cv_.notify_all();
         for (auto& t : threads_)
             if (t.joinable()) t.join();
     }
+    // Each thread pauses this long between calls from now on (0: flat out). The load goes on, but
+    // a machine busy with other work still lets the relay catch up with it.
+    void pace(std::chrono::microseconds pause) { pause_us_.store(pause.count()); }
     size_t count() const { return count_.load(std::memory_order_relaxed); }
 
     // After stop().
@@ -225,11 +234,18 @@ private:
                 }
             }
             if (stopping) return;
+            if (const auto us = pause_us_.load(); us > 0) {
+                std::unique_lock lock(pace_mutex_);
+                pace_cv_.wait_for(lock, std::chrono::microseconds(us), [&] { return stop_.load(); });
+            }
         }
     }
 
     pipeline::Pipeline& pipeline_;
     std::atomic<bool> stop_{false};
+    std::atomic<long long> pause_us_{0};
+    std::mutex pace_mutex_;
+    std::condition_variable pace_cv_;
     std::atomic<size_t> count_{0};
     std::vector<std::vector<Published>> accepted_;
     std::vector<Refusals> refusals_;
@@ -431,9 +447,13 @@ TEST_F(PipelineUnit, FlappingSinkLosesNothingAndKeepsPerKeyOrder) {
             std::this_thread::sleep_for(50ms);  // the fault's rhythm
         }
         // Each cycle ends with the circuit closed again under load, and events going direct
-        // while the relay may still settle the last sticky keys.
+        // while the relay may still settle the last sticky keys. The circuit closes once the
+        // backlog is empty: the publishers slow down meanwhile (still publishing, each to ~500
+        // calls/s), so that the relay catches up on a machine busy with other work too.
+        publishers.pace(2ms);
         ASSERT_TRUE(wait_until([&] { return orders().circuit() == pipeline::Circuit::State::Closed; }, 10s, 1ms))
             << "cycle " << cycle << ": the circuit stayed " << pipeline::Circuit::name(orders().circuit());
+        publishers.pace(0ms);
         std::this_thread::sleep_for(50ms);
     }
     publishers.stop();
