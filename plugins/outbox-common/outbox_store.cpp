@@ -72,7 +72,10 @@ std::string Sql::select_columns(const std::string& a) const {
 // BEGIN on construction, ROLLBACK unless committed (a lost connection makes that a no-op).
 class OutboxStore::Tx {
 public:
-    Tx(soci::session& s, const std::string& begin) : s_(s) { s_ << begin; }
+    // An empty `begin`: the caller's next statement begins the transaction.
+    Tx(soci::session& s, const std::string& begin) : s_(s) {
+        if (!begin.empty()) s_ << begin;
+    }
     ~Tx() {
         if (!done_) {
             try {
@@ -307,6 +310,7 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
     lease_insert_sql_ = "INSERT INTO " + L + " (lease_owner, pipeline, until_us, row_ids) VALUES (:me, :p, :until, :ids)" +
                         " RETURNING CAST(id AS TEXT)";
     live_leases_sql_ = "SELECT CAST(id AS TEXT), row_ids FROM " + L + " WHERE until_us > :now";
+    live_leases_at_ = "SELECT CAST(id AS TEXT), row_ids FROM " + L + " WHERE until_us > ";  // + a number
     lease_end_sql_ = "DELETE FROM " + L + " WHERE until_us > :now AND id ";  // + in_ids
     lease_sweep_sql_ = "DELETE FROM " + L + " WHERE until_us <= :now";
     leased_count_sql_ = "SELECT CAST(id AS TEXT), row_ids FROM " + L + " WHERE until_us > :now AND pipeline = :p";
@@ -642,13 +646,15 @@ std::vector<long long> decode_ids(const std::string& text) {
 }
 }  // namespace
 
-std::vector<OutboxStore::Lease> OutboxStore::live_leases(soci::session& s, long long now) {
+std::vector<OutboxStore::Lease> OutboxStore::live_leases(soci::session& s, long long now, const std::string* begin) {
     std::vector<Lease> out;
     std::vector<std::string> lid(kFetchChunk), rows(kFetchChunk);
     soci::statement st(s);
-    st.exchange(soci::use(now, "now"));
+    if (!begin) st.exchange(soci::use(now, "now"));
     st.exchange(soci::into(lid)), st.exchange(soci::into(rows));
-    prepare_once(st, live_leases_sql_);
+    // With the BEGIN in front the query goes without parameters (one simple query); `now` is a
+    // number of ours.
+    prepare_once(st, begin ? *begin + "; " + live_leases_at_ + std::to_string(now) : live_leases_sql_);
     st.execute();
     while (st.fetch()) {
         for (size_t i = 0; i < lid.size(); ++i) out.push_back({std::stoll(lid[i]), decode_ids(rows[i])});
@@ -776,7 +782,11 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_na
             s << due_sql_, soci::use(p, "p"), soci::use(now1, "now1"), soci::use(now2, "now2"), soci::into(due);
             if (!s.got_data()) return nothing_claimed(p, from, nullptr);
         }
-        Tx tx(s, begin_lease_change_sql());
+        // BEGIN, the lock and the live leases in one round trip where the database allows it.
+        const std::string begin = begin_lease_change_sql();
+        const bool folded = begin_takes_a_statement();
+        Tx tx(s, folded ? std::string() : begin);
+        const std::vector<Lease> leases = live_leases(s, now, folded ? &begin : nullptr);
         if (now >= next_lease_sweep_us_.load()) {
             // Leases of crashed or stopped instances: harmless once expired, swept now and then.
             next_lease_sweep_us_ = now + kLeaseSweepUs;
@@ -785,7 +795,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_na
         }
         Picker picker;
         if (prev) picker.assumed.insert(prev->rows.begin(), prev->rows.end());
-        for (const Lease& l : live_leases(s, now))
+        for (const Lease& l : leases)
             for (long long r : l.rows)
                 if (!picker.assumed.count(r)) picker.leased.insert(r);
         long long after = 0;

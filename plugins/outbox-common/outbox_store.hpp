@@ -86,6 +86,9 @@ protected:
     // them gone or backed off, never free too early. So a relay's next claim and its last
     // completion can run at once.
     virtual std::string begin_settle_sql() const { return begin_lease_change_sql(); }
+    // Whether begin_lease_change_sql() and a statement after it may travel as one query (one
+    // round trip; the result is the last statement's): a claim's BEGIN, lock and live-lease read.
+    virtual bool begin_takes_a_statement() const { return false; }
     // DDL of schema version 1 (inside the migration transaction): create the table, or add the
     // bookkeeping columns to an adopted one, and the indexes.
     virtual void create_schema(soci::session& s) = 0;
@@ -159,7 +162,8 @@ private:
         long long id = 0;
         std::vector<long long> rows;
     };
-    std::vector<Lease> live_leases(soci::session& s, long long now);
+    // With `begin`: that begins the transaction in the same query (begin_takes_a_statement).
+    std::vector<Lease> live_leases(soci::session& s, long long now, const std::string* begin = nullptr);
     // This instance's leases, kept in memory: which lease row holds a claimed row.
     struct MyLease {
         long long until = 0;
@@ -198,7 +202,7 @@ private:
     std::string insert_sql_, count_pending_sql_, scan_sql_, scan_ids_sql_, head_sql_, due_sql_, claimed_sql_, delete_ok_sql_, mark_ok_sql_,
         attempts_sql_, retry_sql_, reject_sql_, stats_sql_, keys_sql_, dead_sql_, replay_all_sql_, replay_one_sql_,
         purge_all_sql_, purge_one_sql_, purge_published_sql_;
-    std::string leases_table_, lease_insert_sql_, live_leases_sql_, lease_end_sql_, lease_sweep_sql_,
+    std::string leases_table_, lease_insert_sql_, live_leases_sql_, live_leases_at_, lease_end_sql_, lease_sweep_sql_,
         leased_count_sql_;
     std::mutex leases_mutex_;
     std::unordered_map<long long, long long> lease_of_row_;  // claimed row -> its lease id

@@ -103,6 +103,7 @@ protected:
         return "BEGIN; SELECT pg_advisory_xact_lock(" + std::to_string(claim_lock_) +
                "), set_config('synchronous_commit', 'off', true)";
     }
+    bool begin_takes_a_statement() const override { return true; }  // libpq runs a parameterless query as one
     std::string begin_settle_sql() const override {
         return "BEGIN; SELECT set_config('synchronous_commit', 'off', true)";
     }
