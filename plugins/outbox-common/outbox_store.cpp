@@ -389,6 +389,15 @@ void OutboxStore::ensure_connected(soci::session& s, const char* what) {
     }
 }
 
+const std::string& OutboxStore::hot_sql(Hot h) const {
+    switch (h) {
+        case Hot::kDue: return due_sql_;
+        case Hot::kHead: return head_sql_;
+        case Hot::kLeaseInsert: return lease_insert_sql_;
+        default: return live_leases_sql_;
+    }
+}
+
 void OutboxStore::start() {
     // Statements with an id list, which only the database subclass can spell.
     claimed_sql_ += in_ids(":ids") + " ORDER BY r." + sql_.c[kId];
@@ -654,7 +663,12 @@ std::vector<OutboxStore::Lease> OutboxStore::live_leases(soci::session& s, long 
     st.exchange(soci::into(lid)), st.exchange(soci::into(rows));
     // With the BEGIN in front the query goes without parameters (one simple query); `now` is a
     // number of ours.
-    prepare_once(st, begin ? *begin + "; " + live_leases_at_ + std::to_string(now) : live_leases_sql_);
+    std::string folded;
+    if (begin) {
+        folded = statement(s, Hot::kLeases, {{"now", now}});
+        folded = *begin + "; " + (folded.empty() ? live_leases_at_ + std::to_string(now) : folded);
+    }
+    prepare_once(st, begin ? folded : live_leases_sql_);
     st.execute();
     while (st.fetch()) {
         for (size_t i = 0; i < lid.size(); ++i) out.push_back({std::stoll(lid[i]), decode_ids(rows[i])});
@@ -779,7 +793,11 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_na
             // An idle poll costs this one statement: no transaction, no lock, when nothing is due.
             long long now1 = now, now2 = now;
             int due = 0;
-            s << due_sql_, soci::use(p, "p"), soci::use(now1, "now1"), soci::use(now2, "now2"), soci::into(due);
+            const std::string text = statement(s, Hot::kDue, {{"p", p}, {"now1", now1}, {"now2", now2}});
+            if (text.empty())
+                s << due_sql_, soci::use(p, "p"), soci::use(now1, "now1"), soci::use(now2, "now2"), soci::into(due);
+            else
+                s << text, soci::into(due);
             if (!s.got_data()) return nothing_claimed(p, from, nullptr);
         }
         // BEGIN, the lock and the live leases in one round trip where the database allows it.
@@ -816,9 +834,13 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_na
             soci::statement st(s);
             rows.bind(st);
             st.exchange(soci::into(blocks));
-            st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
-            st.exchange(soci::use(after, "after")), st.exchange(soci::use(lim, "lim"));
-            prepare_once(st, head_sql_);
+            const std::string text =
+                statement(s, Hot::kHead, {{"now1", now1}, {"now2", now2}, {"p", p}, {"after", after}, {"lim", lim}});
+            if (text.empty()) {
+                st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
+                st.exchange(soci::use(after, "after")), st.exchange(soci::use(lim, "lim"));
+            }
+            prepare_once(st, text.empty() ? head_sql_ : text);
             if (st.execute(true)) read = rows.size();
             std::vector<size_t> keep;
             for (size_t i = 0; i < read && picker.picked.size() < limit; ++i) {
@@ -845,8 +867,12 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_na
         std::string me = owner_, ids = encode_ids(picker.picked);
         long long until = now + std::max<int64_t>(lease_ms, 1) * 1000;
         std::string lease_id;
-        s << lease_insert_sql_, soci::use(me, "me"), soci::use(p, "p"), soci::use(until, "until"), soci::use(ids, "ids"),
-            soci::into(lease_id);
+        const std::string text = statement(s, Hot::kLeaseInsert, {{"me", me}, {"p", p}, {"until", until}, {"ids", ids}});
+        if (text.empty())
+            s << lease_insert_sql_, soci::use(me, "me"), soci::use(p, "p"), soci::use(until, "until"),
+                soci::use(ids, "ids"), soci::into(lease_id);
+        else
+            s << text, soci::into(lease_id);
         // The rows picked by the narrow reads, before and after the head, whole.
         auto fetch = [&](std::vector<long long> picked) {
             std::string picked_ids = encode_ids(picked);

@@ -21,6 +21,9 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
+#include <variant>
+#include <vector>
 #include <vector>
 
 namespace spillway::plugins::outbox {
@@ -86,6 +89,17 @@ protected:
     // them gone or backed off, never free too early. So a relay's next claim and its last
     // completion can run at once.
     virtual std::string begin_settle_sql() const { return begin_lease_change_sql(); }
+    // The statements every claim runs, and their parameters by name.
+    enum class Hot { kDue, kHead, kLeaseInsert, kLeases, kCount };
+    using HotArgs = std::vector<std::pair<const char*, std::variant<long long, std::string>>>;
+    const std::string& hot_sql(Hot h) const;
+    // The text to run `h` by with `args` in it, or "" to run hot_sql(h) with them bound. The
+    // PostgreSQL store prepares the hot statements once per connection and answers an EXECUTE:
+    // the server neither parses nor plans them again (that was most of a claim's server time).
+    virtual std::string statement(soci::session& s, Hot h, const HotArgs& args) {
+        (void)s, (void)h, (void)args;
+        return {};
+    }
     // Whether begin_lease_change_sql() and a statement after it may travel as one query (one
     // round trip; the result is the last statement's): a claim's BEGIN, lock and live-lease read.
     virtual bool begin_takes_a_statement() const { return false; }

@@ -338,6 +338,34 @@ TEST(PostgresStore, ClaimNextTakesARowCommittedLateUnderASmallerId) {
     EXPECT_EQ(event_ids(next.rows()), (std::vector<std::string>{"a-2", "a-3", "b-2"}));
 }
 
+// The claim's statements are prepared once per connection and run by EXECUTE (the server's
+// parse and plan were most of a one-row claim); `prepare = false`, for a pooler that moves
+// transactions between server connections, sends them as text every time, and works alike.
+TEST(PostgresStore, ClaimsRunPreparedStatementsUnlessToldNot) {
+    for (const bool prepare : {true, false}) {
+        const std::string table = prepare ? "prepared_on" : "prepared_off";
+        const std::string pipeline = "probe-" + table;
+        StoreInstance s(postgres_plugin(),
+                        Config{{"url", database()}, {"table", table}, {"prepare", prepare ? "true" : "false"}});
+        EXPECT_TRUE(claim(s, pipeline, 10).empty()) << s.host().last_error();  // the due probe alone
+        const std::string executed = server().scalar(
+            "store_faults", "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'EXECUTE spillway_due(''" + pipeline + "''%'");
+        EXPECT_EQ(executed, prepare ? "1" : "0") << "prepare = " << prepare;
+        std::vector<Event> evs{ev("a-1", "A"), ev("b-1", "B"), ev("a-2", "A"), ev("c-1", "C")};
+        for (auto& e : evs) e.pipeline = pipeline;
+        ASSERT_EQ(append(s, evs), SW_OK) << s.host().last_error();
+        HeldBatch first(s, pipeline, 2);
+        ASSERT_EQ(first.status(), SW_OK) << first.error();
+        EXPECT_EQ(event_ids(first.rows()), (std::vector<std::string>{"a-1", "b-1"}));
+        HeldBatch next(s, pipeline, 10, &first);
+        ASSERT_EQ(next.status(), SW_OK) << next.error();
+        EXPECT_EQ(event_ids(next.rows()), (std::vector<std::string>{"a-2", "c-1"}));
+        ASSERT_EQ(complete(s, first.rows(), SW_OK), SW_OK) << s.host().last_error();
+        ASSERT_EQ(complete(s, next.rows(), SW_OK), SW_OK) << s.host().last_error();
+        EXPECT_EQ(stats(s, pipeline).pending, 0);
+    }
+}
+
 TEST(PostgresStore, SchemaQualifiedTable) {
     server().psql("store_faults", "CREATE SCHEMA IF NOT EXISTS relay");
     StoreInstance s(postgres_plugin(), Config{{"url", database()}, {"table", "relay.outbox"}});
