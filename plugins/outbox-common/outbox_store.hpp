@@ -144,7 +144,7 @@ private:
     [[noreturn]] void fail(const char* what, soci::session* s, const std::exception& e);
     int64_t backoff_ms(int attempts_after);
     void purge_published(soci::session& s, int64_t now_us);
-    bool last_claim_was_full(std::string_view pipeline);
+    bool last_claim_found_rows(std::string_view pipeline);
     // A claim's choice, made in one pass over the pending rows in id order.
     struct Picker {
         std::unordered_set<long long> leased;       // rows of live leases, anyone's
@@ -208,8 +208,8 @@ private:
     std::atomic<bool> down_{false};
     std::atomic<int64_t> next_purge_us_{0};
     std::mutex down_mutex_;
-    std::mutex full_mutex_;
-    std::unordered_map<std::string, bool> last_full_;  // per pipeline: skip the "anything due?" probe
+    std::mutex found_mutex_;
+    std::unordered_map<std::string, bool> last_found_;  // per pipeline: skip the "anything due?" probe
     std::string down_message_;
 
     // Statement texts, built once.
