@@ -338,6 +338,7 @@ auto OutboxStore::with_session(const char* what, F&& f) -> decltype(f(std::declv
 }
 
 void OutboxStore::fail(const char* what, soci::session* s, const std::exception& e) {
+    failed(e);
     const std::string msg = std::string(db_name_) + ": " + what + ": " + short_message(e);
     bool lost = false;
     try {

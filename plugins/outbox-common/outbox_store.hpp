@@ -100,6 +100,8 @@ protected:
         (void)s, (void)h, (void)args;
         return {};
     }
+    // Told of every database error a call ends in, before it is answered as RETRY.
+    virtual void failed(const std::exception& e) { (void)e; }
     // Whether begin_lease_change_sql() and a statement after it may travel as one query (one
     // round trip; the result is the last statement's): a claim's BEGIN, lock and live-lease read.
     virtual bool begin_takes_a_statement() const { return false; }

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cctype>
 #include <cstdio>
 #include <mutex>
@@ -153,6 +154,15 @@ protected:
         }
         return text + ")";
     }
+    void failed(const std::exception& e) override {
+        // A statement prepared on this connection is gone though the connection is the same: a
+        // pooler runs this session's transactions on other server connections (PgBouncer in
+        // transaction mode). Preparing cannot work behind it; claims go as text from now on.
+        const auto* pe = dynamic_cast<const soci::postgresql_soci_error*>(&e);
+        if (!pe || pe->sqlstate() != "26000" || !prepare_.exchange(false)) return;
+        host().warn("postgres: statements prepared on a connection vanished from it (a pooler in transaction "
+                    "mode?): claims run unprepared from now on; set prepare = false to say so");
+    }
     std::string begin_settle_sql() const override {
         return "BEGIN; SELECT set_config('synchronous_commit', 'off', true)";
     }
@@ -262,7 +272,7 @@ private:
 
     std::string url_;
     int64_t pool_size_;
-    bool prepare_;
+    std::atomic<bool> prepare_;
     long long claim_lock_ = 0, migrate_lock_ = 0;
     std::string schema_, table_name_;
     bool published_is_timestamp_ = false;

@@ -366,6 +366,39 @@ TEST(PostgresStore, ClaimsRunPreparedStatementsUnlessToldNot) {
     }
 }
 
+// Behind a pooler in transaction mode a session's next transaction may run on another server
+// connection, where its prepared statements do not exist. A trigger that drops them (DEALLOCATE
+// ALL, in the store's own session) plays the pooler: the store gives up preparing, says so, and
+// goes on; nothing is lost.
+TEST(PostgresStore, StatementsPreparedAwayBehindAPoolerTurnPreparingOff) {
+    StoreInstance s(postgres_plugin(), Config{{"url", database()}, {"table", "pooled"}, {"pool_size", "1"}});
+    EXPECT_TRUE(claim(s, "orders", 10).empty()) << s.host().last_error();  // prepares them
+    server().psql("store_faults",
+                  "CREATE OR REPLACE FUNCTION pooled_forget() RETURNS trigger LANGUAGE plpgsql AS "
+                  "$$ BEGIN EXECUTE 'DEALLOCATE ALL'; RETURN NEW; END $$;"
+                  "CREATE TRIGGER pooled_forget AFTER INSERT ON pooled_leases FOR EACH ROW EXECUTE FUNCTION pooled_forget()");
+    std::vector<Event> evs;
+    for (int i = 0; i < 6; ++i) evs.push_back(ev("p-" + std::to_string(i), "k"));
+    ASSERT_EQ(append(s, evs), SW_OK) << s.host().last_error();
+    std::vector<std::string> delivered;
+    int failures = 0;
+    for (int round = 0; round < 20 && delivered.size() < evs.size(); ++round) {
+        sw_status st = SW_OK;
+        auto rows = claim(s, "orders", 2, 30'000, &st);
+        if (st != SW_OK) {
+            ++failures;
+            continue;
+        }
+        ASSERT_EQ(complete(s, rows, SW_OK), SW_OK) << s.host().last_error();
+        for (const auto& r : rows) delivered.push_back(r.event_id);
+    }
+    std::vector<std::string> appended;
+    for (const auto& e : evs) appended.push_back(e.event_id);
+    EXPECT_EQ(delivered, appended);
+    EXPECT_LE(failures, 1) << "one claim may meet the vanished statements, then preparing is off";
+    EXPECT_EQ(s.host().count_logs(SW_LOG_WARN, "pooler in transaction mode"), 1u) << "the operator is told why, once";
+}
+
 TEST(PostgresStore, SchemaQualifiedTable) {
     server().psql("store_faults", "CREATE SCHEMA IF NOT EXISTS relay");
     StoreInstance s(postgres_plugin(), Config{{"url", database()}, {"table", "relay.outbox"}});
