@@ -19,6 +19,7 @@ namespace spillway::bench {
 struct Settings {
     size_t samples = 2000;         // latency samples per side
     size_t rounds = 5;             // alternating A/B rounds the samples are split into
+    size_t batched_events = 100000;  // events per side of the batched publish (in batches of 1,000)
     size_t drain_events = 100000;  // backlog of the drain scenario
     std::vector<size_t> drain_batches;  // batch sizes of the drain sweep; empty: the default sweep
     int idle_seconds = 60;

@@ -10,6 +10,10 @@ namespace spillway::bench {
 double cpu_seconds(pid_t pid);
 // The same summed over a server and its direct children (PostgreSQL's backends and workers).
 double tree_cpu_seconds(pid_t parent);
+// This process (all threads) and the calling thread, from the kernel's nanosecond clocks: fine
+// enough for measures of a fraction of a second.
+double process_cpu_seconds();
+double thread_cpu_seconds();
 
 }  // namespace spillway::bench
 

@@ -39,6 +39,9 @@ int main(int argc, char** argv) {
     app.add_option("--out-dir", out_dir, "Write <scenario>.json per scenario and summary.json into this folder");
     app.add_option("--samples", s.samples, "Latency samples per side and measure")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--rounds", s.rounds, "Alternating A/B rounds the samples are split into")->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--batched-events", s.batched_events, "Events per side of the batched publish measure (batches of 1,000)")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--drain-events", s.drain_events, "Backlog of the drain scenario")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--drain-batches", s.drain_batches, "Batch sizes of the drain sweep (default 1,10,100,500,1000)")
         ->delimiter(',')
@@ -86,7 +89,7 @@ int main(int argc, char** argv) {
                                 return c;
                             }()},
                            {"settings",
-                            {{"samples", s.samples}, {"rounds", s.rounds}, {"drain_events", s.drain_events},
+                            {{"samples", s.samples}, {"rounds", s.rounds}, {"batched_events", s.batched_events}, {"drain_events", s.drain_events},
                              {"idle_seconds", s.idle_seconds}, {"seed_seconds", s.seed_seconds}, {"rate", s.rate},
                              {"quick", s.quick}, {"kafka_properties", kafka_props}}},
                            {"scenarios", nlohmann::json::array()}};
