@@ -43,57 +43,50 @@ std::string describe(rd_kafka_resp_err_t err) {
 
 Completion* Completion::create(size_t n) { return new Completion(n); }
 
-Completion::Completion(size_t n) : slots_(n, Slot{this}) {}
-
-void Completion::accepted() {
-    std::lock_guard lock(mutex_);
-    ++outstanding_;
-    ++refs_;
+Completion::Completion(size_t n) : n_(n), slots_(new Slot[n]), outstanding_(n), refs_(n + 1) {
+    for (size_t i = 0; i < n; ++i) slots_[i].owner = this;
 }
 
-void Completion::refused() {
-    std::lock_guard lock(mutex_);
-    --outstanding_;
-    --refs_;
+void Completion::release() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+}
+
+void Completion::refused(size_t i, rd_kafka_resp_err_t err) {
+    slots_[i].refused = err;
+    // Only the sender can bring the count to zero here, and it is not waiting: no wake-up.
+    outstanding_.fetch_sub(1, std::memory_order_acq_rel);
+    refs_.fetch_sub(1, std::memory_order_acq_rel);  // the sender's own reference keeps it alive
 }
 
 bool Completion::deliver(Slot& slot, const rd_kafka_message_t& msg) {
     Completion* c = slot.owner;
-    bool last = false;
-    bool late = false;
-    {
+    slot.err = msg.err;
+    slot.persisted = rd_kafka_message_status(&msg);
+    slot.partition = msg.partition;
+    slot.offset = msg.offset;
+    int pending = Slot::Pending;
+    const bool in_time = slot.state.compare_exchange_strong(pending, Slot::Delivered, std::memory_order_acq_rel);
+    if (c->outstanding_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        // Under the mutex, so a sender between checking done() and sleeping cannot miss it.
         std::lock_guard lock(c->mutex_);
-        slot.done = true;
-        slot.err = msg.err;
-        slot.persisted = rd_kafka_message_status(&msg);
-        slot.partition = msg.partition;
-        slot.offset = msg.offset;
-        late = c->abandoned_;
-        if (--c->outstanding_ == 0 && !late) c->cv_.notify_one();
-        last = --c->refs_ == 0;
+        c->cv_.notify_one();
     }
-    if (last) delete c;
-    return !late;
-}
-
-bool Completion::done() {
-    std::lock_guard lock(mutex_);
-    return outstanding_ == 0;
+    c->release();
+    return in_time;
 }
 
 bool Completion::wait_done_until(std::chrono::steady_clock::time_point until) {
+    if (done()) return true;
     std::unique_lock lock(mutex_);
-    return cv_.wait_until(lock, until, [this] { return outstanding_ == 0; });
+    return cv_.wait_until(lock, until, [this] { return done(); });
 }
 
-void Completion::abandon() {
-    bool last = false;
-    {
-        std::lock_guard lock(mutex_);
-        abandoned_ = true;
-        last = --refs_ == 0;
-    }
-    if (last) delete this;
+bool Completion::settle(size_t i) {
+    int pending = Slot::Pending;
+    if (slots_[i].state.compare_exchange_strong(pending, Slot::Expired, std::memory_order_acq_rel)) return false;
+    return pending == Slot::Delivered;
 }
+
+void Completion::abandon() { release(); }
 
 }  // namespace spillway::plugins::kafka

@@ -114,6 +114,7 @@ int KafkaSink::shutdown(int64_t timeout_ms) {
     }
     watch_.stop();
     pump_.stop();
+    topics_.release();
     rd_kafka_destroy(producer_);
     producer_ = nullptr;
     embedded_.reset();
@@ -131,9 +132,7 @@ void KafkaSink::flush(int64_t timeout_ms) {
                                        " message(s) still waiting for delivery after " + std::to_string(timeout_ms) + " ms");
 }
 
-rd_kafka_resp_err_t KafkaSink::produce(const sw_event& ev, Slot& slot) {
-    if (!ev.topic.ptr || ev.topic.len == 0) return RD_KAFKA_RESP_ERR__INVALID_ARG;
-    const std::string topic(ev.topic.ptr, ev.topic.len);
+rd_kafka_resp_err_t KafkaSink::produce(const sw_event& ev, Slot& slot, rd_kafka_topic_t* topic) {
 
     // event_id first, then the envelope's optional fields, then the user's headers.
     rd_kafka_headers_t* headers = rd_kafka_headers_new(3 + ev.n_headers);
@@ -143,7 +142,7 @@ rd_kafka_resp_err_t KafkaSink::produce(const sw_event& ev, Slot& slot) {
     for (size_t i = 0; i < ev.n_headers; ++i) add_header(headers, sdk::view(ev.headers[i].name), ev.headers[i].value);
 
     const rd_kafka_resp_err_t err = rd_kafka_producev(
-        producer_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        producer_, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(const_cast<char*>(ev.key.ptr), ev.key.len),
         RD_KAFKA_V_VALUE(const_cast<char*>(ev.payload.ptr), ev.payload.len), RD_KAFKA_V_HEADERS(headers),
         RD_KAFKA_V_OPAQUE(&slot), RD_KAFKA_V_END);
@@ -165,17 +164,24 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
 
     // Every accepted message references the completion until its report arrives.
     Completion* completion = Completion::create(events.size());
+    std::string_view topic_name;
+    rd_kafka_topic_t* topic = nullptr;
     for (size_t i = 0; i < events.size(); ++i) {
-        completion->accepted();  // before produce: the report may arrive before produce returns
-        rd_kafka_resp_err_t err = produce(events[i], completion->slot(i));
+        const std::string_view name = sdk::view(events[i].topic);
+        if (!topic || name != topic_name) {  // a batch's events mostly share one topic
+            topic_name = name;
+            topic = name.empty() ? nullptr : topics_.get(producer_, name);
+        }
+        if (!topic) {  // no name, or one librdkafka refuses: as producing by name would report
+            completion->refused(i, RD_KAFKA_RESP_ERR__INVALID_ARG);
+            continue;
+        }
+        rd_kafka_resp_err_t err = produce(events[i], completion->slot(i), topic);
         while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && Clock::now() < deadline) {
             pump_.wait(*completion, std::min(deadline, Clock::now() + kQueueFullPause));  // serve reports
-            err = produce(events[i], completion->slot(i));
+            err = produce(events[i], completion->slot(i), topic);
         }
-        if (err) {
-            completion->slot(i).refused = err;
-            completion->refused();
-        }
+        if (err) completion->refused(i, err);
     }
 
     size_t ok = 0, retry = 0, reject = 0, fatal = 0, expired = 0;
@@ -190,7 +196,6 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
         const rd_kafka_resp_err_t fatal_code = rd_kafka_fatal_error(producer_, fatal_errstr.data(), fatal_errstr.size());
         const bool producer_fatal = fatal_code != RD_KAFKA_RESP_ERR_NO_ERROR;
         if (producer_fatal) fatal_reason = std::string(fatal_errstr.data()) + " (" + rd_kafka_err2name(fatal_code) + ")";
-        std::lock_guard lock(completion->mutex());
         for (size_t i = 0; i < events.size(); ++i) {
             sw_result& r = out[i];
             const Slot& slot = completion->slot(i);
@@ -198,7 +203,7 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
             if (slot.refused) {
                 v = classify_produce_failure(slot.refused);
                 sdk::set_result(r, v.status, "produce refused: " + describe(slot.refused), v.flags);
-            } else if (!slot.done) {
+            } else if (!completion->settle(i)) {
                 v = {producer_fatal ? SW_FATAL : SW_RETRY, SW_RESULT_POSSIBLY_DELIVERED};
                 ++expired;
                 sdk::set_result(r, v.status,

@@ -12,6 +12,7 @@
 #include "health.hpp"
 #include "producer_config.hpp"
 #include "report_pump.hpp"
+#include "topic_handles.hpp"
 
 #include <spillway/sdk.hpp>
 
@@ -45,7 +46,7 @@ private:
     static int on_stats(rd_kafka_t* rk, char* json, size_t len, void* opaque);
     static void on_log(const rd_kafka_t* rk, int level, const char* facility, const char* message);
 
-    rd_kafka_resp_err_t produce(const sw_event& event, Slot& slot);
+    rd_kafka_resp_err_t produce(const sw_event& event, Slot& slot, rd_kafka_topic_t* topic);
     // Flushes within timeout_ms, purges what is left (reported RETRY), destroys the producer.
     // Returns the number of messages that were still unacknowledged at the deadline.
     int shutdown(int64_t timeout_ms);
@@ -57,6 +58,7 @@ private:
     std::unique_ptr<EmbeddedCluster> embedded_;  // outlives producer_ (declared first, destroyed last)
     rd_kafka_t* producer_ = nullptr;
     ReportPump pump_;
+    TopicHandles topics_;  // released before producer_ is destroyed
     Health health_;
     BrokerWatch watch_;  // asks for metadata while health_ is down
 };

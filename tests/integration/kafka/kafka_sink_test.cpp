@@ -112,6 +112,37 @@ TEST(KafkaSink, ConcurrentSingleEventSendsAreAllAcknowledged) {
     EXPECT_EQ(health(sink).state, SW_HEALTH_UP);
 }
 
+// The sink holds one librdkafka topic handle per topic and switches as a batch's topics change.
+TEST(KafkaSink, OneBatchOverSeveralTopicsPutsEachEventOnItsOwnTopic) {
+    MockKafka kafka(1);
+    testkit::SinkInstance sink(kafka_plugin(), config_for(kafka));
+    const std::vector<std::string> topics = {"alpha", "beta", "beta", "alpha", "", "gamma", "alpha", "beta"};
+    EventBatch batch;
+    for (size_t i = 0; i < topics.size(); ++i)
+        batch.add({"evt-" + std::to_string(i), topics[i], "k", "p" + std::to_string(i), {}, {}, {}});
+    for (int round = 0; round < 2; ++round) {  // the second round finds every handle made
+        std::vector<sw_result> results;
+        ASSERT_EQ(send(sink, batch, results, 20000), SW_OK) << sink.host().last_error();
+        for (size_t i = 0; i < topics.size(); ++i) {
+            if (topics[i].empty()) {
+                EXPECT_EQ(results[i].status, SW_REJECT) << "an event without a topic";
+                EXPECT_NE(std::string(results[i].message).find("produce refused"), std::string::npos) << results[i].message;
+            } else {
+                EXPECT_EQ(results[i].status, SW_OK) << "event " << i << ": " << results[i].message;
+            }
+        }
+    }
+    const std::map<std::string, std::vector<std::string>> expected = {
+        {"alpha", {"evt-0", "evt-3", "evt-6", "evt-0", "evt-3", "evt-6"}},
+        {"beta", {"evt-1", "evt-2", "evt-7", "evt-1", "evt-2", "evt-7"}},
+        {"gamma", {"evt-5", "evt-5"}}};
+    for (const auto& [topic, ids] : expected) {
+        std::vector<std::string> got;
+        for (const auto& r : kafka.consume_all(topic, ids.size(), 30s)) got.push_back(r.header("event_id").value_or(""));
+        EXPECT_EQ(got, ids) << "topic " << topic;
+    }
+}
+
 TEST(KafkaSink, AbsentKeyAndEmptyPayloadAreKept) {
     MockKafka kafka(1);
     testkit::SinkInstance sink(kafka_plugin(), config_for(kafka));
