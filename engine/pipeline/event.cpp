@@ -1,8 +1,8 @@
 #include "engine/pipeline/event.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
-#include <mutex>
 #include <random>
 
 namespace spillway::pipeline {
@@ -32,46 +32,42 @@ const char* reason_name(Reason r) {
 }
 
 std::string uuid_v7() {
-    // 48 bits of Unix milliseconds, then a counter within the millisecond (monotonic per process,
-    // so ids sort in accept order), then random bits.
-    static std::mutex mutex;
-    static std::mt19937_64 rng{std::random_device{}()};
-    static uint64_t last_ms = 0;
-    static uint16_t seq = 0;
-    uint64_t ms = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
-    uint64_t rand_b;
-    uint16_t rand_a;
-    {
-        std::lock_guard lock(mutex);
-        if (ms <= last_ms) {
-            ms = last_ms;
-            if (++seq > 0x0fff) {  // counter exhausted: borrow the next millisecond
-                ms = ++last_ms;
-                seq = 0;
-            }
-        } else {
-            last_ms = ms;
-            seq = static_cast<uint16_t>(rng() & 0x03ff);  // random start leaves room to count up
-        }
-        rand_a = seq;
-        rand_b = rng();
-    }
+    return uuid_v7(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count()));
+}
+
+std::string uuid_v7(uint64_t unix_ms) {
+    // 48 bits of Unix milliseconds, then a 12-bit counter within the millisecond, then random
+    // bits. The first two live in one atomic word (ms << 12 | counter), advanced by CAS, so ids
+    // sort in accept order across all threads of the process without a lock; a counter that runs
+    // over carries into the next millisecond. The random bits come from a per-thread generator.
+    static std::atomic<uint64_t> last{0};
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    uint64_t prev = last.load(std::memory_order_relaxed);
+    uint64_t next;
+    do {
+        // A new millisecond starts its counter at a random point below 1024, leaving room to count up.
+        next = unix_ms > (prev >> 12) ? (unix_ms << 12) | (rng() & 0x03ff) : prev + 1;
+    } while (!last.compare_exchange_weak(prev, next, std::memory_order_relaxed));
+    const uint64_t ms = next >> 12;
+    const uint16_t rand_a = static_cast<uint16_t>(next & 0x0fff);
+    const uint64_t rand_b = rng();
+
     uint8_t b[16];
     for (int i = 0; i < 6; ++i) b[i] = static_cast<uint8_t>(ms >> (40 - 8 * i));
     b[6] = static_cast<uint8_t>(0x70 | ((rand_a >> 8) & 0x0f));
     b[7] = static_cast<uint8_t>(rand_a & 0xff);
     for (int i = 0; i < 8; ++i) b[8 + i] = static_cast<uint8_t>(rand_b >> (56 - 8 * i));
     b[8] = static_cast<uint8_t>(0x80 | (b[8] & 0x3f));
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    out.reserve(36);
+    static constexpr char hex[] = "0123456789abcdef";
+    char text[36];
+    size_t n = 0;
     for (int i = 0; i < 16; ++i) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
-        out += hex[b[i] >> 4];
-        out += hex[b[i] & 0x0f];
+        if (i == 4 || i == 6 || i == 8 || i == 10) text[n++] = '-';
+        text[n++] = hex[b[i] >> 4];
+        text[n++] = hex[b[i] & 0x0f];
     }
-    return out;
+    return std::string(text, sizeof text);
 }
 
 namespace {

@@ -51,8 +51,11 @@ struct Outcome {
     bool accepted() const { return path != Path::Refused; }
 };
 
-// A new UUIDv7 (time-ordered, RFC 9562) as 36 lowercase characters.
+// A new UUIDv7 (time-ordered, RFC 9562) as 36 lowercase characters. Ids made in one process
+// sort in the order they were made, across threads.
 std::string uuid_v7();
+// The same with the Unix time in milliseconds read by the caller (once for a whole batch).
+std::string uuid_v7(uint64_t unix_ms);
 
 // sw_event views over Events; the Events must outlive it and stay unchanged.
 class EventViews {

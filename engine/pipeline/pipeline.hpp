@@ -61,7 +61,7 @@ public:
 
 private:
     // publisher.cpp
-    void prepare(Event& e);
+    void prepare(Event& e, int64_t accepted_us);
     void publish_direct(std::vector<Event>& events, std::vector<Outcome>& out);
     void append(std::vector<Event>& events, const std::vector<size_t>& pick, Reason reason,
                 const std::vector<std::string>& direct_errors, std::vector<Outcome>& out);

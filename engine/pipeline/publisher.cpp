@@ -19,10 +19,10 @@ int64_t mono_us() {
 }
 }  // namespace
 
-void Pipeline::prepare(Event& e) {
-    if (e.event_id.empty()) e.event_id = uuid_v7();
+void Pipeline::prepare(Event& e, int64_t accepted_us) {
+    if (e.event_id.empty()) e.event_id = uuid_v7(static_cast<uint64_t>(accepted_us / 1000));
     if (e.topic.empty()) e.topic = spec_.topic;
-    if (e.created_at_us == 0) e.created_at_us = now_us();
+    if (e.created_at_us == 0) e.created_at_us = accepted_us;
 }
 
 // Counts and latencies per (path, reason) group rather than per event: a batch of 1,000 spent
@@ -79,12 +79,13 @@ std::vector<Outcome> Pipeline::publish(std::vector<Event> events) {
             out[i] = {events[i].event_id, Path::Refused, Reason::Stopping, "pipeline " + spec_.name + " is not running"};
         return out;
     }
+    // One clock read for the batch: its events are accepted together.
+    const int64_t accepted_us = now_us();
     std::vector<size_t> valid;
     for (size_t i = 0; i < events.size(); ++i) {
-        prepare(events[i]);
-        out[i].event_id = events[i].event_id;
+        prepare(events[i], accepted_us);
         if (events[i].topic.empty()) {
-            out[i] = {events[i].event_id, Path::Refused, Reason::Invalid,
+            out[i] = {{}, Path::Refused, Reason::Invalid,
                       "the event names no topic and pipeline " + spec_.name + " has no default topic"};
             continue;
         }
@@ -96,6 +97,9 @@ std::vector<Outcome> Pipeline::publish(std::vector<Event> events) {
     } else {
         publish_direct(events, out);
     }
+    // The events are done with: their ids move into the outcomes (left empty until here) rather
+    // than being copied.
+    for (size_t i = 0; i < events.size(); ++i) out[i].event_id = std::move(events[i].event_id);
     record(out, started);
     return out;
 }
@@ -141,6 +145,7 @@ void Pipeline::publish_direct(std::vector<Event>& events, std::vector<Outcome>& 
         }
         std::string call_error;
         if (st != SW_OK) call_error = sink_.describe(st);
+        bool reset_circuit = true;  // a run of successes resets the failure count once
         for (size_t j = 0; j < direct.size(); ++j) {
             const size_t i = direct[j];
             const sw_result& r = results[j];
@@ -148,12 +153,14 @@ void Pipeline::publish_direct(std::vector<Event>& events, std::vector<Outcome>& 
             if (status == SW_OK) {
                 out[i].path = Path::Direct;
                 out[i].reason = Reason::None;
-                circuit_.direct_succeeded();
+                if (reset_circuit) circuit_.direct_succeeded();
+                reset_circuit = false;
                 continue;
             }
+            reset_circuit = true;
             std::string why = st != SW_OK ? call_error : std::string(r.message);
             if (status == SW_REJECT && !spec_.dead_letter_rejects) {
-                out[i] = {events[i].event_id, Path::Refused, Reason::Rejected, "Kafka rejected the event: " + why};
+                out[i] = {{}, Path::Refused, Reason::Rejected, "Kafka rejected the event: " + why};
                 log_->warn("event {} rejected by Kafka: {}", events[i].event_id, why);
                 continue;
             }
@@ -188,7 +195,7 @@ void Pipeline::append(std::vector<Event>& events, const std::vector<size_t>& pic
         for (size_t i : pick) {
             std::string msg = "outbox: " + store_error;
             if (!direct_errors.empty() && !direct_errors[i].empty()) msg = "Kafka: " + direct_errors[i] + "; " + msg;
-            out[i] = {events[i].event_id, Path::Refused, r, msg};
+            out[i] = {{}, Path::Refused, r, msg};
         }
         log_->warn("outbox refused {} event(s): {}", pick.size(), store_error);
         std::lock_guard lock(error_mutex_);

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <regex>
 #include <set>
 #include <thread>
@@ -101,8 +102,29 @@ TEST(EventId, UniqueAcrossThreads) {
         });
     for (auto& t : ts) t.join();
     std::set<std::string> all;
-    for (auto& v : per) all.insert(v.begin(), v.end());
+    for (auto& v : per) {
+        EXPECT_TRUE(std::is_sorted(v.begin(), v.end())) << "each thread's ids in the order it made them";
+        all.insert(v.begin(), v.end());
+    }
     EXPECT_EQ(all.size(), 20000u);
+}
+
+// A batch's ids share one clock reading; the counter keeps them distinct and ordered, and one
+// running over its 12 bits carries into the next millisecond rather than wrapping.
+TEST(EventId, OneMillisecondForManyIdsStaysUniqueAndOrdered) {
+    const uint64_t ms = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count()) +
+        60000;  // ahead of any id made so far
+    std::vector<std::string> ids;
+    for (int i = 0; i < 10000; ++i) ids.push_back(pipeline::uuid_v7(ms));
+    EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+    EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), ids.size());
+    auto millis = [](const std::string& id) { return std::stoull(id.substr(0, 8) + id.substr(9, 4), nullptr, 16); };
+    EXPECT_EQ(millis(ids.front()), ms);
+    EXPECT_GT(millis(ids.back()), ms) << "10,000 ids overflow one millisecond's counter";
+    EXPECT_LE(millis(ids.back()), ms + 3);
+    // A clock reading behind the last id still gives a later id.
+    EXPECT_GT(pipeline::uuid_v7(ms - 1000), ids.back());
 }
 
 TEST(Metrics, LabelOrderDoesNotMatter) {
