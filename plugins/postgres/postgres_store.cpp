@@ -12,10 +12,10 @@
 #include <atomic>
 #include <cctype>
 #include <cstdio>
+#include <ctime>
 #include <mutex>
 #include <set>
 #include <vector>
-#include <ctime>
 
 namespace spillway::plugins::postgres {
 
@@ -298,6 +298,6 @@ const sw_option kOptions[] = {
 };
 }  // namespace
 
-SW_EXPORT_STORE(spillway::plugins::postgres::PostgresStore, "postgres", "0.1.0",
+SW_EXPORT_STORE(spillway::plugins::postgres::PostgresStore, "postgres", "1.1.0",
                 "durable outbox in a PostgreSQL table (SOCI): leases, per-key order, dead letters", kOptions,
                 SW_PLUGIN_THREAD_SAFE)

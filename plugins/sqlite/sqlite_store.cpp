@@ -136,6 +136,6 @@ const sw_option kOptions[] = {
 };
 }  // namespace
 
-SW_EXPORT_STORE(spillway::plugins::sqlite::SqliteStore, "sqlite", "0.1.0",
+SW_EXPORT_STORE(spillway::plugins::sqlite::SqliteStore, "sqlite", "1.1.0",
                 "durable outbox in a SQLite file (SOCI, WAL): leases, per-key order, dead letters", kOptions,
                 SW_PLUGIN_THREAD_SAFE)
