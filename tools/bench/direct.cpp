@@ -57,22 +57,30 @@ void timed(Spent& into, Send&& send) {
     into.process_cpu += process_cpu_seconds() - process0;
 }
 
-void engine_batched(pipeline::Pipeline& p, size_t batches, size_t& seq, Spent& spent) {
+void engine_batched(pipeline::Pipeline& p, size_t batches, size_t& seq, Spent& spent, std::vector<double>& calls) {
     std::vector<std::vector<pipeline::Event>> all(batches);
     for (auto& b : all)
         for (size_t i = 0; i < kBatch; ++i) b.push_back(engine_event(seq++));
     timed(spent, [&] {
-        for (auto& b : all)
-            for (const auto& o : p.publish(std::move(b))) expect_direct(o);
+        for (auto& b : all) {
+            const auto t0 = Clock::now();
+            auto outcomes = p.publish(std::move(b));
+            calls.push_back(us_since(t0));
+            for (const auto& o : outcomes) expect_direct(o);
+        }
     });
 }
 
-void raw_batched(RawProducer& raw, size_t batches, size_t& seq, Spent& spent) {
+void raw_batched(RawProducer& raw, size_t batches, size_t& seq, Spent& spent, std::vector<double>& calls) {
     std::vector<std::vector<RawRecord>> all(batches);
     for (auto& b : all)
         for (size_t i = 0; i < kBatch; ++i) b.push_back(raw_record(seq++));
     timed(spent, [&] {
-        for (auto& b : all) raw.send(b);
+        for (auto& b : all) {
+            const auto t0 = Clock::now();
+            raw.send(b);
+            calls.push_back(us_since(t0));
+        }
     });
 }
 
@@ -120,9 +128,10 @@ Report run_direct(Context& ctx) {
     // every scheduler hiccup.
     const size_t batches = std::max<size_t>(1, s.batched_events / kBatch / s.rounds);
     Spent ours_spent, raw_spent;
+    std::vector<double> ours_calls, raw_calls;
     for (size_t r = 0; r < s.rounds; ++r) {
-        raw_batched(raw, batches, seq, raw_spent);
-        engine_batched(rig.pipeline(), batches, seq, ours_spent);
+        raw_batched(raw, batches, seq, raw_spent, raw_calls);
+        engine_batched(rig.pipeline(), batches, seq, ours_spent, ours_calls);
     }
     const double events = static_cast<double>(batches * kBatch * s.rounds);
     auto& thr = rep.add(rate_row("batched publish, 1000 events/call", "events/s", events / ours_spent.wall,
@@ -131,6 +140,7 @@ Report run_direct(Context& ctx) {
     thr.note = "bound: librdkafka's produce path and the mock broker (CPU; both share 2 cores with the broker "
                "threads). CPU per event: engine " + per_event_us(ours_spent, events) + "; raw " +
                per_event_us(raw_spent, events);
+    rep.add(latency_row("  per call of 1000", ours_calls, "raw producer per call", raw_calls));
 
     // Scaling: k pipelines published to at once, each by its own thread.
     const size_t per_thread = std::max<size_t>(50, s.samples / 4);
