@@ -1,5 +1,7 @@
 #include "engine/http/event_json.hpp"
 
+#include "engine/http/json_text.hpp"
+
 #include <boost/beast/core/detail/base64.hpp>
 #include <nlohmann/json.hpp>
 
@@ -45,53 +47,83 @@ std::string identifier_field(const json& j, const char* field, const std::string
     return s;
 }
 
-pipeline::Event to_event(const json& j, const std::string& where, const std::string& default_topic) {
+// `j` is the parsed event and `text` the JSON text it came from: the payload goes out as that
+// text, compacted (json_text.hpp), rather than serialised again from the tree.
+pipeline::Event to_event(const json& j, std::string_view text, const std::string& where, const std::string& default_topic) {
     if (!j.is_object()) fail(where, "", std::string("expected an event object, got ") + type_name(j));
-    static const char* const known[] = {"topic",   "key",        "payload",        "payload_encoding", "headers",
-                                        "event_type", "correlation_id", "event_id"};
+    // One pass over the members, rather than a lookup per field.
+    const json *topic = nullptr, *key = nullptr, *payload = nullptr, *encoding = nullptr, *headers = nullptr,
+               *event_type = nullptr, *correlation_id = nullptr, *event_id = nullptr;
+    const std::pair<const char*, const json**> known[] = {
+        {"topic", &topic},           {"key", &key},           {"payload", &payload},
+        {"payload_encoding", &encoding}, {"headers", &headers}, {"event_type", &event_type},
+        {"correlation_id", &correlation_id}, {"event_id", &event_id}};
     for (const auto& [name, value] : j.items()) {
         bool ok = false;
-        for (const char* k : known) ok = ok || name == k;
+        for (const auto& [k, slot] : known)
+            if (name == k) {
+                *slot = &value;
+                ok = true;
+                break;
+            }
         if (!ok) fail(where, name, "unknown field (known: topic, key, payload, payload_encoding, headers, event_type, correlation_id, event_id)");
     }
 
     pipeline::Event e;
-    if (j.contains("topic")) e.topic = string_field(j, "topic", where, false);
+    if (topic) e.topic = string_field(j, "topic", where, false);
     if (e.topic.empty() && default_topic.empty()) fail(where, "topic", "required (the pipeline has no default topic)");
 
-    if (j.contains("key") && !j.at("key").is_null()) {
-        if (!j.at("key").is_string()) fail(where, "key", std::string("expected a string or null, got ") + type_name(j.at("key")));
-        e.key = j.at("key").get<std::string>();
+    if (key && !key->is_null()) {
+        if (!key->is_string()) fail(where, "key", std::string("expected a string or null, got ") + type_name(*key));
+        e.key = key->get<std::string>();
     }
 
-    std::string encoding = "json";
-    if (j.contains("payload_encoding")) {
-        encoding = string_field(j, "payload_encoding", where);
-        if (encoding != "json" && encoding != "base64") fail(where, "payload_encoding", "expected \"json\" or \"base64\", got \"" + encoding + "\"");
+    std::string encoding_name = "json";
+    if (encoding) {
+        encoding_name = string_field(j, "payload_encoding", where);
+        if (encoding_name != "json" && encoding_name != "base64") fail(where, "payload_encoding", "expected \"json\" or \"base64\", got \"" + encoding_name + "\"");
     }
-    if (!j.contains("payload")) fail(where, "payload", "required");
-    const json& payload = j.at("payload");
-    if (encoding == "base64") {
-        if (!payload.is_string()) fail(where, "payload", std::string("expected a base64 string (payload_encoding is base64), got ") + type_name(payload));
-        if (!base64_decode(payload.get_ref<const std::string&>(), e.payload)) fail(where, "payload", "not valid base64 (RFC 4648, padded)");
+    if (!payload) fail(where, "payload", "required");
+    if (encoding_name == "base64") {
+        if (!payload->is_string()) fail(where, "payload", std::string("expected a base64 string (payload_encoding is base64), got ") + type_name(*payload));
+        if (!base64_decode(payload->get_ref<const std::string&>(), e.payload)) fail(where, "payload", "not valid base64 (RFC 4648, padded)");
         e.binary = true;
+    } else if (const auto raw = json_text::member(text, "payload")) {
+        e.payload = json_text::compact(*raw);  // the parser already checked it, UTF-8 included
     } else {
-        e.payload = payload.dump();  // compact; the parser already checked the UTF-8
+        e.payload = payload->dump();  // not found in the text (cannot happen for text the parser took)
     }
 
-    if (j.contains("headers")) {
-        const json& h = j.at("headers");
-        if (!h.is_object()) fail(where, "headers", std::string("expected an object of strings, got ") + type_name(h));
-        for (const auto& [name, value] : h.items()) {
+    if (headers) {
+        if (!headers->is_object()) fail(where, "headers", std::string("expected an object of strings, got ") + type_name(*headers));
+        for (const auto& [name, value] : headers->items()) {
             if (name.empty()) fail(where, "headers", "a header name is empty");
             if (!value.is_string()) fail(where, "headers." + name, std::string("expected a string, got ") + type_name(value));
             e.headers.emplace_back(name, value.get<std::string>());
         }
     }
-    if (j.contains("event_type")) e.event_type = string_field(j, "event_type", where);
-    if (j.contains("correlation_id")) e.correlation_id = identifier_field(j, "correlation_id", where);
-    if (j.contains("event_id")) e.event_id = identifier_field(j, "event_id", where);
+    if (event_type) e.event_type = string_field(j, "event_type", where);
+    if (correlation_id) e.correlation_id = identifier_field(j, "correlation_id", where);
+    if (event_id) e.event_id = identifier_field(j, "event_id", where);
     return e;
+}
+
+// `s` as a JSON string. Ids are mostly UUIDs, which need no escaping: those are copied as they
+// are; anything else goes through the library's serialiser.
+void append_string(std::string& out, const std::string& s) {
+    bool plain = true;
+    for (unsigned char c : s)
+        if (c < 0x20 || c == '"' || c == '\\' || c >= 0x7f) {
+            plain = false;
+            break;
+        }
+    if (plain) {
+        out += '"';
+        out += s;
+        out += '"';
+    } else {
+        out += json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+    }
 }
 
 json parse_json(std::string_view text, const std::string& where, const char* hint) {
@@ -129,10 +161,12 @@ std::vector<pipeline::Event> parse_events(std::string_view body, BodyFormat form
     if (format == BodyFormat::Json) {
         const json j = parse_json(body, "body: ", " (for a batch send an array, or NDJSON with Content-Type: application/x-ndjson)");
         if (j.is_array()) {
+            const std::vector<std::string_view> texts = json_text::array_elements(body);
             for (size_t i = 0; i < j.size(); ++i)
-                events.push_back(to_event(j[i], "event " + std::to_string(i + 1) + ": ", default_topic));
+                events.push_back(to_event(j[i], i < texts.size() ? texts[i] : std::string_view(),
+                                          "event " + std::to_string(i + 1) + ": ", default_topic));
         } else {
-            events.push_back(to_event(j, "", default_topic));
+            events.push_back(to_event(j, body, "", default_topic));
         }
     } else {
         size_t line_no = 0;
@@ -146,22 +180,36 @@ std::vector<pipeline::Event> parse_events(std::string_view body, BodyFormat form
             if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
             if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
             const std::string where = "line " + std::to_string(line_no) + ": ";
-            events.push_back(to_event(parse_json(line, where, ""), where, default_topic));
+            events.push_back(to_event(parse_json(line, where, ""), line, where, default_topic));
         }
     }
     if (events.empty()) throw BadRequest("body: no events");
     return events;
 }
 
-pipeline::Event parse_event(std::string_view json_text, const std::string& default_topic) {
-    return to_event(parse_json(json_text, "", ""), "", default_topic);
+pipeline::Event parse_event(std::string_view text, const std::string& default_topic) {
+    return to_event(parse_json(text, "", ""), text, "", default_topic);
 }
 
 std::string outcome_json(const pipeline::Outcome& o) {
-    json j = {{"event_id", o.event_id}, {"path", pipeline::path_name(o.path)}};
-    if (o.reason != pipeline::Reason::None) j["reason"] = pipeline::reason_name(o.reason);
-    if (!o.message.empty()) j["message"] = o.message;
-    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+    // Written directly: one per event of every answer, and a tree per outcome cost more than the
+    // rest of the answer. Only the id and the message can need escaping.
+    std::string out = "{\"event_id\":";
+    append_string(out, o.event_id);
+    out += ",\"path\":\"";
+    out += pipeline::path_name(o.path);
+    out += '"';
+    if (o.reason != pipeline::Reason::None) {
+        out += ",\"reason\":\"";
+        out += pipeline::reason_name(o.reason);
+        out += '"';
+    }
+    if (!o.message.empty()) {
+        out += ",\"message\":";
+        append_string(out, o.message);
+    }
+    out += '}';
+    return out;
 }
 
 bool base64_decode(std::string_view text, std::string& out) {

@@ -33,7 +33,7 @@ BodyFormat body_format(std::string_view content_type);
 std::vector<pipeline::Event> parse_events(std::string_view body, BodyFormat format, const std::string& default_topic);
 
 // One event from the JSON text of one object (an NDJSON line); messages carry no location prefix.
-pipeline::Event parse_event(std::string_view json_text, const std::string& default_topic);
+pipeline::Event parse_event(std::string_view text, const std::string& default_topic);
 
 // {"event_id":..., "path":"direct"|"outbox"|"refused", "reason":..., "message":...} (reason and
 // message only when there is one).

@@ -168,13 +168,15 @@ void Server::Impl::publish(const httplib::Request& req, httplib::Response& res) 
     size_t refused = 0;
     bool any_temporary = false;
     std::string body = "{\"results\":[";
+    body.reserve(outcomes.size() * 72 + 64);  // an accepted event's result is about 70 bytes
     for (size_t i = 0; i < outcomes.size(); ++i) {
         const auto& o = outcomes[i];
         if (!o.accepted()) {
             ++refused;
             any_temporary = any_temporary || temporary(o.reason);
         }
-        body += (i ? "," : "") + outcome_json(o);
+        if (i) body += ',';
+        body += outcome_json(o);
     }
     body += "],\"accepted\":" + std::to_string(outcomes.size() - refused) + ",\"refused\":" + std::to_string(refused) + "}\n";
     res.status = refused == 0 ? 202 : any_temporary ? 503 : 422;

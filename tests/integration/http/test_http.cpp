@@ -112,6 +112,29 @@ TEST(HttpIngress, JsonArrayIsABatchToo) {
     EXPECT_EQ(body_of(r)["results"].size(), 2u);
 }
 
+// Kafka gets the payload as the client wrote it, whitespace aside: key order, number spelling
+// and escapes stay, in NDJSON and in a JSON array alike.
+TEST(HttpIngress, PayloadKeepsTheClientsKeyOrderAndSpellingWithoutWhitespace) {
+    Env env;
+    auto c = env.client();
+    const std::string payload = R"({ "z" : 1.50, "a" : [ 1, {"q": "x \" {y} ]"} ], "e": "caf\u00e9\n" })";
+    const std::string compact = R"({"z":1.50,"a":[1,{"q":"x \" {y} ]"}],"e":"caf\u00e9\n"})";
+    auto nd = c->Post("/v1/pipelines/orders/events", "{\"key\":\"k\",\"payload\": " + payload + " }\n",
+                      "application/x-ndjson");
+    auto arr = c->Post("/v1/pipelines/orders/events",
+                       "[ {\"payload\":1}, { \"key\":\"k\", \"payload\" : " + payload + ", \"event_type\":\"T\" } ]",
+                       "application/json");
+    ASSERT_TRUE(nd && arr);
+    ASSERT_EQ(nd->status, 202) << nd->body;
+    ASSERT_EQ(arr->status, 202) << arr->body;
+    const std::string id_nd = body_of(nd)["results"][0]["event_id"], id_arr = body_of(arr)["results"][1]["event_id"];
+    auto got = records_by_id(env, env.kafka(), 3);
+    ASSERT_EQ(got.size(), 3u);
+    EXPECT_EQ(got[id_nd].payload.value_or(""), compact);
+    EXPECT_EQ(got[id_arr].payload.value_or(""), compact);
+    EXPECT_EQ(json::parse(compact), json::parse(payload));
+}
+
 TEST(HttpIngress, MalformedInputIs400NamingTheFieldAndNothingIsAccepted) {
     Env env;
     auto c = env.client();

@@ -1,11 +1,14 @@
 // Engine logic that needs no plugin: the circuit breaker, sticky keys, event ids, and the
 // Prometheus text the metrics registry writes.
+#include "engine/http/event_json.hpp"
+#include "engine/http/json_text.hpp"
 #include "engine/observe/metrics.hpp"
 #include "engine/pipeline/circuit.hpp"
 #include "engine/pipeline/event.hpp"
 #include "engine/pipeline/sticky_keys.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <regex>
@@ -125,6 +128,61 @@ TEST(EventId, OneMillisecondForManyIdsStaysUniqueAndOrdered) {
     EXPECT_LE(millis(ids.back()), ms + 3);
     // A clock reading behind the last id still gives a later id.
     EXPECT_GT(pipeline::uuid_v7(ms - 1000), ids.back());
+}
+
+TEST(JsonText, FindsArrayElementsAndTheLastMemberOfAName) {
+    using namespace http::json_text;
+    const auto els = array_elements(R"( [ {"a":"],}"} , 2 ,"x\"," ,[[]], null ] )");
+    ASSERT_EQ(els.size(), 5u);
+    EXPECT_EQ(els[0], R"({"a":"],}"})");
+    EXPECT_EQ(els[1], "2");
+    EXPECT_EQ(els[2], R"("x\",")");
+    EXPECT_EQ(els[3], "[[]]");
+    EXPECT_EQ(els[4], "null");
+    EXPECT_TRUE(array_elements("[]").empty());
+
+    const std::string_view obj = R"({"p":{"payload":0},"payload" : [1, "}"] ,"x":true,"pay\u006coad":"last"})";
+    EXPECT_EQ(member(obj, "payload"), R"("last")") << "a duplicate name: the last one, escapes compared unescaped";
+    EXPECT_EQ(member(obj, "p"), R"({"payload":0})");
+    EXPECT_EQ(member(obj, "x"), "true");
+    EXPECT_FALSE(member(obj, "missing"));
+    EXPECT_FALSE(member("{}", "p"));
+}
+
+TEST(JsonText, CompactDropsWhitespaceOutsideStringsOnly) {
+    using namespace http::json_text;
+    EXPECT_EQ(compact(" { \"a b\" : [ 1 ,\t2 ],\r\n \"c\":\" \\\" x \" } "), R"({"a b":[1,2],"c":" \" x "})");
+    EXPECT_EQ(compact("1.50"), "1.50");
+}
+
+TEST(EventJson, NdjsonPayloadIsTheCompactedTextAndFieldErrorsNameTheLine) {
+    const auto events = http::parse_events("{\"payload\": {\"b\": 1, \"a\": 2}, \"key\": \"k\"}\n\n{\"payload\":\"s\"}\n",
+                                           http::BodyFormat::NdJson, "t");
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[0].payload, R"({"b":1,"a":2})");
+    EXPECT_EQ(events[0].key, "k");
+    EXPECT_EQ(events[1].payload, "\"s\"");
+    try {
+        http::parse_events("{\"payload\":1}\n{\"payload\":1,\"key\":3}\n", http::BodyFormat::NdJson, "t");
+        FAIL() << "a numeric key was accepted";
+    } catch (const http::BadRequest& e) {
+        EXPECT_EQ(std::string(e.what()), "line 2: field 'key': expected a string or null, got a number");
+    }
+    const auto one = http::parse_events(R"([{"payload":[ 1 ]},{"payload":{"x" : null}}])", http::BodyFormat::Json, "t");
+    ASSERT_EQ(one.size(), 2u);
+    EXPECT_EQ(one[0].payload, "[1]");
+    EXPECT_EQ(one[1].payload, R"({"x":null})");
+}
+
+TEST(EventJson, OutcomeIsJsonWithEscapesOnlyWhereNeeded) {
+    pipeline::Outcome o{"0190-abc", pipeline::Path::Direct, pipeline::Reason::None, ""};
+    EXPECT_EQ(http::outcome_json(o), R"({"event_id":"0190-abc","path":"direct"})");
+    o = {"id \"q\"", pipeline::Path::Refused, pipeline::Reason::Rejected, "Kafka said\n\"no\""};
+    const auto j = nlohmann::json::parse(http::outcome_json(o));
+    EXPECT_EQ(j["event_id"], "id \"q\"");
+    EXPECT_EQ(j["path"], "refused");
+    EXPECT_EQ(j["reason"], "rejected");
+    EXPECT_EQ(j["message"], "Kafka said\n\"no\"");
 }
 
 TEST(Metrics, LabelOrderDoesNotMatter) {
