@@ -371,6 +371,7 @@ void OutboxStore::ensure_connected(soci::session& s, const char* what) {
     }
     try {
         s.reconnect();
+        opened(s);
         reconnect_delay_ms_ = 0;
         down_ = false;
         host().info(std::string(db_name_) + ": reconnected to the database");

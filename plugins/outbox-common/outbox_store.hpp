@@ -78,6 +78,9 @@ protected:
     // overrides this, and a connection that broke since fails its next statement with RETRY and
     // is reconnected on the call after.
     virtual bool alive(soci::session& s) { return s.is_connected(); }
+    // A session was just opened or reopened, outside any transaction: session settings go here,
+    // where no rollback can undo them.
+    virtual void opened(soci::session& s) { (void)s; }
     // `<column> <in_ids(param)>` tests membership in an id list bound as encode_ids().
     virtual std::string in_ids(const std::string& param) const = 0;
     virtual std::string encode_ids(std::span<const long long> ids) const = 0;

@@ -75,8 +75,19 @@ public:
 protected:
     void connect() override {
         auto pool = std::make_unique<soci::connection_pool>(static_cast<size_t>(pool_size_));
-        for (int64_t i = 0; i < pool_size_; ++i) pool->at(static_cast<size_t>(i)).open(soci::postgresql, url_);
+        for (int64_t i = 0; i < pool_size_; ++i) {
+            soci::session& s = pool->at(static_cast<size_t>(i));
+            s.open(soci::postgresql, url_);
+            opened(s);
+        }
         pool_ = std::move(pool);
+    }
+    void opened(soci::session& s) override {
+        // Generic plans spare planning the prepared hot statements per call; a custom plan would
+        // be the same (one pipeline, id order). Set here, outside a transaction: set by the first
+        // claim, inside its transaction, a rollback would have undone it.
+        auto* be = static_cast<soci::postgresql_session_backend*>(s.get_backend());
+        if (prepare_ && be && be->conn_ && PQserverVersion(be->conn_) >= 120000) s << "SET plan_cache_mode = force_generic_plan";
     }
     void disconnect() override {
         pool_.reset();
@@ -127,10 +138,10 @@ protected:
             for (size_t i = 0; i < prepared_.size(); ++i) prepared_[i] = prepared_form(static_cast<Hot>(i));
         if (!prepared_on_.count(conn)) {
             // All of them in one round trip, the first time a claim runs on this connection. They
-            // outlive the transaction this may run in, rolled back or not. Generic plans spare
-            // planning them per call; a custom plan would be the same (one pipeline, id order).
-            std::string sql = PQserverVersion(be->conn_) >= 120000 ? "SET plan_cache_mode = force_generic_plan" : "SELECT 1";
-            for (const Prepared& p : prepared_) sql += "; " + p.prepare;
+            // outlive the transaction this may run in, rolled back or not (plan_cache_mode, which
+            // would not, was set when the session opened).
+            std::string sql;
+            for (const Prepared& p : prepared_) sql += (sql.empty() ? "" : "; ") + p.prepare;
             s << sql;
             prepared_on_.insert(conn);
         }
