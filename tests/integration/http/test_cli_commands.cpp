@@ -2,15 +2,12 @@
 // (status, dead, replay, purge, migrate on a SQLite file) and status (against a running server).
 #include "http_env.hpp"
 
+#include <spillway/test_support/run_command.hpp>
 #include <spillway/test_support/wait.hpp>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <sys/wait.h>
-
-#include <cstdlib>
-#include <fstream>
 #include <sstream>
 
 namespace spillway::http_test {
@@ -20,30 +17,15 @@ using namespace std::chrono_literals;
 using json = nlohmann::json;
 using test_support::wait_until;
 
-struct Ran {
-    int code = -1;
-    std::string out, err;
-};
+using Ran = test_support::CommandResult;
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-// Runs `spillway <args>` with `input` on stdin; paths in args must not need quoting.
-Ran spillway(const std::string& dir, const std::string& args, const std::string& input = "") {
-    static int n = 0;
-    const std::string base = dir + "/run" + std::to_string(n++);
-    std::ofstream(base + ".in") << input;
-    const std::string cmd = std::string(SPILLWAY_BIN) + " " + args + " < " + base + ".in > " + base + ".out 2> " + base + ".err";
-    const int st = std::system(cmd.c_str());
-    Ran r;
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    r.out = slurp(base + ".out");
-    r.err = slurp(base + ".err");
-    return r;
+// Runs `spillway <args>` with `input` on stdin; args are split at spaces (paths in them must not
+// hold any).
+Ran spillway(const std::string& args, const std::string& input = "") {
+    std::vector<std::string> argv{SPILLWAY_BIN};
+    std::istringstream words(args);
+    for (std::string w; words >> w;) argv.push_back(w);
+    return test_support::run_command(argv, input);
 }
 
 std::vector<json> json_lines(const std::string& text) {
@@ -61,7 +43,7 @@ TEST(CliPublish, NdjsonOnStdinGivesOneResultLinePerEventInOrder) {
     env.stop_engine();  // the command runs its own engine over the same files and cluster
     const std::string cfg = env.config_path();
 
-    auto ok = spillway(env.dir(), "publish " + cfg + " --pipeline orders",
+    auto ok = spillway("publish " + cfg + " --pipeline orders",
                        "{\"key\":\"a\",\"payload\":{\"n\":1},\"event_id\":\"cli-1\"}\n\n{\"payload\":2}\n");
     ASSERT_EQ(ok.code, 0) << ok.err << ok.out;
     auto lines = json_lines(ok.out);
@@ -73,7 +55,7 @@ TEST(CliPublish, NdjsonOnStdinGivesOneResultLinePerEventInOrder) {
     EXPECT_EQ(lines[1]["path"], "direct");
 
     // A malformed line is reported with its number; the others still go; the exit status says so.
-    auto mixed = spillway(env.dir(), "publish " + cfg + " -p orders",
+    auto mixed = spillway("publish " + cfg + " -p orders",
                           "{\"payload\":3,\"event_id\":\"cli-3\"}\n{\"payload\":4,\"key\":7}\n{\"payload\":5,\"event_id\":\"cli-5\"}\n");
     EXPECT_EQ(mixed.code, 3) << mixed.err;
     lines = json_lines(mixed.out);
@@ -90,7 +72,7 @@ TEST(CliPublish, NdjsonOnStdinGivesOneResultLinePerEventInOrder) {
     }
     EXPECT_EQ(found, 3u);
 
-    auto unknown = spillway(env.dir(), "publish " + cfg + " --pipeline nope", "");
+    auto unknown = spillway("publish " + cfg + " --pipeline nope", "");
     EXPECT_EQ(unknown.code, 2);
     EXPECT_NE(unknown.err.find("no such pipeline"), std::string::npos) << unknown.err;
 }
@@ -113,46 +95,46 @@ TEST(CliOutbox, StatusDeadReplayPurgeAndMigrateOnASqliteFile) {
     env.stop_engine();
     const std::string cfg = env.config_path();
 
-    auto migrate = spillway(env.dir(), "outbox " + cfg + " migrate");
+    auto migrate = spillway("outbox " + cfg + " migrate");
     ASSERT_EQ(migrate.code, 0) << migrate.err;
     EXPECT_NE(migrate.out.find("store.outbox: schema up to date"), std::string::npos) << migrate.out;
 
-    auto status = spillway(env.dir(), "outbox " + cfg + " status --json");
+    auto status = spillway("outbox " + cfg + " status --json");
     ASSERT_EQ(status.code, 0) << status.err;
     json s = json::parse(status.out);
     ASSERT_EQ(s.size(), 1u);
     EXPECT_EQ(s[0]["pipeline"], "orders");
     EXPECT_EQ(s[0]["dead"], 2);
     EXPECT_EQ(s[0]["pending"], 0);
-    auto table = spillway(env.dir(), "outbox " + cfg + " status");
+    auto table = spillway("outbox " + cfg + " status");
     EXPECT_EQ(table.code, 0);
     EXPECT_NE(table.out.find("orders"), std::string::npos) << table.out;
 
-    auto dead = spillway(env.dir(), "outbox " + cfg + " dead");
+    auto dead = spillway("outbox " + cfg + " dead");
     ASSERT_EQ(dead.code, 0) << dead.err;
     auto rows = json_lines(dead.out);
     ASSERT_EQ(rows.size(), 2u) << dead.out;
     EXPECT_EQ(rows[0]["event_id"], "dead-1");
     EXPECT_EQ(rows[0]["pipeline"], "orders");
     EXPECT_NE(rows[0]["last_error"].get<std::string>().find("MSG_SIZE_TOO_LARGE"), std::string::npos) << rows[0];
-    EXPECT_EQ(json_lines(spillway(env.dir(), "outbox " + cfg + " dead --limit 1").out).size(), 1u);
+    EXPECT_EQ(json_lines(spillway("outbox " + cfg + " dead --limit 1").out).size(), 1u);
 
-    auto refuse = spillway(env.dir(), "outbox " + cfg + " purge");
+    auto refuse = spillway("outbox " + cfg + " purge");
     EXPECT_EQ(refuse.code, 2) << "purge without --event-id or --all must refuse";
     EXPECT_NE(refuse.err.find("--all"), std::string::npos) << refuse.err;
 
-    auto replay = spillway(env.dir(), "outbox " + cfg + " replay --event-id dead-1");
+    auto replay = spillway("outbox " + cfg + " replay --event-id dead-1");
     ASSERT_EQ(replay.code, 0) << replay.err;
     EXPECT_NE(replay.out.find("orders: replayed 1 dead letter(s)"), std::string::npos) << replay.out;
-    auto purge = spillway(env.dir(), "outbox " + cfg + " purge --event-id dead-2");
+    auto purge = spillway("outbox " + cfg + " purge --event-id dead-2");
     ASSERT_EQ(purge.code, 0) << purge.err;
     EXPECT_NE(purge.out.find("orders: purged 1 dead letter(s)"), std::string::npos) << purge.out;
 
-    s = json::parse(spillway(env.dir(), "outbox " + cfg + " status --json").out);
+    s = json::parse(spillway("outbox " + cfg + " status --json").out);
     EXPECT_EQ(s[0]["dead"], 0);
     EXPECT_EQ(s[0]["pending"], 1);  // dead-1, waiting for a relay
 
-    auto unknown = spillway(env.dir(), "outbox " + cfg + " status --pipeline nope");
+    auto unknown = spillway("outbox " + cfg + " status --pipeline nope");
     EXPECT_EQ(unknown.code, 2);
 }
 
@@ -164,20 +146,20 @@ TEST(CliStatus, OncePrintsThePipelinesOfARunningServer) {
     e.payload = "1";
     ASSERT_EQ(env.pipeline().publish(std::move(e)).path, pipeline::Path::Direct);
 
-    auto ok = spillway(env.dir(), "status " + env.url() + " --once --token tok");
+    auto ok = spillway("status " + env.url() + " --once --token tok");
     ASSERT_EQ(ok.code, 0) << ok.err;
     EXPECT_NE(ok.out.find("PIPELINE"), std::string::npos) << ok.out;
     EXPECT_NE(ok.out.find("orders"), std::string::npos) << ok.out;
     EXPECT_NE(ok.out.find("closed"), std::string::npos) << ok.out;
     EXPECT_EQ(ok.out.find("\033["), std::string::npos) << "no ANSI codes when stdout is not a terminal";
 
-    auto no_token = spillway(env.dir(), "status " + env.url() + " --once");
+    auto no_token = spillway("status " + env.url() + " --once");
     EXPECT_EQ(no_token.code, 3);
     EXPECT_NE(no_token.err.find("401"), std::string::npos) << no_token.err;
 
     const int port = env.server().port();
     env.stop_engine();
-    auto gone = spillway(env.dir(), "status 127.0.0.1:" + std::to_string(port) + " --once --token tok");
+    auto gone = spillway("status 127.0.0.1:" + std::to_string(port) + " --once --token tok");
     EXPECT_EQ(gone.code, 3);
     EXPECT_NE(gone.err.find("cannot connect"), std::string::npos) << gone.err;
 }

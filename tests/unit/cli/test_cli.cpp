@@ -1,12 +1,12 @@
 // The spillway command as a user meets it: output and exit codes of plugins, validate and run.
 #include <spillway/test_support/child_process.hpp>
+#include <spillway/test_support/run_command.hpp>
 #include <spillway/test_support/temp_dir.hpp>
 #include <spillway/test_support/wait.hpp>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <sys/wait.h>
 
 #include <fstream>
 #include <sstream>
@@ -15,10 +15,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct Result {
-    int code = -1;
-    std::string out, err;
-};
+using Result = spillway::test_support::CommandResult;
 
 std::string slurp(const std::string& path) {
     std::ifstream in(path);
@@ -27,27 +24,12 @@ std::string slurp(const std::string& path) {
     return ss.str();
 }
 
-std::string quote(const std::string& s) {
-    std::string q = "'";
-    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return q + "'";
-}
-
-// Runs the built spillway binary with `args` and extra environment, capturing both streams.
+// Runs the built spillway binary with `args` and extra environment, whatever SPILLWAY_* settings
+// the shell running the tests has.
 Result spillway(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
-    static int n = 0;
-    const std::string base = ::testing::TempDir() + "/cli-" + std::to_string(getpid()) + "-" + std::to_string(n++);
-    std::string cmd = "env -u SPILLWAY_ENV -u ENVIRONMENT -u SPILLWAY_PLUGIN_PATH";
-    for (const auto& e : env) cmd += " " + quote(e);
-    cmd += " " + quote(SPILLWAY_BIN);
-    for (const auto& a : args) cmd += " " + quote(a);
-    cmd += " >" + quote(base + ".out") + " 2>" + quote(base + ".err") + " </dev/null";
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(base + ".out");
-    r.err = slurp(base + ".err");
-    return r;
+    std::vector<std::string> argv{SPILLWAY_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return spillway::test_support::run_command(argv, "", env, {"SPILLWAY_ENV", "ENVIRONMENT", "SPILLWAY_PLUGIN_PATH"});
 }
 
 const std::string kConfigDir = CONFIG_TEST_DIR;
