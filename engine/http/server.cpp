@@ -21,6 +21,7 @@ namespace {
 using json = nlohmann::json;
 
 const char* const kJson = "application/json";
+constexpr size_t kKeepAliveRequests = 100000;  // requests on one connection before httplib closes it
 
 // HELP text for the engine's own metric families (plugins' families go out without HELP).
 void describe_metrics(observe::Metrics& m) {
@@ -306,6 +307,10 @@ void Server::Impl::routes() {
 
     // Small JSON answers must not wait for Nagle's algorithm (a 40 ms stall per request otherwise).
     server.set_tcp_nodelay(true);
+    // httplib closes a keep-alive connection after 5 requests by default: a publishing client
+    // would reconnect (handshake, accept, a new worker task) every fifth batch. Idle connections
+    // still close after the keep-alive timeout (5 s).
+    server.set_keep_alive_max_count(kKeepAliveRequests);
     // Errors httplib answers itself (no route, body too large, ...) get a JSON body too.
     server.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;

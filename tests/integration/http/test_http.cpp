@@ -112,6 +112,20 @@ TEST(HttpIngress, JsonArrayIsABatchToo) {
     EXPECT_EQ(body_of(r)["results"].size(), 2u);
 }
 
+// A publishing client keeps its connection: httplib's default would close it after every fifth
+// request (its answer saying Connection: close), and the client would reconnect for the next.
+TEST(HttpIngress, KeepAliveConnectionServesManyRequests) {
+    Env env;
+    auto c = env.client();
+    c->set_keep_alive(true);
+    for (int i = 0; i < 12; ++i) {
+        auto r = c->Post("/v1/pipelines/orders/events", "{\"payload\":" + std::to_string(i) + "}\n", "application/x-ndjson");
+        ASSERT_TRUE(r) << "request " << i;
+        ASSERT_EQ(r->status, 202) << r->body;
+        EXPECT_NE(r->get_header_value("Connection"), "close") << "the server closed the connection after request " << i + 1;
+    }
+}
+
 // Kafka gets the payload as the client wrote it, whitespace aside: key order, number spelling
 // and escapes stay, in NDJSON and in a JSON array alike.
 TEST(HttpIngress, PayloadKeepsTheClientsKeyOrderAndSpellingWithoutWhitespace) {
