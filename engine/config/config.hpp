@@ -80,6 +80,8 @@ struct Pipeline {
     std::string topic;                 // default topic for events that name none
     int64_t direct_timeout_ms = 2000;  // how long a direct publish waits for Kafka's report
     int64_t batch_size = 100;          // relay claim limit
+    // While claims come back full (a backlog), each next one doubles, up to this.
+    int64_t drain_batch_size = 1000;
     bool claim_ahead = true;           // a draining relay claims the next batch during a send
     int64_t lease_ms = 30000;          // how long a claimed row stays ours
     int64_t circuit_threshold = 3;     // consecutive direct failures that open the circuit

@@ -386,6 +386,7 @@ private:
             Pipeline p;
             p.name = name;
             p.where = at(node);
+            const toml::node* drain_set = nullptr;  // where drain_batch_size was written
             for (const auto& [pk, v] : *node.as_table()) {
                 const std::string key(pk.str()), kpath = path + "." + key;
                 if (key == "sink" || key == "store" || key == "notifier" || key == "scheduler") {
@@ -414,6 +415,11 @@ private:
                     if (auto d = duration(v, kpath)) p.shutdown_timeout_ms = *d;
                 } else if (key == "batch_size") {
                     if (auto i = positive_int(v, kpath)) p.batch_size = *i;
+                } else if (key == "drain_batch_size") {
+                    if (auto i = positive_int(v, kpath)) {
+                        p.drain_batch_size = *i;
+                        drain_set = &v;
+                    }
                 } else if (key == "circuit_threshold") {
                     if (auto i = positive_int(v, kpath)) p.circuit_threshold = *i;
                 } else if (key == "claim_ahead") {
@@ -423,8 +429,16 @@ private:
                     if (auto s = one_of(v, kpath, {"refuse", "dead-letter"})) p.dead_letter_rejects = *s == "dead-letter";
                 } else {
                     error(v, kpath, "unknown key; a pipeline takes sink, store, notifier, scheduler, mode, topic, "
-                                    "direct_timeout, batch_size, claim_ahead, lease, circuit_threshold, shutdown_timeout, on_reject");
+                                    "direct_timeout, batch_size, drain_batch_size, claim_ahead, lease, circuit_threshold, shutdown_timeout, "
+                                    "on_reject");
                 }
+            }
+            if (!drain_set) {
+                p.drain_batch_size = std::max(p.drain_batch_size, p.batch_size);  // the default never shrinks a round
+            } else if (p.drain_batch_size < p.batch_size) {
+                error(*drain_set, path + ".drain_batch_size",
+                      "must be at least batch_size (" + std::to_string(p.batch_size) + "), got " +
+                          std::to_string(p.drain_batch_size));
             }
             for (const char* kind : kKinds)
                 if (!p.uses.count(kind))

@@ -96,6 +96,7 @@ std::string render_toml(const Config& c, const SecretPredicate& is_secret, const
         if (!p.topic.empty()) o << "topic = " << quote(p.topic) << "\n";
         o << "direct_timeout = " << ms(p.direct_timeout_ms) << "\n";
         o << "batch_size = " << p.batch_size << "\n";
+        o << "drain_batch_size = " << p.drain_batch_size << "\n";
         o << "claim_ahead = " << (p.claim_ahead ? "true" : "false") << "\n";
         o << "lease = " << ms(p.lease_ms) << "\n";
         o << "circuit_threshold = " << p.circuit_threshold << "\n";

@@ -83,7 +83,8 @@ private:
         sw_batch batch{sizeof(sw_batch), nullptr, 0, nullptr};
     };
     size_t relay_round(int& status, bool probe);
-    size_t drain(Claimed first, int& status);
+    size_t grown_limit(size_t n, size_t limit) const;
+    size_t drain(Claimed first, size_t limit, int& status);
     sw_status claim(Claimed& out, size_t limit, const Claimed* prev);
     std::vector<sw_result> send_claimed(std::span<const sw_event> events, bool probe);
     size_t settle(std::span<const sw_event> events, const std::vector<sw_result>& results, bool probe, int& status);
@@ -131,6 +132,10 @@ private:
     std::chrono::steady_clock::time_point last_backlog_check_{};
     bool gauges_stale_ = false;  // relay: rows moved since the backlog gauges were last read
     bool overlap_ = true;        // relay: the store has claim_next, so a drain claims ahead
+    // relay: the limit of the next claim, and of the last one made. A claim that comes back full
+    // doubles the next, up to drain_batch_size; one that does not goes back to batch_size.
+    size_t next_limit_ = 0;
+    size_t last_limit_ = 0;
 };
 
 }  // namespace spillway::pipeline

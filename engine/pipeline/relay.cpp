@@ -253,17 +253,28 @@ size_t Pipeline::settle(std::span<const sw_event> events, const std::vector<sw_r
     return n;
 }
 
+// The next claim's limit after one of `limit` that took `n` rows: a deep backlog moves in rounds
+// that grow to drain_batch_size (fewer round trips per event), a trickle in batch_size ones.
+size_t Pipeline::grown_limit(size_t n, size_t limit) const {
+    const size_t base = static_cast<size_t>(spec_.batch_size), most = static_cast<size_t>(spec_.drain_batch_size);
+    return n == limit ? std::min(most, std::max(base, limit * 2)) : base;
+}
+
 size_t Pipeline::relay_round(int& status, bool probe) {
-    const size_t limit = probe ? 1 : static_cast<size_t>(spec_.batch_size);
+    if (next_limit_ == 0) next_limit_ = static_cast<size_t>(spec_.batch_size);
+    const size_t limit = probe ? 1 : next_limit_;
+    last_limit_ = limit;
     Claimed batch(store_);
     const sw_status claimed = claim(batch, limit, nullptr);
     if (claimed != SW_OK) {
         status = claimed;
+        if (!probe) next_limit_ = static_cast<size_t>(spec_.batch_size);
         return 0;
     }
     const size_t n = batch.size();
+    if (!probe) next_limit_ = grown_limit(n, limit);
     if (n == 0) return 0;
-    if (!probe && n == limit && overlap_) return drain(std::move(batch), status);
+    if (!probe && n == limit && overlap_) return drain(std::move(batch), limit, status);
     return settle(batch.events(), send_claimed(batch.events(), probe), probe, status);
 }
 
@@ -274,9 +285,8 @@ size_t Pipeline::relay_round(int& status, bool probe) {
 // that batch failed to deliver are given back unsent (they follow the failed event when it is
 // retried). The run ends with a batch that is not full, the first failure, or shutdown. Returns
 // the size of the last claim, as a single round would, for the scheduler.
-size_t Pipeline::drain(Claimed first, int& status) {
-    const size_t limit = static_cast<size_t>(spec_.batch_size);
-    Claimed cur = std::move(first);
+size_t Pipeline::drain(Claimed first, size_t limit, int& status) {
+    Claimed cur = std::move(first);  // claimed with `limit`, and full
     std::vector<sw_event> cur_subset;  // cur without what is held back, when something is
     std::span<const sw_event> cur_events = cur.events();
     struct Sent {
@@ -300,8 +310,10 @@ size_t Pipeline::drain(Claimed first, int& status) {
             });
         Claimed next(store_);
         bool have_next = false;
+        const size_t next_limit = grown_limit(cur.size(), limit);
         if (go_on && status == SW_OK && !stopping_) {
-            const sw_status st = claim(next, limit, &cur);
+            last_limit_ = next_limit;
+            const sw_status st = claim(next, next_limit, &cur);
             if (st == SW_UNSUPPORTED) {
                 overlap_ = false;
                 log_->info("{} cannot claim ahead (no claim_next); the relay claims one batch at a time", store_.id());
@@ -309,6 +321,7 @@ size_t Pipeline::drain(Claimed first, int& status) {
                 status = st;
             }
             if (st == SW_OK) last = next.size();
+            next_limit_ = st == SW_OK ? grown_limit(next.size(), next_limit) : static_cast<size_t>(spec_.batch_size);
             if (st == SW_OK && next.size()) metrics_.add("relay_claimed_ahead_total", labels_);
             have_next = st == SW_OK && next.size() > 0;
         }
@@ -321,6 +334,7 @@ size_t Pipeline::drain(Claimed first, int& status) {
         for (size_t i = 0; i < results.size(); ++i) {
             if (results[i].status == SW_OK || results[i].status == SW_REJECT) continue;
             failed = true;
+            next_limit_ = static_cast<size_t>(spec_.batch_size);  // after a failure, small rounds again
             const sw_event& e = cur_events[i];
             if (e.key.ptr) failed_keys.emplace(e.key.ptr, e.key.len);
         }
@@ -347,6 +361,7 @@ size_t Pipeline::drain(Claimed first, int& status) {
         }
         release(held);
         if (cur_events.empty()) break;
+        limit = next_limit;
         // Half-open is the drain after an outage: it goes on as when closed.
         go_on = !failed && cur.size() == limit && circuit_.state() != Circuit::State::Open;
     }
@@ -396,7 +411,7 @@ void Pipeline::relay_loop() {
         // circuit is not closed (it closes on an empty backlog) or keys are sticky (they clear on
         // one); otherwise it only feeds the gauges, so at most every 5 s while rows move, and
         // once more after they stop.
-        const size_t round_limit = circuit_.state() == Circuit::State::Open ? 1 : static_cast<size_t>(spec_.batch_size);
+        const size_t round_limit = last_limit_;  // 1 for a probe
         const auto now = std::chrono::steady_clock::now();
         const bool not_full = claimed < round_limit;
         if (claimed > 0) gauges_stale_ = true;
@@ -415,7 +430,7 @@ void Pipeline::relay_loop() {
         round.status = status;
         round.cause = cause;
         round.claimed = claimed;
-        round.limit = circuit_.state() == Circuit::State::Open ? 1 : static_cast<uint64_t>(spec_.batch_size);
+        round.limit = static_cast<uint64_t>(last_limit_);
         int64_t delay = 1000;
         auto sched_scope = scheduler_.call("next_delay");
         if (scheduler.next_delay(scheduler_.get(), &round, &delay) != SW_OK) delay = 1000;

@@ -21,6 +21,7 @@ void Control::reset() {
     seq_.store(0, std::memory_order_relaxed);
     recorded_.store(0, std::memory_order_relaxed);
     overlaps_.store(0, std::memory_order_relaxed);
+    largest_send_.store(0, std::memory_order_relaxed);
     for (auto& s : shards_) {
         std::lock_guard lock(s.mutex);
         s.deliveries.clear();

@@ -76,6 +76,11 @@ public:
         if (inside_.fetch_add(1, std::memory_order_acq_rel) != 0) overlaps_.fetch_add(1, std::memory_order_relaxed);
     }
     void leave() { inside_.fetch_sub(1, std::memory_order_acq_rel); }
+    void sent(size_t n) {
+        size_t seen = largest_send_.load(std::memory_order_relaxed);
+        while (n > seen && !largest_send_.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
+        }
+    }
 
     // --- what the test reads ---
     uint64_t created() const { return created_.load(std::memory_order_relaxed); }
@@ -84,6 +89,8 @@ public:
     uint64_t recorded() const { return recorded_.load(std::memory_order_relaxed); }  // to wait on
     // Calls into the sink that overlapped another (the thread-safe sink may; the serial one never).
     uint64_t overlaps() const { return overlaps_.load(std::memory_order_relaxed); }
+    // The most events one send carried.
+    size_t largest_send() const { return largest_send_.load(std::memory_order_relaxed); }
     // Every recorded event, in the order the sink took them.
     std::vector<Delivery> deliveries() const;
 
@@ -107,6 +114,7 @@ private:
     std::atomic<uint64_t> seq_{0}, recorded_{0};
     std::atomic<int> inside_{0};
     std::atomic<uint64_t> overlaps_{0};
+    std::atomic<size_t> largest_send_{0};
     std::atomic<size_t> next_shard_{0};
     std::array<Shard, kShards> shards_;
 };

@@ -104,9 +104,9 @@ std::string pipeline_toml(const std::string& db, bool serial = false) {
     return t;
 }
 
-std::unique_ptr<Engine> start_engine(const TempDir& dir, bool serial_sink = false) {
+std::unique_ptr<Engine> start_engine(const TempDir& dir, bool serial_sink = false, const std::string& more_pipeline_toml = "") {
     const std::string path = dir.path() + "/pipeline.toml";
-    std::ofstream(path) << pipeline_toml(dir.path() + "/outbox.db", serial_sink);
+    std::ofstream(path) << pipeline_toml(dir.path() + "/outbox.db", serial_sink) << more_pipeline_toml;
     config::LoadOptions lo;
     lo.environment = "testing";
     auto prepared = prepare(path, lo);
@@ -506,6 +506,36 @@ TEST_F(PipelineUnit, DrainClaimingAheadKeepsKeyOrderThroughFailures) {
     EXPECT_GT(metric(*engine_, "relay_claimed_ahead_total"), 0) << "the drain never claimed ahead";
     std::cout << "[          ] " << v << "; " << metric(*engine_, "relay_claimed_ahead_total") << " batches claimed ahead, "
               << metric(*engine_, "relay_held_back_total") << " events held back\n";
+}
+
+// A backlog drains in rounds that double from batch_size (50 here) to drain_batch_size while
+// claims come back full; with drain_batch_size = batch_size they stay at 50. Both relays, the one
+// claiming ahead and the one claiming a batch at a time.
+TEST_F(PipelineUnit, BacklogClaimsGrowToDrainBatchSize) {
+    for (const std::string extra : {"", "drain_batch_size = 400\n", "claim_ahead = false\ndrain_batch_size = 400\n",
+                                    "drain_batch_size = 50\n"}) {
+        SCOPED_TRACE(extra.empty() ? std::string("defaults") : extra);
+        TempDir dir;
+        control_.reset();
+        engine_ = start_engine(dir, false, extra);
+        control_.set_mode(Mode::Retry);
+        control_.set_health(SW_HEALTH_DOWN);
+        {
+            Publishers publishers(orders(), 2);
+            ASSERT_TRUE(wait_until([&] { return orders().status().pending >= 3000; }, 30s, 5ms));
+            publishers.stop();
+        }
+        const size_t before = control_.largest_send();  // the publishers' direct attempts
+        control_.set_mode(Mode::Ok);
+        control_.set_health(SW_HEALTH_UP);
+        ASSERT_TRUE(drained(30s)) << "pending " << orders().status().pending;
+        const size_t most = control_.largest_send();
+        if (extra == "drain_batch_size = 50\n") EXPECT_EQ(most, std::max<size_t>(before, 50));
+        else if (extra.empty()) EXPECT_EQ(most, 1000u) << "50, 100, 200, 400, 800, then 1000s";
+        else EXPECT_EQ(most, 400u);
+        engine_->stop();
+        engine_.reset();
+    }
 }
 
 // (a3) A sink that does not declare SW_PLUGIN_THREAD_SAFE is called from one thread at a time,
