@@ -18,6 +18,10 @@ void RawStore::insert(const RawRecord& r, const std::string& topic) {
 void RawStore::backlog(size_t n, const std::string& topic, size_t payload_bytes) {
     long long count = static_cast<long long>(n), bytes = static_cast<long long>(payload_bytes);
     std::string t = topic;
+    // Every drain, the engine's and the raw loop's, starts from a table without the dead rows of
+    // the drains before it: else whichever ran first after a pause (autovacuum's) met the
+    // cleanest index and looked up to 1.9x faster.
+    sql_ << "VACUUM spillway_outbox";
     sql_ << "INSERT INTO spillway_outbox (event_id, pipeline, topic, key, payload) "
             "SELECT gen_random_uuid()::text, :p, :t, 'key-' || (g % 100), "
             "'{\"n\":' || g || ',\"pad\":\"' || repeat('x', :b) || '\"}' FROM generate_series(1, :n) g",
