@@ -13,8 +13,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A queue-full produce() is retried after this pause (woken early by delivery reports), within
-// the send's deadline: librdkafka's queue is the backpressure, not an error.
+// A queue-full produce() is retried after at most this pause (less once delivery reports made
+// room), within the send's deadline: librdkafka's queue is the backpressure, not an error.
 constexpr auto kQueueFullPause = std::chrono::milliseconds(2);
 
 void add_header(rd_kafka_headers_t* headers, std::string_view name, sw_bytes value) {
@@ -178,7 +178,7 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
         }
         rd_kafka_resp_err_t err = produce(events[i], completion->slot(i), topic);
         while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && Clock::now() < deadline) {
-            pump_.wait(*completion, std::min(deadline, Clock::now() + kQueueFullPause));  // serve reports
+            pump_.make_room(std::min(deadline, Clock::now() + kQueueFullPause));
             err = produce(events[i], completion->slot(i), topic);
         }
         if (err) completion->refused(i, err);

@@ -63,6 +63,16 @@ void ReportPump::wait(Completion& completion, Clock::time_point until) {
     idle_cv_.notify_one();  // the others may be left without a poller: let the background step in
 }
 
+void ReportPump::make_room(Clock::time_point until) {
+    const auto now = Clock::now();
+    if (now >= until) return;
+    if (std::unique_lock role(role_, std::try_to_lock); role) {
+        rd_kafka_poll(producer_, poll_timeout_ms(until - now));  // returns once anything was served
+        return;
+    }
+    std::this_thread::sleep_for(std::min<Clock::duration>(until - now, kEarlyRetry));
+}
+
 void ReportPump::background() {
     while (!stopping_.load()) {
         if (std::unique_lock role(role_, std::try_to_lock); role) rd_kafka_poll(producer_, 0);

@@ -33,6 +33,10 @@ public:
 
     // Returns once every message of `completion` is reported or `until` has passed.
     void wait(Completion& completion, std::chrono::steady_clock::time_point until);
+    // For a sender whose produce() found librdkafka's queue full: serves reports until some were
+    // served (each frees a place in the queue) or `until`. When another thread holds the poll
+    // role it is serving them already: this only pauses briefly.
+    void make_room(std::chrono::steady_clock::time_point until);
 
 private:
     void background();

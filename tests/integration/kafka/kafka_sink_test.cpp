@@ -112,6 +112,24 @@ TEST(KafkaSink, ConcurrentSingleEventSendsAreAllAcknowledged) {
     EXPECT_EQ(health(sink).state, SW_HEALTH_UP);
 }
 
+// librdkafka's queue holds 10 messages here: a batch of 300 waits for room (queue full is
+// backpressure within the deadline, not an error) and every event arrives, in order per key.
+TEST(KafkaSink, BatchLargerThanTheProducerQueueWaitsForRoom) {
+    MockKafka kafka(1);
+    auto cfg = config_for(kafka);
+    cfg.set("queue.buffering.max.messages", "10");
+    testkit::SinkInstance sink(kafka_plugin(), cfg);
+    EventBatch batch;
+    for (int i = 0; i < 300; ++i) batch.add({"evt-" + std::to_string(i), "small", "k", "p", {}, {}, {}});
+    std::vector<sw_result> results;
+    ASSERT_EQ(send(sink, batch, results, 20000), SW_OK) << sink.host().last_error();
+    for (size_t i = 0; i < results.size(); ++i) ASSERT_EQ(results[i].status, SW_OK) << "event " << i << ": " << results[i].message;
+    std::vector<std::string> ids;
+    for (const auto& r : kafka.consume_all("small", 300, 30s)) ids.push_back(r.header("event_id").value_or(""));
+    ASSERT_EQ(ids.size(), 300u);
+    for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(ids[i], "evt-" + std::to_string(i));
+}
+
 // The sink holds one librdkafka topic handle per topic and switches as a batch's topics change.
 TEST(KafkaSink, OneBatchOverSeveralTopicsPutsEachEventOnItsOwnTopic) {
     MockKafka kafka(1);
