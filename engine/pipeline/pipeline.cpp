@@ -36,6 +36,7 @@ void Pipeline::start() {
     // Claiming ahead calls the store from two threads at once and the sink beside it.
     overlap_ = spec_.claim_ahead && store_.has_slot(offsetof(sw_store_vtable, claim_next)) &&
                store_.binding().library->thread_safe() && sink_.binding().library->thread_safe();
+    next_limit_ = last_limit_ = static_cast<size_t>(spec_.batch_size);
     relay_ = std::thread([this] { relay_loop(); });
     accepting_ = true;
     log_->info("pipeline {} running ({}, sink {}, store {}, doorbell {}, scheduler {})", spec_.name,

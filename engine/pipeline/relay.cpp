@@ -261,7 +261,6 @@ size_t Pipeline::grown_limit(size_t n, size_t limit) const {
 }
 
 size_t Pipeline::relay_round(int& status, bool probe) {
-    if (next_limit_ == 0) next_limit_ = static_cast<size_t>(spec_.batch_size);
     const size_t limit = probe ? 1 : next_limit_;
     last_limit_ = limit;
     Claimed batch(store_);

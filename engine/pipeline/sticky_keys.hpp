@@ -56,10 +56,7 @@ public:
         counts_.clear();
         size_.store(0, std::memory_order_release);
     }
-    size_t size() const {
-        std::lock_guard lock(mutex_);
-        return counts_.size();
-    }
+    size_t size() const { return size_.load(std::memory_order_acquire); }
 
 private:
     mutable std::mutex mutex_;

@@ -133,7 +133,6 @@ void KafkaSink::flush(int64_t timeout_ms) {
 }
 
 rd_kafka_resp_err_t KafkaSink::produce(const sw_event& ev, Slot& slot, rd_kafka_topic_t* topic) {
-
     // event_id first, then the envelope's optional fields, then the user's headers.
     rd_kafka_headers_t* headers = rd_kafka_headers_new(3 + ev.n_headers);
     add_header(headers, "event_id", ev.event_id.ptr ? ev.event_id : sdk::bytes(""));
