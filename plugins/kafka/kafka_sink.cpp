@@ -161,6 +161,10 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
         throw sdk::Error(SW_FATAL, why);
     }
 
+    // Read before producing: an outage declared from here on settles this send at once (one
+    // declared earlier does not: a send made while the brokers are down, such as the relay's
+    // probe, waits for a real answer).
+    const uint64_t epoch = pump_.outage_epoch();
     // Every accepted message references the completion until its report arrives.
     Completion* completion = Completion::create(events.size());
     std::string_view topic_name;
@@ -176,14 +180,14 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
             continue;
         }
         rd_kafka_resp_err_t err = produce(events[i], completion->slot(i), topic);
-        while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && Clock::now() < deadline) {
+        while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && Clock::now() < deadline && pump_.outage_epoch() == epoch) {
             pump_.make_room(std::min(deadline, Clock::now() + kQueueFullPause));
             err = produce(events[i], completion->slot(i), topic);
         }
         if (err) completion->refused(i, err);
     }
 
-    size_t ok = 0, retry = 0, reject = 0, fatal = 0, expired = 0;
+    size_t ok = 0, retry = 0, reject = 0, fatal = 0, expired = 0, cut_short = 0;
     std::string fatal_reason;
     // A fatal producer error reaches the reports as the error that caused it (e.g.
     // OUT_OF_ORDER_SEQUENCE_NUMBER, or _PURGE_QUEUE when no producer id could be had), and the
@@ -191,7 +195,7 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
     std::array<char, 512> fatal_errstr{};
     std::string fatal_first;  // the first FATAL result's message, when librdkafka gives no reason
     {
-        pump_.wait(*completion, deadline);
+        const bool outage = pump_.wait(*completion, deadline, epoch);
         const rd_kafka_resp_err_t fatal_code = rd_kafka_fatal_error(producer_, fatal_errstr.data(), fatal_errstr.size());
         const bool producer_fatal = fatal_code != RD_KAFKA_RESP_ERR_NO_ERROR;
         if (producer_fatal) fatal_reason = std::string(fatal_errstr.data()) + " (" + rd_kafka_err2name(fatal_code) + ")";
@@ -204,11 +208,20 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
                 sdk::set_result(r, v.status, "produce refused: " + describe(slot.refused), v.flags);
             } else if (!completion->settle(i)) {
                 v = {producer_fatal ? SW_FATAL : SW_RETRY, SW_RESULT_POSSIBLY_DELIVERED};
-                ++expired;
-                sdk::set_result(r, v.status,
-                                "no delivery report within " + std::to_string(timeout_ms) +
-                                    " ms (librdkafka may still deliver it)",
-                                v.flags);
+                if (outage) {
+                    ++cut_short;
+                    sdk::set_result(r, v.status,
+                                    producer_fatal ? "no delivery report before the fatal producer error"
+                                                   : "all brokers went down before its delivery report (librdkafka "
+                                                     "may still deliver it)",
+                                    v.flags);
+                } else {
+                    ++expired;
+                    sdk::set_result(r, v.status,
+                                    "no delivery report within " + std::to_string(timeout_ms) +
+                                        " ms (librdkafka may still deliver it)",
+                                    v.flags);
+                }
             } else {
                 v = classify_delivery(slot.err, slot.persisted);
                 if (producer_fatal && v.status == SW_RETRY) v.status = SW_FATAL;
@@ -232,6 +245,7 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
     if (reject) h.count("kafka_delivery_total", static_cast<double>(reject), "result=reject");
     if (fatal) h.count("kafka_delivery_total", static_cast<double>(fatal), "result=fatal");
     if (expired) h.count("kafka_delivery_deadline_exceeded_total", static_cast<double>(expired));
+    if (cut_short) h.count("kafka_delivery_outage_unreported_total", static_cast<double>(cut_short));
     if (fatal) {
         if (fatal_reason.empty()) fatal_reason = fatal_first;
         if (health_.set_fatal(fatal_reason, h.monotonic_us())) h.error("kafka: fatal producer error: " + fatal_reason);
@@ -262,7 +276,11 @@ void KafkaSink::on_error(rd_kafka_t* rk, int code, const char* reason, void* opa
         const std::string why = std::string(errstr.data()) + " (" + rd_kafka_err2name(fatal) + ")";
         if (self->health_.set_fatal(why, h.monotonic_us()))
             h.error("kafka: fatal producer error, the instance must be rebuilt: " + why);
+        self->pump_.outage();  // after set_fatal: a settled send finds the producer fatal
     } else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        // The senders waiting now settle at once (RETRY, possibly delivered) instead of at their
+        // deadline: the circuit opens for new calls anyway, and their events go to the outbox.
+        self->pump_.outage();
         if (self->health_.set(SW_HEALTH_DOWN, std::string("all brokers down: ") + reason, h.monotonic_us())) {
             h.warn(std::string("kafka: all brokers down: ") + reason);
             self->watch_.sink_went_down();

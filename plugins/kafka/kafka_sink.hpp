@@ -2,7 +2,8 @@
 //
 // send() produces the batch, then waits — at most its deadline — for each message's delivery
 // report (served by the ReportPump: the waiting sender itself when it can). The status of an event always comes from its
-// delivery report, never from produce() returning.
+// delivery report, never from produce() returning. All brokers down or a fatal error, reported
+// while it waits, ends the wait at once: what is unreported then is RETRY (FATAL), possibly delivered.
 #ifndef SPILLWAY_PLUGINS_KAFKA_KAFKA_SINK_HPP
 #define SPILLWAY_PLUGINS_KAFKA_KAFKA_SINK_HPP
 

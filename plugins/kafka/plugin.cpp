@@ -19,10 +19,11 @@ SW_EXPORT_SINK(KafkaSink, "kafka", "1.0.0",
                "Kafka sink on librdkafka: an idempotent producer (enable.idempotence=true, acks=all, both "
                "enforced; transactional.id refused). Every other key of the table is a librdkafka property passed through as is and "
                "validated by librdkafka (quote dotted keys: \"linger.ms\" = 5). Plugin defaults: linger.ms=0, "
-               "message.timeout.ms=10000, statistics.interval.ms=1000 (broker health). An event is OK only "
-               "from its delivery report; send waits at most its timeout, and an event without a report by "
-               "then is RETRY flagged possibly-delivered (librdkafka may still deliver it until "
-               "message.timeout.ms; keep message.timeout.ms <= the caller's send timeout for definite answers). "
+               "message.timeout.ms=2000 (a pipeline's default direct_timeout), statistics.interval.ms=1000 "
+               "(broker health). An event is OK only from its delivery report; send waits at most its timeout, "
+               "and an event without a report by then, or when all brokers go down while it waits, is RETRY "
+               "flagged possibly-delivered (librdkafka may still deliver it until message.timeout.ms; keep "
+               "message.timeout.ms <= the pipeline's direct_timeout, which validate checks). "
                "Records carry the key, the payload and the headers event_id, event_type, correlation_id "
                "(when set), then the user's headers.",
                kOptions, SW_PLUGIN_THREAD_SAFE | SW_PLUGIN_OPEN_OPTIONS)

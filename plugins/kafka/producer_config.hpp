@@ -22,7 +22,7 @@ inline constexpr const char* kEmbedded = "embedded";
 // Defaults the plugin puts under the user's properties (the user may override all but the two
 // that make delivery reports mean "persisted": enable.idempotence and acks).
 inline constexpr const char* kDefaultLingerMs = "0";
-inline constexpr const char* kDefaultMessageTimeoutMs = "10000";
+inline constexpr const char* kDefaultMessageTimeoutMs = "2000";
 inline constexpr const char* kDefaultStatsIntervalMs = "1000";
 
 struct ConfDeleter {

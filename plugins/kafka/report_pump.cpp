@@ -46,12 +46,19 @@ void ReportPump::stop() {
     thread_.join();
 }
 
-void ReportPump::wait(Completion& completion, Clock::time_point until) {
+bool ReportPump::wait(Completion& completion, Clock::time_point until, uint64_t epoch) {
     waiters_.fetch_add(1, std::memory_order_relaxed);
     const auto started = Clock::now();
+    bool cut_short = false;
     for (;;) {
         const auto now = Clock::now();
         if (completion.done() || now >= until) break;
+        // After a report or a slice of polling, never later: the role holder that ran the error
+        // callback itself stops here too, once its rd_kafka_poll returns.
+        if (outage_epoch() != epoch) {
+            cut_short = true;
+            break;
+        }
         if (std::unique_lock role(role_, std::try_to_lock); role) {
             rd_kafka_poll(producer_, poll_timeout_ms(until - now));
             continue;
@@ -61,6 +68,7 @@ void ReportPump::wait(Completion& completion, Clock::time_point until) {
     }
     waiters_.fetch_sub(1, std::memory_order_relaxed);
     idle_cv_.notify_one();  // the others may be left without a poller: let the background step in
+    return cut_short;
 }
 
 void ReportPump::make_room(Clock::time_point until) {

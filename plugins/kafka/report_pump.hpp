@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <thread>
 
@@ -31,8 +32,17 @@ public:
     void start(rd_kafka_t* producer);
     void stop();  // joins the background thread; the producer must outlive the pump
 
-    // Returns once every message of `completion` is reported or `until` has passed.
-    void wait(Completion& completion, std::chrono::steady_clock::time_point until);
+    // Outages that settle every waiting send at once (all brokers down, a fatal error). A sender
+    // reads outage_epoch() before it produces; its wait ends as soon as the epoch moved on.
+    uint64_t outage_epoch() const { return outage_epoch_.load(std::memory_order_relaxed); }
+    // Called from librdkafka's error callback (on whichever thread polls, maybe a waiting sender).
+    // Waiters notice within one retry or poll slice (at most ~10 ms): no wake-up list to keep on
+    // the hot path.
+    void outage() { outage_epoch_.fetch_add(1, std::memory_order_relaxed); }
+
+    // Returns once every message of `completion` is reported, `until` has passed or an outage
+    // was declared after `epoch` was read; says whether the outage ended it.
+    bool wait(Completion& completion, std::chrono::steady_clock::time_point until, uint64_t epoch);
     // For a sender whose produce() found librdkafka's queue full: serves reports until some were
     // served (each frees a place in the queue) or `until`. When another thread holds the poll
     // role it is serving them already: this only pauses briefly.
@@ -45,6 +55,7 @@ private:
     std::mutex role_;                 // held by whoever is inside rd_kafka_poll
     std::atomic<int> waiters_{0};     // senders inside wait()
     std::atomic<bool> stopping_{false};
+    std::atomic<uint64_t> outage_epoch_{0};
     std::mutex idle_mutex_;
     std::condition_variable idle_cv_;
     std::thread thread_;

@@ -7,7 +7,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <thread>
+#include <vector>
 
 namespace spillway::kafka_test {
 namespace {
@@ -71,6 +75,79 @@ TEST(KafkaSinkFailure, AllBrokersDownRetriesEveryEventThenRecovers) {
     const sw_result next = send_one(sink, "outage", 15000);
     EXPECT_EQ(next.status, SW_OK) << status_name(next.status) << ": " << next.message;
     EXPECT_TRUE(wait_until([&] { return health(sink).state == SW_HEALTH_UP; }, 10s));
+}
+
+TEST(KafkaSinkFailure, AllBrokersDownSettlesTheSendsWaitingAtThatMomentAtOnce) {
+    // Sends whose reports are pending (the brokers sit on every request) when every broker goes
+    // down return as soon as librdkafka says so, not at their deadline nor at message.timeout.ms.
+    MockKafka kafka(3);
+    auto config = config_for(kafka);
+    config.set("message.timeout.ms", "60000");
+    config.set("statistics.interval.ms", "100");  // kafka_queue_messages says when all are produced
+    testkit::SinkInstance sink(kafka_plugin(), config);
+    ASSERT_EQ(send_one(sink, "onset", 20000).status, SW_OK);  // warm: metadata, producer id, health UP
+    for (int id = 1; id <= kafka.brokers(); ++id) kafka.set_rtt(id, 60000);
+
+    constexpr size_t kSenders = 4, kPerSend = 5;
+    constexpr int64_t kSendTimeoutMs = 20000;
+    struct Outcome {
+        sw_status status = SW_OK;
+        std::vector<sw_result> results;
+        Clock::time_point returned;
+    };
+    std::vector<Outcome> outcomes(kSenders);
+    std::vector<std::thread> senders;
+    for (size_t s = 0; s < kSenders; ++s)
+        senders.emplace_back([&, s] {
+            EventBatch batch;
+            fill(batch, "onset", kPerSend, "s" + std::to_string(s));
+            outcomes[s].status = send(sink, batch, outcomes[s].results, kSendTimeoutMs);
+            outcomes[s].returned = Clock::now();
+        });
+    // Every sender has produced (so has read the outage epoch) once librdkafka holds all events.
+    const bool in_flight = wait_until(
+        [&] { return sink.host().metric("kafka_queue_messages") >= static_cast<double>(kSenders * kPerSend); }, 15s);
+    const auto down_at = Clock::now();
+    kafka.all_down();
+    for (auto& t : senders) t.join();
+    ASSERT_TRUE(in_flight) << "the events never all reached librdkafka's queue";
+
+    ASSERT_TRUE(wait_until([&] { return health(sink).state == SW_HEALTH_DOWN; }, 1s)) << health(sink).message;
+    const Clock::time_point detected{std::chrono::microseconds(health(sink).since_us)};
+    auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
+    double slowest_after_detection = 0, slowest_after_down = 0;
+    for (size_t s = 0; s < kSenders; ++s) {
+        const Outcome& o = outcomes[s];
+        EXPECT_EQ(o.status, SW_OK) << "sender " << s;
+        slowest_after_detection = std::max(slowest_after_detection, ms(o.returned - detected));
+        slowest_after_down = std::max(slowest_after_down, ms(o.returned - down_at));
+        for (size_t i = 0; i < o.results.size(); ++i) {
+            const sw_result& r = o.results[i];
+            EXPECT_EQ(r.status, SW_RETRY) << "sender " << s << " event " << i << " " << status_name(r.status) << ": "
+                                          << r.message;
+            EXPECT_TRUE(r.flags & SW_RESULT_POSSIBLY_DELIVERED) << "sender " << s << " event " << i;
+            EXPECT_NE(std::string(r.message).find("all brokers went down"), std::string::npos) << r.message;
+        }
+    }
+    std::printf("[ figures  ] all brokers down reported %.0f ms after the outage; slowest waiting send returned "
+                "%.1f ms after that report (%.0f ms after the outage; send timeout %lld ms)\n",
+                ms(detected - down_at), slowest_after_detection, slowest_after_down,
+                static_cast<long long>(kSendTimeoutMs));
+    // Tight in practice (a few ms after the report); generous here for a loaded 2-core machine.
+    EXPECT_LT(slowest_after_detection, 2000.0);
+    EXPECT_LT(slowest_after_down, 8000.0) << "far below the send timeout";
+    EXPECT_EQ(sink.host().metric("kafka_delivery_outage_unreported_total"), static_cast<double>(kSenders * kPerSend));
+    EXPECT_EQ(sink.host().metric("kafka_delivery_deadline_exceeded_total"), 0.0);
+
+    // A send made while the brokers are down is not cut short by the outage already declared: it
+    // waits for a real answer (the relay's probe relies on it).
+    for (int id = 1; id <= kafka.brokers(); ++id) kafka.set_rtt(id, 0);
+    const auto probe_started = Clock::now();
+    const sw_result probe = send_one(sink, "onset", 300);
+    EXPECT_GE(Clock::now() - probe_started, 300ms);
+    EXPECT_EQ(probe.status, SW_RETRY) << probe.message;
+    EXPECT_NE(std::string(probe.message).find("no delivery report within"), std::string::npos) << probe.message;
+    kafka.all_up();
 }
 
 TEST(KafkaSinkFailure, SaysUpAgainWithoutASendOnceABrokerAnswers) {
