@@ -2,6 +2,8 @@
 
 #include "codec.hpp"
 
+#include <csignal>
+#include <cerrno>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +32,30 @@ void prepare_once(soci::statement& st, const std::string& sql,
 }
 constexpr int64_t kLeaseSweepUs = 10'000'000;  // how often a claim deletes expired leases
 constexpr long long kPurgePage = 1000;
+
+// A lease owner is "<host>-<pid>-<random>" (make_owner). Whether `owner` names a process of this
+// host that no longer exists: only then may its leases be taken away before they run out. Another
+// host's engine, or one of this process (a second store instance on the same table), is taken to
+// be alive.
+bool owner_is_dead_here(const std::string& owner, const std::string& me) {
+    const size_t rand_at = owner.rfind('-');
+    if (rand_at == std::string::npos || rand_at == 0) return false;
+    const size_t pid_at = owner.rfind('-', rand_at - 1);
+    if (pid_at == std::string::npos) return false;
+    const size_t my_rand = me.rfind('-');
+    const size_t my_pid = my_rand == std::string::npos || my_rand == 0 ? std::string::npos : me.rfind('-', my_rand - 1);
+    if (my_pid == std::string::npos || owner.compare(0, pid_at, me, 0, my_pid) != 0 || pid_at != my_pid) return false;
+    long pid = 0;
+    try {
+        size_t used = 0;
+        pid = std::stol(owner.substr(pid_at + 1, rand_at - pid_at - 1), &used);
+        if (used != rand_at - pid_at - 1) return false;
+    } catch (const std::exception&) {
+        return false;
+    }
+    if (pid <= 0 || pid == static_cast<long>(getpid())) return false;
+    return kill(static_cast<pid_t>(pid), 0) == -1 && errno == ESRCH;
+}
 
 std::string make_owner() {
     char host[256] = {};
@@ -289,8 +315,10 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
                  " = 'pending' AND " + c[kLeaseUntil] + " > :now THEN 1 END), COUNT(CASE WHEN " + c[kState] +
                  " = 'dead' THEN 1 END), MIN(CASE WHEN " + c[kState] + " = 'pending' THEN " + c[kCreatedAt] +
                  " END) FROM " + T + " WHERE " + c[kPipeline] + " = :p";
-    keys_sql_ = "SELECT DISTINCT " + c[kKey] + " FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " + c[kState] +
-                " = 'pending' AND " + c[kKey] + " IS NOT NULL";
+    // Per key, how many rows are pending (leased and backing-off ones included): the host keeps a
+    // key sticky until that many of its rows are settled, not just the first.
+    keys_sql_ = "SELECT " + c[kKey] + ", COUNT(*) FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " + c[kState] +
+                " = 'pending' AND " + c[kKey] + " IS NOT NULL GROUP BY " + c[kKey];
     dead_sql_ = "SELECT " + sql_.select_columns("r") + " FROM " + T + " r WHERE r." + c[kPipeline] +
                 " = :p AND r." + c[kState] + " = 'dead' AND r." + c[kId] + " > :after ORDER BY r." + c[kId] +
                 " LIMIT :lim";
@@ -313,6 +341,8 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
     live_leases_at_ = "SELECT CAST(id AS TEXT), row_ids FROM " + L + " WHERE until_us > ";  // + a number
     lease_end_sql_ = "DELETE FROM " + L + " WHERE until_us > :now AND id ";  // + in_ids
     lease_sweep_sql_ = "DELETE FROM " + L + " WHERE until_us <= :now";
+    lease_owners_sql_ = "SELECT DISTINCT lease_owner FROM " + L + " WHERE until_us > :now";
+    lease_drop_owner_sql_ = "DELETE FROM " + L + " WHERE lease_owner = :o RETURNING CAST(id AS TEXT)";
     leased_count_sql_ = "SELECT CAST(id AS TEXT), row_ids FROM " + L + " WHERE until_us > :now AND pipeline = :p";
 }
 
@@ -733,6 +763,27 @@ OutboxStore::Unlease OutboxStore::end_leases(soci::session& s, long long now, st
     return u;
 }
 
+size_t OutboxStore::release_dead_owners(soci::session& s, long long now, std::vector<Lease>& leases) {
+    if (leases.empty()) return 0;
+    std::vector<std::string> owners(kFetchChunk);
+    long long at = now;
+    s << lease_owners_sql_, soci::use(at, "now"), soci::into(owners);
+    if (!s.got_data()) owners.clear();
+    std::unordered_set<long long> dropped;
+    for (std::string& owner : owners) {
+        if (owner == owner_ || !owner_is_dead_here(owner, owner_)) continue;
+        std::vector<std::string> ids(std::max<size_t>(leases.size(), 2));  // see RowSet
+        s << lease_drop_owner_sql_, soci::use(owner, "o"), soci::into(ids);
+        if (!s.got_data()) ids.clear();
+        for (const std::string& id : ids) dropped.insert(std::stoll(id));
+        host().info(std::string(db_name_) + ": took back " + std::to_string(ids.size()) + " lease(s) of " + owner +
+                    ", an engine on this host that is no longer running");
+    }
+    if (!dropped.empty())
+        std::erase_if(leases, [&](const Lease& l) { return dropped.count(l.id) != 0; });
+    return dropped.size();
+}
+
 void OutboxStore::commit_unlease(const Unlease& u) {
     std::lock_guard lock(leases_mutex_);
     for (const auto& [lid, lease] : u.ended) {
@@ -808,12 +859,16 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_na
         const std::string begin = begin_lease_change_sql();
         const bool folded = begin_takes_a_statement();
         Tx tx(s, folded ? std::string() : begin);
-        const std::vector<Lease> leases = live_leases(s, now, folded ? &begin : nullptr);
+        std::vector<Lease> leases = live_leases(s, now, folded ? &begin : nullptr);
         if (now >= next_lease_sweep_us_.load()) {
             // Leases of crashed or stopped instances: harmless once expired, swept now and then.
+            // The first claim sweeps too (the time starts at 0): a restarted engine takes back at
+            // once what its killed predecessor on this host still held, instead of waiting out
+            // the lease.
             next_lease_sweep_us_ = now + kLeaseSweepUs;
             long long cut = now;
             s << lease_sweep_sql_, soci::use(cut, "now");
+            release_dead_owners(s, now, leases);
         }
         Picker picker;
         if (prev) picker.assumed.insert(prev->rows.begin(), prev->rows.end());
@@ -1069,20 +1124,26 @@ sdk::Stats OutboxStore::stats(std::string_view pipeline_name) {
 
 void OutboxStore::pending_keys(std::string_view pipeline_name, sw_key_visit_fn visit, void* user) {
     // Collected first, visited after the session is returned: the visitor may call back into us.
-    std::vector<std::string> all = with_session("pending_keys", [&](soci::session& s) {
+    using Counted = std::vector<std::pair<std::string, long long>>;
+    Counted all = with_session("pending_keys", [&](soci::session& s) {
         std::string p(pipeline_name);
-        std::vector<std::string> keys(kFetchChunk), out;
+        std::vector<std::string> keys(kFetchChunk);
+        std::vector<long long> counts(kFetchChunk);
+        Counted out;
         soci::statement st(s);
-        st.exchange(soci::use(p, "p")), st.exchange(soci::into(keys));
+        st.exchange(soci::use(p, "p")), st.exchange(soci::into(keys)), st.exchange(soci::into(counts));
         prepare_once(st, keys_sql_);
         st.execute();
         while (st.fetch()) {
-            out.insert(out.end(), keys.begin(), keys.end());
+            for (size_t i = 0; i < keys.size(); ++i) out.emplace_back(std::move(keys[i]), counts[i]);
             keys.resize(kFetchChunk);
+            counts.resize(kFetchChunk);
         }
         return out;
     });
-    for (const auto& k : all) visit(user, sdk::bytes(k));
+    // Once per pending row: the host counts the visits.
+    for (const auto& [k, n] : all)
+        for (long long i = 0; i < n; ++i) visit(user, sdk::bytes(k));
 }
 
 std::unique_ptr<sdk::Batch> OutboxStore::list_dead(std::string_view pipeline_name, int64_t after_row_id, size_t limit) {

@@ -183,6 +183,10 @@ private:
     };
     // With `begin`: that begins the transaction in the same query (begin_takes_a_statement).
     std::vector<Lease> live_leases(soci::session& s, long long now, const std::string* begin = nullptr);
+    // Deletes the live leases of engines on this host whose process is gone (a crashed
+    // predecessor), so its rows go again now rather than when the lease runs out; drops them from
+    // `leases` too. Returns how many lease rows went.
+    size_t release_dead_owners(soci::session& s, long long now, std::vector<Lease>& leases);
     // This instance's leases, kept in memory: which lease row holds a claimed row.
     struct MyLease {
         long long until = 0;
@@ -222,6 +226,7 @@ private:
         attempts_sql_, retry_sql_, reject_sql_, stats_sql_, keys_sql_, dead_sql_, replay_all_sql_, replay_one_sql_,
         purge_all_sql_, purge_one_sql_, purge_published_sql_;
     std::string leases_table_, lease_insert_sql_, live_leases_sql_, live_leases_at_, lease_end_sql_, lease_sweep_sql_,
+        lease_owners_sql_, lease_drop_owner_sql_,
         leased_count_sql_;
     std::mutex leases_mutex_;
     std::unordered_map<long long, long long> lease_of_row_;  // claimed row -> its lease id

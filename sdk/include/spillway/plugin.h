@@ -262,7 +262,9 @@ typedef struct sw_store_vtable {
     /* Give leases back without counting an attempt (clean shutdown). */
     sw_status (*release_leases)(sw_instance *self, const int64_t *row_ids, size_t n);
     sw_status (*stats)(sw_instance *self, const char *pipeline, sw_store_stats *out);
-    /* Visit every distinct key with pending rows (seeds the publisher's sticky keys). */
+    /* Visit the key of every pending row (leased and backing-off ones included), once per row:
+     * the host counts the visits and keeps a key on the outbox path until that many of its rows
+     * are settled (seeds the publisher's sticky keys at start). */
     sw_status (*pending_keys)(sw_instance *self, const char *pipeline, sw_key_visit_fn visit,
                               void *user);
     /* Dead letters: list (after_row_id paging), replay to pending (same event_id), purge.
