@@ -2,6 +2,8 @@
 
 #include "engine/observe/log.hpp"
 
+#include <algorithm>
+#include <set>
 #include <sstream>
 
 namespace spillway {
@@ -39,14 +41,24 @@ std::vector<std::string> plugin_search_path(const config::Config* cfg, const con
 
 std::unique_ptr<Prepared> prepare(const std::string& path, const config::LoadOptions& options) {
     auto p = std::make_unique<Prepared>();
-    p->config = config::load_file(path, options);
+    // The loader's errors do not stop the plugin checks: one run reports every problem in the file.
+    std::vector<config::Diagnostic> diags;
+    p->config = config::load_file(path, options, diags);
     p->registry.scan(plugin_search_path(&p->config, options.getenv));
-    std::vector<config::Diagnostic> diags = plugin::bind_all(p->config, p->registry, p->bindings);
-    if (diags.empty()) {
-        for (const auto& [id, binding] : p->bindings) {
-            auto more = plugin::validate_binding(binding);
-            diags.insert(diags.end(), more.begin(), more.end());
-        }
+    // One message per key, the loader's first: an option it could not read is not also "missing".
+    std::set<std::string> reported;
+    for (const auto& d : diags) reported.insert(d.key_path);
+    for (auto& d : plugin::bind_all(p->config, p->registry, p->bindings))
+        if (reported.insert(d.key_path).second) diags.push_back(std::move(d));
+    // A plugin validates only a component that is complete and typed (no problem under its id).
+    auto has_problem = [&](const std::string& id) {
+        return std::any_of(reported.begin(), reported.end(),
+                           [&](const std::string& k) { return k == id || k.rfind(id + ".", 0) == 0; });
+    };
+    for (const auto& [id, binding] : p->bindings) {
+        if (has_problem(id)) continue;
+        auto more = plugin::validate_binding(binding);
+        diags.insert(diags.end(), more.begin(), more.end());
     }
     if (!diags.empty()) throw config::ConfigError(std::move(diags));
     return p;
@@ -69,6 +81,7 @@ plugin::Instance* Engine::instance(const std::string& pipeline, const std::strin
 
 void Engine::start() {
     auto log = observe::logger();
+    for (const auto& w : prepared_->config.warnings) log->warn("{}", w.str());
     std::map<std::string, plugin::Instance*> shared;  // sinks and stores, by component id
     try {
         for (const auto& [name, pipeline] : prepared_->config.pipelines) {

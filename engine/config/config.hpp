@@ -79,6 +79,7 @@ struct Pipeline {
     Mode mode = Mode::DirectFirst;
     std::string topic;                 // default topic for events that name none
     int64_t direct_timeout_ms = 2000;  // how long a direct publish waits for Kafka's report
+    Location direct_timeout_where;     // line 0: not written (the default)
     int64_t batch_size = 100;          // relay claim limit
     // While claims come back full (a backlog), each next one doubles, up to this.
     int64_t drain_batch_size = 1000;
@@ -108,6 +109,9 @@ struct Config {
     Engine engine;
     std::map<std::string, Component> components;  // by id ("store.outbox")
     std::map<std::string, Pipeline> pipelines;
+    // Settings that work but work against each other (e.g. a kafka sink's message.timeout.ms
+    // above a pipeline's direct_timeout): printed by validate, logged at start, never fatal.
+    std::vector<Diagnostic> warnings;
 
     const Component* component(const std::string& kind, const std::string& name) const;
 };
@@ -124,6 +128,17 @@ struct LoadOptions {
 Config load_file(const std::string& path, const LoadOptions& options = {});
 // The same for text already in memory; `name` stands for the file in messages.
 Config load_string(const std::string& text, const std::string& name, const LoadOptions& options = {});
+// The same, but the problems are appended to `errors` and what could be read is returned, so the
+// caller can go on checking it (plugin options) and report everything in one run. Throws
+// ConfigError only when nothing can be checked: an unreadable file, a TOML syntax error, an
+// unknown environment.
+Config load_file(const std::string& path, const LoadOptions& options, std::vector<Diagnostic>& errors);
+Config load_string(const std::string& text, const std::string& name, const LoadOptions& options,
+                   std::vector<Diagnostic>& errors);
+
+// The kafka sink plugin's default message.timeout.ms (plugins/kafka/producer_config.hpp; a test
+// there keeps the two equal): what the cross-check assumes when a kafka sink does not set it.
+inline constexpr int64_t kKafkaDefaultMessageTimeoutMs = 2000;
 
 // Expands ${VAR}, ${VAR:-default}, ${VAR:?message} and $$ in `text`. Sets *used_env when any
 // variable was read. Throws std::invalid_argument with the reason on a malformed or unset reference.

@@ -107,11 +107,13 @@ class Loader {
 public:
     Loader(std::string file, const LoadOptions& options) : file_(std::move(file)), options_(options) {}
 
-    Config build(toml::table& root) {
+    // Reads everything it can. Problems go to `errors` when given (else they are thrown), so an
+    // unknown top-level table or a bad pipeline key hides nothing the caller checks next.
+    Config build(toml::table& root, std::vector<Diagnostic>* errors) {
         Config cfg;
         cfg.file = file_;
         select_environment(root, cfg);
-        if (!diagnostics_.empty()) throw ConfigError(diagnostics_);
+        if (cfg.environment.empty()) throw ConfigError(diagnostics_);  // no environment: nothing to check against
         check_top_level(root);
         if (auto* engine = root["engine"].as_table()) read_engine(*engine, cfg.engine);
         for (const char* kind : kKinds)
@@ -119,7 +121,9 @@ public:
         if (auto* p = root["pipeline"].as_table()) read_pipelines(*p, cfg);
         if (cfg.pipelines.empty() && !root["pipeline"].as_table())
             error(Location{file_, 0, 0}, "pipeline", "no [pipeline.<name>] is defined; a config needs at least one");
-        if (!diagnostics_.empty()) throw ConfigError(diagnostics_);
+        check_kafka_timeouts(cfg);
+        if (errors) errors->insert(errors->end(), diagnostics_.begin(), diagnostics_.end());
+        else if (!diagnostics_.empty()) throw ConfigError(diagnostics_);
         return cfg;
     }
 
@@ -156,6 +160,7 @@ private:
         if (!envs) return;
         if (!envs->is_table()) {
             error(*envs, "environments", std::string("expected a table, got ") + type_name(*envs));
+            root.erase("environments");  // reported once, here, and the rest is checked without it
             return;
         }
         for (auto& [name, overlay] : *envs->as_table()) {
@@ -168,9 +173,10 @@ private:
             if (!overlay.is_table()) error(overlay, key, std::string("expected a table, got ") + type_name(overlay));
             else if (overlay.as_table()->contains("environments")) error(overlay, key, "an overlay cannot contain [environments]");
         }
-        if (!diagnostics_.empty()) return;
+        // A bad overlay is reported above and left out; the base and any other overlay are still checked.
         toml::table overlay;
-        if (auto* chosen = envs->as_table()->get_as<toml::table>(env)) overlay = std::move(*chosen);
+        if (auto* chosen = envs->as_table()->get_as<toml::table>(env); chosen && !chosen->contains("environments"))
+            overlay = std::move(*chosen);
         root.erase("environments");
         // An overlay that swaps a component's plugin replaces that component's table: the base's
         // options belong to the other plugin (sqlite's `path` means nothing to postgres).
@@ -408,7 +414,10 @@ private:
                 } else if (key == "topic") {
                     if (auto s = text(v, kpath)) p.topic = *s;
                 } else if (key == "direct_timeout") {
-                    if (auto d = duration(v, kpath)) p.direct_timeout_ms = *d;
+                    if (auto d = duration(v, kpath)) {
+                        p.direct_timeout_ms = *d;
+                        p.direct_timeout_where = at(v);
+                    }
                 } else if (key == "lease") {
                     if (auto d = duration(v, kpath)) p.lease_ms = *d;
                 } else if (key == "shutdown_timeout") {
@@ -447,6 +456,54 @@ private:
         }
     }
 
+    // A kafka sink's librdkafka message.timeout.ms above the direct_timeout of a direct-first
+    // pipeline using it: the publish spills to the outbox at direct_timeout while librdkafka keeps
+    // the message and may still deliver it, a duplicate of the row the relay sends later. Legal,
+    // so a warning; at the key the user wrote (message.timeout.ms, else direct_timeout).
+    // Outbox-first pipelines publish nothing direct; the relay waits at least 5 s.
+    void check_kafka_timeouts(Config& cfg) {
+        for (const auto& [name, p] : cfg.pipelines) {
+            if (p.mode != Mode::DirectFirst) continue;
+            auto use = p.uses.find("sink");
+            const Component* sink = use == p.uses.end() ? nullptr : cfg.component("sink", use->second);
+            if (!sink || sink->plugin != "kafka") continue;
+            int64_t timeout_ms = kKafkaDefaultMessageTimeoutMs;
+            const Value* set = nullptr;
+            if (auto it = sink->options.find("message.timeout.ms"); it != sink->options.end()) {
+                set = &it->second;
+                if (auto* i = std::get_if<int64_t>(&set->data)) {
+                    timeout_ms = *i;
+                } else if (auto* str = std::get_if<std::string>(&set->data);
+                           str && !str->empty() && str->size() < 19 &&
+                           std::all_of(str->begin(), str->end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+                    timeout_ms = std::stoll(*str);
+                } else {
+                    continue;  // not a number: librdkafka refuses it at validate, with its own message
+                }
+            }
+            // 0 means no limit in librdkafka: the message is retried for ever.
+            if (timeout_ms != 0 && timeout_ms <= p.direct_timeout_ms) continue;
+            const std::string limit = timeout_ms == 0 ? std::string("0 (no limit)") : std::to_string(timeout_ms) + " ms";
+            const std::string why =
+                ": an event spilled to the outbox at direct_timeout may still be delivered by librdkafka until "
+                "message.timeout.ms, a duplicate of the row the relay sends";
+            if (set || p.direct_timeout_where.line == 0) {
+                cfg.warnings.push_back(
+                    {set ? set->where : sink->where, sink->id() + ".message.timeout.ms",
+                     limit + (set ? "" : " (the kafka plugin's default)") + " is above the direct_timeout of pipeline '" +
+                         name + "' (" + std::to_string(p.direct_timeout_ms) + " ms)" + why +
+                         "; keep message.timeout.ms at or below direct_timeout"});
+            } else {
+                cfg.warnings.push_back(
+                    {p.direct_timeout_where, "pipeline." + name + ".direct_timeout",
+                     std::to_string(p.direct_timeout_ms) + " ms is below the message.timeout.ms of [" + sink->id() +
+                         "] (" + limit + ", the kafka plugin's default)" + why + "; set \"message.timeout.ms\" in [" +
+                         sink->id() + "] at or below direct_timeout"});
+            }
+        }
+        cfg.warnings = in_file_order(std::move(cfg.warnings));
+    }
+
     std::string file_;
     const LoadOptions& options_;
     std::vector<Diagnostic> diagnostics_;
@@ -454,7 +511,10 @@ private:
 
 }  // namespace
 
-Config load_string(const std::string& text, const std::string& name, const LoadOptions& options) {
+namespace {
+
+Config parse_and_build(const std::string& text, const std::string& name, const LoadOptions& options,
+                       std::vector<Diagnostic>* errors) {
     toml::table root;
     try {
         root = toml::parse(text, name);
@@ -462,15 +522,34 @@ Config load_string(const std::string& text, const std::string& name, const LoadO
         const auto& b = e.source().begin;
         throw ConfigError({{Location{name, b.line, b.column}, "", "TOML syntax error: " + std::string(e.description())}});
     }
-    return Loader(name, options).build(root);
+    return Loader(name, options).build(root, errors);
 }
 
-Config load_file(const std::string& path, const LoadOptions& options) {
+std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw ConfigError({{Location{path, 0, 0}, "", std::string("cannot read the file: ") + std::strerror(errno)}});
     std::stringstream buffer;
     buffer << in.rdbuf();
-    return load_string(buffer.str(), path, options);
+    return buffer.str();
+}
+
+}  // namespace
+
+Config load_string(const std::string& text, const std::string& name, const LoadOptions& options) {
+    return parse_and_build(text, name, options, nullptr);
+}
+
+Config load_string(const std::string& text, const std::string& name, const LoadOptions& options,
+                   std::vector<Diagnostic>& errors) {
+    return parse_and_build(text, name, options, &errors);
+}
+
+Config load_file(const std::string& path, const LoadOptions& options) {
+    return parse_and_build(read_file(path), path, options, nullptr);
+}
+
+Config load_file(const std::string& path, const LoadOptions& options, std::vector<Diagnostic>& errors) {
+    return parse_and_build(read_file(path), path, options, &errors);
 }
 
 }  // namespace spillway::config

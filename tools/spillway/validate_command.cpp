@@ -12,6 +12,7 @@ int validate(const ConfigOptions& options) {
     load.environment = options.environment;
     try {
         auto prepared = prepare(options.config, load);
+        for (const auto& w : prepared->config.warnings) std::cerr << "warning: " << w.str() << "\n";
         std::cout << prepared->render();
         std::cerr << options.config << ": OK (" << prepared->bindings.size() << " components, "
                   << prepared->config.pipelines.size() << " pipelines, environment "

@@ -2,7 +2,15 @@
 // words reach the user, blamed on the key.
 #include "sink_test_support.hpp"
 
+#include "engine/config/config.hpp"
+#include "producer_config.hpp"
+
+#include <spillway/test_support/run_command.hpp>
+#include <spillway/test_support/temp_dir.hpp>
+
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 namespace spillway::kafka_test {
 namespace {
@@ -90,6 +98,36 @@ TEST(KafkaSinkConfig, EmbeddedIsRefusedInProduction) {
     EXPECT_EQ(v.status, SW_INVALID_CONFIG);
     ASSERT_EQ(v.errors.size(), 1u);
     EXPECT_EQ(v.errors[0].first, "embedded.brokers");
+}
+
+TEST(KafkaSinkConfig, DefaultMessageTimeoutIsThePipelinesDefaultDirectTimeout) {
+    // A direct publish gets a definite answer within direct_timeout, and validate's cross-check
+    // assumes the plugin's real default.
+    const int64_t plugin_default = std::stoll(plugins::kafka::kDefaultMessageTimeoutMs);
+    EXPECT_EQ(plugin_default, config::Pipeline{}.direct_timeout_ms);
+    EXPECT_EQ(plugin_default, config::kKafkaDefaultMessageTimeoutMs);
+    EXPECT_NE(std::string(kafka_plugin().descriptor().description).find("message.timeout.ms=" + std::to_string(plugin_default)),
+              std::string::npos);
+}
+
+TEST(KafkaSinkConfig, ValidateWarnsWhenMessageTimeoutIsAboveDirectTimeout) {
+    test_support::TempDir dir("kafka-validate");
+    const std::string file = dir.path() + "/pipes.toml";
+    std::ofstream(file) << "[engine]\nplugin_path = [\"" SPILLWAY_PLUGIN_DIR "\"]\n\n"
+                        << "[sink.kafka]\nplugin = \"kafka\"\n\"bootstrap.servers\" = \"127.0.0.1:9092\"\n"
+                        << "\"message.timeout.ms\" = 5000\n\n"
+                        << "[store.outbox]\nplugin = \"sqlite\"\npath = \"" << dir.path() << "/outbox.db\"\n\n"
+                        << "[notifier.bell]\nplugin = \"inproc\"\n\n[scheduler.poll]\nplugin = \"adaptive\"\n\n"
+                        << "[pipeline.essays]\nsink = \"kafka\"\nstore = \"outbox\"\nnotifier = \"bell\"\n"
+                        << "scheduler = \"poll\"\ndirect_timeout = \"1s\"\n";
+    const auto r = test_support::run_command({SPILLWAY_BIN, "validate", file}, "", {},
+                                             {"SPILLWAY_ENV", "ENVIRONMENT", "SPILLWAY_PLUGIN_PATH"});
+    EXPECT_EQ(r.code, 0) << r.err;  // a warning, not an error
+    EXPECT_NE(r.err.find("warning: " + file + ":7:24: sink.kafka.message.timeout.ms: 5000 ms is above the "
+                         "direct_timeout of pipeline 'essays' (1000 ms)"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find(": OK ("), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -171,6 +171,69 @@ TEST(Interpolate, Forms) {
     EXPECT_THROW(config::interpolate("${B:=x}", env, nullptr), std::invalid_argument);
 }
 
+// A pipeline on a kafka sink; `sink_extra` and `pipeline_extra` are appended to the two tables.
+std::string kafka_pipeline(const std::string& sink_extra, const std::string& pipeline_extra) {
+    return "[sink.kafka]\nplugin = \"kafka\"\n\"bootstrap.servers\" = \"broker:9092\"\n" + sink_extra +
+           "\n[store.outbox]\nplugin = \"sqlite\"\n\n[notifier.bell]\nplugin = \"inproc\"\n\n"
+           "[scheduler.poll]\nplugin = \"adaptive\"\n\n"
+           "[pipeline.essays]\nsink = \"kafka\"\nstore = \"outbox\"\nnotifier = \"bell\"\nscheduler = \"poll\"\n" +
+           pipeline_extra;
+}
+
+std::vector<std::string> warnings_of(const std::string& text) {
+    std::vector<std::string> out;
+    for (const auto& w : config::load_string(text, "pipes.toml", options()).warnings) out.push_back(w.str());
+    return out;
+}
+
+TEST(ConfigWarnings, KafkaMessageTimeoutAboveDirectTimeoutIsNamedAtTheKey) {
+    const auto w = warnings_of(kafka_pipeline("\"message.timeout.ms\" = 10000\n", ""));
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_EQ(w[0], "pipes.toml:4:24: sink.kafka.message.timeout.ms: 10000 ms is above the direct_timeout of pipeline "
+                    "'essays' (2000 ms): an event spilled to the outbox at direct_timeout may still be delivered by "
+                    "librdkafka until message.timeout.ms, a duplicate of the row the relay sends; keep "
+                    "message.timeout.ms at or below direct_timeout");
+}
+
+TEST(ConfigWarnings, DirectTimeoutBelowTheKafkaDefaultIsNamedAtDirectTimeout) {
+    const auto w = warnings_of(kafka_pipeline("", "direct_timeout = \"1s\"\n"));
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_EQ(w[0].rfind("pipes.toml:19:18: pipeline.essays.direct_timeout: 1000 ms is below the message.timeout.ms "
+                         "of [sink.kafka] (2000 ms, the kafka plugin's default)", 0), 0u) << w[0];
+    EXPECT_NE(w[0].find("set \"message.timeout.ms\" in [sink.kafka] at or below direct_timeout"), std::string::npos) << w[0];
+}
+
+TEST(ConfigWarnings, NoneWhenTheyAgree) {
+    EXPECT_TRUE(warnings_of(kafka_pipeline("", "")).empty()) << "the defaults agree";
+    EXPECT_TRUE(warnings_of(kafka_pipeline("\"message.timeout.ms\" = \"2000\"\n", "direct_timeout = \"2s\"\n")).empty());
+    EXPECT_TRUE(warnings_of(kafka_pipeline("\"message.timeout.ms\" = 1000\n", "direct_timeout = \"1s\"\n")).empty());
+    // Outbox-first publishes nothing direct; another sink plugin has no message.timeout.ms.
+    EXPECT_TRUE(warnings_of(kafka_pipeline("\"message.timeout.ms\" = 10000\n", "mode = \"outbox-first\"\n")).empty());
+    std::string other = kafka_pipeline("\"message.timeout.ms\" = 10000\n", "");
+    other.replace(other.find("plugin = \"kafka\""), 16, "plugin = \"other\"");
+    EXPECT_TRUE(warnings_of(other).empty());
+}
+
+TEST(ConfigWarnings, NoLimitIsAboveAnyDirectTimeout) {
+    const auto w = warnings_of(kafka_pipeline("\"message.timeout.ms\" = 0\n", ""));
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_NE(w[0].find("0 (no limit) is above"), std::string::npos) << w[0];
+}
+
+TEST(Config, AnUnknownTopLevelTableHidesNoOtherError) {
+    // The loader collects; prepare goes on to the plugins' option checks and their own validate.
+    const std::string toml = kDir + "/bad/39-every-error-reported.toml";
+    try {
+        prepare(toml, options());
+        FAIL() << "no error";
+    } catch (const config::ConfigError& e) {
+        std::vector<std::string> keys;
+        for (const auto& d : e.diagnostics()) keys.push_back(d.key_path);
+        EXPECT_EQ(keys, (std::vector<std::string>{"sink.kafka.bad.acks", "store.outbox.pathh",
+                                                  "pipeline.essays.direct_timeout", "sinks"}));
+    }
+}
+
 TEST(Duration, Parses) {
     EXPECT_EQ(spillway::detail::parse_duration_ms("250ms"), 250);
     EXPECT_EQ(spillway::detail::parse_duration_ms("1.5s"), 1500);
