@@ -206,7 +206,16 @@ Instance::~Instance() {
 void Instance::start_instance(sw_instance* self) {
     auto scope = call("start");
     const sw_status st = vt<sw_sink_vtable>().start(self);
-    if (st != SW_OK) throw PluginError(st, where_text(binding_) + ": start failed: " + describe(st));
+    if (st == SW_OK) return;
+    // A key the plugin blamed at start (e.g. a url the server refuses for good) is a configuration
+    // error: reported at the key's file:line:col, whatever status came with it.
+    if (auto blamed = host_->take_config_errors(); !blamed.empty()) {
+        host_->take_error();
+        std::string msg;
+        for (const auto& d : blamed) msg += (msg.empty() ? "" : "\n") + d.str();
+        throw PluginError(SW_INVALID_CONFIG, msg);
+    }
+    throw PluginError(st, where_text(binding_) + ": start failed: " + describe(st));
 }
 
 void Instance::start() {

@@ -4,6 +4,7 @@
 // transaction-scoped advisory lock per table, so claims never interleave. Rows are not locked with
 // SKIP LOCKED: a claimer that skipped a locked earlier row of a key could hand out a later one.
 #include <outbox_store.hpp>
+#include <pg-common/conninfo.hpp>
 
 #include <soci/postgresql/soci-postgresql.h>
 
@@ -42,6 +43,9 @@ const char* column_type(Col c) {
     }
 }
 
+// What the server shows as this store's sessions' application_name, unless the url sets one.
+constexpr const char* kApplicationName = "spillway-postgres";
+
 // FNV-1a: a stable advisory-lock key per table name.
 long long lock_key(const std::string& s) {
     unsigned long long h = 1469598103934665603ull;
@@ -54,9 +58,9 @@ long long lock_key(const std::string& s) {
 class PostgresStore final : public outbox::OutboxStore {
 public:
     explicit PostgresStore(sdk::Host host)
-        : OutboxStore(host, "postgres", true), url_(host.string("url")), pool_size_(host.integer("pool_size")),
+        : OutboxStore(host, "postgres", true), conninfo_("url", host.string("url")),
+          soci_url_(conninfo_.as_uri(kApplicationName)), pool_size_(host.integer("pool_size")),
           prepare_(host.boolean("prepare")) {
-        if (url_.empty()) throw sdk::ConfigError("url", "url must be a libpq conninfo or postgresql:// URL");
         if (pool_size_ < 1 || pool_size_ > 256) throw sdk::ConfigError("pool_size", "pool_size must be 1..256");
         claim_lock_ = lock_key(options().table);
         migrate_lock_ = lock_key(options().table + "/migrate");
@@ -74,11 +78,30 @@ public:
 
 protected:
     void connect() override {
+        // One plain libpq connection first: its failure carries the server's SQLSTATE, which tells
+        // a url that can never work (no such database or role, authentication refused: a
+        // configuration error naming the key) from a server to wait for (RETRY). SOCI's own
+        // error keeps only the translated words.
+        if (const auto failure = pg::probe(conninfo_, kApplicationName)) {
+            const std::string message = "postgres: cannot connect to " + conninfo_.where() + ": " + failure->message;
+            if (failure->lasting())
+                throw sdk::ConfigError("url", message + (failure->sqlstate.empty() ? "" : " (SQLSTATE " + failure->sqlstate + ")") +
+                                                  "; waiting will not help: check url");
+            throw sdk::Error(SW_RETRY, message);
+        }
         auto pool = std::make_unique<soci::connection_pool>(static_cast<size_t>(pool_size_));
-        for (int64_t i = 0; i < pool_size_; ++i) {
-            soci::session& s = pool->at(static_cast<size_t>(i));
-            s.open(soci::postgresql, url_);
-            opened(s);
+        try {
+            for (int64_t i = 0; i < pool_size_; ++i) {
+                soci::session& s = pool->at(static_cast<size_t>(i));
+                s.open(soci::postgresql, soci_url_);
+                opened(s);
+            }
+        } catch (const sdk::Error&) {
+            throw;
+        } catch (const std::exception& e) {
+            std::string why = e.what();
+            std::replace(why.begin(), why.end(), '\n', ' ');
+            throw sdk::Error(SW_RETRY, conninfo_.redact("postgres: cannot connect to " + conninfo_.where() + ": " + why));
         }
         pool_ = std::move(pool);
     }
@@ -186,20 +209,91 @@ protected:
     void create_schema(soci::session& s) override {
         const auto& c = sql().c;
         const std::string& T = sql().table;
-        const bool existed = !column_type_of(s, options().columns[outbox::kEventId]).empty();
-        const bool had_state = !column_type_of(s, options().columns[outbox::kState]).empty();
-        const bool had_published_at = !column_type_of(s, options().columns[outbox::kPublishedAt]).empty();
-        std::string ddl = "CREATE TABLE IF NOT EXISTS " + T + " (" + c[outbox::kId] + " BIGSERIAL PRIMARY KEY";
-        for (size_t k = 1; k < outbox::kColumnCount; ++k) ddl += ", " + c[k] + " " + column_type(Col(k));
-        s << ddl + ") WITH (fillfactor = 80)";  // schema version 2 lowers it
+        std::array<std::string, outbox::kColumnCount> had;  // data types; "" where absent
+        bool existed = false;
+        for (size_t k = 0; k < outbox::kColumnCount; ++k) {
+            had[k] = column_type_of(s, options().columns[k]);
+            existed = existed || !had[k].empty();
+        }
+        existed = existed || table_exists(s);
+        if (!existed) {
+            std::string ddl = "CREATE TABLE " + T + " (" + c[outbox::kId] + " BIGSERIAL PRIMARY KEY";
+            for (size_t k = 1; k < outbox::kColumnCount; ++k) ddl += ", " + c[k] + " " + column_type(Col(k));
+            s << ddl + ") WITH (fillfactor = 80)";  // schema version 2 lowers it
+            note("created table " + options().table);
+            create_indexes_v1(s);
+            return;
+        }
         // Adopting an existing table: add what Spillway needs and the application's rows lack.
-        s << "ALTER TABLE " + T + " ADD COLUMN IF NOT EXISTS " + c[outbox::kId] + " BIGSERIAL UNIQUE";
-        for (size_t k = 1; k < outbox::kColumnCount; ++k)
-            s << "ALTER TABLE " + T + " ADD COLUMN IF NOT EXISTS " + c[k] + " " + column_type(Col(k));
-        if (existed && !had_state && had_published_at)
-            s << "UPDATE " + T + " SET " + c[outbox::kState] + " = 'published' WHERE " + c[outbox::kPublishedAt] +
-                     " IS NOT NULL";
+        static const std::set<std::string> kIntegers = {"smallint", "integer", "bigint"};
+        if (!had[outbox::kId].empty() && !kIntegers.count(had[outbox::kId]))
+            throw sdk::Error(SW_FATAL, "postgres: " + options().table + "." + options().columns[outbox::kId] + " is " +
+                                           had[outbox::kId] +
+                                           ", and Spillway numbers rows with an integer: set columns.id to a new "
+                                           "column name (e.g. \"spillway_id\") and the migration adds it");
+        std::string added;
+        if (had[outbox::kId].empty()) {
+            // Existing rows are numbered in the table's physical order (claims go in id order).
+            s << "ALTER TABLE " + T + " ADD COLUMN " + c[outbox::kId] + " BIGSERIAL UNIQUE";
+            added = options().columns[outbox::kId];
+        }
+        for (size_t k = 1; k < outbox::kColumnCount; ++k) {
+            if (!had[k].empty()) continue;
+            // The application's rows, there now and inserted later, have no event id: NULL, read
+            // as the payload's event_id_field or one made from the row id (see Sql::event_id).
+            s << "ALTER TABLE " + T + " ADD COLUMN " + c[k] + " " +
+                     (k == outbox::kEventId ? "TEXT" : column_type(Col(k)));
+            added += (added.empty() ? "" : ", ") + options().columns[k];
+        }
+        note("adopted existing table " + options().table + (added.empty() ? "" : ", added columns: " + added));
+        if (had[outbox::kState].empty() && !had[outbox::kPublishedAt].empty()) {
+            soci::statement st = (s.prepare << "UPDATE " + T + " SET " + c[outbox::kState] + " = 'published' WHERE " +
+                                                   c[outbox::kPublishedAt] + " IS NOT NULL");
+            st.execute(true);
+            if (const long long n = st.get_affected_rows(); n > 0)
+                note(std::to_string(n) + " row(s) with published_at set marked published");
+        }
         create_indexes_v1(s);
+    }
+
+    // Every migration: what the adoption options ask of the table (they may change between runs).
+    void adopt(soci::session& s) override {
+        const auto& o = options();
+        if (!o.adopt_pipeline.empty()) {
+            // Rows the application inserts from now on belong to adopt_pipeline.
+            std::string schema = schema_, table = table_name_, col = o.columns[outbox::kPipeline], def;
+            soci::indicator ind = soci::i_null;
+            s << "SELECT column_default FROM information_schema.columns WHERE table_schema = "
+                 "COALESCE(NULLIF(:s, ''), current_schema()) AND table_name = :t AND column_name = :c",
+                soci::use(schema, "s"), soci::use(table, "t"), soci::use(col, "c"), soci::into(def, ind);
+            const std::string want = "'" + o.adopt_pipeline + "'";  // a pipeline name: no quote in it
+            if (ind != soci::i_ok || def.rfind(want, 0) != 0) {
+                s << "ALTER TABLE " + sql().table + " ALTER COLUMN " + sql().c[outbox::kPipeline] + " SET DEFAULT " + want;
+                note("rows inserted without a pipeline go to pipeline '" + o.adopt_pipeline + "' (column default)");
+            }
+        }
+        if (!o.event_id_field.empty() || !o.headers_field.empty()) {
+            // Reads the payload of application rows as JSON, NULL when it is not (a cast would
+            // fail the whole claim on one bad row).
+            std::string sig = sql().json_fn + "(text)";
+            soci::indicator ind = soci::i_null;
+            int exists = 0;
+            s << "SELECT CASE WHEN to_regprocedure(:f) IS NULL THEN 0 ELSE 1 END", soci::use(sig, "f"),
+                soci::into(exists, ind);
+            if (!exists) {
+                s << "CREATE OR REPLACE FUNCTION " + sql().json_fn +
+                         "(payload text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$ "
+                         "BEGIN RETURN CAST(payload AS jsonb); EXCEPTION WHEN others THEN RETURN NULL; END $$";
+                note("created function " + sig + " (reads payload fields)");
+            }
+        }
+    }
+
+    bool table_exists(soci::session& s) {
+        std::string name = sql().table;  // quoted, as to_regclass parses it
+        int exists = 0;
+        s << "SELECT CASE WHEN to_regclass(:t) IS NULL THEN 0 ELSE 1 END", soci::use(name, "t"), soci::into(exists);
+        return exists != 0;
     }
 
     void upgrade_schema(soci::session& s, int version) override {
@@ -281,7 +375,8 @@ private:
         }
     }
 
-    std::string url_;
+    const pg::Conninfo conninfo_;  // holds the password: never print it, redact what may quote it
+    const std::string soci_url_;   // conninfo_ in the form SOCI passes to libpq unchanged
     int64_t pool_size_;
     std::atomic<bool> prepare_;
     long long claim_lock_ = 0, migrate_lock_ = 0;
@@ -298,7 +393,9 @@ private:
 namespace {
 const sw_option kOptions[] = {
     {"url", SW_OPT_STRING, SW_OPT_REQUIRED | SW_OPT_SECRET, nullptr,
-     "libpq connection: conninfo (\"host=... dbname=...\") or a postgresql:// URL"},
+     "libpq connection string: key=value pairs (\"host=db dbname=app user=relay\") or a postgresql:// "
+     "(postgres://) URI with user, password, host, port, database and ?parameters (sslmode, "
+     "application_name, connect_timeout...); checked with libpq's parser"},
     {"pool_size", SW_OPT_INT, 0, "4",
      "connections kept open; appends from several threads and the relay use them concurrently"},
     {"prepare", SW_OPT_BOOL, 0, "true",

@@ -74,9 +74,11 @@ int outbox(const OutboxOptions& o) {
         }
 
         if (o.action == "migrate") {
+            // What the store did, at its start (auto_migrate) and now; "up to date" only when nothing.
             for (const auto& [id, inst] : stores) {
-                http::StoreAdmin(*inst).migrate();
-                std::cout << id << ": schema up to date\n";
+                const auto steps = http::StoreAdmin(*inst).migrate();
+                if (steps.empty()) std::cout << id << ": schema up to date\n";
+                for (const auto& step : steps) std::cout << id << ": " << step << "\n";
             }
             return kOk;
         }
@@ -95,6 +97,16 @@ int outbox(const OutboxOptions& o) {
                 }
             }
             if (o.json) std::cout << all.dump(2) << "\n";
+            // Rows no pipeline relays are counted by none of the lines above: say so. A store's
+            // rows are relayed by every configured pipeline using it, not only those listed.
+            for (const auto& [id, inst] : stores) {
+                std::vector<std::string> users;
+                for (const auto& [name, p] : cfg.pipelines)
+                    if ("store." + p.uses.at("store") == id) users.push_back(name);
+                http::StoreAdmin admin(*inst);
+                const std::string warning = http::unrelayed_warning(id, http::unrelayed(admin, users));
+                if (!warning.empty()) std::cerr << warning << "\n";
+            }
             return kOk;
         }
         if (o.action == "dead") {
@@ -131,7 +143,7 @@ int outbox(const OutboxOptions& o) {
         }
     } catch (const plugin::PluginError& e) {
         log->error("{}", e.what());
-        return kRuntimeFailure;
+        return e.status() == SW_INVALID_CONFIG ? kInvalidConfig : kRuntimeFailure;
     }
     std::cerr << "unknown outbox action '" << o.action << "' (status, dead, replay, purge, migrate)\n";
     return kUsage;

@@ -91,7 +91,7 @@ int publish(const PublishOptions& options) {
         engine.start();
     } catch (const plugin::PluginError& e) {
         observe::logger()->error("{}", e.what());
-        return kRuntimeFailure;
+        return e.status() == SW_INVALID_CONFIG ? kInvalidConfig : kRuntimeFailure;
     }
     pipeline::Pipeline& pipeline = *engine.pipeline(options.pipeline);
     Publisher out(pipeline, std::max<size_t>(options.batch, 1));

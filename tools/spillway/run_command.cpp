@@ -31,7 +31,7 @@ int run(const ConfigOptions& options) {
         engine.start();
     } catch (const plugin::PluginError& e) {
         log->error("{}", e.what());
-        return kRuntimeFailure;
+        return e.status() == SW_INVALID_CONFIG ? kInvalidConfig : kRuntimeFailure;
     }
     // The listener comes up once the pipelines run, and goes before them: no request ever sees a
     // half-started or stopping engine.

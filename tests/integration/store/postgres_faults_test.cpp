@@ -2,6 +2,7 @@
 // write: two claimers hammering one table while rows keep arriving, a connection killed in the
 // middle of a claim, the server going away and coming back, Debezium's outbox layout, and a
 // table that marks rows published_at instead of deleting them.
+#include <spillway/test_support/ports.hpp>
 #include <spillway/test_support/postgres.hpp>
 #include <spillway/test_support/wait.hpp>
 #define SPILLWAY_STORE_SUITE_HELPERS_ONLY
@@ -233,14 +234,99 @@ TEST(PostgresStore, ServerRestartGivesRetryThenReconnects) {
     EXPECT_EQ(h.state, SW_HEALTH_UP);
 }
 
+// Nothing listens on the port: the server may come later, so start answers RETRY (the engine
+// exits 3 and is restarted), not a configuration error.
 TEST(PostgresStore, UnreachableServerAtStartIsRetry) {
-    Postgres& pg = Postgres::shared();
-    // The server refuses the connection (no such database): start answers RETRY with its message.
+    const int closed_port = spillway::test_support::free_port();
     StoreInstance s(postgres_plugin(),
-                    Config{{"url", "host=127.0.0.1 port=" + std::to_string(pg.port()) + " dbname=no_such_db user=postgres"}},
+                    Config{{"url", "postgresql://postgres@127.0.0.1:" + std::to_string(closed_port) + "/store_faults"}},
                     /*start_it=*/false);
     EXPECT_EQ(s.vt().start(s.get()), SW_RETRY);
-    EXPECT_NE(s.host().last_error().find("no_such_db"), std::string::npos) << s.host().last_error();
+    EXPECT_TRUE(s.host().config_errors().empty());
+    EXPECT_NE(s.host().last_error().find("127.0.0.1:" + std::to_string(closed_port)), std::string::npos)
+        << s.host().last_error();
+}
+
+constexpr const char* kPassword = "Hunter2-s3cret";  // trust auth ignores it; it must never be printed
+
+std::string uri(const std::string& userinfo, const std::string& path_and_query) {
+    return "postgresql://" + userinfo + "@127.0.0.1:" + std::to_string(server().port()) + "/" + path_and_query;
+}
+
+// The server answers, and no wait will change its answer: no such database, no such role. Start
+// blames url (the engine prints its file:line:col and exits 1), with the server's SQLSTATE and
+// without the password.
+TEST(PostgresStore, UrlTheServerRefusesForGoodIsAConfigErrorAtStart) {
+    const std::string port = std::to_string(server().port());
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {uri(std::string("postgres:") + kPassword, "no_such_db"), "3D000"},
+        {"host=127.0.0.1 port=" + port + " dbname=store_faults user=no_such_role password='" + kPassword + "'", "28000"},
+    };
+    for (const auto& [url, sqlstate] : cases) {
+        StoreInstance s(postgres_plugin(), Config{{"url", url}}, /*start_it=*/false);
+        EXPECT_EQ(s.vt().start(s.get()), SW_INVALID_CONFIG) << s.host().last_error();
+        const auto errors = s.host().config_errors();
+        ASSERT_EQ(errors.size(), 1u) << s.host().last_error();
+        EXPECT_EQ(errors[0].first, "url");
+        EXPECT_NE(errors[0].second.find(sqlstate), std::string::npos) << errors[0].second;
+        EXPECT_NE(errors[0].second.find("127.0.0.1:" + port), std::string::npos) << errors[0].second;
+        EXPECT_EQ(errors[0].second.find("Hunter2"), std::string::npos) << errors[0].second;
+    }
+}
+
+// Strings libpq's parser refuses are refused by validate already (as by `spillway validate`),
+// naming url; the password, which some of libpq's messages would quote, is not in the message.
+TEST(PostgresStore, MalformedUrlIsAConfigErrorAtValidate) {
+    const std::string pw = kPassword;
+    const std::vector<std::string> bad = {
+        "postgresql://postgres:" + pw + "@127.0.0.1:5432/db?sslmod=require",     // unknown query parameter
+        "postgresql://postgres:" + pw + "@127.0.0.1:5432/db?sslmode",           // no '=' in a parameter
+        "postgresql://postgres:" + pw + "%zz@127.0.0.1:5432/db",                // bad percent-encoding
+        "postgresql://postgres:" + pw + "@[::1:5432/db",                        // unclosed IPv6 bracket
+        "host=127.0.0.1 dbnmae=db password=" + pw,                              // unknown keyword
+        "host=127.0.0.1 dbname=db password='" + pw,                             // unterminated quote
+        "host=127.0.0.1 port=54x32 dbname=db password=" + pw,                   // checked before connecting
+        "postgresql://postgres:" + pw + "@127.0.0.1/db?sslmode=requir",         // likewise
+        "just_a_name",
+    };
+    for (const auto& url : bad) {
+        HostContext host(postgres_plugin(), Config{{"url", url}});
+        EXPECT_EQ(validate(postgres_plugin(), host), SW_INVALID_CONFIG) << url;
+        const auto errors = host.config_errors();
+        ASSERT_EQ(errors.size(), 1u) << url;
+        EXPECT_EQ(errors[0].first, "url") << url;
+        EXPECT_EQ(errors[0].second.find("Hunter2"), std::string::npos) << errors[0].second;
+        EXPECT_EQ(errors[0].second.find("s3cret"), std::string::npos) << errors[0].second;
+    }
+}
+
+// Every form of url connects, and the parameters it carries reach the server: URI (both schemes,
+// user, password, percent-encoded parts, query parameters, host in the query) and key=value
+// (quoted values with spaces, which SOCI's own tokeniser used to split).
+TEST(PostgresStore, UrlAsUriOrKeyValueConnects) {
+    const std::string port = std::to_string(server().port());
+    const std::vector<std::string> urls = {
+        uri("postgres", "store_faults"),
+        "postgres://postgres:" + std::string(kPassword) + "@127.0.0.1:" + port +
+            "/store_faults?sslmode=disable&application_name=url%20form%201&connect_timeout=5",
+        uri("%70ostgres", "store%5Ffaults?application_name=url%20form%202"),
+        "postgresql:///store_faults?host=127.0.0.1&port=" + port + "&user=postgres&application_name=url%20form%203",
+        "host=127.0.0.1 port=" + port + " dbname=store_faults user=postgres application_name='url form 4' "
+            "connect_timeout=5 password='" + kPassword + " with spaces'",
+    };
+    for (size_t i = 0; i < urls.size(); ++i) {
+        SCOPED_TRACE(urls[i]);
+        const std::string table = "url_form_" + std::to_string(i);
+        StoreInstance s(postgres_plugin(), Config{{"url", urls[i]}, {"table", table}, {"pool_size", "2"}});
+        ASSERT_EQ(append(s, {ev("u-" + std::to_string(i), "A")}), SW_OK) << s.host().last_error();
+        EXPECT_EQ(event_ids(claim(s, "orders", 10)), (std::vector<std::string>{"u-" + std::to_string(i)}));
+        EXPECT_EQ(server().scalar("store_faults", "SELECT count(*) FROM " + table), "1");
+        // The sessions are named as the url says, or spillway-postgres when it does not.
+        const std::string name = i == 0 ? "spillway-postgres" : "url form " + std::to_string(i);
+        EXPECT_EQ(server().scalar("store_faults", "SELECT count(*) >= 2 FROM pg_stat_activity WHERE "
+                                                  "datname = 'store_faults' AND application_name = '" + name + "'"),
+                  "t");
+    }
 }
 
 // Debezium's outbox layout (id uuid, aggregatetype, aggregateid, type, payload jsonb), already
