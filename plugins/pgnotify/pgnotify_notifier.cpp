@@ -16,6 +16,9 @@
 // notification sent while the wait connection was down is lost with it: after reconnecting, each
 // channel counts as rung once, so the relay looks at the store instead of trusting the silence.
 //
+// A url the server refuses for good at start (no such database or role, authentication failed) is
+// a configuration error naming url; other failures at start are not fatal.
+//
 // Database down: notify returns RETRY at once (one connection attempt per backoff step); wait
 // sleeps out its timeout and returns "not rung" with health DOWN. One warning per outage, one info
 // line on recovery; reconnects back off from 100 ms to 2 s.
@@ -55,6 +58,10 @@ public:
         try {
             notify_conn_ = open_notifier();
             outage_.ok();
+        } catch (const Refused& e) {
+            // The server answered, and no retry will change its answer (no such database or role,
+            // authentication failed): the url is wrong, which is for the operator to fix now.
+            throw sdk::ConfigError("url", failure(e) + "; waiting will not help: check url");
         } catch (const std::exception& e) {
             // Not fatal: the pipeline works without its doorbell, only slower.
             notify_backoff_.failed();
@@ -173,7 +180,7 @@ private:
     // itself needs no durability (a lost commit record only loses a hint), so this session commits
     // asynchronously and a ring costs no fsync. The application's own inserts are not affected.
     std::unique_ptr<Session> open_notifier() {
-        auto s = Session::open(settings_.url, bound());
+        auto s = Session::open(settings_.conninfo, bound());
         try {
             s->exec("SET synchronous_commit TO off", {}, bound());
         } catch (const Unreachable&) {
@@ -201,7 +208,7 @@ private:
     bool connect_waiter() {
         if (!wait_backoff_.ready()) return false;
         try {
-            wait_conn_ = Session::open(settings_.url, bound(), interrupter_.fd());
+            wait_conn_ = Session::open(settings_.conninfo, bound(), interrupter_.fd());
         } catch (const Interrupted&) {
             return false;
         } catch (const Unreachable& e) {

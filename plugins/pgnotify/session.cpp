@@ -29,21 +29,28 @@ std::string trimmed(const char* message) {
 
 void quiet(void*, const char*) {}  // NOTICEs (e.g. from LISTEN) would go to stderr otherwise
 
+[[noreturn]] void connect_failed(PGconn* conn, const pg::Conninfo& conninfo) {
+    const pg::ConnectFailure f = pg::failure_of(conn, conninfo);
+    const std::string message =
+        "cannot connect: " + f.message + (f.sqlstate.empty() ? "" : " (SQLSTATE " + f.sqlstate + ")");
+    if (f.lasting()) throw Refused(message);
+    throw Unreachable(message);
+}
+
 }  // namespace
 
-std::unique_ptr<Session> Session::open(const std::string& conninfo, Deadline deadline, int interrupt_fd) {
-    const char* keys[] = {"dbname", "fallback_application_name", nullptr};
-    const char* values[] = {conninfo.c_str(), "spillway-pgnotify", nullptr};
-    PGconn* conn = PQconnectStartParams(keys, values, /*expand_dbname=*/1);
-    if (!conn) throw Unreachable("cannot allocate a connection");
+std::unique_ptr<Session> Session::open(const pg::Conninfo& conninfo, Deadline deadline, int interrupt_fd) {
+    PGconn* conn = pg::start_connection(conninfo, "spillway-pgnotify");
     std::unique_ptr<Session> s(new Session(conn));
-    if (PQstatus(conn) == CONNECTION_BAD) throw Unreachable("cannot connect: " + trimmed(PQerrorMessage(conn)));
+    if (PQstatus(conn) == CONNECTION_BAD) connect_failed(conn, conninfo);
     // libpq's documented loop: wait for what PQconnectPoll asks for, starting with "writable".
     for (PostgresPollingStatusType st = PGRES_POLLING_WRITING;; st = PQconnectPoll(conn)) {
         if (st == PGRES_POLLING_OK) break;
-        if (st == PGRES_POLLING_FAILED) throw Unreachable("cannot connect: " + trimmed(PQerrorMessage(conn)));
+        if (st == PGRES_POLLING_FAILED) connect_failed(conn, conninfo);
         s->await(st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline, interrupt_fd, "connecting");
     }
+    // Statement errors are one line for the logs, not the verbose form asked for while connecting.
+    PQsetErrorVerbosity(conn, PQERRORS_DEFAULT);
     PQsetNoticeProcessor(conn, &quiet, nullptr);
     return s;
 }

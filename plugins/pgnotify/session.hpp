@@ -4,6 +4,7 @@
 #define SPILLWAY_PLUGINS_PGNOTIFY_SESSION_HPP
 
 #include "doorbell-common/unreachable.hpp"
+#include "pg-common/conninfo.hpp"
 
 #include <chrono>
 #include <memory>
@@ -17,6 +18,14 @@ namespace spillway::plugins::pgnotify {
 
 using doorbell::Unreachable;
 
+// The server refused the connection for a reason waiting will not fix (no such database or role,
+// authentication failed: ConnectFailure::lasting). Still Unreachable to callers that only back
+// off and retry; start() turns it into a configuration error naming url.
+class Refused : public Unreachable {
+public:
+    explicit Refused(const std::string& message) : Unreachable(message) {}
+};
+
 // interrupt_fd became readable while waiting. The session is unusable if a statement was running.
 class Interrupted : public std::runtime_error {
 public:
@@ -28,7 +37,8 @@ public:
     using Deadline = std::chrono::steady_clock::time_point;
 
     // Connects (libpq's non-blocking connect, polled) before `deadline`. interrupt_fd < 0: none.
-    static std::unique_ptr<Session> open(const std::string& conninfo, Deadline deadline, int interrupt_fd = -1);
+    // Throws Refused, Unreachable or Interrupted; messages never hold the password.
+    static std::unique_ptr<Session> open(const pg::Conninfo& conninfo, Deadline deadline, int interrupt_fd = -1);
     ~Session();
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;

@@ -2,6 +2,8 @@
 #ifndef SPILLWAY_PLUGINS_PGNOTIFY_SETTINGS_HPP
 #define SPILLWAY_PLUGINS_PGNOTIFY_SETTINGS_HPP
 
+#include "pg-common/conninfo.hpp"
+
 #include <spillway/sdk.hpp>
 
 #include <cstdint>
@@ -15,7 +17,8 @@ inline constexpr size_t kMaxChannelBytes = 63;
 
 inline constexpr sw_option kOptions[] = {
     {"url", SW_OPT_STRING, SW_OPT_REQUIRED | SW_OPT_SECRET, nullptr,
-     "libpq connection string or URI of the database whose outbox rings the bell"},
+     "libpq connection string (key=value pairs) or postgresql:// URI of the database whose outbox rings "
+     "the bell; checked with libpq's parser"},
     {"channel_prefix", SW_OPT_STRING, 0, "spillway_wake_",
      "the doorbell of pipeline P is the NOTIFY channel <channel_prefix>P, byte for byte (case-sensitive, "
      "at most 63 bytes in all); must match the argument of the shipped trigger"},
@@ -24,7 +27,7 @@ inline constexpr sw_option kOptions[] = {
 };
 
 struct Settings {
-    std::string url;
+    pg::Conninfo conninfo;  // the url, parsed; holds the password: redact what may quote it
     std::string channel_prefix;
     int64_t connect_timeout_ms = 1000;
     std::string where;  // "host:port/dbname" from the url, for messages (never the password)

@@ -1,6 +1,7 @@
 // pgnotify doorbell against a real PostgreSQL 15 (tests/support): the conformance suite, the
 // shipped outbox trigger (a commit by another session rings, a rollback does not), and the
 // server stopped mid-wait and started again.
+#include <spillway/test_support/ports.hpp>
 #include <spillway/test_support/postgres.hpp>
 #include <spillway/test_support/wait.hpp>
 #include <spillway/testkit/host.hpp>
@@ -154,11 +155,93 @@ TEST(PgnotifyNotifier, ChannelTooLongIsAClearError) {
     EXPECT_NE(n.host().last_error().find("PostgreSQL allows 63"), std::string::npos) << n.host().last_error();
 }
 
+constexpr const char* kPassword = "Hunter2-s3cret";  // trust auth ignores it; it must never be printed
+
+// Strings libpq's parser refuses, and values it would refuse on connecting, are refused by
+// validate (as by `spillway validate`), naming url and never quoting the password.
 TEST(PgnotifyNotifier, MalformedUrlIsAConfigError) {
-    HostContext host(pgnotify_plugin(), Config{{"url", "host=127.0.0.1 port"}});
-    EXPECT_EQ(validate(pgnotify_plugin(), host), SW_INVALID_CONFIG);
-    ASSERT_FALSE(host.config_errors().empty());
-    EXPECT_EQ(host.config_errors().front().first, "url");
+    const std::string pw = kPassword;
+    const std::vector<std::string> bad = {
+        "host=127.0.0.1 port",
+        "postgresql://postgres:" + pw + "@127.0.0.1:5432/db?sslmod=require",
+        "postgresql://postgres:" + pw + "%zz@127.0.0.1:5432/db",
+        "postgresql://postgres:" + pw + "@[::1:5432/db",
+        "host=127.0.0.1 dbnmae=db password=" + pw,
+        "host=127.0.0.1 port=54x32 dbname=db password='" + pw + "'",
+    };
+    for (const auto& url : bad) {
+        HostContext host(pgnotify_plugin(), Config{{"url", url}});
+        EXPECT_EQ(validate(pgnotify_plugin(), host), SW_INVALID_CONFIG) << url;
+        const auto errors = host.config_errors();
+        ASSERT_EQ(errors.size(), 1u) << url;
+        EXPECT_EQ(errors.front().first, "url");
+        EXPECT_EQ(errors.front().second.find("s3cret"), std::string::npos) << errors.front().second;
+    }
+}
+
+// Both forms of url work: a URI (either scheme, user and password, percent-encoding, query
+// parameters) and key=value pairs (a quoted value with spaces); the parameters reach the server.
+TEST(PgnotifyNotifier, UrlAsUriOrKeyValueConnects) {
+    outbox_db();
+    Postgres& pg = Postgres::shared();
+    const std::string port = std::to_string(pg.port());
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"postgresql://postgres@127.0.0.1:" + port + "/pgnotify_test", "spillway-pgnotify"},
+        {"postgres://%70ostgres:" + std::string(kPassword) + "@127.0.0.1:" + port +
+             "/pgnotify%5Ftest?sslmode=disable&application_name=bell%201&connect_timeout=5",
+         "bell 1"},
+        {"postgresql:///pgnotify_test?host=127.0.0.1&port=" + port + "&user=postgres&application_name=bell%202",
+         "bell 2"},
+        {"host=127.0.0.1 port=" + port + " dbname=pgnotify_test user=postgres application_name='bell 3' "
+         "password='" + std::string(kPassword) + " with spaces'",
+         "bell 3"},
+    };
+    for (const auto& [url, application_name] : cases) {
+        SCOPED_TRACE(url);
+        NotifierInstance n(pgnotify_plugin(), Config{{"url", url}});
+        EXPECT_EQ(health(n).state, SW_HEALTH_UP) << n.host().last_error();
+        listen(n, "forms");
+        EXPECT_EQ(n.vt().notify(n.get(), "forms"), SW_OK) << n.host().last_error();
+        EXPECT_TRUE(wait(n, "forms", 10'000).woken);
+        EXPECT_EQ(pg.scalar("pgnotify_test", "SELECT count(*) >= 2 FROM pg_stat_activity WHERE datname = "
+                                             "'pgnotify_test' AND application_name = '" + application_name + "'"),
+                  "t");
+    }
+}
+
+// The server answers and no wait will change its answer (no such database, no such role): start
+// blames url (the engine prints its file:line:col), with the SQLSTATE and without the password.
+TEST(PgnotifyNotifier, UrlTheServerRefusesForGoodIsAConfigErrorAtStart) {
+    outbox_db();
+    const std::string port = std::to_string(Postgres::shared().port());
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"postgresql://postgres:" + std::string(kPassword) + "@127.0.0.1:" + port + "/no_such_db", "3D000"},
+        {"host=127.0.0.1 port=" + port + " dbname=pgnotify_test user=no_such_role password=" + kPassword, "28000"},
+    };
+    for (const auto& [url, sqlstate] : cases) {
+        NotifierInstance n(pgnotify_plugin(), Config{{"url", url}}, /*start_it=*/false);
+        EXPECT_EQ(n.vt().start(n.get()), SW_INVALID_CONFIG) << n.host().last_error();
+        const auto errors = n.host().config_errors();
+        ASSERT_EQ(errors.size(), 1u) << n.host().last_error();
+        EXPECT_EQ(errors[0].first, "url");
+        EXPECT_NE(errors[0].second.find(sqlstate), std::string::npos) << errors[0].second;
+        EXPECT_EQ(errors[0].second.find("s3cret"), std::string::npos) << errors[0].second;
+    }
+}
+
+// Nothing listens on the port: the server may come later, so start succeeds (the pipeline works
+// without its doorbell, only slower) and health says DOWN.
+TEST(PgnotifyNotifier, UnreachableServerAtStartIsNotAConfigError) {
+    const int closed_port = spillway::test_support::free_port();
+    NotifierInstance n(pgnotify_plugin(),
+                       Config{{"url", "postgresql://postgres:" + std::string(kPassword) + "@127.0.0.1:" +
+                                          std::to_string(closed_port) + "/pgnotify_test"}},
+                       /*start_it=*/false);
+    EXPECT_EQ(n.vt().start(n.get()), SW_OK) << n.host().last_error();
+    EXPECT_TRUE(n.host().config_errors().empty());
+    EXPECT_EQ(health(n).state, SW_HEALTH_DOWN);
+    for (const auto& line : n.host().logs()) EXPECT_EQ(line.message.find("s3cret"), std::string::npos) << line.message;
+    EXPECT_EQ(n.vt().stop(n.get(), 1000), SW_OK);
 }
 
 // Stop PostgreSQL under a waiting relay: the wait ends at its timeout, one warning for the whole
