@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 namespace spillway::http {
 
 namespace {
@@ -93,13 +95,48 @@ int64_t StoreAdmin::purge(const std::string& pipeline, const std::vector<std::st
     return n;
 }
 
-void StoreAdmin::migrate() {
+std::vector<std::string> StoreAdmin::migrate() {
     sw_status st;
     {
         auto scope = store_.call("migrate");
         st = store_.vt<sw_store_vtable>().migrate(store_.get());
     }
     if (st != SW_OK) fail("migrate", st);
+    // describe() takes the call's message: "OK" alone, or "OK: <report>".
+    const std::string said = store_.describe(st);
+    const std::string prefix = std::string(plugin::status_name(SW_OK)) + ": ";
+    std::vector<std::string> steps;
+    if (said.rfind(prefix, 0) != 0) return steps;
+    std::string report = said.substr(prefix.size());
+    for (size_t from = 0; from <= report.size();) {
+        const size_t nl = std::min(report.find('\n', from), report.size());
+        if (nl > from) steps.push_back(report.substr(from, nl - from));
+        from = nl + 1;
+    }
+    return steps;
+}
+
+StoreCounts StoreAdmin::counts_whole_table() { return counts("*"); }
+
+Unrelayed unrelayed(StoreAdmin& admin, const std::vector<std::string>& pipelines) {
+    Unrelayed u;
+    int64_t relayed = 0;
+    for (const auto& p : pipelines) relayed += admin.counts(p).pending;
+    u.pending = std::max<int64_t>(0, admin.counts_whole_table().pending - relayed);
+    if (u.pending > 0) u.without_pipeline = admin.counts("").pending;
+    return u;
+}
+
+std::string unrelayed_warning(const std::string& store_id, const Unrelayed& u) {
+    if (u.pending <= 0) return {};
+    std::string w = "warning: " + store_id + " holds " + std::to_string(u.pending) +
+                    " pending row(s) that no configured pipeline relays (their pipeline names none of the "
+                    "pipelines using this store)";
+    if (u.without_pipeline > 0)
+        w += "; " + std::to_string(u.without_pipeline) +
+             " of them have no pipeline at all (rows an application wrote): set the store's adopt_pipeline to "
+             "the pipeline that takes them and run `spillway outbox migrate`";
+    return w;
 }
 
 std::string dead_letter_json(const DeadLetter& d) {

@@ -41,12 +41,29 @@ public:
     int64_t replay(const std::string& pipeline, const std::vector<std::string>& event_ids);
     // Deleted for good (empty `event_ids`: all of the pipeline's).
     int64_t purge(const std::string& pipeline, const std::vector<std::string>& event_ids);
-    void migrate();
+    // Creates or upgrades the schema. Returns what was done, one step a line (empty: nothing,
+    // the schema was up to date), including what the store's start did with auto_migrate: the
+    // store hands its report back through the message channel of an OK call.
+    std::vector<std::string> migrate();
+    // Counts over the whole table, whatever pipeline its rows name: the store answers
+    // pipeline "*" (never a pipeline name) so; a store that does not counts nothing.
+    StoreCounts counts_whole_table();
 
 private:
     [[noreturn]] void fail(const char* what, sw_status status);
     plugin::Instance& store_;
 };
+
+// Pending rows in a store that no configured pipeline will relay: their pipeline names none of
+// `pipelines` (the configured pipelines using that store), or is '' (rows an application wrote
+// into an adopted table before adopt_pipeline was set).
+struct Unrelayed {
+    int64_t pending = 0;           // all such rows
+    int64_t without_pipeline = 0;  // of them, rows with pipeline ''
+};
+Unrelayed unrelayed(StoreAdmin& admin, const std::vector<std::string>& pipelines);
+// The operator's warning for `u` in store `store_id`, or "" when every pending row is relayed.
+std::string unrelayed_warning(const std::string& store_id, const Unrelayed& u);
 
 // A dead letter as one JSON object: a JSON payload inline, a binary one in base64 with
 // "payload_encoding":"base64" (the same spelling the ingress accepts, so it can be re-posted).

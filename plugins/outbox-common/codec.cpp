@@ -106,7 +106,17 @@ std::string encode_headers(const sw_header* headers, size_t n) {
 std::vector<std::pair<std::string, std::string>> decode_headers(std::string_view text) {
     std::vector<std::pair<std::string, std::string>> out;
     if (text.empty()) return out;
-    const auto arr = nlohmann::json::parse(text, nullptr, false);
+    // Ordered: headers keep the order the envelope wrote them in.
+    const auto arr = nlohmann::ordered_json::parse(text, nullptr, false);
+    if (arr.is_object()) {
+        // Headers an application kept in its JSON envelope (headers_field): {"name": "value"}.
+        // A value that is not a string travels as its JSON text; a null one is left out.
+        for (const auto& [name, value] : arr.items()) {
+            if (value.is_null()) continue;
+            out.emplace_back(name, value.is_string() ? value.get<std::string>() : value.dump());
+        }
+        return out;
+    }
     if (!arr.is_array()) throw std::runtime_error("headers column is not a JSON array");
     for (const auto& h : arr) {
         if (!h.is_array() || h.size() < 2 || !h[0].is_string() || !h[1].is_string())

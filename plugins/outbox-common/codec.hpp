@@ -21,7 +21,9 @@ std::string base64_decode(std::string_view in);
 bool is_utf8(std::string_view s);
 
 std::string encode_headers(const sw_header* headers, size_t n);
-// Decoded (name, value) pairs; throws std::runtime_error naming the problem.
+// Decoded (name, value) pairs of the array encode_headers writes, or of a JSON object
+// {"name": "value"} (headers an adopted table's payload carried); throws std::runtime_error
+// naming the problem.
 std::vector<std::pair<std::string, std::string>> decode_headers(std::string_view text);
 
 }  // namespace spillway::plugins::outbox

@@ -31,6 +31,28 @@ std::string quote_name(std::string_view name, const char* key, bool allow_schema
     return "\"" + std::string(schema) + "\".\"" + std::string(rest) + "\"";
 }
 
+namespace {
+
+// "a.b.c" as its member names, each an identifier (they are spelled into SQL text).
+std::vector<std::string> json_path(const std::string& text, const char* key) {
+    std::vector<std::string> out;
+    if (text.empty()) return out;
+    size_t from = 0;
+    for (;;) {
+        const size_t dot = text.find('.', from);
+        std::string part = text.substr(from, dot == std::string::npos ? std::string::npos : dot - from);
+        if (!is_identifier(part))
+            throw sdk::ConfigError(key, "'" + text + "' is not a valid " + key +
+                                            ": use JSON member names of letters, digits and '_', joined by '.' "
+                                            "(e.g. \"event_id\" or \"metadata.event_id\")");
+        out.push_back(std::move(part));
+        if (dot == std::string::npos) return out;
+        from = dot + 1;
+    }
+}
+
+}  // namespace
+
 Options Options::read(const sdk::Host& host) {
     Options o;
     o.table = host.string("table");
@@ -46,6 +68,13 @@ Options Options::read(const sdk::Host& host) {
     if (o.backoff_base_ms < 1) throw sdk::ConfigError("backoff_base", "backoff_base must be at least 1ms");
     if (o.backoff_max_ms < o.backoff_base_ms)
         throw sdk::ConfigError("backoff_max", "backoff_max must be >= backoff_base");
+    o.adopt_pipeline = host.opt_string("adopt_pipeline").value_or("");
+    for (char ch : o.adopt_pipeline)
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+            throw sdk::ConfigError("adopt_pipeline", "'" + o.adopt_pipeline +
+                                                         "' is not a pipeline name: use letters, digits, '_' and '-'");
+    o.event_id_field = json_path(host.opt_string("event_id_field").value_or(""), "event_id_field");
+    o.headers_field = json_path(host.opt_string("headers_field").value_or(""), "headers_field");
     std::set<std::string> seen;
     for (size_t c = 0; c < kColumnCount; ++c) {
         const std::string key = std::string("columns.") + kColumnNames[c];

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace spillway::plugins::outbox {
 
@@ -61,6 +62,16 @@ struct Options {
     bool keep_published = false;  // mark published rows and never delete them
     bool auto_migrate = true;
     std::array<std::string, kColumnCount> columns;  // physical names, validated
+    // Adopting a table an application writes (see configs/README.md, "Adopting an outbox table").
+    // The pipeline that takes the rows written without one (pipeline ''): those already there when
+    // the migration runs, and those the application inserts after it. Empty: none.
+    std::string adopt_pipeline;
+    // A field of the JSON payload, as its path of member names ("event_id", "meta.id"): read as the
+    // event id of rows whose event_id column is NULL (rows the application wrote). Empty: none.
+    std::vector<std::string> event_id_field;
+    // A field of the JSON payload holding an object of headers ({"name": "value"}): in rows whose
+    // event_id column is NULL it becomes the event's headers and is taken out of the payload.
+    std::vector<std::string> headers_field;
 
     // Reads and validates the shared options; throws ConfigError naming the key.
     static Options read(const sdk::Host& host);
@@ -91,6 +102,15 @@ struct Options {
      "owner purges them"},                                                                        \
     {"auto_migrate", SW_OPT_BOOL, 0, "true",                                                      \
      "create or upgrade the schema at start (otherwise run `spillway outbox migrate`)"},          \
+    {"adopt_pipeline", SW_OPT_STRING, 0, "",                                                      \
+     "adopting a table: the pipeline that takes rows written without one (pipeline ''), those "    \
+     "there at migration and those the application inserts later"},                              \
+    {"event_id_field", SW_OPT_STRING, 0, "",                                                      \
+     "adopting a table: the JSON payload field (path like \"event_id\" or \"meta.id\") holding the "\
+     "event id of rows the application wrote without one"},                                       \
+    {"headers_field", SW_OPT_STRING, 0, "",                                                       \
+     "adopting a table: the JSON payload field holding an object of headers; in rows the "         \
+     "application wrote it becomes the Kafka headers and leaves the payload"},                    \
     SPILLWAY_OUTBOX_COLUMN_OPTION("id"), SPILLWAY_OUTBOX_COLUMN_OPTION("event_id"),               \
     SPILLWAY_OUTBOX_COLUMN_OPTION("pipeline"), SPILLWAY_OUTBOX_COLUMN_OPTION("topic"),            \
     SPILLWAY_OUTBOX_COLUMN_OPTION("key"), SPILLWAY_OUTBOX_COLUMN_OPTION("payload"),               \

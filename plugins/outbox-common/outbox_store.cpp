@@ -90,9 +90,71 @@ std::string Sql::select_columns(const std::string& a) const {
         if (!out.empty()) out += ", ";
         // 64-bit columns as text: see RowSet.
         if (col == kId || col == kCreatedAt) out += "CAST(" + a + "." + c[col] + " AS TEXT)";
+        else if (col == kEventId) out += event_id(a + ".");
+        else if (col == kPayload) out += payload(a + ".");
+        else if (col == kHeaders) out += headers(a + ".");
         else out += a + "." + c[col];
     }
     return out;
+}
+
+namespace {
+// A payload field's path as each database spells it: {a,b} (PostgreSQL), $.a.b (SQLite). The
+// names are identifiers (Options), safe inside a literal.
+std::string pg_path(const std::vector<std::string>& path) {
+    std::string out = "'{";
+    for (size_t i = 0; i < path.size(); ++i) out += (i ? "," : "") + path[i];
+    return out + "}'";
+}
+std::string sqlite_path(const std::vector<std::string>& path) {
+    std::string out = "'$";
+    for (const auto& part : path) out += "." + part;
+    return out + "'";
+}
+}  // namespace
+
+// Every part of these is evaluated only for rows whose event_id is NULL (COALESCE and CASE stop
+// at the first branch that decides): rows Spillway appended are read as they are, whatever their
+// payload, and the hot path of a table Spillway created costs one COALESCE per row.
+std::string Sql::event_id(const std::string& p) const {
+    std::string out = "COALESCE(" + (postgres ? "CAST(" + p + c[kEventId] + " AS TEXT)" : p + c[kEventId]) + ", ";
+    if (!event_id_path.empty()) {
+        if (postgres)
+            out += json_fn + "(CAST(" + p + c[kPayload] + " AS TEXT)) #>> " + pg_path(event_id_path) + ", ";
+        else
+            out += "CASE WHEN json_valid(" + p + c[kPayload] + ") THEN CAST(json_extract(" + p + c[kPayload] + ", " +
+                   sqlite_path(event_id_path) + ") AS TEXT) END, ";
+    }
+    // Derived from the row id, which never changes: every claim of the row, and every retry of
+    // its delivery, carries the same id, so consumers that dedupe on it can.
+    return out + "'" + table_base + "-' || CAST(" + p + c[kId] + " AS TEXT))";
+}
+
+std::string Sql::payload(const std::string& p) const {
+    const std::string& pa = c[kPayload];
+    if (headers_path.empty()) return p + pa;
+    if (postgres) {
+        const std::string j = json_fn + "(CAST(" + p + pa + " AS TEXT))";
+        return "CASE WHEN " + p + c[kEventId] + " IS NULL AND " + j + " #> " + pg_path(headers_path) +
+               " IS NOT NULL THEN CAST(" + j + " #- " + pg_path(headers_path) + " AS TEXT) ELSE CAST(" + p + pa +
+               " AS TEXT) END";
+    }
+    return "COALESCE(CASE WHEN " + p + c[kEventId] + " IS NULL THEN CASE WHEN json_valid(" + p + pa +
+           ") THEN CASE WHEN json_type(" + p + pa + ", " + sqlite_path(headers_path) + ") IS NOT NULL THEN json_remove(" +
+           p + pa + ", " + sqlite_path(headers_path) + ") END END END, " + p + pa + ")";
+}
+
+std::string Sql::headers(const std::string& p) const {
+    const std::string& pa = c[kPayload];
+    if (headers_path.empty()) return p + c[kHeaders];
+    if (postgres) {
+        const std::string field = json_fn + "(CAST(" + p + pa + " AS TEXT)) #> " + pg_path(headers_path);
+        return "COALESCE(CAST(" + p + c[kHeaders] + " AS TEXT), CASE WHEN " + p + c[kEventId] +
+               " IS NULL AND jsonb_typeof(" + field + ") = 'object' THEN CAST(" + field + " AS TEXT) END)";
+    }
+    return "COALESCE(" + p + c[kHeaders] + ", CASE WHEN " + p + c[kEventId] + " IS NULL THEN CASE WHEN json_valid(" +
+           p + pa + ") THEN CASE WHEN json_type(" + p + pa + ", " + sqlite_path(headers_path) +
+           ") = 'object' THEN json_extract(" + p + pa + ", " + sqlite_path(headers_path) + ") END END END)";
 }
 
 // BEGIN on construction, ROLLBACK unless committed (a lost connection makes that a no-op).
@@ -266,6 +328,10 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
     sql_.table = quote_name(opts_.table, "table", allow_schema, 40);
     sql_.table_base = opts_.table.substr(opts_.table.find('.') == std::string::npos ? 0 : opts_.table.find('.') + 1);
     for (size_t i = 0; i < kColumnCount; ++i) sql_.c[i] = "\"" + opts_.columns[i] + "\"";
+    sql_.postgres = std::string_view(db_name) == "postgres";
+    sql_.json_fn = sql_.table.substr(0, sql_.table.size() - 1) + "_json\"";
+    sql_.event_id_path = opts_.event_id_field;
+    sql_.headers_path = opts_.headers_field;
 
     const auto& T = sql_.table;
     const auto& c = sql_.c;
@@ -326,10 +392,11 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
                                c[kNextAttemptAt] + " = 0, " + c[kLeaseOwner] + " = NULL, " + c[kLeaseUntil] +
                                " = NULL WHERE " + c[kPipeline] + " = :p AND " + c[kState] + " = 'dead'";
     replay_all_sql_ = replay;
-    replay_one_sql_ = replay + " AND " + c[kEventId] + " = :ev";
+    // By the id the row is read with, so a dead letter of an adopted row is found by the id it was listed with.
+    replay_one_sql_ = replay + " AND " + sql_.event_id("") + " = :ev";
     const std::string purge = "DELETE FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " + c[kState] + " = 'dead'";
     purge_all_sql_ = purge;
-    purge_one_sql_ = purge + " AND " + c[kEventId] + " = :ev";
+    purge_one_sql_ = purge + " AND " + sql_.event_id("") + " = :ev";
     purge_published_sql_ = "DELETE FROM " + T + " WHERE " + c[kId] + " IN (SELECT " + c[kId] + " FROM " + T +
                            " WHERE " + c[kState] + " = 'published' AND " + c[kPublishedAt] + " < :cut LIMIT :lim)";
 
@@ -441,7 +508,7 @@ void OutboxStore::start() {
     } catch (const std::exception& e) {
         throw sdk::Error(SW_RETRY, std::string(db_name_) + ": cannot connect: " + short_message(e));
     }
-    if (opts_.auto_migrate) migrate();
+    if (opts_.auto_migrate) run_migrations();
     host().info(std::string(db_name_) + ": outbox table " + opts_.table + " ready, lease owner " + owner_);
 }
 
@@ -458,8 +525,9 @@ void OutboxStore::health(sw_health& out) {
 }
 
 // Versioned migrations in <table>_migrations; each version runs once, all under one lock, so
-// concurrent instances starting together do not race.
-void OutboxStore::migrate() {
+// concurrent instances starting together do not race. Then the adoption, which follows the
+// options and so runs every time.
+void OutboxStore::run_migrations() {
     with_session("migrate", [&](soci::session& s) {
         Tx tx(s, begin_write_sql());
         lock_migrations(s);
@@ -469,6 +537,8 @@ void OutboxStore::migrate() {
         soci::indicator ind = soci::i_null;
         s << "SELECT MAX(version) FROM " + versions, soci::into(current, ind);
         if (ind != soci::i_ok) current = 0;
+        static const char* const kWhat[] = {"", "outbox table and indexes", "per-key index dropped",
+                                            "lease table " };
         for (int version = current + 1; version <= kSchemaVersion; ++version) {
             if (version == 1) create_schema(s);
             if (version == 3) create_leases_v3(s);
@@ -476,11 +546,51 @@ void OutboxStore::migrate() {
             long long now = host().now_unix_us();
             s << "INSERT INTO " + versions + " (version, applied_at) VALUES (:v, :t)", soci::use(version, "v"),
                 soci::use(now, "t");
-            host().info(std::string(db_name_) + ": migrated " + opts_.table + " to schema version " +
-                        std::to_string(version));
+            note("schema version " + std::to_string(version) + " applied (" + kWhat[version] +
+                 (version == 3 ? opts_.table + "_leases" : std::string()) + ")");
+        }
+        adopt(s);
+        const auto& c = sql_.c;
+        if (!opts_.adopt_pipeline.empty()) {
+            // Every row without a pipeline, dead ones too (so replay finds them under it).
+            std::string p = opts_.adopt_pipeline;
+            soci::statement st = (s.prepare << "UPDATE " + sql_.table + " SET " + c[kPipeline] + " = :p WHERE " +
+                                                   c[kPipeline] + " = ''",
+                                  soci::use(p, "p"));
+            st.execute(true);
+            if (const long long n = st.get_affected_rows(); n > 0)
+                note(std::to_string(n) + " row(s) without a pipeline adopted by pipeline '" + p + "'");
+        } else {
+            long long orphans = 0;
+            s << "SELECT COUNT(*) FROM " + sql_.table + " WHERE " + c[kPipeline] + " = '' AND " + c[kState] +
+                     " = 'pending'",
+                soci::into(orphans);
+            if (orphans > 0)
+                host().warn(std::string(db_name_) + ": " + opts_.table + " has " + std::to_string(orphans) +
+                            " pending row(s) without a pipeline, which no pipeline relays: set adopt_pipeline "
+                            "to the pipeline that takes them");
         }
         tx.commit();
     });
+}
+
+void OutboxStore::note(const std::string& step) {
+    host().info(std::string(db_name_) + ": " + opts_.table + ": " + step);
+    std::lock_guard lock(notes_mutex_);
+    notes_.push_back(step);
+}
+
+// The report goes back through the host's message channel, which an OK call otherwise leaves
+// empty: what this call did and what the start before it did (auto_migrate), one step a line.
+void OutboxStore::migrate() {
+    run_migrations();
+    std::string report;
+    {
+        std::lock_guard lock(notes_mutex_);
+        for (const auto& n : notes_) report += (report.empty() ? "" : "\n") + n;
+        notes_.clear();
+    }
+    if (!report.empty() && host().api() && host().api()->set_error) host().api()->set_error(host().ctx(), report.c_str());
 }
 
 void OutboxStore::create_indexes_v1(soci::session& s) {
@@ -1093,19 +1203,33 @@ void OutboxStore::release_leases(std::span<const int64_t> row_ids) {
 }
 
 sdk::Stats OutboxStore::stats(std::string_view pipeline_name) {
+    // "*" (never a pipeline name): the whole table, whatever pipeline its rows name, so that
+    // `spillway outbox status` can tell rows no configured pipeline relays.
+    const bool whole_table = pipeline_name == "*";
     return with_session("stats", [&](soci::session& s) {
         std::string p(pipeline_name);
         long long now = host().now_unix_us();
         long long pending = 0, leased = 0, dead = 0, oldest = 0;
         soci::indicator oldest_ind = soci::i_null;
-        s << stats_sql_, soci::use(now, "now"), soci::use(p, "p"), soci::into(pending), soci::into(leased),
-            soci::into(dead), soci::into(oldest, oldest_ind);
+        std::string counts = stats_sql_, lease_rows = leased_count_sql_;
+        if (whole_table) {
+            counts = counts.substr(0, counts.rfind(" WHERE "));
+            lease_rows = lease_rows.substr(0, lease_rows.rfind(" AND pipeline = :p"));
+        }
+        if (whole_table)
+            s << counts, soci::use(now, "now"), soci::into(pending), soci::into(leased), soci::into(dead),
+                soci::into(oldest, oldest_ind);
+        else
+            s << counts, soci::use(now, "now"), soci::use(p, "p"), soci::into(pending), soci::into(leased),
+                soci::into(dead), soci::into(oldest, oldest_ind);
         // Leased rows: the per-row leases of engines on schema version 2, and the lease table's.
         std::vector<std::string> lid(kFetchChunk), rows(kFetchChunk);
         soci::statement q(s);
-        q.exchange(soci::use(now, "now")), q.exchange(soci::use(p, "p")), q.exchange(soci::into(lid));
+        q.exchange(soci::use(now, "now"));
+        if (!whole_table) q.exchange(soci::use(p, "p"));
+        q.exchange(soci::into(lid));
         q.exchange(soci::into(rows));
-        prepare_once(q, leased_count_sql_);
+        prepare_once(q, lease_rows);
         q.execute();
         while (q.fetch()) {
             for (const auto& r : rows) leased += static_cast<long long>(decode_ids(r).size());

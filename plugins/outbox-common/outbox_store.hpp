@@ -41,8 +41,20 @@ struct Sql {
     std::string table;                       // quoted, possibly schema-qualified
     std::string table_base;                  // unquoted last part, for derived index names
     std::array<std::string, kColumnCount> c; // quoted column names
+    // Adopted tables: rows an application wrote have no event_id; theirs is read from the JSON
+    // payload (event_id_path) or made from the row id, and headers kept in the payload
+    // (headers_path) are read out of it. On PostgreSQL the payload is parsed by json_fn, which
+    // answers NULL for text that is not JSON (a cast would fail the whole claim).
+    bool postgres = false;
+    std::string json_fn;                     // PostgreSQL: <table>_json(text) -> jsonb, quoted
+    std::vector<std::string> event_id_path, headers_path;
 
     std::string select_columns(const std::string& alias) const;
+    // The row's event id as text: the event_id column, else the payload's field, else
+    // "<table>-<id>". `prefix`: "" or "alias.".
+    std::string event_id(const std::string& prefix) const;
+    std::string payload(const std::string& prefix) const;  // without headers_path, when taken out
+    std::string headers(const std::string& prefix) const;
 };
 
 class OutboxStore : public sdk::Store {
@@ -119,6 +131,12 @@ protected:
     // an UPDATE of every claimed row.
     static constexpr int kSchemaVersion = 3;
     virtual void upgrade_schema(soci::session& s, int version) = 0;
+    // Run by every migration after the versioned steps, for the options that adopt a table
+    // (adopt_pipeline, event_id_field, headers_field), which may change between runs: rows the
+    // application inserts from now on get adopt_pipeline; the JSON helper exists.
+    virtual void adopt(soci::session& s) { (void)s; }
+    // One line of what this migration did, for `spillway outbox migrate` (logged too).
+    void note(const std::string& step);
     // The lease table's row id column: "BIGSERIAL PRIMARY KEY" / "INTEGER PRIMARY KEY".
     virtual const char* serial_key_ddl() const = 0;
     // A point in time as the published_at column takes it, bound as text so the database converts
@@ -146,6 +164,8 @@ private:
     struct NarrowRows;
 
     void ensure_connected(soci::session& s, const char* what);
+    // The versioned steps and the adoption, noted; migrate() hands the notes to the host.
+    void run_migrations();
     [[noreturn]] void fail(const char* what, soci::session* s, const std::exception& e);
     int64_t backoff_ms(int attempts_after);
     void purge_published(soci::session& s, int64_t now_us);
@@ -220,6 +240,8 @@ private:
     std::mutex found_mutex_;
     std::unordered_map<std::string, bool> last_found_;  // per pipeline: skip the "anything due?" probe
     std::string down_message_;
+    std::mutex notes_mutex_;
+    std::vector<std::string> notes_;  // what migrations did since migrate() last reported
 
     // Statement texts, built once.
     std::string insert_sql_, count_pending_sql_, scan_sql_, scan_ids_sql_, head_sql_, due_sql_, claimed_sql_, delete_ok_sql_, mark_ok_sql_,

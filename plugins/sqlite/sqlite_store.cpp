@@ -93,7 +93,6 @@ protected:
                        ? "INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER))"
                        : column_type(Col(k));
         }
-        s << ddl + ")";
         // Adopting an existing table: add the bookkeeping columns it lacks. Its id column must
         // exist already (SQLite cannot add a key column); `rowid` works as columns.id.
         std::set<std::string> have;
@@ -103,15 +102,59 @@ protected:
             s << "SELECT name FROM pragma_table_info(:t)", soci::use(table, "t"), soci::into(names);
             if (s.got_data()) have.insert(names.begin(), names.end());
         }
+        if (have.empty()) {
+            s << ddl + ")";
+            note("created table " + options().table);
+            create_indexes_v1(s);
+            return;
+        }
         const bool had_state = have.count(options().columns[outbox::kState]) > 0;
         const bool had_published_at = have.count(options().columns[outbox::kPublishedAt]) > 0;
-        for (size_t k = 1; k < outbox::kColumnCount; ++k)
-            if (!have.count(options().columns[k]))
-                s << "ALTER TABLE " + T + " ADD COLUMN " + c[k] + " " + column_type(Col(k));
-        if (!had_state && had_published_at)
-            s << "UPDATE " + T + " SET " + c[outbox::kState] + " = 'published' WHERE " + c[outbox::kPublishedAt] +
-                     " IS NOT NULL";
+        std::string added;
+        for (size_t k = 1; k < outbox::kColumnCount; ++k) {
+            if (have.count(options().columns[k])) continue;
+            // The application's rows, there now and inserted later, have no event id: NULL, read
+            // as the payload's event_id_field or one made from the row id (see Sql::event_id).
+            s << "ALTER TABLE " + T + " ADD COLUMN " + c[k] + " " +
+                     (k == outbox::kEventId ? "TEXT" : column_type(Col(k)));
+            added += (added.empty() ? "" : ", ") + options().columns[k];
+        }
+        note("adopted existing table " + options().table + (added.empty() ? "" : ", added columns: " + added));
+        if (!had_state && had_published_at) {
+            soci::statement st = (s.prepare << "UPDATE " + T + " SET " + c[outbox::kState] + " = 'published' WHERE " +
+                                                   c[outbox::kPublishedAt] + " IS NOT NULL");
+            st.execute(true);
+            if (const long long n = st.get_affected_rows(); n > 0)
+                note(std::to_string(n) + " row(s) with published_at set marked published");
+        }
         create_indexes_v1(s);
+    }
+
+    // SQLite cannot change a column's default: a trigger gives the rows the application inserts
+    // without a pipeline to adopt_pipeline, right after the insert, in its transaction.
+    void adopt(soci::session& s) override {
+        const std::string& adopt_to = options().adopt_pipeline;
+        const std::string name = sql().table_base + "_adopt_pipeline";
+        const auto& c = sql().c;
+        const std::string want =
+            adopt_to.empty() ? std::string()
+                             : "CREATE TRIGGER \"" + name + "\" AFTER INSERT ON " + sql().table + " WHEN NEW." +
+                                   c[outbox::kPipeline] + " = '' BEGIN UPDATE " + sql().table + " SET " +
+                                   c[outbox::kPipeline] + " = '" + adopt_to + "' WHERE " + c[outbox::kId] + " = NEW." +
+                                   c[outbox::kId] + "; END";
+        std::string have;
+        soci::indicator ind = soci::i_null;
+        std::string n = name;
+        s << "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = :n", soci::use(n, "n"), soci::into(have, ind);
+        if (!s.got_data() || ind != soci::i_ok) have.clear();
+        if (have == want) return;
+        if (!have.empty()) s << "DROP TRIGGER \"" + name + "\"";
+        if (!want.empty()) {
+            s << want;
+            note("rows inserted without a pipeline go to pipeline '" + adopt_to + "' (trigger " + name + ")");
+        } else {
+            note("trigger " + name + " dropped (adopt_pipeline is not set)");
+        }
     }
 
     void upgrade_schema(soci::session& s, int version) override {
