@@ -1,12 +1,14 @@
 // Adopting an outbox table an application already writes, on SQLite: a table without an event-id
-// column, rows with no pipeline, envelope headers inside a JSON payload, and what the migration
-// reports having done.
+// column, rows with no pipeline, envelope headers inside a JSON payload, what the migration
+// reports having done, and `spillway outbox` status/migrate on such a table.
+#include <spillway/test_support/run_command.hpp>
 #include <spillway/test_support/temp_dir.hpp>
 #define SPILLWAY_STORE_SUITE_HELPERS_ONLY
 #include <spillway/testkit/store_suite.hpp>
 
 #include <sqlite3.h>
 
+#include <fstream>
 #include <stdexcept>
 
 namespace {
@@ -172,6 +174,54 @@ TEST(SqliteAdoption, BadJsonFieldPathIsAConfigError) {
                  std::runtime_error);
     EXPECT_THROW(StoreInstance(sqlite_plugin(), Config{{"path", dir.path() + "/x.db"}, {"adopt_pipeline", "a b"}}),
                  std::runtime_error);
+}
+
+}  // namespace
+
+// The same through `spillway outbox`, as an operator runs it.
+namespace {
+
+std::string write_config(const std::string& dir, const std::string& db, const std::string& store_extra) {
+    const std::string path = dir + "/spillway.toml";
+    std::ofstream(path) << "[engine]\nplugin_path = [\"" SPILLWAY_PLUGIN_DIR "\"]\n"
+                        << "[sink.kafka]\nplugin = \"kafka\"\n\"bootstrap.servers\" = \"embedded\"\n"
+                        << "[store.outbox]\nplugin = \"sqlite\"\npath = \"" << db << "\"\ntable = \"legacy_outbox\"\n"
+                        << store_extra
+                        << "[notifier.bell]\nplugin = \"inproc\"\n[scheduler.poll]\nplugin = \"adaptive\"\n"
+                        << "[pipeline.orders]\nsink = \"kafka\"\nstore = \"outbox\"\nnotifier = \"bell\"\n"
+                        << "scheduler = \"poll\"\ntopic = \"orders.v1\"\n";
+    return path;
+}
+
+TEST(SqliteAdoptionCli, StatusWarnsOfRowsNoPipelineRelaysAndMigrateSaysWhatItDid) {
+    TempDir dir("adopt-cli");
+    const std::string db = dir.path() + "/app.db";
+    create_legacy_table(db);
+    using spillway::test_support::run_command;
+
+    std::string config = write_config(dir.path(), db, "");
+    auto r = run_command({SPILLWAY_BIN, "outbox", config, "status"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("warning: store.outbox holds 3 pending row(s) that no configured pipeline relays"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("3 of them have no pipeline at all"), std::string::npos) << r.err;
+
+    // The store's start (auto_migrate) adopts them; migrate reports that rather than "up to date".
+    config = write_config(dir.path(), db, "adopt_pipeline = \"orders\"\n");
+    r = run_command({SPILLWAY_BIN, "outbox", config, "migrate"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("store.outbox: 3 row(s) without a pipeline adopted by pipeline 'orders'"), std::string::npos)
+        << r.out;
+    EXPECT_EQ(r.out.find("up to date"), std::string::npos) << r.out;
+    r = run_command({SPILLWAY_BIN, "outbox", config, "migrate"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "store.outbox: schema up to date\n");
+
+    r = run_command({SPILLWAY_BIN, "outbox", config, "status", "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
+    EXPECT_NE(r.out.find("\"pending\": 3"), std::string::npos) << r.out;
 }
 
 }  // namespace
