@@ -244,7 +244,9 @@ typedef void (*sw_key_visit_fn)(void *user, sw_bytes key);
 /* Store: the durable outbox. */
 typedef struct sw_store_vtable {
     SW_VTABLE_COMMON;
-    /* Create or upgrade the schema; idempotent. */
+    /* Create or upgrade the schema; idempotent. On OK the store may leave, through the host's
+     * set_error, a report of what it did (one step a line, those of an auto-migrating start
+     * included); no message means nothing was done. */
     sw_status (*migrate)(sw_instance *self);
     /* Append n events in one transaction. results[i].flags gets SW_RESULT_DUPLICATE for an
      * event_id already stored. SW_FULL when the pipeline's backlog bound would be passed
@@ -261,6 +263,7 @@ typedef struct sw_store_vtable {
                           size_t n);
     /* Give leases back without counting an attempt (clean shutdown). */
     sw_status (*release_leases)(sw_instance *self, const int64_t *row_ids, size_t n);
+    /* pipeline "*" (never a pipeline name): the whole table, whatever pipeline rows name. */
     sw_status (*stats)(sw_instance *self, const char *pipeline, sw_store_stats *out);
     /* Visit the key of every pending row (leased and backing-off ones included), once per row:
      * the host counts the visits and keeps a key on the outbox path until that many of its rows
