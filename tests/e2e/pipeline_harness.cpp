@@ -14,10 +14,10 @@ using namespace std::chrono_literals;
 std::string pipeline_toml(const HarnessOptions& o, const std::string& bootstraps, const std::string& sqlite_path,
                           const std::string& topic) {
     std::string t;
-    t += "[engine]\nplugin_path = [\"" + std::string(SPILLWAY_PLUGIN_DIR) + "\"]\nlog_level = \"warn\"\n\n";
+    t += "[engine]\nplugin_path = [\"" + std::string(SPILLWAY_PLUGIN_DIR) + "\"]\nlog_level = \"warn\"\n" + o.extra_engine + "\n";
     t += "[sink.kafka]\nplugin = \"kafka\"\n\"bootstrap.servers\" = \"" + bootstraps + "\"\n";
     // Fast reconnects and a message timeout within direct_timeout, as the toolchain notes advise.
-    t += "\"reconnect.backoff.ms\" = 10\n\"reconnect.backoff.max.ms\" = 200\n\"message.timeout.ms\" = 1000\n";
+    t += "\"reconnect.backoff.ms\" = 10\n\"reconnect.backoff.max.ms\" = 200\n\"message.timeout.ms\" = " + std::to_string(o.message_timeout_ms) + "\n";
     t += o.extra_sink + "\n";
     if (o.store == StoreKind::Sqlite) {
         t += "[store.outbox]\nplugin = \"sqlite\"\npath = \"" + sqlite_path + "\"\n\n";
@@ -27,7 +27,8 @@ std::string pipeline_toml(const HarnessOptions& o, const std::string& bootstraps
     t += "[notifier.bell]\nplugin = \"" + o.notifier + "\"\n" + o.extra_notifier + "\n";
     t += "[scheduler.poll]\nplugin = \"adaptive\"\n\n";
     t += "[pipeline.orders]\nsink = \"kafka\"\nstore = \"outbox\"\nnotifier = \"bell\"\nscheduler = \"poll\"\n";
-    t += "mode = \"" + o.mode + "\"\ntopic = \"" + topic + "\"\ndirect_timeout = \"1s\"\nlease = \"5s\"\n";
+    t += "mode = \"" + o.mode + "\"\ntopic = \"" + topic + "\"\ndirect_timeout = \"" + o.direct_timeout +
+         "\"\nlease = \"" + o.lease + "\"\n";
     t += o.extra_pipeline;
     return t;
 }

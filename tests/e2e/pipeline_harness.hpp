@@ -26,6 +26,10 @@ struct HarnessOptions {
     std::string extra_sink;           // more TOML lines for [sink.kafka]
     std::string extra_notifier;
     std::string extra_pipeline;
+    std::string extra_engine;         // more TOML lines for [engine] (e.g. http_listen)
+    std::string lease = "5s";
+    std::string direct_timeout = "1s";
+    int message_timeout_ms = 1000;    // the sink's message.timeout.ms
     std::string pg_conninfo;          // for Postgres; default: a fresh database on the shared server
     std::function<void(test_support::MockKafka&)> before_start;  // e.g. errors for the first requests
 };

@@ -119,6 +119,8 @@ std::vector<KafkaRecord> MockKafka::consume_all(const std::string& topic, size_t
   conf_set(conf, "group.id", "spillway-test-reader");
   conf_set(conf, "enable.auto.commit", "false");
   conf_set(conf, "enable.partition.eof", "false");
+  // The mock broker answers a fetch with one record batch per partition: do not idle between them.
+  conf_set(conf, "fetch.wait.max.ms", "5");
   conf_set(conf, "log_level", "3");
   std::unique_ptr<rd_kafka_t, HandleDeleter> consumer(new_handle(RD_KAFKA_CONSUMER, conf));
 

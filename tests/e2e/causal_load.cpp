@@ -1,0 +1,143 @@
+#include "causal_load.hpp"
+
+#include <spillway/test_support/ports.hpp>
+#include <spillway/test_support/wait.hpp>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+
+namespace spillway::e2e {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+EngineProcess::EngineProcess(const std::string& dir, const HarnessOptions& options, const std::string& bootstraps,
+                             const std::string& topic)
+    : config_path_(dir + "/pipeline.toml"), log_path_(dir + "/run.log") {
+    port_ = test_support::free_port();
+    base_url_ = "http://127.0.0.1:" + std::to_string(port_);
+    HarnessOptions o = options;
+    o.extra_engine += "http_listen = \"127.0.0.1:" + std::to_string(port_) + "\"\n";
+    std::ofstream(config_path_) << pipeline_toml(o, bootstraps, dir + "/outbox.db", topic);
+}
+
+EngineProcess::~EngineProcess() { kill(); }
+
+bool EngineProcess::start(std::chrono::milliseconds deadline) {
+    child_.emplace(test_support::ChildSpec{{SPILLWAY_BIN, "run", config_path_, "--env", "testing"}, log_path_, "/", {}, SIGKILL, {}});
+    httplib::Client probe(base_url_);
+    probe.set_connection_timeout(1s);
+    probe.set_read_timeout(5s);
+    return test_support::wait_until(
+        [&] {
+            if (!child_->running()) return false;
+            auto res = probe.Get("/readyz");
+            return res && res->status == 200;
+        },
+        deadline, 20ms);
+}
+
+void EngineProcess::kill() {
+    if (!child_) return;
+    child_->signal(SIGKILL);
+    child_->wait_exit(10s);
+    child_.reset();
+}
+
+bool EngineProcess::stop() {
+    if (!child_) return true;
+    const bool clean = child_->stop(SIGTERM, 20s) && child_->exited_ok();
+    child_.reset();
+    return clean;
+}
+
+std::string EngineProcess::log_tail(size_t lines) const { return test_support::file_tail(log_path_, lines); }
+
+CausalLoad::CausalLoad(std::string base_url, Options options) : base_url_(std::move(base_url)), options_(options) {}
+
+CausalLoad::~CausalLoad() { stop(); }
+
+void CausalLoad::start() {
+    for (int t = 0; t < options_.threads; ++t) threads_.emplace_back([this, t] { run(t); });
+}
+
+void CausalLoad::stop() {
+    stopping_ = true;
+    wait_done();
+}
+
+void CausalLoad::wait_done() {
+    for (auto& t : threads_)
+        if (t.joinable()) t.join();
+    threads_.clear();
+}
+
+void CausalLoad::run(int thread) {
+    // This thread's keys, each with the sequence number of its next event.
+    std::vector<std::pair<std::string, int>> keys;
+    for (int k = thread; k < options_.keys; k += options_.threads) keys.emplace_back(options_.prefix + std::to_string(k), 0);
+    std::unique_ptr<httplib::Client> client;
+    size_t turn = 0;
+    while (!stopping_) {
+        // The next key that still has events to publish, round robin.
+        size_t left = 0;
+        for (const auto& [_, seq] : keys) left += seq < options_.events_per_key;
+        if (left == 0) break;
+        while (keys[turn % keys.size()].second >= options_.events_per_key) ++turn;
+        auto& [key, seq] = keys[turn++ % keys.size()];
+        if (!client) {
+            client = std::make_unique<httplib::Client>(base_url_);
+            client->set_connection_timeout(1s);
+            client->set_read_timeout(60s);
+            client->set_keep_alive(true);
+        }
+        const std::string body = nlohmann::json{{"key", key}, {"payload", {{"key", key}, {"seq", seq}}}}.dump();
+        const auto started = Clock::now();
+        auto res = client->Post("/v1/pipelines/orders/events", body, "application/json");
+        const auto took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
+        std::optional<std::string> event_id;
+        if (res && res->status == 202) {
+            const auto j = nlohmann::json::parse(res->body, nullptr, false);
+            if (!j.is_discarded() && j.contains("results") && j["results"].size() == 1)
+                event_id = j["results"][0].value("event_id", std::string());
+        }
+        {
+            std::lock_guard lock(mutex_);
+            if (res) calls_.push_back({started, took});
+            if (event_id && !event_id->empty()) accepted_.emplace_back(*event_id, key);
+        }
+        if (event_id && !event_id->empty()) {
+            ++seq;
+            ++n_accepted_;
+            if (options_.pause.count()) std::this_thread::sleep_for(options_.pause);  // pacing, not waiting for state
+        } else {
+            // Down, restarting or refusing: not accepted, so the same key goes again later.
+            ++n_failed_;
+            if (!res) client.reset();
+            std::this_thread::sleep_for(5ms);  // pacing the retries of a client with nothing to do
+        }
+    }
+    ++finished_;
+}
+
+std::vector<std::pair<std::string, std::string>> CausalLoad::accepted() const {
+    std::lock_guard lock(mutex_);
+    return accepted_;
+}
+
+std::chrono::microseconds CausalLoad::slowest_call() const {
+    return slowest_call_between(Clock::time_point::min(), Clock::time_point::max());
+}
+
+std::chrono::microseconds CausalLoad::slowest_call_between(Clock::time_point from, Clock::time_point until) const {
+    std::lock_guard lock(mutex_);
+    std::chrono::microseconds most{0};
+    for (const Call& c : calls_)
+        if (c.started >= from && c.started <= until) most = std::max(most, c.took);
+    return most;
+}
+
+}  // namespace spillway::e2e
