@@ -2,6 +2,7 @@
 
 #include <spillway/test_support/wait.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <set>
@@ -92,6 +93,14 @@ Harness::Delivery check_delivery(const std::vector<test_support::KafkaRecord>& r
         std::vector<std::string> got;
         for (const auto& id : first_by_key[key])
             if (want.count(id)) got.push_back(id);
+        std::unordered_map<std::string, size_t> rank;
+        for (size_t i = 0; i < ids.size(); ++i) rank.emplace(ids[i], i);
+        size_t latest = 0;
+        for (size_t i = 0; i < got.size(); ++i) {
+            const size_t r = rank[got[i]];
+            if (i > 0 && r < latest) ++d.overtaken;
+            latest = std::max(latest, r);
+        }
         for (size_t i = 0; i < got.size() && i < ids.size(); ++i) {
             if (got[i] != ids[i]) {
                 if (d.order_violations++ == 0 && d.first_problem.empty())

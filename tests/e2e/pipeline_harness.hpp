@@ -58,7 +58,9 @@ public:
     // Waits until every accepted event was consumed; then checks per-key order of first
     // deliveries. Fills lost/order violations/duplicates; returns true when nothing was lost.
     struct Delivery {
-        size_t consumed = 0, unique = 0, duplicates = 0, lost = 0, order_violations = 0;
+        size_t consumed = 0, unique = 0, duplicates = 0, lost = 0;
+        size_t order_violations = 0;  // keys whose first deliveries are out of accept order
+        size_t overtaken = 0;         // first deliveries of an event accepted before one already delivered
         std::string first_problem;
     };
     Delivery await_delivery(std::chrono::milliseconds deadline);

@@ -96,7 +96,11 @@ TEST_P(RestartOrder, KeysWithAMultiRowBacklogAtStartKeepTheirOrder) {
     ASSERT_EQ(d.lost, 0u) << d.first_problem << "\n" << engine.log_tail();
     EXPECT_EQ(d.order_violations, 0u) << d.first_problem;
     RecordProperty("order_violations", static_cast<int>(d.order_violations));
+    RecordProperty("overtaken", static_cast<int>(d.overtaken));
     RecordProperty("duplicates", static_cast<int>(d.duplicates));
+    std::printf("restart with a backlog: %zu first deliveries overtook an earlier event of their key, %zu keys out of "
+                "order, %zu duplicates\n",
+                d.overtaken, d.order_violations, d.duplicates);
     EXPECT_TRUE(engine.stop()) << engine.log_tail();
 }
 
@@ -147,6 +151,8 @@ TEST_P(RestartOrder, RepeatedSigkillMidDrainUnderCausalLoad) {
     ASSERT_EQ(d.lost, 0u) << d.first_problem << "\n" << engine.log_tail();
     EXPECT_EQ(d.order_violations, 0u) << d.first_problem;
     EXPECT_GE(mid_drain, 1) << "no kill landed while rows were pending: the test did not test a mid-drain crash";
+    std::printf("sigkill: %d kills (%d with rows pending), %zu accepted, %zu overtaken, %zu duplicates\n", kills,
+                mid_drain, accepted.size(), d.overtaken, d.duplicates);
     RecordProperty("kills", kills);
     RecordProperty("kills_mid_drain", mid_drain);
     RecordProperty("accepted", static_cast<int>(accepted.size()));
@@ -168,12 +174,12 @@ TEST_P(RestartOrder, RecoveryAfterSigkillDoesNotWaitOutTheLease) {
     ASSERT_TRUE(engine.start()) << engine.log_tail();
     CausalLoad::Options lo;
     lo.keys = 25;
-    lo.events_per_key = 120;
+    lo.events_per_key = 80;
     lo.threads = 5;
     CausalLoad fill(engine.base_url(), lo);
     fill.start();
     fill.wait_done();
-    ASSERT_EQ(fill.accepted_count(), 3000u);
+    ASSERT_EQ(fill.accepted_count(), 2000u);
     engine.kill();
 
     // A relay with small rounds that holds a lease on a row of every key when it is killed.
