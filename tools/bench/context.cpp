@@ -53,11 +53,12 @@ std::string Context::top_statements(const std::string& db, int n) {
 const std::vector<Scenario>& scenarios() {
     static const std::vector<Scenario> all = {
         {"direct", "direct publish (sync and batched) vs a raw librdkafka producer; 1-4 pipelines", run_direct},
-        {"outage", "caller latency with Kafka down (circuit open, PostgreSQL outbox) vs raw SOCI insert+commit", run_outage},
+        {"outage", "caller latency with Kafka down (circuit open, PostgreSQL outbox) vs raw SOCI insert+commit; calls in flight at the onset", run_outage},
         {"doorbell", "outbox-first COMMIT -> Kafka ack with pgnotify and redis doorbells vs raw hiredis; seed design", run_doorbell},
         {"drain", "backlog drain PostgreSQL -> Kafka at batch sizes 1..1000 vs a raw SOCI claim/delete loop + producer", run_drain},
         {"ingress", "HTTP ingress (NDJSON batches of 100) vs the C++ API", run_ingress},
         {"idle", "an idle `spillway run` with four plugins: store statements/s, CPU, RSS", run_idle},
+        {"recovery", "`spillway run` SIGKILLed mid-drain and restarted: time to the first row relayed and to an empty outbox", run_recovery},
     };
     return all;
 }

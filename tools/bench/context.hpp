@@ -25,6 +25,8 @@ struct Settings {
     int idle_seconds = 60;
     int seed_seconds = 20;         // how long the seed design (5 s polling) is sampled
     double rate = 200;             // events/s of the outbox-first scenario
+    size_t recovery_rows = 20000;  // backlog of the recovery scenario (over 64 keys)
+    size_t recovery_rounds = 3;    // kill/restart rounds of the recovery scenario
     bool quick = false;            // smaller scaling sweeps (development runs)
 };
 
@@ -72,6 +74,7 @@ Report run_doorbell(Context& ctx);
 Report run_drain(Context& ctx);
 Report run_ingress(Context& ctx);
 Report run_idle(Context& ctx);
+Report run_recovery(Context& ctx);
 
 struct Scenario {
     const char* name;

@@ -49,6 +49,8 @@ int main(int argc, char** argv) {
     app.add_option("--idle-seconds", s.idle_seconds, "Measuring window of the idle scenario")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--seed-seconds", s.seed_seconds, "How long the seed-design comparison runs")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--rate", s.rate, "Events/s of the outbox-first doorbell measurement")->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--recovery-rows", s.recovery_rows, "Backlog of the recovery scenario (64 keys)")->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--recovery-rounds", s.recovery_rounds, "Kill/restart rounds of the recovery scenario")->capture_default_str()->check(CLI::PositiveNumber);
     std::vector<std::string> kafka_props;
     app.add_option("--kafka-property", kafka_props,
                    "name=value: a librdkafka property for both the engine's sink and the raw producers (repeatable)");
@@ -91,6 +93,7 @@ int main(int argc, char** argv) {
                            {"settings",
                             {{"samples", s.samples}, {"rounds", s.rounds}, {"batched_events", s.batched_events}, {"drain_events", s.drain_events},
                              {"idle_seconds", s.idle_seconds}, {"seed_seconds", s.seed_seconds}, {"rate", s.rate},
+                             {"recovery_rows", s.recovery_rows}, {"recovery_rounds", s.recovery_rounds},
                              {"quick", s.quick}, {"kafka_properties", kafka_props}}},
                            {"scenarios", nlohmann::json::array()}};
     std::printf("spillway-bench: %s, %s cpus, load %s\n", machine.value("cpu", "?").c_str(),

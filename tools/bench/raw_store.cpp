@@ -15,17 +15,17 @@ void RawStore::insert(const RawRecord& r, const std::string& topic) {
     tx.commit();
 }
 
-void RawStore::backlog(size_t n, const std::string& topic, size_t payload_bytes) {
-    long long count = static_cast<long long>(n), bytes = static_cast<long long>(payload_bytes);
+void RawStore::backlog(size_t n, const std::string& topic, size_t payload_bytes, int keys) {
+    long long count = static_cast<long long>(n), bytes = static_cast<long long>(payload_bytes), nkeys = keys;
     std::string t = topic;
     // Every drain, the engine's and the raw loop's, starts from a table without the dead rows of
     // the drains before it: else whichever ran first after a pause (autovacuum's) met the
     // cleanest index and looked up to 1.9x faster.
     sql_ << "VACUUM spillway_outbox";
     sql_ << "INSERT INTO spillway_outbox (event_id, pipeline, topic, key, payload) "
-            "SELECT gen_random_uuid()::text, :p, :t, 'key-' || (g % 100), "
+            "SELECT gen_random_uuid()::text, :p, :t, 'key-' || (g % :k), "
             "'{\"n\":' || g || ',\"pad\":\"' || repeat('x', :b) || '\"}' FROM generate_series(1, :n) g",
-        soci::use(pipeline_), soci::use(t), soci::use(bytes), soci::use(count);
+        soci::use(pipeline_), soci::use(t), soci::use(nkeys), soci::use(bytes), soci::use(count);
     // Planner statistics for the new rows, as autovacuum would give them a moment later: without
     // them the raw loop's ORDER BY id LIMIT n can be planned as a sort of the whole table.
     sql_ << "ANALYZE spillway_outbox";

@@ -8,7 +8,7 @@ namespace spillway::bench {
 
 std::string rig_toml(const RigOptions& o, const std::string& bootstraps) {
     std::string t;
-    t += "[engine]\nplugin_path = [\"" SPILLWAY_PLUGIN_DIR "\"]\nlog_level = \"" + o.log_level + "\"\n\n";
+    t += "[engine]\nplugin_path = [\"" SPILLWAY_PLUGIN_DIR "\"]\nlog_level = \"" + o.log_level + "\"\n" + o.engine_toml + "\n";
     t += "[sink.kafka]\nplugin = \"kafka\"\n\"bootstrap.servers\" = \"" + bootstraps + "\"\n";
     if (o.probe) t += "\"plugin.library.paths\" = \"" + std::string(spillway_bench_probe_path()) + "\"\n";
     for (const auto& [k, v] : extra_kafka_properties()) t += "\"" + k + "\" = \"" + v + "\"\n";

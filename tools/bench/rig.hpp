@@ -17,6 +17,7 @@ namespace spillway::bench {
 
 struct RigOptions {
     std::string environment = "production";  // the adaptive scheduler's profile comes from it
+    std::string engine_toml;                 // extra lines for [engine] (e.g. http_listen)
     std::string store_url;                   // PostgreSQL conninfo
     std::string notifier = "inproc";         // inproc | redis | pgnotify
     std::string notifier_toml;               // extra lines for [notifier.bell]
