@@ -93,6 +93,7 @@ private:
     void rebuild_sink_if_fatal();
     void check_sink_fatal();
     void check_backlog();
+    void confirm_sticky_keys();
     bool seed_sticky_keys();
 
     static constexpr int64_t kProbeIntervalMs = 250;  // how often an open circuit looks for Kafka
@@ -130,6 +131,7 @@ private:
     bool outage_logged_ = false;  // relay: one warning per sink outage
     bool store_outage_logged_ = false;
     std::chrono::steady_clock::time_point last_backlog_check_{};
+    std::chrono::steady_clock::time_point next_confirm_{};  // relay: confirm_sticky_keys' next read
     bool gauges_stale_ = false;  // relay: rows moved since the backlog gauges were last read
     bool overlap_ = true;        // relay: the store has claim_next, so a drain claims ahead
     // relay: the limit of the next claim, and of the last one made. A claim that comes back full

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <future>
 #include <optional>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace spillway::pipeline {
@@ -34,6 +35,37 @@ bool Pipeline::seed_sticky_keys() {
     }
     log_->warn("cannot read pending keys yet ({}); keyed events go to the outbox until it can", store_.describe(st));
     return false;
+}
+
+// Keys whose count reached zero while the backlog is not empty: the relay may have settled rows
+// this engine never counted (an application's, another engine's), so the store is asked whether
+// any row of them is still pending before they go direct again. One read of the pending keys for
+// all of them, at most once a second and at most a twentieth of the time (it scans the backlog).
+void Pipeline::confirm_sticky_keys() {
+    if (sticky_.unsure_size() == 0) return;
+    const auto started = std::chrono::steady_clock::now();
+    if (started < next_confirm_) return;
+    const std::vector<std::string> asked = sticky_.unsure();
+    std::unordered_map<std::string, int64_t> pending;
+    auto visit = [](void* user, sw_bytes key) {
+        if (key.ptr) ++(*static_cast<std::unordered_map<std::string, int64_t>*>(user))[std::string(key.ptr, key.len)];
+    };
+    sw_status st;
+    {
+        auto scope = store_.call("pending_keys");
+        st = store_.vt<sw_store_vtable>().pending_keys(store_.get(), spec_.name.c_str(), visit, &pending);
+    }
+    const auto took = std::chrono::steady_clock::now() - started;
+    next_confirm_ = started + std::max<std::chrono::steady_clock::duration>(std::chrono::seconds(1), took * 20);
+    if (st == SW_UNSUPPORTED) {
+        // A store that cannot tell: the counts are all there is (as at start, where it seeded none).
+        (void)store_.host().take_error();
+        sticky_.confirm(asked, {});
+    } else if (st == SW_OK) {
+        sticky_.confirm(asked, pending);
+    } else {
+        (void)store_.host().take_error();  // asked again next time; meanwhile the keys stay
+    }
 }
 
 void Pipeline::check_backlog() {
@@ -423,6 +455,7 @@ void Pipeline::relay_loop() {
             gauges_stale_ = claimed > 0;
             check_backlog();
         }
+        confirm_sticky_keys();
 
         sw_round round{};
         round.struct_size = sizeof round;

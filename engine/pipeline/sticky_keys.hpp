@@ -1,7 +1,11 @@
 // Keys with events in the outbox. While a key is here its new events go to the outbox too, so
-// they cannot overtake the ones waiting (rule 1 of per-key order). Counts are this engine's view:
-// the relay settles a key when it delivers or parks its rows, and the whole set is cleared when the
-// store reports the pipeline's backlog empty (rows another engine relayed).
+// they cannot overtake the ones waiting (rule 3 of engine/README.md, "who enforces per-key order").
+// Per key, the number of its rows the store holds that the relay has not settled: seeded from the
+// store at start (one per pending row), one more per appended row, one less per row the relay
+// delivers or parks. The relay also settles rows this engine never counted (rows an application
+// inserted, another engine's), so a count that reaches zero is not believed: the key stays here,
+// unsure, until the store confirms it has no pending row of it (confirm), or the pipeline's whole
+// backlog is empty.
 #pragma once
 
 #include <atomic>
@@ -9,6 +13,8 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 namespace spillway::pipeline {
 
@@ -42,18 +48,45 @@ public:
         std::lock_guard lock(mutex_);
         if (generation != generation_) return false;
         counts_.clear();
+        unsure_.clear();
         size_.store(0, std::memory_order_release);
         return true;
     }
     void settle(const std::string& key) {
         std::lock_guard lock(mutex_);
         auto it = counts_.find(key);
-        if (it != counts_.end() && --it->second <= 0) counts_.erase(it);
+        if (it != counts_.end() && --it->second <= 0) {
+            it->second = 0;
+            unsure_.insert(key);
+        }
+    }
+    // Keys whose count reached zero and that the store has not confirmed yet.
+    size_t unsure_size() const {
+        std::lock_guard lock(mutex_);
+        return unsure_.size();
+    }
+    std::vector<std::string> unsure() const {
+        std::lock_guard lock(mutex_);
+        return {unsure_.begin(), unsure_.end()};
+    }
+    // The store's pending rows per key, read after `asked` was taken from unsure(): a key the store
+    // still has rows of counts them again (on top of appends counted meanwhile: too many is safe,
+    // too few is not); a key it has none of, and that nothing was appended to since, goes.
+    void confirm(const std::vector<std::string>& asked, const std::unordered_map<std::string, int64_t>& pending) {
+        std::lock_guard lock(mutex_);
+        for (const std::string& key : asked) {
+            if (!unsure_.erase(key)) continue;  // cleared meanwhile
+            auto it = counts_.find(key);
+            if (it == counts_.end()) continue;
+            if (auto p = pending.find(key); p != pending.end() && p->second > 0) it->second += p->second;
+            else if (it->second <= 0) counts_.erase(it);
+        }
         size_.store(counts_.size(), std::memory_order_release);
     }
     void clear() {
         std::lock_guard lock(mutex_);
         counts_.clear();
+        unsure_.clear();
         size_.store(0, std::memory_order_release);
     }
     size_t size() const { return size_.load(std::memory_order_acquire); }
@@ -61,6 +94,7 @@ public:
 private:
     mutable std::mutex mutex_;
     std::unordered_map<std::string, int64_t> counts_;
+    std::unordered_set<std::string> unsure_;  // keys of counts_ at zero, not yet confirmed
     uint64_t generation_ = 0;
     std::atomic<size_t> size_{0};  // counts_.size(), written under the mutex
 };

@@ -53,16 +53,29 @@ bool owner_is_dead_here(const std::string& owner, const std::string& me) {
     } catch (const std::exception&) {
         return false;
     }
-    if (pid <= 0 || pid == static_cast<long>(getpid())) return false;
+    if (pid <= 0) return false;
+    if (pid == static_cast<long>(getpid())) return owner != me;
     return kill(static_cast<pid_t>(pid), 0) == -1 && errno == ESRCH;
 }
 
 std::string make_owner() {
     char host[256] = {};
     if (gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "unknown");
-    std::random_device rd;
+    // One per process: every store instance of this process is one lease owner (see
+    // owner_is_dead_here). Drawn after a fork anew, as the pid changed.
+    static std::mutex mutex;
+    static pid_t drawn_for = -1;
+    static unsigned suffix = 0;
+    {
+        std::lock_guard lock(mutex);
+        if (drawn_for != getpid()) {
+            std::random_device rd;
+            suffix = static_cast<unsigned>(rd());
+            drawn_for = getpid();
+        }
+    }
     char buf[400];
-    std::snprintf(buf, sizeof(buf), "%s-%d-%08x", host, static_cast<int>(getpid()), static_cast<unsigned>(rd()));
+    std::snprintf(buf, sizeof(buf), "%s-%d-%08x", host, static_cast<int>(getpid()), suffix);
     return buf;
 }
 

@@ -71,9 +71,40 @@ TEST(StickyKeys, CountsAppendsAndSettles) {
     k.settle("a");
     EXPECT_TRUE(k.contains("a"));
     k.settle("a");
+    // At zero the key stays until the store confirms it holds no row of it.
+    EXPECT_TRUE(k.contains("a"));
+    EXPECT_EQ(k.unsure(), std::vector<std::string>{"a"});
+    k.confirm(k.unsure(), {});
     EXPECT_FALSE(k.contains("a"));
     k.settle("zzz");  // unknown keys are harmless
     EXPECT_EQ(k.size(), 1u);
+    EXPECT_EQ(k.unsure_size(), 0u);
+}
+
+TEST(StickyKeys, AKeyTheStoreStillHoldsRowsOfStaysAfterItsCountReachedZero) {
+    // The relay delivered a row an application inserted (never counted here) before the engine's
+    // own row of the key: the count reaches zero while the engine's row still waits.
+    pipeline::StickyKeys k;
+    k.add("a");      // this engine spilled a row of "a"
+    k.settle("a");   // the relay delivered a row of "a": the application's
+    EXPECT_TRUE(k.contains("a"));
+    const auto asked = k.unsure();
+    k.add("a");      // an append meanwhile counts on top of what the store says
+    k.confirm(asked, {{"a", 1}});
+    EXPECT_TRUE(k.contains("a"));
+    EXPECT_EQ(k.unsure_size(), 0u);
+    k.settle("a");
+    EXPECT_TRUE(k.contains("a"));  // one of two counted
+    k.settle("a");
+    k.confirm(k.unsure(), {});
+    EXPECT_FALSE(k.contains("a"));
+    // A key cleared while it was being confirmed stays cleared.
+    k.add("b");
+    k.settle("b");
+    const auto b = k.unsure();
+    EXPECT_TRUE(k.clear_if_unchanged(k.generation()));
+    k.confirm(b, {{"b", 3}});
+    EXPECT_FALSE(k.contains("b"));
 }
 
 TEST(StickyKeys, ClearIsRefusedWhenAnAppendSlippedIn) {
