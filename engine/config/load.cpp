@@ -469,10 +469,17 @@ private:
             if (!sink || sink->plugin != "kafka") continue;
             int64_t timeout_ms = kKafkaDefaultMessageTimeoutMs;
             const Value* set = nullptr;
-            if (auto it = sink->options.find("message.timeout.ms"); it != sink->options.end()) {
+            // delivery.timeout.ms is librdkafka's other name for it.
+            auto it = sink->options.find("message.timeout.ms");
+            if (it == sink->options.end()) it = sink->options.find("delivery.timeout.ms");
+            std::string spelled = "message.timeout.ms";
+            if (it != sink->options.end()) {
+                spelled = it->first;
                 set = &it->second;
                 if (auto* i = std::get_if<int64_t>(&set->data)) {
                     timeout_ms = *i;
+                } else if (auto* f = std::get_if<double>(&set->data); f && *f >= 0 && *f < 9.2e18) {
+                    timeout_ms = static_cast<int64_t>(*f);
                 } else if (auto* str = std::get_if<std::string>(&set->data);
                            str && !str->empty() && str->size() < 19 &&
                            std::all_of(str->begin(), str->end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
@@ -489,7 +496,7 @@ private:
                 "message.timeout.ms, a duplicate of the row the relay sends";
             if (set || p.direct_timeout_where.line == 0) {
                 cfg.warnings.push_back(
-                    {set ? set->where : sink->where, sink->id() + ".message.timeout.ms",
+                    {set ? set->where : sink->where, sink->id() + "." + spelled,
                      limit + (set ? "" : " (the kafka plugin's default)") + " is above the direct_timeout of pipeline '" +
                          name + "' (" + std::to_string(p.direct_timeout_ms) + " ms)" + why +
                          "; keep message.timeout.ms at or below direct_timeout"});

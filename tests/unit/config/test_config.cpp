@@ -214,6 +214,16 @@ TEST(ConfigWarnings, NoneWhenTheyAgree) {
     EXPECT_TRUE(warnings_of(other).empty());
 }
 
+TEST(ConfigWarnings, TheAliasAndAFloatAreReadToo) {
+    // librdkafka takes delivery.timeout.ms for message.timeout.ms, and TOML may spell it 10000.0.
+    auto w = warnings_of(kafka_pipeline("\"delivery.timeout.ms\" = 10000\n", ""));
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_NE(w[0].find("sink.kafka.delivery.timeout.ms: 10000 ms is above the direct_timeout"), std::string::npos) << w[0];
+    w = warnings_of(kafka_pipeline("\"message.timeout.ms\" = 10000.0\n", ""));
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_NE(w[0].find("10000 ms is above the direct_timeout"), std::string::npos) << w[0];
+}
+
 TEST(ConfigWarnings, NoLimitIsAboveAnyDirectTimeout) {
     const auto w = warnings_of(kafka_pipeline("\"message.timeout.ms\" = 0\n", ""));
     ASSERT_EQ(w.size(), 1u);
