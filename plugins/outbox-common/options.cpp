@@ -75,6 +75,11 @@ Options Options::read(const sdk::Host& host) {
                                                          "' is not a pipeline name: use letters, digits, '_' and '-'");
     o.event_id_field = json_path(host.opt_string("event_id_field").value_or(""), "event_id_field");
     o.headers_field = json_path(host.opt_string("headers_field").value_or(""), "headers_field");
+    o.adopt_order_by = host.opt_string("adopt_order_by").value_or("");
+    if (!o.adopt_order_by.empty() && !is_identifier(o.adopt_order_by))
+        throw sdk::ConfigError("adopt_order_by", "'" + o.adopt_order_by +
+                                                     "' is not a valid column name: use letters, digits and '_' "
+                                                     "(not starting with a digit), at most 63 characters");
     std::set<std::string> seen;
     for (size_t c = 0; c < kColumnCount; ++c) {
         const std::string key = std::string("columns.") + kColumnNames[c];

@@ -72,6 +72,10 @@ struct Options {
     // A field of the JSON payload holding an object of headers ({"name": "value"}): in rows whose
     // event_id column is NULL it becomes the event's headers and is taken out of the payload.
     std::vector<std::string> headers_field;
+    // PostgreSQL, adopting a table without an integer id: the legacy column (e.g. created_at)
+    // whose order numbers the rows there when the migration adds the id column. Empty: the
+    // table's physical order (which an UPDATE changes).
+    std::string adopt_order_by;
 
     // Reads and validates the shared options; throws ConfigError naming the key.
     static Options read(const sdk::Host& host);
@@ -111,6 +115,10 @@ struct Options {
     {"headers_field", SW_OPT_STRING, 0, "",                                                       \
      "adopting a table: the JSON payload field holding an object of headers; in rows the "         \
      "application wrote it becomes the Kafka headers and leaves the payload"},                    \
+    {"adopt_order_by", SW_OPT_STRING, 0, "",                                                      \
+     "adopting a table without an integer id (PostgreSQL): the table's column (e.g. created_at) "   \
+     "whose order numbers the rows already there when the migration adds columns.id; unset: their "\
+     "physical order"},                                                                           \
     SPILLWAY_OUTBOX_COLUMN_OPTION("id"), SPILLWAY_OUTBOX_COLUMN_OPTION("event_id"),               \
     SPILLWAY_OUTBOX_COLUMN_OPTION("pipeline"), SPILLWAY_OUTBOX_COLUMN_OPTION("topic"),            \
     SPILLWAY_OUTBOX_COLUMN_OPTION("key"), SPILLWAY_OUTBOX_COLUMN_OPTION("payload"),               \

@@ -124,50 +124,85 @@ std::string sqlite_path(const std::vector<std::string>& path) {
     for (const auto& part : path) out += "." + part;
     return out + "'";
 }
+// "r." -> "r_json", the alias of from()'s subquery for table alias r.
+std::string json_alias(const std::string& prefix) { return prefix.substr(0, prefix.size() - 1) + "_json"; }
 }  // namespace
+
+// A plpgsql function with an EXCEPTION block costs a subtransaction per call: called once per
+// column that reads the payload, it was five calls per application row of every claim. The
+// subquery is an optimisation fence (OFFSET 0), so the planner does not copy the call into each
+// column again; rows with an event_id (Spillway's own) are never parsed.
+std::string Sql::from(const std::string& a) const {
+    std::string out = table + " " + a;
+    if (lateral_json())
+        out += " CROSS JOIN LATERAL (SELECT CASE WHEN " + a + "." + c[kEventId] + " IS NULL THEN " + json_fn + "(CAST(" +
+               a + "." + c[kPayload] + " AS TEXT)) END AS j OFFSET 0) " + a + "_json";
+    return out;
+}
+
+std::string Sql::json(const std::string& p, bool lateral) const {  // PostgreSQL only
+    return lateral ? json_alias(p) + ".j" : json_fn + "(CAST(" + p + c[kPayload] + " AS TEXT))";
+}
 
 // Every part of these is evaluated only for rows whose event_id is NULL (COALESCE and CASE stop
 // at the first branch that decides): rows Spillway appended are read as they are, whatever their
 // payload, and the hot path of a table Spillway created costs one COALESCE per row.
 std::string Sql::event_id(const std::string& p) const {
-    std::string out = "COALESCE(" + (postgres ? "CAST(" + p + c[kEventId] + " AS TEXT)" : p + c[kEventId]) + ", ";
+    return "COALESCE(" + (postgres ? "CAST(" + p + c[kEventId] + " AS TEXT)" : p + c[kEventId]) + ", " +
+           derived_event_id(p) + ")";
+}
+
+std::string Sql::derived_event_id(const std::string& p) const {
+    const bool lateral = !p.empty() && lateral_json();
+    std::string out, close;
     if (!event_id_path.empty()) {
+        out = "COALESCE(", close = ")";
         if (postgres)
-            out += json_fn + "(CAST(" + p + c[kPayload] + " AS TEXT)) #>> " + pg_path(event_id_path) + ", ";
+            out += json(p, lateral) + " #>> " + pg_path(event_id_path) + ", ";
         else
             out += "CASE WHEN json_valid(" + p + c[kPayload] + ") THEN CAST(json_extract(" + p + c[kPayload] + ", " +
                    sqlite_path(event_id_path) + ") AS TEXT) END, ";
     }
-    // Derived from the row id, which never changes: every claim of the row, and every retry of
-    // its delivery, carries the same id, so consumers that dedupe on it can.
-    return out + "'" + table_base + "-' || CAST(" + p + c[kId] + " AS TEXT))";
+    // Derived from the row id, which never changes, and the table's adoption token, drawn once:
+    // every claim of the row, and every retry of its delivery, carries the same id, so consumers
+    // that dedupe on it can; and the same table in another database (every service has its own
+    // event_outbox) has another token, so its row 42 is another event id.
+    return out + "'" + table_base + "-' || (SELECT value FROM " + meta_table +
+           " WHERE name = 'adoption_token') || '-' || CAST(" + p + c[kId] + " AS TEXT)" + close;
+}
+
+// Headers come from the payload only for an application row (no event_id) with no headers of its
+// own, whose field is an object: only then does the field leave the payload. Anything else there
+// (an array, a string) stays in the payload, where the consumer finds it as written.
+std::string Sql::headers_from_payload(const std::string& p, bool lateral) const {
+    const std::string head = p + c[kEventId] + " IS NULL AND " + p + c[kHeaders] + " IS NULL";
+    if (postgres)
+        return head + " AND jsonb_typeof(" + json(p, lateral) + " #> " + pg_path(headers_path) + ") = 'object'";
+    // SQLite's AND does not promise to stop early, and json_type fails on text that is not JSON.
+    return "(CASE WHEN " + head + " THEN CASE WHEN json_valid(" + p + c[kPayload] + ") THEN json_type(" + p +
+           c[kPayload] + ", " + sqlite_path(headers_path) + ") = 'object' END END)";
 }
 
 std::string Sql::payload(const std::string& p) const {
     const std::string& pa = c[kPayload];
     if (headers_path.empty()) return p + pa;
-    if (postgres) {
-        const std::string j = json_fn + "(CAST(" + p + pa + " AS TEXT))";
-        return "CASE WHEN " + p + c[kEventId] + " IS NULL AND " + j + " #> " + pg_path(headers_path) +
-               " IS NOT NULL THEN CAST(" + j + " #- " + pg_path(headers_path) + " AS TEXT) ELSE CAST(" + p + pa +
-               " AS TEXT) END";
-    }
-    return "COALESCE(CASE WHEN " + p + c[kEventId] + " IS NULL THEN CASE WHEN json_valid(" + p + pa +
-           ") THEN CASE WHEN json_type(" + p + pa + ", " + sqlite_path(headers_path) + ") IS NOT NULL THEN json_remove(" +
-           p + pa + ", " + sqlite_path(headers_path) + ") END END END, " + p + pa + ")";
+    const bool lateral = !p.empty() && lateral_json();
+    if (postgres)
+        return "CASE WHEN " + headers_from_payload(p, lateral) + " THEN CAST(" + json(p, lateral) + " #- " +
+               pg_path(headers_path) + " AS TEXT) ELSE CAST(" + p + pa + " AS TEXT) END";
+    return "CASE WHEN " + headers_from_payload(p, lateral) + " THEN json_remove(" + p + pa + ", " +
+           sqlite_path(headers_path) + ") ELSE " + p + pa + " END";
 }
 
 std::string Sql::headers(const std::string& p) const {
     const std::string& pa = c[kPayload];
     if (headers_path.empty()) return p + c[kHeaders];
-    if (postgres) {
-        const std::string field = json_fn + "(CAST(" + p + pa + " AS TEXT)) #> " + pg_path(headers_path);
-        return "COALESCE(CAST(" + p + c[kHeaders] + " AS TEXT), CASE WHEN " + p + c[kEventId] +
-               " IS NULL AND jsonb_typeof(" + field + ") = 'object' THEN CAST(" + field + " AS TEXT) END)";
-    }
-    return "COALESCE(" + p + c[kHeaders] + ", CASE WHEN " + p + c[kEventId] + " IS NULL THEN CASE WHEN json_valid(" +
-           p + pa + ") THEN CASE WHEN json_type(" + p + pa + ", " + sqlite_path(headers_path) +
-           ") = 'object' THEN json_extract(" + p + pa + ", " + sqlite_path(headers_path) + ") END END END)";
+    const bool lateral = !p.empty() && lateral_json();
+    if (postgres)
+        return "CASE WHEN " + headers_from_payload(p, lateral) + " THEN CAST(" + json(p, lateral) + " #> " +
+               pg_path(headers_path) + " AS TEXT) ELSE CAST(" + p + c[kHeaders] + " AS TEXT) END";
+    return "CASE WHEN " + headers_from_payload(p, lateral) + " THEN json_extract(" + p + pa + ", " +
+           sqlite_path(headers_path) + ") ELSE " + p + c[kHeaders] + " END";
 }
 
 // BEGIN on construction, ROLLBACK unless committed (a lost connection makes that a no-op).
@@ -345,6 +380,7 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
     sql_.json_fn = sql_.table.substr(0, sql_.table.size() - 1) + "_json\"";
     sql_.event_id_path = opts_.event_id_field;
     sql_.headers_path = opts_.headers_field;
+    sql_.meta_table = sql_.table.substr(0, sql_.table.size() - 1) + "_meta\"";
 
     const auto& T = sql_.table;
     const auto& c = sql_.c;
@@ -369,7 +405,7 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
                     c[kPipeline] + " = :p AND r." + c[kState] + " = 'pending' AND r." + c[kId] + " ";  // + in_ids
     // The same head, whole rows: a claim's first (and usually only) read.
     head_sql_ = "SELECT " + sql_.select_columns("r") + ", CASE WHEN r." + c[kNextAttemptAt] + " > :now1 OR r." +
-                c[kLeaseUntil] + " > :now2 THEN 1 ELSE 0 END FROM " + T + " r WHERE r." + c[kPipeline] +
+                c[kLeaseUntil] + " > :now2 THEN 1 ELSE 0 END FROM " + sql_.from("r") + " WHERE r." + c[kPipeline] +
                 " = :p AND r." + c[kState] + " = 'pending' AND r." + c[kId] + " > :after ORDER BY r." + c[kId] +
                 " LIMIT :lim";
     due_sql_ = "SELECT 1 FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " + c[kState] + " = 'pending' AND " +
@@ -380,7 +416,7 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
     delete_ok_sql_ = "DELETE FROM " + T + " WHERE " + c[kId] + " ";
     mark_ok_sql_ = "UPDATE " + T + " SET " + c[kState] + " = 'published', " + c[kPublishedAt] + " = :now, " +
                    c[kLeaseOwner] + " = NULL, " + c[kLeaseUntil] + " = NULL WHERE " + c[kId] + " ";
-    claimed_sql_ = "SELECT " + sql_.select_columns("r") + " FROM " + T + " r WHERE r." + c[kState] +
+    claimed_sql_ = "SELECT " + sql_.select_columns("r") + " FROM " + sql_.from("r") + " WHERE r." + c[kState] +
                    " = 'pending' AND r." + c[kId] + " ";  // + in_ids + ORDER BY
     attempts_sql_ = "SELECT CAST(" + c[kId] + " AS TEXT), " + c[kAttempts] + " FROM " + T + " WHERE " + c[kId] + " ";
     retry_sql_ = "UPDATE " + T + " SET " + c[kAttempts] + " = " + c[kAttempts] + " + 1, " + c[kNextAttemptAt] +
@@ -398,7 +434,7 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
     // key sticky until that many of its rows are settled, not just the first.
     keys_sql_ = "SELECT " + c[kKey] + ", COUNT(*) FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " + c[kState] +
                 " = 'pending' AND " + c[kKey] + " IS NOT NULL GROUP BY " + c[kKey];
-    dead_sql_ = "SELECT " + sql_.select_columns("r") + " FROM " + T + " r WHERE r." + c[kPipeline] +
+    dead_sql_ = "SELECT " + sql_.select_columns("r") + " FROM " + sql_.from("r") + " WHERE r." + c[kPipeline] +
                 " = :p AND r." + c[kState] + " = 'dead' AND r." + c[kId] + " > :after ORDER BY r." + c[kId] +
                 " LIMIT :lim";
     const std::string replay = "UPDATE " + T + " SET " + c[kState] + " = 'pending', " + c[kAttempts] + " = 0, " +
@@ -406,10 +442,14 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
                                " = NULL WHERE " + c[kPipeline] + " = :p AND " + c[kState] + " = 'dead'";
     replay_all_sql_ = replay;
     // By the id the row is read with, so a dead letter of an adopted row is found by the id it was listed with.
-    replay_one_sql_ = replay + " AND " + sql_.event_id("") + " = :ev";
+    // The event_id column's own test comes first and alone, so the unique index on it finds a row
+    // Spillway appended; only the application's rows (event_id NULL) are read for a derived id.
+    const std::string by_event_id = " AND (" + c[kEventId] + " = :ev1 OR (" + c[kEventId] + " IS NULL AND " +
+                                    sql_.derived_event_id("") + " = :ev2))";
+    replay_one_sql_ = replay + by_event_id;
     const std::string purge = "DELETE FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " + c[kState] + " = 'dead'";
     purge_all_sql_ = purge;
-    purge_one_sql_ = purge + " AND " + sql_.event_id("") + " = :ev";
+    purge_one_sql_ = purge + by_event_id;
     purge_published_sql_ = "DELETE FROM " + T + " WHERE " + c[kId] + " IN (SELECT " + c[kId] + " FROM " + T +
                            " WHERE " + c[kState] + " = 'published' AND " + c[kPublishedAt] + " < :cut LIMIT :lim)";
 
@@ -522,6 +562,7 @@ void OutboxStore::start() {
         throw sdk::Error(SW_RETRY, std::string(db_name_) + ": cannot connect: " + short_message(e));
     }
     if (opts_.auto_migrate) run_migrations();
+    else check_migrated();
     host().info(std::string(db_name_) + ": outbox table " + opts_.table + " ready, lease owner " + owner_);
 }
 
@@ -551,24 +592,29 @@ void OutboxStore::run_migrations() {
         s << "SELECT MAX(version) FROM " + versions, soci::into(current, ind);
         if (ind != soci::i_ok) current = 0;
         static const char* const kWhat[] = {"", "outbox table and indexes", "per-key index dropped",
-                                            "lease table " };
+                                            "lease table ", "adoption token in "};
         for (int version = current + 1; version <= kSchemaVersion; ++version) {
             if (version == 1) create_schema(s);
             if (version == 3) create_leases_v3(s);
+            if (version == 4) create_meta_v4(s);
             if (version > 1) upgrade_schema(s, version);
             long long now = host().now_unix_us();
             s << "INSERT INTO " + versions + " (version, applied_at) VALUES (:v, :t)", soci::use(version, "v"),
                 soci::use(now, "t");
             note("schema version " + std::to_string(version) + " applied (" + kWhat[version] +
-                 (version == 3 ? opts_.table + "_leases" : std::string()) + ")");
+                 (version == 3 ? opts_.table + "_leases" : version == 4 ? opts_.table + "_meta" : std::string()) +
+                 ")");
         }
         adopt(s);
         const auto& c = sql_.c;
         if (!opts_.adopt_pipeline.empty()) {
-            // Every row without a pipeline, dead ones too (so replay finds them under it).
+            // Every row without a pipeline that is still to be relayed, dead ones too (so replay
+            // finds them under it). Published rows keep '' (nothing relays them again), and the
+            // state condition lets the partial indexes answer this at every start instead of a
+            // scan of the whole table, however many published rows it keeps.
             std::string p = opts_.adopt_pipeline;
             soci::statement st = (s.prepare << "UPDATE " + sql_.table + " SET " + c[kPipeline] + " = :p WHERE " +
-                                                   c[kPipeline] + " = ''",
+                                                   c[kPipeline] + " = '' AND " + c[kState] + " IN ('pending', 'dead')",
                                   soci::use(p, "p"));
             st.execute(true);
             if (const long long n = st.get_affected_rows(); n > 0)
@@ -585,6 +631,28 @@ void OutboxStore::run_migrations() {
         }
         tx.commit();
     });
+}
+
+void OutboxStore::check_migrated() {
+    std::string missing;
+    try {
+        with_session("start", [&](soci::session& s) {
+            const std::string versions = sql_.table.substr(0, sql_.table.size() - 1) + "_migrations\"";
+            int current = 0;
+            soci::indicator ind = soci::i_null;
+            s << "SELECT MAX(version) FROM " + versions, soci::into(current, ind);
+            if (ind != soci::i_ok) current = 0;
+            if (current < kSchemaVersion)
+                missing = "its schema is at version " + std::to_string(current) + " of " + std::to_string(kSchemaVersion);
+            else
+                missing = adoption_missing(s);
+        });
+    } catch (const sdk::Error& e) {
+        missing = std::string("it has no migrations yet (") + e.what() + ")";
+    }
+    if (!missing.empty())
+        host().error(std::string(db_name_) + ": " + opts_.table + " is not migrated for this configuration: " + missing +
+                     "; auto_migrate is false, so run `spillway outbox migrate` (until then its calls fail)");
 }
 
 void OutboxStore::note(const std::string& step) {
@@ -630,6 +698,20 @@ void OutboxStore::drop_key_index_v2(soci::session& s, const std::string& qualifi
 void OutboxStore::create_leases_v3(soci::session& s) {
     s << "CREATE TABLE IF NOT EXISTS " + leases_table_ + " (id " + serial_key_ddl() +
              ", lease_owner TEXT NOT NULL, pipeline TEXT NOT NULL, until_us BIGINT NOT NULL, row_ids TEXT NOT NULL)";
+}
+
+// The token is drawn here, once per table, and never changed after: derived event ids
+// ("<table>-<token>-<row id>") stay the same across restarts and retries, and differ between two
+// databases holding a table of the same name.
+void OutboxStore::create_meta_v4(soci::session& s) {
+    s << "CREATE TABLE IF NOT EXISTS " + sql_.meta_table + " (name TEXT PRIMARY KEY, value TEXT NOT NULL)";
+    std::random_device rd;
+    char token[40];
+    std::snprintf(token, sizeof(token), "%08x%08x%08x%08x", static_cast<unsigned>(rd()), static_cast<unsigned>(rd()),
+                  static_cast<unsigned>(rd()), static_cast<unsigned>(rd()));
+    std::string value = token;
+    s << "INSERT INTO " + sql_.meta_table + " (name, value) VALUES ('adoption_token', :v) ON CONFLICT (name) DO NOTHING",
+        soci::use(value, "v");
 }
 
 void OutboxStore::append(std::span<const sw_event> events, std::span<sw_result> out) {
@@ -1309,11 +1391,12 @@ int64_t by_event_ids(soci::session& s, const std::string& all_sql, const std::st
         st.execute(true);
         return st.get_affected_rows();
     }
-    std::string ev;
-    soci::statement st = (s.prepare << one_sql, soci::use(p, "p"), soci::use(ev, "ev"));
+    std::string ev1, ev2;  // one value, bound where each of the two tests takes it
+    soci::statement st = (s.prepare << one_sql, soci::use(p, "p"), soci::use(ev1, "ev1"), soci::use(ev2, "ev2"));
     int64_t n = 0;
     for (const sw_bytes& id : event_ids) {
-        ev.assign(sdk::view(id));
+        ev1.assign(sdk::view(id));
+        ev2 = ev1;
         st.execute(true);
         n += st.get_affected_rows();
     }

@@ -48,13 +48,29 @@ struct Sql {
     bool postgres = false;
     std::string json_fn;                     // PostgreSQL: <table>_json(text) -> jsonb, quoted
     std::vector<std::string> event_id_path, headers_path;
+    // <table>_meta (name, value): the adoption token, drawn once by the migration and never
+    // changed, that makes derived event ids unique across databases (see event_id).
+    std::string meta_table;
 
+    // The columns of one row as RowSet reads them, and the FROM clause they need: `alias` is the
+    // table's alias. On PostgreSQL with a payload field configured, the FROM clause parses each
+    // application row's payload once (a LATERAL subquery) and the columns read that.
     std::string select_columns(const std::string& alias) const;
+    std::string from(const std::string& alias) const;
     // The row's event id as text: the event_id column, else the payload's field, else
-    // "<table>-<id>". `prefix`: "" or "alias.".
+    // "<table>-<token>-<id>". `prefix`: "" or "alias.".
     std::string event_id(const std::string& prefix) const;
+    // What a row whose event_id column is NULL is read with: event_id() without the column.
+    std::string derived_event_id(const std::string& prefix) const;
     std::string payload(const std::string& prefix) const;  // without headers_path, when taken out
     std::string headers(const std::string& prefix) const;
+
+private:
+    bool lateral_json() const { return postgres && (!event_id_path.empty() || !headers_path.empty()); }
+    // The payload as JSON (NULL when it is not JSON); `lateral`: read from from()'s subquery.
+    std::string json(const std::string& prefix, bool lateral) const;
+    // Whether the payload's headers_path is where the row's headers come from (and so leaves it).
+    std::string headers_from_payload(const std::string& prefix, bool lateral) const;
 };
 
 class OutboxStore : public sdk::Store {
@@ -129,12 +145,19 @@ protected:
     // PostgreSQL pages keep room for every row's lease update to be HOT.
     // 3: leases move to <table>_leases, one row per claimed batch (create_leases_v3), instead of
     // an UPDATE of every claimed row.
-    static constexpr int kSchemaVersion = 3;
+    // 4: <table>_meta with the table's adoption token (create_meta_v4), part of derived event ids.
+    static constexpr int kSchemaVersion = 4;
     virtual void upgrade_schema(soci::session& s, int version) = 0;
     // Run by every migration after the versioned steps, for the options that adopt a table
     // (adopt_pipeline, event_id_field, headers_field), which may change between runs: rows the
     // application inserts from now on get adopt_pipeline; the JSON helper exists.
     virtual void adopt(soci::session& s) { (void)s; }
+    // With auto_migrate = false, asked at start: what adopt() would still have to create for the
+    // options as they are ("" when nothing), for the start to report it at once.
+    virtual std::string adoption_missing(soci::session& s) {
+        (void)s;
+        return {};
+    }
     // One line of what this migration did, for `spillway outbox migrate` (logged too).
     void note(const std::string& step);
     // The lease table's row id column: "BIGSERIAL PRIMARY KEY" / "INTEGER PRIMARY KEY".
@@ -148,6 +171,7 @@ protected:
     void create_indexes_v1(soci::session& s);
     void drop_key_index_v2(soci::session& s, const std::string& qualifier);
     void create_leases_v3(soci::session& s);
+    void create_meta_v4(soci::session& s);
 
     const Options& options() const { return opts_; }
     const Sql& sql() const { return sql_; }
@@ -166,6 +190,10 @@ private:
     void ensure_connected(soci::session& s, const char* what);
     // The versioned steps and the adoption, noted; migrate() hands the notes to the host.
     void run_migrations();
+    // auto_migrate = false: reports at start, as an error, a table the migration has not brought up
+    // to this version's schema (or adoption options it has not acted on), instead of leaving every
+    // call to fail with RETRY and the database's words.
+    void check_migrated();
     [[noreturn]] void fail(const char* what, soci::session* s, const std::exception& e);
     int64_t backoff_ms(int attempts_after);
     void purge_published(soci::session& s, int64_t now_us);

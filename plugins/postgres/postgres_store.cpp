@@ -233,9 +233,11 @@ protected:
                                            "column name (e.g. \"spillway_id\") and the migration adds it");
         std::string added;
         if (had[outbox::kId].empty()) {
-            // Existing rows are numbered in the table's physical order (claims go in id order).
-            s << "ALTER TABLE " + T + " ADD COLUMN " + c[outbox::kId] + " BIGSERIAL UNIQUE";
+            number_existing_rows(s);
             added = options().columns[outbox::kId];
+        } else if (!options().adopt_order_by.empty()) {
+            note("adopt_order_by is not used: " + options().columns[outbox::kId] +
+                 " exists, and rows go in its order");
         }
         for (size_t k = 1; k < outbox::kColumnCount; ++k) {
             if (!had[k].empty()) continue;
@@ -259,34 +261,100 @@ protected:
     // Every migration: what the adoption options ask of the table (they may change between runs).
     void adopt(soci::session& s) override {
         const auto& o = options();
+        // The pipeline column's default follows adopt_pipeline as SQLite's trigger does: set while
+        // the option is, back to '' once it is gone. Which default Spillway set is kept in
+        // <table>_meta, so a default the table had of its own is left alone.
+        std::string def = pipeline_default(s), ours;
+        soci::indicator ours_ind = soci::i_null;
+        s << "SELECT value FROM " + sql().meta_table + " WHERE name = 'adopt_pipeline_default'", soci::into(ours, ours_ind);
+        if (!s.got_data() || ours_ind != soci::i_ok) ours.clear();
         if (!o.adopt_pipeline.empty()) {
             // Rows the application inserts from now on belong to adopt_pipeline.
-            std::string schema = schema_, table = table_name_, col = o.columns[outbox::kPipeline], def;
-            soci::indicator ind = soci::i_null;
-            s << "SELECT column_default FROM information_schema.columns WHERE table_schema = "
-                 "COALESCE(NULLIF(:s, ''), current_schema()) AND table_name = :t AND column_name = :c",
-                soci::use(schema, "s"), soci::use(table, "t"), soci::use(col, "c"), soci::into(def, ind);
             const std::string want = "'" + o.adopt_pipeline + "'";  // a pipeline name: no quote in it
-            if (ind != soci::i_ok || def.rfind(want, 0) != 0) {
+            if (def.rfind(want, 0) != 0) {
                 s << "ALTER TABLE " + sql().table + " ALTER COLUMN " + sql().c[outbox::kPipeline] + " SET DEFAULT " + want;
                 note("rows inserted without a pipeline go to pipeline '" + o.adopt_pipeline + "' (column default)");
             }
+            if (ours != o.adopt_pipeline) {
+                std::string p = o.adopt_pipeline;
+                s << "INSERT INTO " + sql().meta_table + " (name, value) VALUES ('adopt_pipeline_default', :p) "
+                     "ON CONFLICT (name) DO UPDATE SET value = excluded.value", soci::use(p, "p");
+            }
+        } else if (!ours.empty()) {
+            if (def.rfind("'" + ours + "'", 0) == 0) {
+                s << "ALTER TABLE " + sql().table + " ALTER COLUMN " + sql().c[outbox::kPipeline] + " SET DEFAULT ''";
+                note("rows inserted without a pipeline keep '' again (adopt_pipeline is not set; column default "
+                     "'" + ours + "' removed)");
+            }
+            s << "DELETE FROM " + sql().meta_table + " WHERE name = 'adopt_pipeline_default'";
         }
         if (!o.event_id_field.empty() || !o.headers_field.empty()) {
             // Reads the payload of application rows as JSON, NULL when it is not (a cast would
             // fail the whole claim on one bad row).
             std::string sig = sql().json_fn + "(text)";
-            soci::indicator ind = soci::i_null;
-            int exists = 0;
-            s << "SELECT CASE WHEN to_regprocedure(:f) IS NULL THEN 0 ELSE 1 END", soci::use(sig, "f"),
-                soci::into(exists, ind);
-            if (!exists) {
+            if (!json_function_exists(s)) {
                 s << "CREATE OR REPLACE FUNCTION " + sql().json_fn +
                          "(payload text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$ "
                          "BEGIN RETURN CAST(payload AS jsonb); EXCEPTION WHEN others THEN RETURN NULL; END $$";
                 note("created function " + sig + " (reads payload fields)");
             }
         }
+    }
+
+    std::string adoption_missing(soci::session& s) override {
+        const auto& o = options();
+        if ((!o.event_id_field.empty() || !o.headers_field.empty()) && !json_function_exists(s))
+            return "function " + sql().json_fn + "(text), which event_id_field and headers_field read the payload "
+                   "with, is missing";
+        return {};
+    }
+
+    bool json_function_exists(soci::session& s) {
+        std::string sig = sql().json_fn + "(text)";
+        int exists = 0;
+        s << "SELECT CASE WHEN to_regprocedure(:f) IS NULL THEN 0 ELSE 1 END", soci::use(sig, "f"), soci::into(exists);
+        return exists != 0;
+    }
+
+    std::string pipeline_default(soci::session& s) {
+        std::string schema = schema_, table = table_name_, col = options().columns[outbox::kPipeline], def;
+        soci::indicator ind = soci::i_null;
+        s << "SELECT column_default FROM information_schema.columns WHERE table_schema = "
+             "COALESCE(NULLIF(:s, ''), current_schema()) AND table_name = :t AND column_name = :c",
+            soci::use(schema, "s"), soci::use(table, "t"), soci::use(col, "c"), soci::into(def, ind);
+        return s.got_data() && ind == soci::i_ok ? def : std::string();
+    }
+
+    // Adds columns.id to an adopted table. Claims go in id order, and that order is each key's
+    // delivery order: the rows there are numbered by adopt_order_by (then by their place on disk
+    // for ties), not by their place on disk alone, which an UPDATE changes (an updated row moves
+    // to the end, so a later event of its key would get a lower id and be relayed first). Rows
+    // inserted later take the sequence's next value.
+    void number_existing_rows(soci::session& s) {
+        const std::string& T = sql().table;
+        const std::string& id = sql().c[outbox::kId];
+        const std::string& order_by = options().adopt_order_by;
+        if (!order_by.empty() && column_type_of(s, order_by).empty())
+            throw sdk::ConfigError("adopt_order_by", "adopt_order_by: " + options().table + " has no column '" +
+                                                         order_by + "' to number its rows by");
+        s << "ALTER TABLE " + T + " ADD COLUMN " + id + " BIGINT";
+        soci::statement st = (s.prepare << "UPDATE " + T + " AS t SET " + id + " = n.rn FROM (SELECT ctid AS row_at, "
+                                               "row_number() OVER (ORDER BY " +
+                                               (order_by.empty() ? std::string() : "\"" + order_by + "\", ") +
+                                               "ctid) AS rn FROM " + T + ") AS n WHERE t.ctid = n.row_at");
+        st.execute(true);
+        const long long numbered = st.get_affected_rows();
+        const std::string in_schema = schema_.empty() ? "" : "\"" + schema_ + "\".";
+        const std::string seq = in_schema + "\"" + table_name_ + "_spillway_id_seq\"";
+        s << "CREATE SEQUENCE " + seq + " OWNED BY " + T + "." + id;
+        s << "SELECT setval('" + seq + "', COALESCE((SELECT MAX(" + id + ") FROM " + T + "), 0) + 1, false)";
+        s << "ALTER TABLE " + T + " ALTER COLUMN " + id + " SET DEFAULT nextval('" + seq + "'), ALTER COLUMN " + id +
+                 " SET NOT NULL, ADD UNIQUE (" + id + ")";
+        if (numbered > 0)
+            note(order_by.empty()
+                     ? std::to_string(numbered) + " existing row(s) numbered in the table's physical order, which "
+                       "updates change: set adopt_order_by to the column that orders them (e.g. created_at)"
+                     : std::to_string(numbered) + " existing row(s) numbered in the order of " + order_by);
     }
 
     bool table_exists(soci::session& s) {

@@ -8,6 +8,7 @@
 
 #include <soci/sqlite3/soci-sqlite3.h>
 
+#include <cctype>
 #include <set>
 
 namespace spillway::plugins::sqlite {
@@ -41,6 +42,10 @@ public:
         : OutboxStore(host, "sqlite", false), path_(host.string("path")), busy_timeout_ms_(host.duration_ms("busy_timeout")) {
         if (path_.empty()) throw sdk::ConfigError("path", "path must name the SQLite database file");
         if (path_.find('"') != std::string::npos) throw sdk::ConfigError("path", "path must not contain '\"'");
+        if (!options().adopt_order_by.empty())
+            throw sdk::ConfigError("adopt_order_by",
+                                   "adopt_order_by applies when the migration adds columns.id, which SQLite cannot: "
+                                   "an adopted SQLite table keeps its INTEGER PRIMARY KEY, and rows go in its order");
     }
 
 protected:
@@ -93,8 +98,7 @@ protected:
                        ? "INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER))"
                        : column_type(Col(k));
         }
-        // Adopting an existing table: add the bookkeeping columns it lacks. Its id column must
-        // exist already (SQLite cannot add a key column); `rowid` works as columns.id.
+        // Adopting an existing table: add the bookkeeping columns it lacks.
         std::set<std::string> have;
         {
             std::vector<std::string> names(256);
@@ -108,6 +112,7 @@ protected:
             create_indexes_v1(s);
             return;
         }
+        require_integer_primary_key(s);
         const bool had_state = have.count(options().columns[outbox::kState]) > 0;
         const bool had_published_at = have.count(options().columns[outbox::kPublishedAt]) > 0;
         std::string added;
@@ -155,6 +160,44 @@ protected:
         } else {
             note("trigger " + name + " dropped (adopt_pipeline is not set)");
         }
+    }
+
+    // Spillway's row id must never change: derived event ids, leases and the claim order (each
+    // key's delivery order) hang on it. Only an INTEGER PRIMARY KEY column is that in SQLite: a
+    // table's plain rowid may be renumbered by VACUUM, and SQLite cannot add a key column to an
+    // existing table. Its order is the order rows were inserted in (AUTOINCREMENT or not: a new
+    // row gets a larger id than every row there), so no adopt_order_by is needed.
+    void require_integer_primary_key(soci::session& s) {
+        const std::string& id = options().columns[outbox::kId];
+        std::string table = options().table, name = id, type;
+        int pk = 0, pk_columns = 0;
+        s << "SELECT COUNT(*) FROM pragma_table_info(:t) WHERE pk > 0", soci::use(table, "t"), soci::into(pk_columns);
+        soci::indicator ind = soci::i_null;
+        s << "SELECT type, pk FROM pragma_table_info(:t) WHERE name = :n", soci::use(table, "t"), soci::use(name, "n"),
+            soci::into(type, ind), soci::into(pk);
+        const bool found = s.got_data();
+        for (char& ch : type) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+        if (found && type == "INTEGER" && pk == 1 && pk_columns == 1) {
+            std::string ddl;
+            soci::indicator ddl_ind = soci::i_null;
+            s << "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t", soci::use(table, "t"),
+                soci::into(ddl, ddl_ind);
+            for (char& ch : ddl) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+            if (ddl.find("AUTOINCREMENT") == std::string::npos)
+                note(id + " has no AUTOINCREMENT: SQLite gives a new row the id of the newest row deleted before it, "
+                          "so an event id made from the row id may repeat (use event_id_field, or keep_published)");
+            return;
+        }
+        throw sdk::ConfigError(
+            "columns.id",
+            "columns.id: " + options().table + "." + id +
+                (found ? " is not the table's INTEGER PRIMARY KEY"
+                       : " is not a column of the table" +
+                             std::string(id == "rowid" || id == "oid" || id == "_rowid_"
+                                             ? " (a plain rowid may be renumbered by VACUUM)"
+                                             : "")) +
+                ": Spillway adopts a SQLite table by its INTEGER PRIMARY KEY column (row ids that never change), "
+                "and SQLite cannot add one to an existing table; give the table one (rebuild it) and name it here");
     }
 
     void upgrade_schema(soci::session& s, int version) override {

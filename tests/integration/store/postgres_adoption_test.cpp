@@ -77,6 +77,7 @@ Config event_outbox_config(const std::string& table) {
                   {"columns.attempts", "retry_count"},
                   {"columns.created_at", "spillway_created_at"},
                   {"adopt_pipeline", "orders"},
+                  {"adopt_order_by", "created_at"},
                   {"event_id_field", "event_id"},
                   {"headers_field", "headers"},
                   {"retention", "168h"}};
@@ -92,7 +93,9 @@ TEST(PostgresAdoption, TheOriginalEventOutboxIsRelayedWithItsEventIdsKeysTopicsA
               std::string::npos)
         << report;
     EXPECT_NE(report.find("1 row(s) with published_at set marked published"), std::string::npos) << report;
-    EXPECT_NE(report.find("4 row(s) without a pipeline adopted by pipeline 'orders'"), std::string::npos) << report;
+    EXPECT_NE(report.find("3 row(s) without a pipeline adopted by pipeline 'orders'"), std::string::npos)
+        << "the published row is left as it is; " << report;
+    EXPECT_NE(report.find("4 existing row(s) numbered in the order of created_at"), std::string::npos) << report;
     EXPECT_NE(report.find("column default"), std::string::npos) << report;
     EXPECT_EQ(migrate_report(s), "");
 
@@ -147,6 +150,156 @@ TEST(PostgresAdoption, WithoutAdoptPipelineTheRowsAreCountedOnlyInTheWholeTable)
     StoreInstance adopting(postgres_plugin(), event_outbox_config("event_outbox_unadopted"));
     EXPECT_NE(migrate_report(adopting).find("adopted by pipeline 'orders'"), std::string::npos);
     EXPECT_EQ(stats(adopting, "orders").pending, 3);
+}
+
+// The rows there are numbered by adopt_order_by, not by their place on disk: an UPDATE (the old
+// relay's retry_count += 1) moves a row to the end of the table, and numbered in physical order
+// a key's earlier event got the higher id and went out after its later one.
+TEST(PostgresAdoption, ExistingRowsAreNumberedByAdoptOrderByNotByTheirPlaceOnDisk) {
+    auto& pg = server();
+    for (const std::string table : {"event_outbox_ordered", "event_outbox_physical"}) {
+        pg.psql("store_adoption",
+                "CREATE TABLE " + table + " (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), event_data JSON NOT NULL, "
+                "event_key VARCHAR(255), topic VARCHAR(255) NOT NULL, created_at TIMESTAMPTZ NOT NULL, "
+                "published_at TIMESTAMPTZ, retry_count INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
+                "INSERT INTO " + table + " (event_data, event_key, topic, created_at) VALUES "
+                "('{\"event_id\": \"first\"}', 'k', 't', '2026-01-01 00:00:01+00'),"
+                "('{\"event_id\": \"second\"}', 'k', 't', '2026-01-01 00:00:02+00'),"
+                "('{\"event_id\": \"third\"}', 'k', 't', '2026-01-01 00:00:03+00');"
+                // A failed attempt by the old relay: the row's new version goes to the end.
+                "UPDATE " + table + " SET retry_count = 1, last_error = 'broker down' WHERE event_data->>'event_id' = 'first'");
+        ASSERT_EQ(pg.scalar("store_adoption", "SELECT event_data->>'event_id' FROM " + table + " ORDER BY ctid DESC LIMIT 1"),
+                  "first")
+            << "the updated row is last on disk";
+    }
+    Config config = event_outbox_config("event_outbox_ordered");
+    StoreInstance s(postgres_plugin(), config);
+    EXPECT_EQ(event_ids(claim(s, "orders", 10)), (std::vector<std::string>{"first", "second", "third"}));
+
+    // Without the option the physical order stands, and the migration says so.
+    config = event_outbox_config("event_outbox_physical");
+    config.values.erase("adopt_order_by");
+    StoreInstance physical(postgres_plugin(), config);
+    const std::string report = migrate_report(physical);
+    EXPECT_NE(report.find("3 existing row(s) numbered in the table's physical order"), std::string::npos) << report;
+    EXPECT_EQ(event_ids(claim(physical, "orders", 10)), (std::vector<std::string>{"second", "third", "first"}));
+
+    // New rows take the sequence's next value, after every numbered one.
+    pg.psql("store_adoption", "INSERT INTO event_outbox_ordered (event_data, event_key, topic, created_at) VALUES "
+                              "('{\"event_id\": \"fourth\"}', 'k2', 't', now())");
+    EXPECT_EQ(pg.scalar("store_adoption", "SELECT spillway_id FROM event_outbox_ordered WHERE event_data->>'event_id' = 'fourth'"),
+              "4");
+    EXPECT_EQ(event_ids(claim(s, "orders", 10)), (std::vector<std::string>{"fourth"}));
+
+    Config missing = event_outbox_config("event_outbox_no_such_order");
+    pg.psql("store_adoption", "CREATE TABLE event_outbox_no_such_order (id UUID PRIMARY KEY, event_data JSON NOT NULL, "
+                              "event_key TEXT, topic TEXT NOT NULL)");
+    missing.values["adopt_order_by"] = "inserted_at";
+    try {
+        StoreInstance bad(postgres_plugin(), missing);
+        ADD_FAILURE() << "adopted by a column the table does not have";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("has no column 'inserted_at'"), std::string::npos) << e.what();
+    }
+}
+
+// An envelope's headers leave the payload only when they become the row's headers: an object, in
+// a row with no headers of its own.
+TEST(PostgresAdoption, AHeadersFieldThatIsNotAnObjectOrNotUsedStaysInThePayload) {
+    auto& pg = server();
+    pg.psql("store_adoption",
+            "CREATE TABLE event_outbox_headers (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), event_data JSON NOT NULL, "
+            "event_key VARCHAR(255), topic VARCHAR(255) NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now());"
+            "INSERT INTO event_outbox_headers (event_data, event_key, topic, created_at) VALUES "
+            "('{\"event_id\": \"e-1\", \"headers\": [\"a\", \"b\"]}', 'k1', 't', '2026-01-01 00:00:01+00'),"
+            "('{\"event_id\": \"e-2\", \"headers\": \"trace=1\"}', 'k2', 't', '2026-01-01 00:00:02+00'),"
+            "('{\"event_id\": \"e-3\", \"headers\": {\"from\": \"payload\"}}', 'k3', 't', '2026-01-01 00:00:03+00'),"
+            "('{\"event_id\": \"e-4\", \"headers\": {\"x\": \"y\"}}', 'k4', 't', '2026-01-01 00:00:04+00')");
+    StoreInstance s(postgres_plugin(), event_outbox_config("event_outbox_headers"));
+    pg.psql("store_adoption", "UPDATE event_outbox_headers SET headers = '[[\"own\", \"1\"]]' WHERE event_key = 'k3'");
+    const auto rows = claim(s, "orders", 10);
+    ASSERT_EQ(rows.size(), 4u) << s.host().last_error();
+    EXPECT_NE(rows[0].payload.find(R"("headers": ["a", "b"])"), std::string::npos) << rows[0].payload;
+    EXPECT_TRUE(rows[0].headers.empty());
+    EXPECT_NE(rows[1].payload.find(R"("headers": "trace=1")"), std::string::npos) << rows[1].payload;
+    EXPECT_NE(rows[2].payload.find(R"("headers": {"from": "payload"})"), std::string::npos) << rows[2].payload;
+    EXPECT_EQ(rows[2].headers, (std::vector<std::pair<std::string, std::string>>{{"own", "1"}}));
+    EXPECT_EQ(rows[3].payload.find("headers"), std::string::npos) << rows[3].payload;
+    EXPECT_EQ(rows[3].headers, (std::vector<std::pair<std::string, std::string>>{{"x", "y"}}));
+}
+
+// "<table>-<row id>" repeated in every service's own event_outbox; the token drawn at adoption
+// tells them apart and stays the same for the table from then on.
+TEST(PostgresAdoption, DerivedEventIdsAreStableAcrossRestartsAndDifferBetweenDatabases) {
+    auto& pg = server();
+    static const std::string other = pg.create_database("store_adoption_other");
+    auto legacy = [&](const std::string& db) {
+        pg.psql(db, "CREATE TABLE event_outbox_ids (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), event_data TEXT NOT NULL, "
+                    "event_key TEXT, topic TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now());"
+                    "INSERT INTO event_outbox_ids (event_data, event_key, topic) VALUES ('not json', 'k', 't')");
+    };
+    legacy("store_adoption");
+    legacy("store_adoption_other");
+    Config here = event_outbox_config("event_outbox_ids"), there = here;
+    there.values["url"] = other;
+    std::string id_here, id_there;
+    {
+        StoreInstance a(postgres_plugin(), here);
+        StoreInstance b(postgres_plugin(), there);
+        id_here = event_ids(claim(a, "orders", 10, 1)).at(0);
+        id_there = event_ids(claim(b, "orders", 10, 1)).at(0);
+    }
+    EXPECT_NE(id_here, id_there);
+    EXPECT_EQ(id_here, "event_outbox_ids-" +
+                           pg.scalar("store_adoption", "SELECT value FROM event_outbox_ids_meta WHERE name = 'adoption_token'") +
+                           "-1");
+    StoreInstance again(postgres_plugin(), here);
+    EXPECT_EQ(migrate_report(again), "");
+    std::vector<Row> rows;
+    ASSERT_TRUE(eventually([&] { rows = claim(again, "orders", 10); return !rows.empty(); }, std::chrono::seconds(5)));
+    EXPECT_EQ(rows.at(0).event_id, id_here);
+    // A dead letter is replayed by that id.
+    ASSERT_EQ(complete(again, rows, SW_REJECT, "poison"), SW_OK);
+    const sw_bytes one = span(id_here);
+    int64_t replayed = 0;
+    ASSERT_EQ(again.vt().replay_dead(again.get(), "orders", &one, 1, &replayed), SW_OK) << again.host().last_error();
+    EXPECT_EQ(replayed, 1);
+}
+
+// The pipeline column's default follows adopt_pipeline both ways, as SQLite's trigger does.
+TEST(PostgresAdoption, RemovingAdoptPipelineResetsTheColumnDefault) {
+    auto& pg = server();
+    create_event_outbox(pg, "event_outbox_default");
+    { StoreInstance s(postgres_plugin(), event_outbox_config("event_outbox_default")); }
+    Config config = event_outbox_config("event_outbox_default");
+    config.values.erase("adopt_pipeline");
+    StoreInstance s(postgres_plugin(), config);
+    const std::string report = migrate_report(s);
+    EXPECT_NE(report.find("column default 'orders' removed"), std::string::npos) << report;
+    pg.psql("store_adoption",
+            "INSERT INTO event_outbox_default (aggregate_id, aggregate_type, event_type, event_data, event_key, topic) "
+            "VALUES ('b-9', 'batch', 'x', '{\"event_id\": \"late\"}', 'b-9', 't')");
+    EXPECT_EQ(pg.scalar("store_adoption", "SELECT pipeline FROM event_outbox_default WHERE event_key = 'b-9'"), "");
+    EXPECT_EQ(stats(s, "orders").pending, 3) << "rows adopted before keep their pipeline";
+    // Set again, it applies again.
+    StoreInstance adopting(postgres_plugin(), event_outbox_config("event_outbox_default"));
+    EXPECT_EQ(stats(adopting, "orders").pending, 4);
+}
+
+// auto_migrate = false on a table whose migration has not created what the options read the
+// payload with: one clear error at start, naming the remedy.
+TEST(PostgresAdoption, AMissingJsonFunctionIsReportedAtStartWithoutAutoMigrate) {
+    auto& pg = server();
+    create_event_outbox(pg, "event_outbox_nofn");
+    { StoreInstance s(postgres_plugin(), event_outbox_config("event_outbox_nofn")); }
+    pg.psql("store_adoption", "DROP FUNCTION event_outbox_nofn_json(text)");
+    Config config = event_outbox_config("event_outbox_nofn");
+    config.values["auto_migrate"] = "false";
+    StoreInstance s(postgres_plugin(), config);
+    EXPECT_EQ(s.host().count_logs(SW_LOG_ERROR, "function \"event_outbox_nofn_json\"(text)"), 1u);
+    EXPECT_EQ(s.host().count_logs(SW_LOG_ERROR, "run `spillway outbox migrate`"), 1u);
+    EXPECT_NE(migrate_report(s).find("created function"), std::string::npos);
+    EXPECT_EQ(claim(s, "orders", 10).size(), 3u) << s.host().last_error();
 }
 
 TEST(PostgresAdoption, AUuidIdColumnMustBeMappedAway) {

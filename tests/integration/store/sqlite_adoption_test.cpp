@@ -36,6 +36,24 @@ void exec(const std::string& path, const std::string& sql) {
     if (rc != SQLITE_OK) throw std::runtime_error("SQL failed: " + msg + " in: " + sql);
 }
 
+// One value of a query, as text ("" for none).
+std::string scalar(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) throw std::runtime_error("cannot open " + path);
+    sqlite3_stmt* st = nullptr;
+    std::string out;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+        sqlite3_column_text(st, 0))
+        out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+}
+
+std::string adoption_token(const std::string& db) {
+    return scalar(db, "SELECT value FROM legacy_outbox_meta WHERE name = 'adoption_token'");
+}
+
 // What the last migrate() call reported, and clears it: the store hands its report through the
 // host's message channel on OK.
 std::string migrate_report(StoreInstance& s) {
@@ -99,6 +117,7 @@ TEST(SqliteAdoption, TableWithoutAnEventIdColumnIsAdoptedWithItsRows) {
 
     const auto rows = claim(s, "orders", 10);
     ASSERT_EQ(rows.size(), 5u) << s.host().last_error();
+    const std::string derived = "legacy_outbox-" + adoption_token(db) + "-3";
     EXPECT_EQ(rows[0].event_id, "e-1");
     EXPECT_EQ(rows[0].topic, "orders.v1");
     EXPECT_EQ(rows[0].key, "o-1");
@@ -107,7 +126,7 @@ TEST(SqliteAdoption, TableWithoutAnEventIdColumnIsAdoptedWithItsRows) {
     EXPECT_EQ(rows[1].event_id, "e-2");
     EXPECT_EQ(rows[1].payload, R"({"event_id":"e-2","data":{"n":2}})") << "no headers field: the payload as stored";
     EXPECT_TRUE(rows[1].headers.empty());
-    EXPECT_EQ(rows[2].event_id, "legacy_outbox-3") << "no JSON: an id made from the row id";
+    EXPECT_EQ(rows[2].event_id, derived) << "no JSON: an id made from the row id and the table's token";
     EXPECT_EQ(rows[2].payload, "not json, but still an event");
     EXPECT_EQ(rows[3].event_id, "e-4") << "a row inserted after the migration is adopted too";
     EXPECT_EQ(rows[3].pipeline, "orders");
@@ -134,12 +153,121 @@ TEST(SqliteAdoption, TableWithoutAnEventIdColumnIsAdoptedWithItsRows) {
     ASSERT_EQ(complete(s, again, SW_REJECT, "poison"), SW_OK);
     const auto dead = list_dead(s, "orders");
     ASSERT_EQ(dead.size(), 5u);
-    EXPECT_EQ(dead[2].event_id, "legacy_outbox-3");
+    EXPECT_EQ(dead[2].event_id, derived);
     const sw_bytes one = span(dead[2].event_id);
     int64_t replayed = 0;
     ASSERT_EQ(s.vt().replay_dead(s.get(), "orders", &one, 1, &replayed), SW_OK) << s.host().last_error();
     EXPECT_EQ(replayed, 1);
-    EXPECT_EQ(event_ids(claim(s, "orders", 10)), (std::vector<std::string>{"legacy_outbox-3"}));
+    EXPECT_EQ(event_ids(claim(s, "orders", 10)), (std::vector<std::string>{derived}));
+}
+
+// headers_field takes only an object out of the payload, and only when the headers come from it:
+// anything else under that name stays in the payload (it was lost from both before), and a row
+// with headers of its own keeps its payload whole.
+TEST(SqliteAdoption, AHeadersFieldThatIsNotAnObjectOrNotUsedStaysInThePayload) {
+    TempDir dir("adopt");
+    const std::string db = dir.path() + "/app.db";
+    exec(db,
+         "CREATE TABLE legacy_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, key TEXT, "
+         "payload TEXT NOT NULL);"
+         "INSERT INTO legacy_outbox (topic, key, payload) VALUES "
+         "('t', 'k1', '{\"event_id\":\"e-1\",\"headers\":[\"a\",\"b\"]}'),"
+         "('t', 'k2', '{\"event_id\":\"e-2\",\"headers\":\"trace=1\"}'),"
+         "('t', 'k3', '{\"event_id\":\"e-3\",\"headers\":{\"from\":\"payload\"}}'),"
+         "('t', 'k4', '{\"event_id\":\"e-4\",\"headers\":{\"x\":\"y\"}}');");
+    StoreInstance s(sqlite_plugin(), adopting(db));
+    // The application wrote headers of its own into the column the migration added.
+    exec(db, "UPDATE legacy_outbox SET headers = '[[\"own\",\"1\"]]' WHERE key = 'k3'");
+
+    const auto rows = claim(s, "orders", 10);
+    ASSERT_EQ(rows.size(), 4u) << s.host().last_error();
+    EXPECT_EQ(rows[0].payload, R"({"event_id":"e-1","headers":["a","b"]})") << "an array stays";
+    EXPECT_TRUE(rows[0].headers.empty());
+    EXPECT_EQ(rows[1].payload, R"({"event_id":"e-2","headers":"trace=1"})") << "a string stays";
+    EXPECT_TRUE(rows[1].headers.empty());
+    EXPECT_EQ(rows[2].payload, R"({"event_id":"e-3","headers":{"from":"payload"}})")
+        << "the row's own headers are its headers; the envelope's stay in the payload";
+    EXPECT_EQ(rows[2].headers, (std::vector<std::pair<std::string, std::string>>{{"own", "1"}}));
+    EXPECT_EQ(rows[3].payload, R"({"event_id":"e-4"})") << "an object becomes the headers";
+    EXPECT_EQ(rows[3].headers, (std::vector<std::pair<std::string, std::string>>{{"x", "y"}}));
+}
+
+// "<table>-<row id>" alone repeated across databases: every service has its own table of that
+// name, and a consumer deduping on event ids dropped one service's event as another's duplicate.
+TEST(SqliteAdoption, DerivedEventIdsAreStableAcrossRestartsAndDifferBetweenDatabases) {
+    TempDir dir("adopt");
+    const std::string db_a = dir.path() + "/a.db", db_b = dir.path() + "/b.db";
+    auto legacy = [](const std::string& db) {
+        exec(db,
+             "CREATE TABLE legacy_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, key TEXT, "
+             "payload TEXT NOT NULL);"
+             "INSERT INTO legacy_outbox (topic, key, payload) VALUES ('t', 'k', 'not json');");
+    };
+    legacy(db_a);
+    legacy(db_b);
+    std::string first_a, first_b;
+    {
+        StoreInstance a(sqlite_plugin(), adopting(db_a));
+        StoreInstance b(sqlite_plugin(), adopting(db_b));
+        first_a = event_ids(claim(a, "orders", 10, 1)).at(0);
+        first_b = event_ids(claim(b, "orders", 10, 1)).at(0);
+    }
+    EXPECT_NE(first_a, first_b) << "row 1 of two databases' tables of one name";
+    EXPECT_EQ(first_a.rfind("legacy_outbox-", 0), 0u) << first_a;
+    EXPECT_EQ(first_a.substr(first_a.size() - 2), "-1") << first_a;
+
+    // A restart (and its migration) keeps the token; so does a retried claim.
+    StoreInstance again(sqlite_plugin(), adopting(db_a));
+    EXPECT_EQ(migrate_report(again), "");
+    std::vector<Row> rows;
+    ASSERT_TRUE(eventually([&] { rows = claim(again, "orders", 10); return !rows.empty(); }, 5s));
+    EXPECT_EQ(rows.at(0).event_id, first_a);
+}
+
+// The first adoption gives the rows still to be relayed to adopt_pipeline, and only those: the
+// statement runs at every start, and with a state condition the partial indexes answer it.
+TEST(SqliteAdoption, AdoptPipelineTakesPendingAndDeadRowsNotPublishedOnes) {
+    TempDir dir("adopt");
+    const std::string db = dir.path() + "/app.db";
+    exec(db,
+         "CREATE TABLE legacy_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, key TEXT, "
+         "payload TEXT NOT NULL, published_at INTEGER);"
+         "INSERT INTO legacy_outbox (topic, key, payload, published_at) VALUES "
+         "('t', 'k', 'old', 1), ('t', 'k', 'new', NULL), ('t', 'k2', 'newer', NULL);");
+    StoreInstance s(sqlite_plugin(), adopting(db));
+    const std::string report = migrate_report(s);
+    EXPECT_NE(report.find("1 row(s) with published_at set marked published"), std::string::npos) << report;
+    EXPECT_NE(report.find("2 row(s) without a pipeline adopted by pipeline 'orders'"), std::string::npos) << report;
+    EXPECT_EQ(scalar(db, "SELECT pipeline FROM legacy_outbox WHERE payload = 'old'"), "");
+    EXPECT_EQ(stats(s, "orders").pending, 2);
+    EXPECT_EQ(claim(s, "orders", 10).size(), 2u);
+}
+
+// A plain rowid is no key for Spillway: VACUUM may renumber it, and with it derived event ids,
+// leases and each key's order.
+TEST(SqliteAdoption, AnIdThatIsNotAnIntegerPrimaryKeyIsAConfigErrorNamingColumnsId) {
+    TempDir dir("adopt");
+    const std::string db = dir.path() + "/app.db";
+    exec(db,
+         "CREATE TABLE legacy_outbox (uid TEXT PRIMARY KEY, seq INTEGER, topic TEXT NOT NULL, key TEXT, "
+         "payload TEXT NOT NULL);"
+         "INSERT INTO legacy_outbox VALUES ('u1', 1, 't', 'k', '{}');");
+    for (const char* id : {"rowid", "seq", "uid"}) {
+        Config config = adopting(db);
+        config.values["columns.id"] = id;
+        try {
+            StoreInstance s(sqlite_plugin(), config);
+            ADD_FAILURE() << "adopted by " << id;
+        } catch (const std::runtime_error& e) {
+            const std::string what = e.what();
+            EXPECT_NE(what.find("columns.id: legacy_outbox." + std::string(id)), std::string::npos) << what;
+            EXPECT_NE(what.find("INTEGER PRIMARY KEY"), std::string::npos) << what;
+        }
+    }
+    EXPECT_EQ(scalar(db, "SELECT COUNT(*) FROM pragma_table_info('legacy_outbox') WHERE name = 'state'"), "0")
+        << "nothing was added to the table";
+    EXPECT_THROW(StoreInstance(sqlite_plugin(), Config{{"path", db}, {"adopt_order_by", "seq"}}), std::runtime_error)
+        << "SQLite keeps the table's INTEGER PRIMARY KEY and its order";
 }
 
 TEST(SqliteAdoption, RowsWithoutAPipelineAreCountedInTheWholeTableAndWarnedAbout) {
