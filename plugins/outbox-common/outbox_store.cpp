@@ -33,10 +33,12 @@ void prepare_once(soci::statement& st, const std::string& sql,
 constexpr int64_t kLeaseSweepUs = 10'000'000;  // how often a claim deletes expired leases
 constexpr long long kPurgePage = 1000;
 
-// A lease owner is "<host>-<pid>-<random>" (make_owner). Whether `owner` names a process of this
-// host that no longer exists: only then may its leases be taken away before they run out. Another
-// host's engine, or one of this process (a second store instance on the same table), is taken to
-// be alive.
+// A lease owner is "<host>-<pid>-<random>" (make_owner), the random part drawn once per process.
+// Whether `owner` names a process of this host that no longer exists: only then may its leases be
+// taken away before they run out. Another host's engine is taken to be alive, and so is this
+// process (a second store instance on the same table shares its owner). The same host and pid
+// with another random part is a predecessor that had this pid: a restarted container's engine
+// often gets the pid its predecessor had (1, say).
 bool owner_is_dead_here(const std::string& owner, const std::string& me) {
     const size_t rand_at = owner.rfind('-');
     if (rand_at == std::string::npos || rand_at == 0) return false;
