@@ -2,7 +2,10 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <ctime>
+
+#include <unistd.h>
 
 namespace spillway {
 
@@ -14,7 +17,43 @@ sigset_t shutdown_set() {
     sigaddset(&set, SIGTERM);
     return set;
 }
+// The calling thread's alternate signal stack; taken down (before it is freed) when the thread
+// ends, so a late signal cannot land on freed memory.
+class AlternateStack {
+public:
+    AlternateStack() noexcept {
+        const long minimum = ::sysconf(_SC_SIGSTKSZ);
+        size_ = static_cast<size_t>(minimum > 0 ? minimum : 0) + 64 * 1024;
+        memory_ = std::malloc(size_);
+        if (!memory_) return;
+        stack_t ss{};
+        ss.ss_sp = memory_;
+        ss.ss_size = size_;
+        if (::sigaltstack(&ss, nullptr) != 0) {
+            std::free(memory_);
+            memory_ = nullptr;
+        }
+    }
+    ~AlternateStack() {
+        if (!memory_) return;
+        stack_t off{};
+        off.ss_flags = SS_DISABLE;
+        ::sigaltstack(&off, nullptr);
+        std::free(memory_);
+    }
+    AlternateStack(const AlternateStack&) = delete;
+    AlternateStack& operator=(const AlternateStack&) = delete;
+
+private:
+    void* memory_ = nullptr;
+    size_t size_ = 0;
+};
 }  // namespace
+
+void ensure_alternate_signal_stack() noexcept {
+    thread_local const AlternateStack stack;
+    (void)stack;
+}
 
 void block_shutdown_signals() {
     const sigset_t set = shutdown_set();

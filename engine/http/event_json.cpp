@@ -1,6 +1,7 @@
 #include "engine/http/event_json.hpp"
 
 #include "engine/http/json_text.hpp"
+#include "engine/signals.hpp"
 
 #include <boost/beast/core/detail/base64.hpp>
 #include <nlohmann/json.hpp>
@@ -91,7 +92,9 @@ pipeline::Event to_event(const json& j, std::string_view text, const std::string
     } else if (const auto raw = json_text::member(text, "payload")) {
         e.payload = json_text::compact(*raw);  // the parser already checked it, UTF-8 included
     } else {
-        e.payload = payload->dump();  // not found in the text (cannot happen for text the parser took)
+        // Cannot happen for text the parser took. Never serialised from the tree instead: that
+        // would rewrite the client's numbers and key order, and recurse once per nesting level.
+        fail(where, "payload", "could not be located in the event's text");
     }
 
     if (headers) {
@@ -99,6 +102,8 @@ pipeline::Event to_event(const json& j, std::string_view text, const std::string
         for (const auto& [name, value] : headers->items()) {
             if (name.empty()) fail(where, "headers", "a header name is empty");
             if (!value.is_string()) fail(where, "headers." + name, std::string("expected a string, got ") + type_name(value));
+            if (pipeline::reserved_header(name))
+                fail(where, "headers." + name, std::string("reserved for the engine's own headers (") + pipeline::kReservedHeaders + ")");
             e.headers.emplace_back(name, value.get<std::string>());
         }
     }
@@ -126,7 +131,37 @@ void append_string(std::string& out, const std::string& s) {
     }
 }
 
+// Refuses text that nests deeper than kMaxJsonDepth, before the parser builds a tree of it. Only
+// brackets outside strings count; whether the text is otherwise valid is the parser's business.
+void check_depth(std::string_view text, const std::string& where) {
+    size_t depth = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '"') {
+            for (++i; i < text.size() && text[i] != '"'; ++i)
+                if (text[i] == '\\') ++i;  // the escaped character cannot end the string
+        } else if (c == '{' || c == '[') {
+            if (++depth > kMaxJsonDepth)
+                throw BadRequest(where + "JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
+                                 " levels at byte " + std::to_string(i + 1) + " (the limit is " +
+                                 std::to_string(kMaxJsonDepth) + " levels, the outer value included)");
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            --depth;
+        }
+    }
+}
+
+constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
+
+// The text after a UTF-8 byte order mark, so that the spans json_text finds are those the parser
+// read (nlohmann skips the mark itself).
+std::string_view without_bom(std::string_view text) {
+    if (text.substr(0, kByteOrderMark.size()) == kByteOrderMark) text.remove_prefix(kByteOrderMark.size());
+    return text;
+}
+
 json parse_json(std::string_view text, const std::string& where, const char* hint) {
+    check_depth(text, where);
     json j = json::parse(text.begin(), text.end(), nullptr, false);
     if (j.is_discarded()) {
         // Parse again with exceptions for the parser's own account of where it went wrong.
@@ -139,6 +174,13 @@ json parse_json(std::string_view text, const std::string& where, const char* hin
             if (text.find('\n') == std::string_view::npos)
                 if (const size_t p = why.find("at line 1, column"); p != std::string::npos) why.replace(p, 10, "at");
             throw BadRequest(where + "invalid JSON: " + why + hint);
+        } catch (const json::out_of_range& e) {
+            // A number such as 1e400 is valid JSON text, but the parser holds numbers as doubles.
+            std::string why = e.what();
+            if (const size_t p = why.find("] "); p != std::string::npos) why = why.substr(p + 2);
+            throw BadRequest(where + why + " (numbers must fit a 64-bit float; send larger ones as strings)");
+        } catch (const json::exception& e) {
+            throw BadRequest(where + "invalid JSON: " + e.what() + hint);
         }
         throw BadRequest(where + "invalid JSON" + hint);
     }
@@ -157,6 +199,8 @@ BodyFormat body_format(std::string_view content_type) {
 }
 
 std::vector<pipeline::Event> parse_events(std::string_view body, BodyFormat format, const std::string& default_topic) {
+    ensure_alternate_signal_stack();  // the ingress threads: a crash among them is reported
+    body = without_bom(body);
     std::vector<pipeline::Event> events;
     if (format == BodyFormat::Json) {
         const json j = parse_json(body, "body: ", " (for a batch send an array, or NDJSON with Content-Type: application/x-ndjson)");
@@ -188,6 +232,7 @@ std::vector<pipeline::Event> parse_events(std::string_view body, BodyFormat form
 }
 
 pipeline::Event parse_event(std::string_view text, const std::string& default_topic) {
+    text = without_bom(text);
     return to_event(parse_json(text, "", ""), text, "", default_topic);
 }
 

@@ -5,6 +5,7 @@
 
 #include "engine/pipeline/event.hpp"
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -19,6 +20,11 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// How deep a body's JSON may nest, counted from its outer value (an event object is level 1, its
+// payload's own brackets level 2 and on; a batch array adds one). Deeper bodies are refused
+// before they are parsed: a tree of millions of levels costs hundreds of bytes a level.
+inline constexpr size_t kMaxJsonDepth = 64;
+
 enum class BodyFormat {
     Json,    // one event object, or an array of them
     NdJson,  // one event object per line; blank lines are skipped
@@ -29,7 +35,9 @@ enum class BodyFormat {
 BodyFormat body_format(std::string_view content_type);
 
 // Parses every event of `body`. Events naming no topic get `default_topic`; if that is empty too,
-// the topic field is required. Throws BadRequest.
+// the topic field is required. A leading UTF-8 byte order mark is skipped. Each payload is the
+// client's text (whitespace outside strings dropped), never a re-serialised tree. Throws
+// BadRequest, also for nesting deeper than kMaxJsonDepth and for numbers a double cannot hold.
 std::vector<pipeline::Event> parse_events(std::string_view body, BodyFormat format, const std::string& default_topic);
 
 // One event from the JSON text of one object (an NDJSON line); messages carry no location prefix.

@@ -31,6 +31,24 @@ const char* reason_name(Reason r) {
     return "unknown";
 }
 
+bool reserved_header(std::string_view name) {
+    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+    auto equals = [&](std::string_view reserved) {
+        if (name.size() != reserved.size()) return false;
+        for (size_t i = 0; i < name.size(); ++i)
+            if (lower(name[i]) != reserved[i]) return false;
+        return true;
+    };
+    if (name.size() >= 3 && lower(name[0]) == 'c' && lower(name[1]) == 'e' && name[2] == '_') return true;
+    return equals("event_id") || equals("event_type") || equals("correlation_id") || equals("traceparent");
+}
+
+const std::string* first_reserved_header(const Event& e) {
+    for (const auto& [name, value] : e.headers)
+        if (reserved_header(name)) return &name;
+    return nullptr;
+}
+
 std::string uuid_v7() {
     return uuid_v7(static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count()));

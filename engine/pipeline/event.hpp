@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -23,6 +24,14 @@ struct Event {
     std::string correlation_id;
     int64_t created_at_us = 0;         // set at accept time
 };
+
+// Header names the engine writes itself, or later features will (CloudEvents `ce_*`, trace
+// context): an event may not carry them as user headers, or a consumer reading the last value of
+// a name would read the client's forgery. Compared without regard to case; `ce_` is a prefix.
+bool reserved_header(std::string_view name);
+inline constexpr const char* kReservedHeaders = "event_id, event_type, correlation_id, traceparent, ce_*";
+// The first user header of `e` with a reserved name, or nullptr.
+const std::string* first_reserved_header(const Event& e);
 
 // Which way an event went.
 enum class Path { Direct, Outbox, Refused };

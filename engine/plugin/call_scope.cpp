@@ -1,5 +1,7 @@
 #include "engine/plugin/call_scope.hpp"
 
+#include "engine/signals.hpp"
+
 #include <csignal>
 #include <initializer_list>
 #include <cstring>
@@ -37,6 +39,7 @@ void on_fatal_signal(int sig) {
 
 CallScope::CallScope(const char* component, const char* slot) noexcept
     : saved_component_(tl_component), saved_slot_(tl_slot) {
+    ensure_alternate_signal_stack();  // a plugin that overflows its stack is reported too
     tl_component = component;
     tl_slot = slot;
 }
@@ -53,7 +56,9 @@ void install_crash_reporter() {
     struct sigaction sa {};
     sa.sa_handler = &on_fatal_signal;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND;
+    // On the alternate stack: a stack overflow leaves no room on the thread's own stack.
+    sa.sa_flags = SA_RESETHAND | SA_ONSTACK;
+    ensure_alternate_signal_stack();
     for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) sigaction(sig, &sa, nullptr);
 }
 

@@ -32,7 +32,9 @@ public:
     void invalid(size_t line, const std::string& message) {
         flush();  // results stay in input order
         ++failed_;
-        std::cout << nlohmann::json{{"line", line}, {"error", message}}.dump() << "\n" << std::flush;
+        // The message may quote the line's bytes, which need not be UTF-8: replaced, not thrown on.
+        std::cout << nlohmann::json{{"line", line}, {"error", message}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                  << "\n" << std::flush;
     }
 
     void flush() {
@@ -42,7 +44,7 @@ public:
             if (!outcomes[i].accepted()) ++failed_;
             auto j = nlohmann::json::parse(http::outcome_json(outcomes[i]));
             j["line"] = lines_[i];
-            std::cout << j.dump() << "\n";
+            std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
         }
         std::cout << std::flush;
         events_.clear();
@@ -117,6 +119,9 @@ int publish(const PublishOptions& options) {
             out.add(line_no, http::parse_event(line, pipeline.spec().topic));
         } catch (const http::BadRequest& e) {
             out.invalid(line_no, e.what());
+        } catch (const std::exception& e) {
+            // Every line gets its answer and the run goes on, whatever the line held.
+            out.invalid(line_no, std::string("cannot read the line: ") + e.what());
         }
     }
     out.flush();

@@ -205,6 +205,71 @@ TEST(EventJson, NdjsonPayloadIsTheCompactedTextAndFieldErrorsNameTheLine) {
     EXPECT_EQ(one[1].payload, R"({"x":null})");
 }
 
+// Issue 19, class 1: a body behind a byte order mark once had its payload serialised again from
+// the parsed tree (rewritten, and recursion per level); now it is the client's text like any other.
+TEST(EventJson, ByteOrderMarkIsSkippedAndThePayloadKeptAsWritten) {
+    const std::string bom = "\xEF\xBB\xBF";
+    const auto one = http::parse_events(bom + R"({"payload":{"b":1,"a":12345678901234567890123}})", http::BodyFormat::Json, "t");
+    ASSERT_EQ(one.size(), 1u);
+    EXPECT_EQ(one[0].payload, R"({"b":1,"a":12345678901234567890123})");
+    const auto batch = http::parse_events(bom + R"([{"payload":{"z":1,"y":2}},{"payload":1.50}])", http::BodyFormat::Json, "t");
+    ASSERT_EQ(batch.size(), 2u);
+    EXPECT_EQ(batch[0].payload, R"({"z":1,"y":2})");
+    EXPECT_EQ(batch[1].payload, "1.50");
+    const auto lines = http::parse_events(bom + "{\"payload\":{\"q\":2,\"p\":1}}\n", http::BodyFormat::NdJson, "t");
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(lines[0].payload, R"({"q":2,"p":1})");
+    EXPECT_EQ(http::parse_event(bom + R"({"payload":[2, 1]})", "t").payload, "[2,1]");
+}
+
+TEST(EventJson, NestingPastTheLimitIsRefusedNamingTheLimit) {
+    const size_t limit = http::kMaxJsonDepth;
+    auto nested = [](size_t levels) { return std::string(levels, '[') + std::string(levels, ']'); };
+    // The event object is level 1: its payload may take the rest.
+    const auto ok = http::parse_events("{\"payload\":" + nested(limit - 1) + "}", http::BodyFormat::Json, "t");
+    EXPECT_EQ(ok[0].payload, nested(limit - 1));
+    for (const std::string& body : {"{\"payload\":" + nested(limit) + "}", std::string(100000, '['),
+                                    "{\"payload\":\"[[[[\"," + std::string(8 << 20, '{')}) {
+        try {
+            http::parse_events(body, http::BodyFormat::Json, "t");
+            FAIL() << "a body " << body.size() << " bytes long nesting past the limit was accepted";
+        } catch (const http::BadRequest& e) {
+            EXPECT_NE(std::string(e.what()).find("the limit is " + std::to_string(limit) + " levels"), std::string::npos) << e.what();
+        }
+    }
+    // Brackets inside strings are text, not nesting.
+    EXPECT_EQ(http::parse_events("{\"payload\":\"" + std::string(1000, '[') + "\"}", http::BodyFormat::Json, "t").size(), 1u);
+}
+
+TEST(EventJson, NumbersADoubleCannotHoldAreABadRequest) {
+    for (const char* body : {R"({"payload":1e400})", R"({"payload":[1,-1e999]})"}) {
+        try {
+            http::parse_events(body, http::BodyFormat::Json, "t");
+            FAIL() << body << " was accepted";
+        } catch (const http::BadRequest& e) {
+            EXPECT_NE(std::string(e.what()).find("number overflow"), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_THROW(http::parse_event(R"({"payload":1e400})", "t"), http::BadRequest);
+}
+
+TEST(EventJson, ReservedHeaderNamesAreRefusedNamingTheHeader) {
+    for (const char* name : {"event_id", "Event_Type", "correlation_id", "traceparent", "ce_source", "CE_id"}) {
+        const std::string body = std::string(R"({"payload":1,"headers":{"ok":"1",")") + name + R"(":"forged"}})";
+        try {
+            http::parse_events(body, http::BodyFormat::Json, "t");
+            FAIL() << name << " was accepted";
+        } catch (const http::BadRequest& e) {
+            EXPECT_EQ(std::string(e.what()), std::string("field 'headers.") + name +
+                                                 "': reserved for the engine's own headers (event_id, event_type, "
+                                                 "correlation_id, traceparent, ce_*)");
+        }
+    }
+    EXPECT_EQ(http::parse_events(R"({"payload":1,"headers":{"event":"x","cex":"y","my_event_id":"z"}})", http::BodyFormat::Json, "t")[0]
+                  .headers.size(),
+              3u);
+}
+
 TEST(EventJson, OutcomeIsJsonWithEscapesOnlyWhereNeeded) {
     pipeline::Outcome o{"0190-abc", pipeline::Path::Direct, pipeline::Reason::None, ""};
     EXPECT_EQ(http::outcome_json(o), R"({"event_id":"0190-abc","path":"direct"})");
