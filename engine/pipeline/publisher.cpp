@@ -89,6 +89,11 @@ std::vector<Outcome> Pipeline::publish(std::vector<Event> events) {
                       "the event names no topic and pipeline " + spec_.name + " has no default topic"};
             continue;
         }
+        if (const std::string* name = first_reserved_header(events[i])) {
+            out[i] = {{}, Path::Refused, Reason::Invalid,
+                      "header '" + *name + "' is reserved for the engine's own headers (" + kReservedHeaders + ")"};
+            continue;
+        }
         valid.push_back(i);
     }
 
