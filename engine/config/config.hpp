@@ -2,6 +2,7 @@
 // environment overlays and ${VAR} interpolation. Nothing outside engine/config sees toml++.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -98,7 +99,9 @@ struct Engine {
     std::string log_level = "info";  // trace, debug, info, warn, error
     std::string log_format = "text"; // text | json
     std::string http_listen;         // "127.0.0.1:8080"; empty = no HTTP listener
-    std::string http_token;          // bearer token for the ingress routes; empty = none
+    Location http_listen_where;
+    std::string http_token;          // bearer token for the ingress routes; empty = none (not written:
+                                     // written empty is an error, so a ${VAR} that expands to "" cannot turn it off)
     bool http_token_from_env = false;
 };
 
@@ -135,6 +138,24 @@ Config load_string(const std::string& text, const std::string& name, const LoadO
 Config load_file(const std::string& path, const LoadOptions& options, std::vector<Diagnostic>& errors);
 Config load_string(const std::string& text, const std::string& name, const LoadOptions& options,
                    std::vector<Diagnostic>& errors);
+
+// Bounds checked on the text before it is parsed: the TOML parser recurses once per nesting
+// level and per dotted-key part, so a hostile file could exhaust the stack (a crash) instead of
+// getting an error. A real pipeline file is a few KiB and nests 6 or 7 levels at most.
+inline constexpr size_t kMaxConfigBytes = size_t{1} << 20;  // 1 MiB
+// Nesting counts table-header parts, dotted-key parts, arrays and inline tables together:
+// [a.b] c.d = [{e = 1}] puts e at level 6.
+inline constexpr int kMaxConfigDepth = 64;
+
+// True when an option's name says its value is a credential, whatever plugin declares it (for
+// pass-through properties such as librdkafka's, which no option table lists). The rule: split the
+// name into words at '.', '_' and '-' (case-insensitive); it is secret when a word is password,
+// passwd, passphrase, secret, token, credentials, credential, apikey or jaas; or when a word is
+// `key` after private, api, ssl, signing or encryption (ssl.key.pem, ssl.key.location,
+// private.key.file, api_key) or before pem, der, data or material (key.pem). Any other `key` names
+// a column, a field or a prefix (columns.key, key_prefix, message.key), not a credential.
+// sasl.oauthbearer.config carries client secrets as text, so it is secret too.
+bool name_says_secret(const std::string& option_name);
 
 // The kafka sink plugin's default message.timeout.ms (plugins/kafka/producer_config.hpp; a test
 // there keeps the two equal): what the cross-check assumes when a kafka sink does not set it.

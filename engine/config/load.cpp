@@ -116,6 +116,7 @@ public:
         if (cfg.environment.empty()) throw ConfigError(diagnostics_);  // no environment: nothing to check against
         check_top_level(root);
         if (auto* engine = root["engine"].as_table()) read_engine(*engine, cfg.engine);
+        warn_open_listener(cfg);
         for (const char* kind : kKinds)
             if (auto* t = root[kind].as_table()) read_components(kind, *t, cfg);
         if (auto* p = root["pipeline"].as_table()) read_pipelines(*p, cfg);
@@ -288,10 +289,18 @@ private:
                     if (!s->empty() && (colon == 0 || !numeric || std::stoi(port) > 65535))
                         error(node, path, "expected \"host:port\" (e.g. \"127.0.0.1:8080\"), got \"" + *s + "\"");
                     else
-                        e.http_listen = *s;
+                        e.http_listen = *s, e.http_listen_where = at(node);
                 }
             } else if (key == "http_token") {
-                if (auto s = text(node, path, &e.http_token_from_env)) e.http_token = *s;
+                if (auto s = text(node, path, &e.http_token_from_env)) {
+                    if (s->empty())
+                        error(node, path,
+                              std::string(node.as_string()->get().empty() ? "is empty" : "expands to an empty string") +
+                                  ", which would turn authentication off; set a token, or remove http_token to run "
+                                  "without one");
+                    else
+                        e.http_token = *s;
+                }
             } else {
                 error(node, path, "unknown key; [engine] takes plugin_path, log_level, log_format, http_listen, http_token");
             }
@@ -456,6 +465,20 @@ private:
         }
     }
 
+    // An HTTP listener reachable beyond this host with no token takes events from anyone who can
+    // reach the port. Legal (a private network, a proxy in front that authenticates), so a warning.
+    void warn_open_listener(Config& cfg) {
+        const Engine& e = cfg.engine;
+        if (e.http_listen.empty() || !e.http_token.empty()) return;
+        std::string host = e.http_listen.substr(0, e.http_listen.rfind(':'));
+        if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        if (host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0) return;
+        cfg.warnings.push_back({e.http_listen_where, "engine.http_listen",
+                                "\"" + e.http_listen + "\" accepts connections from other hosts and no http_token is "
+                                "set: anyone who reaches the port can publish events and use the admin API; set "
+                                "http_token or listen on 127.0.0.1"});
+    }
+
     // A kafka sink's librdkafka message.timeout.ms above the direct_timeout of a direct-first
     // pipeline using it: the publish spills to the outbox at direct_timeout while librdkafka keeps
     // the message and may still deliver it, a duplicate of the row the relay sends later. Legal,
@@ -520,8 +543,115 @@ private:
 
 namespace {
 
+// Where byte `offset` of `text` is, as the parser counts: lines from 1, columns in code points from 1.
+Location location_of(std::string_view text, size_t offset, const std::string& name) {
+    Location where{name, 1, 1};
+    for (size_t i = 0; i < offset && i < text.size(); ++i) {
+        if (text[i] == '\n') ++where.line, where.column = 1;
+        else if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) ++where.column;
+    }
+    return where;
+}
+
+// The size and nesting bounds (kMaxConfigBytes, kMaxConfigDepth), checked by a scan of the text
+// that knows just enough TOML to tell keys from values: strings and comments are skipped, dots
+// count in keys only, brackets in values only. It reports nothing else: a malformed file is the
+// parser's to describe, and this scan only has to keep such a file from being nested too deep.
+void check_limits(std::string_view text, const std::string& name) {
+    if (text.size() > kMaxConfigBytes)
+        throw ConfigError({{location_of(text, kMaxConfigBytes, name), "",
+                            "the file is larger than " + std::to_string(kMaxConfigBytes) +
+                                " bytes (1 MiB), the limit for a configuration file"}});
+    auto too_deep = [&](size_t offset) {
+        throw ConfigError({{location_of(text, offset, name), "",
+                            "nested deeper than " + std::to_string(kMaxConfigDepth) +
+                                " levels (table-header parts, dotted-key parts, arrays and inline tables "
+                                "together), the limit for a configuration file"}});
+    };
+    struct Container {
+        bool inline_table;  // else an array
+        int depth;          // its own level
+    };
+    std::vector<Container> open;  // never deeper than kMaxConfigDepth: too_deep throws first
+    int section_depth = 0;        // the level of the last [header] table
+    bool in_key = true, line_start = true;
+    int key_parts = 1;
+    int value_depth = 0;  // the level of a value that starts here
+    auto key_base = [&] { return open.empty() ? section_depth : open.back().depth; };
+    const size_t n = text.size();
+    for (size_t i = 0; i < n; ++i) {
+        const char c = text[i];
+        if (c == '"' || c == '\'') {
+            const bool multi = i + 2 < n && text[i + 1] == c && text[i + 2] == c;
+            size_t j = i + (multi ? 3 : 1);
+            for (; j < n; ++j) {
+                if (c == '"' && text[j] == '\\') { ++j; continue; }
+                if (!multi && text[j] == '\n') break;  // unterminated: the parser says so
+                if (text[j] == c && (!multi || (j + 2 < n && text[j + 1] == c && text[j + 2] == c))) {
+                    if (multi) {
+                        j += 2;
+                        while (j + 1 < n && text[j + 1] == c) ++j;  // up to two quotes end the content
+                    }
+                    break;
+                }
+            }
+            i = std::min(j, n - 1) - (j < n && text[j] == '\n' ? 1 : 0);
+            line_start = false;
+            continue;
+        }
+        if (c == '#') {
+            while (i + 1 < n && text[i + 1] != '\n') ++i;
+            continue;
+        }
+        if (c == '\n') {
+            if (open.empty()) in_key = true, key_parts = 1, line_start = true;
+            continue;
+        }
+        if (c == ' ' || c == '\t' || c == '\r') continue;
+        if (open.empty() && line_start && c == '[') {  // [a.b.c] or [[a.b.c]]
+            const bool array_of_tables = i + 1 < n && text[i + 1] == '[';
+            int parts = 1;
+            size_t j = i + (array_of_tables ? 2 : 1);
+            for (; j < n && text[j] != ']' && text[j] != '\n'; ++j) {
+                if (text[j] == '"' || text[j] == '\'') {  // a quoted part: its dots are not separators
+                    const char q = text[j];
+                    for (++j; j < n && text[j] != q && text[j] != '\n'; ++j)
+                        if (q == '"' && text[j] == '\\') ++j;
+                    if (j >= n || text[j] == '\n') break;
+                } else if (text[j] == '.' && ++parts + (array_of_tables ? 1 : 0) > kMaxConfigDepth) {
+                    too_deep(j);
+                }
+            }
+            section_depth = parts + (array_of_tables ? 1 : 0);
+            i = j < n && text[j] == '\n' ? j - 1 : std::min(j, n - 1);
+            in_key = line_start = false;
+            continue;
+        }
+        line_start = false;
+        if (in_key) {
+            if (c == '.' && key_base() + ++key_parts > kMaxConfigDepth) too_deep(i);
+            if (c == '=' && (value_depth = key_base() + key_parts) > kMaxConfigDepth) too_deep(i);
+            if (c == '=') in_key = false;
+            if (c == '}' && !open.empty() && open.back().inline_table) open.pop_back(), in_key = false;  // {}
+            continue;
+        }
+        if (c == '[' || c == '{') {
+            if (value_depth > kMaxConfigDepth) too_deep(i);
+            open.push_back({c == '{', value_depth});
+            if (c == '{') in_key = true, key_parts = 1;
+            else value_depth = open.back().depth + 1;
+        } else if (c == ']' || c == '}') {
+            if (!open.empty()) open.pop_back();
+        } else if (c == ',' && !open.empty()) {
+            if (open.back().inline_table) in_key = true, key_parts = 1;
+            else value_depth = open.back().depth + 1;
+        }
+    }
+}
+
 Config parse_and_build(const std::string& text, const std::string& name, const LoadOptions& options,
                        std::vector<Diagnostic>* errors) {
+    check_limits(text, name);
     toml::table root;
     try {
         root = toml::parse(text, name);
@@ -532,12 +662,16 @@ Config parse_and_build(const std::string& text, const std::string& name, const L
     return Loader(name, options).build(root, errors);
 }
 
+// At most one byte past the size limit, so that a huge file (or /dev/zero) is refused by
+// check_limits without being read whole.
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw ConfigError({{Location{path, 0, 0}, "", std::string("cannot read the file: ") + std::strerror(errno)}});
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    return buffer.str();
+    std::string text(kMaxConfigBytes + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    if (in.bad()) throw ConfigError({{Location{path, 0, 0}, "", std::string("cannot read the file: ") + std::strerror(errno)}});
+    text.resize(static_cast<size_t>(in.gcount()));
+    return text;
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // options redacted, so `spillway validate` output can be pasted into a ticket.
 #include "engine/config/config.hpp"
 
+#include <cctype>
 #include <sstream>
 
 namespace spillway::config {
@@ -40,6 +41,32 @@ const char* mode_name(Mode m) { return m == Mode::DirectFirst ? "direct-first" :
 std::string ms(int64_t v) { return quote(std::to_string(v) + "ms"); }
 
 }  // namespace
+
+bool name_says_secret(const std::string& option_name) {
+    std::vector<std::string> words(1);
+    for (char c : option_name) {
+        if (c == '.' || c == '_' || c == '-') {
+            if (!words.back().empty()) words.emplace_back();
+        } else {
+            words.back() += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+    }
+    if (words.back().empty()) words.pop_back();
+    auto any_of = [](const std::string& word, std::initializer_list<const char*> list) {
+        for (const char* w : list)
+            if (word == w) return true;
+        return false;
+    };
+    for (size_t i = 0; i < words.size(); ++i) {
+        if (any_of(words[i], {"password", "passwd", "passphrase", "secret", "token", "credentials", "credential",
+                              "apikey", "jaas"}))
+            return true;
+        if (words[i] != "key") continue;
+        if (i > 0 && any_of(words[i - 1], {"private", "api", "ssl", "signing", "encryption"})) return true;
+        if (i + 1 < words.size() && any_of(words[i + 1], {"pem", "der", "data", "material"})) return true;
+    }
+    return words.size() >= 2 && words[words.size() - 2] == "oauthbearer" && words.back() == "config";
+}
 
 std::string Value::render() const {
     struct Visitor {
@@ -80,13 +107,14 @@ std::string render_toml(const Config& c, const SecretPredicate& is_secret, const
         o << "plugin = " << quote(comp.plugin) << "\n";
         for (const auto& [key, value] : comp.options) {
             o << bare_or_quoted(key) << " = ";
-            if (is_secret && is_secret(comp, key)) o << "\"<secret>\"";
+            if (name_says_secret(key) || (is_secret && is_secret(comp, key))) o << "\"<secret>\"";
             else if (value.from_env) o << "\"<from environment>\"";
             else o << value.render();
             o << "\n";
         }
         if (defaults)
-            for (const auto& [key, value] : defaults(comp)) o << bare_or_quoted(key) << " = " << value << "  # default\n";
+            for (const auto& [key, value] : defaults(comp))
+                o << bare_or_quoted(key) << " = " << (name_says_secret(key) ? "\"<secret>\"" : value) << "  # default\n";
     }
     for (const auto& [name, p] : c.pipelines) {
         o << "\n[pipeline." << name << "]  # " << p.where.str() << "\n";

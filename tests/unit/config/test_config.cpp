@@ -230,6 +230,121 @@ TEST(ConfigWarnings, NoLimitIsAboveAnyDirectTimeout) {
     EXPECT_NE(w[0].find("0 (no limit) is above"), std::string::npos) << w[0];
 }
 
+TEST(ConfigWarnings, AListenerBeyondLoopbackWithoutATokenIsNamedAtHttpListen) {
+    auto with_engine = [](const std::string& engine) {
+        return "[engine]\n" + engine + kafka_pipeline("", "topic = \"essays.events\"\n");
+    };
+    auto w = warnings_of(with_engine("http_listen = \"0.0.0.0:8080\"\n"));
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_EQ(w[0].rfind("pipes.toml:2:15: engine.http_listen: \"0.0.0.0:8080\" accepts connections from other hosts "
+                         "and no http_token is set", 0), 0u) << w[0];
+    EXPECT_EQ(warnings_of(with_engine("http_listen = \"[::]:8080\"\n")).size(), 1u);
+    EXPECT_EQ(warnings_of(with_engine("http_listen = \"orders-host:8080\"\n")).size(), 1u);
+    EXPECT_TRUE(warnings_of(with_engine("http_listen = \"0.0.0.0:8080\"\nhttp_token = \"t0k3n\"\n")).empty());
+    for (const char* loopback : {"127.0.0.1:8080", "127.0.0.2:0", "localhost:8080", "[::1]:8080"})
+        EXPECT_TRUE(warnings_of(with_engine("http_listen = \"" + std::string(loopback) + "\"\n")).empty()) << loopback;
+}
+
+// Pass-through properties (librdkafka's) are in no option table: their names decide.
+TEST(ConfigSecrets, TheNameRule) {
+    for (const char* secret : {"sasl.password", "ssl.key.password", "ssl.keystore.password", "ssl.key.pem",
+                               "ssl.key.location", "sasl.oauthbearer.client.secret", "sasl.oauthbearer.config",
+                               "sasl.jaas.config", "password", "PASSWORD", "db_passwd", "api_key", "apiKey.x",
+                               "http-token", "aws.credentials", "private.key.file",
+                               "sasl.oauthbearer.assertion.private.key.passphrase", "signing_key", "key.pem"})
+        EXPECT_TRUE(config::name_says_secret(secret)) << secret;
+    for (const char* plain : {"columns.key", "key_prefix", "message.key", "key", "bootstrap.servers", "sasl.username",
+                              "sasl.mechanisms", "ssl.certificate.pem", "ssl.ca.location", "tokenizer", "keystore",
+                              "event_id_field", "max_pending", "security.protocol", "monkey.pem"})
+        EXPECT_FALSE(config::name_says_secret(plain)) << plain;
+}
+
+TEST(ConfigSecrets, PassThroughCredentialsArePrintedRedacted) {
+    const auto cfg = config::load_string(
+        kafka_pipeline("\"sasl.password\" = \"hunter2-sasl\"\n\"ssl.key.password\" = \"hunter2-key\"\n"
+                       "\"ssl.keystore.password\" = \"hunter2-store\"\n"
+                       "\"sasl.oauthbearer.client.secret\" = \"hunter2-oauth\"\n\"sasl.username\" = \"alice\"\n",
+                       ""),
+        "pipes.toml", options());
+    // No plugin predicate: the name rule alone hides them, in set options and in defaults.
+    const std::string out = config::render_toml(cfg, {}, [](const config::Component& c) {
+        std::vector<std::pair<std::string, std::string>> d;
+        if (c.kind == "sink") d.emplace_back("ssl.key.pem", "\"hunter2-default\"");
+        return d;
+    });
+    EXPECT_EQ(out.find("hunter2"), std::string::npos) << out;
+    EXPECT_NE(out.find("\"sasl.password\" = \"<secret>\""), std::string::npos) << out;
+    EXPECT_NE(out.find("\"ssl.key.pem\" = \"<secret>\"  # default"), std::string::npos) << out;
+    EXPECT_NE(out.find("\"sasl.username\" = \"alice\""), std::string::npos) << out;
+}
+
+// The size and nesting limits hold before the parser runs; each answer names where it was crossed.
+std::string load_error(const std::string& text) {
+    try {
+        config::load_string(text, "deep.toml", options());
+    } catch (const config::ConfigError& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+std::string dotted(size_t parts) {
+    std::string key = "a";
+    for (size_t i = 1; i < parts; ++i) key += ".a";
+    return key;
+}
+
+const std::string kTooDeep =
+    "nested deeper than 64 levels (table-header parts, dotted-key parts, arrays and inline tables together), "
+    "the limit for a configuration file";
+
+TEST(ConfigLimits, ADottedKeyOfFiftyThousandPartsIsRefusedWhereItCrossesTheLimit) {
+    // In [sink.kafka] (2 levels), the 62nd dot makes level 65: column 124 of line 4. The old loader
+    // recursed once per part there, building ever longer key strings.
+    const std::string e = load_error(kafka_pipeline(dotted(50'000) + " = 1\n", ""));
+    EXPECT_EQ(e, "deep.toml:4:124: " + kTooDeep) << e.substr(0, 300);
+    // At the top level the parser itself ran out of stack (SIGSEGV) on a key this long.
+    const std::string top = load_error(dotted(200'000) + " = 1\n");
+    EXPECT_EQ(top, "deep.toml:1:128: " + kTooDeep) << top.substr(0, 300);
+}
+
+TEST(ConfigLimits, DeepArraysInlineTablesAndHeadersAreRefused) {
+    EXPECT_EQ(load_error("a = " + std::string(100'000, '[') + std::string(100'000, ']') + "\n"), "deep.toml:1:69: " + kTooDeep);
+    std::string tables = "a = ";
+    for (int i = 0; i < 200; ++i) tables += "{" + dotted(200) + " = ";
+    tables += "1" + std::string(200, '}') + "\n";
+    EXPECT_EQ(load_error(tables), "deep.toml:1:131: " + kTooDeep);  // a = {a.a... : level 65 at the 63rd dot
+    EXPECT_EQ(load_error("[" + dotted(70) + "]\n"), "deep.toml:1:129: " + kTooDeep);
+    EXPECT_EQ(load_error("[[" + dotted(64) + "]]\n"), "deep.toml:1:128: " + kTooDeep);  // its array is a level too
+    // Levels add up across a header, a dotted key and brackets.
+    EXPECT_EQ(load_error("[" + dotted(30) + "]\n" + dotted(30) + " = [[[[[[1]]]]]]\n"), "deep.toml:2:68: " + kTooDeep);
+}
+
+TEST(ConfigLimits, ALargerFileIsRefusedAtTheByteThatCrossesTheLimit) {
+    const std::string text = "# " + std::string(config::kMaxConfigBytes, 'x') + "\n";
+    EXPECT_EQ(load_error(text),
+              "deep.toml:1:1048577: the file is larger than 1048576 bytes (1 MiB), the limit for a configuration file");
+}
+
+TEST(ConfigLimits, WhatOnlyLooksDeepIsNotCounted) {
+    // Brackets and dots in strings, quoted keys and comments count for nothing; 64 levels pass.
+    const std::string brackets(200, '['), dots(200, '.');
+    auto exactly = [](int arrays) {
+        // [10 parts] 20 parts = [ arrays x [ {b = 1} ] ]: the outer array is at level 30, b at 32 + arrays.
+        return "[" + dotted(10) + "]\n" + dotted(20) + " = [" + std::string(arrays, '[') + "{b = 1}" +
+               std::string(arrays, ']') + "]\n";
+    };
+    const std::string text = "# " + brackets + dotted(100) + "\n"
+                             "[x]\nlist = [\"" + brackets + dots + "\", '" + brackets + "']\n"
+                             "basic = \"\"\"\n" + brackets + "\n\"\"\"  # \"\n"
+                             "literal = '''" + brackets + "\n'''\n"
+                             "escaped = \"\\\"" + brackets + "\"\n"
+                             "[\"" + dots + "\".\"x\"]\n\"" + dots + "\" = 1\n" + exactly(32);
+    EXPECT_EQ(load_error(text).find("deep.toml:1:"), std::string::npos) << load_error(text).substr(0, 400);
+    EXPECT_EQ(load_error(text).find("nested deeper"), std::string::npos) << load_error(text).substr(0, 400);
+    EXPECT_EQ(load_error(exactly(33)), "deep.toml:2:80: " + kTooDeep);  // the = of b
+}
+
 TEST(Config, AnUnknownTopLevelTableHidesNoOtherError) {
     // The loader collects; prepare goes on to the plugins' option checks and their own validate.
     const std::string toml = kDir + "/bad/39-every-error-reported.toml";
