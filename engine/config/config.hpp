@@ -79,6 +79,11 @@ struct Pipeline {
     std::map<std::string, Location> uses_where;
     Mode mode = Mode::DirectFirst;
     std::string topic;                 // default topic for events that name none
+    // Topic names or `*` patterns a client may name (engine/pipeline/topic_name.hpp); empty: any
+    // legal name. Not written: [topic] when the HTTP ingress is public, else empty (topics_default).
+    List topics;
+    Location topics_where;             // line 0: not written
+    bool topics_default = false;       // set by the public-ingress rule, not by the user
     int64_t direct_timeout_ms = 2000;  // how long a direct publish waits for Kafka's report
     Location direct_timeout_where;     // line 0: not written (the default)
     int64_t batch_size = 100;          // relay claim limit

@@ -2,6 +2,7 @@
 // interpolation, structure and reference checks. Collects every problem before failing, each with
 // file:line:col and the key path, so one `spillway validate` run shows them all.
 #include "engine/config/config.hpp"
+#include "engine/pipeline/topic_name.hpp"
 
 #include <spillway/detail/duration.hpp>
 
@@ -122,6 +123,7 @@ public:
         if (auto* p = root["pipeline"].as_table()) read_pipelines(*p, cfg);
         if (cfg.pipelines.empty() && !root["pipeline"].as_table())
             error(Location{file_, 0, 0}, "pipeline", "no [pipeline.<name>] is defined; a config needs at least one");
+        default_topics(cfg);
         check_kafka_timeouts(cfg);
         if (errors) errors->insert(errors->end(), diagnostics_.begin(), diagnostics_.end());
         else if (!diagnostics_.empty()) throw ConfigError(diagnostics_);
@@ -421,7 +423,12 @@ private:
                     if (auto s = one_of(v, kpath, {"direct-first", "outbox-first"}))
                         p.mode = *s == "direct-first" ? Mode::DirectFirst : Mode::OutboxFirst;
                 } else if (key == "topic") {
-                    if (auto s = text(v, kpath)) p.topic = *s;
+                    if (auto s = text(v, kpath)) {
+                        if (auto problem = pipeline::topic_name_problem(*s); !problem.empty()) error(v, kpath, problem);
+                        else p.topic = *s;
+                    }
+                } else if (key == "topics") {
+                    read_topics(v, kpath, p);
                 } else if (key == "direct_timeout") {
                     if (auto d = duration(v, kpath)) {
                         p.direct_timeout_ms = *d;
@@ -446,7 +453,7 @@ private:
                 } else if (key == "on_reject") {
                     if (auto s = one_of(v, kpath, {"refuse", "dead-letter"})) p.dead_letter_rejects = *s == "dead-letter";
                 } else {
-                    error(v, kpath, "unknown key; a pipeline takes sink, store, notifier, scheduler, mode, topic, "
+                    error(v, kpath, "unknown key; a pipeline takes sink, store, notifier, scheduler, mode, topic, topics, "
                                     "direct_timeout, batch_size, drain_batch_size, claim_ahead, lease, circuit_threshold, shutdown_timeout, "
                                     "on_reject");
                 }
@@ -462,6 +469,46 @@ private:
                 if (!p.uses.count(kind))
                     error(node, path, std::string("missing '") + kind + "' (every pipeline names a sink, store, notifier and scheduler)");
             cfg.pipelines[name] = std::move(p);
+        }
+    }
+
+    // `topics = ["orders.events", "orders.*"]`: at least one entry, each a name or a `*` pattern.
+    void read_topics(const toml::node& v, const std::string& kpath, Pipeline& p) {
+        const auto* arr = v.as_array();
+        if (!arr) return error(v, kpath, std::string("expected a list of topic names or patterns, got ") + type_name(v));
+        if (arr->empty())
+            return error(v, kpath, "an empty list allows no topic; list names or patterns (\"*\" allows any legal name)");
+        p.topics_where = at(v);
+        for (const auto& item : *arr) {
+            auto s = text(item, kpath);
+            if (!s) continue;
+            if (auto problem = pipeline::topic_pattern_problem(*s); !problem.empty()) error(item, kpath, problem);
+            else p.topics.push_back(*s);
+        }
+    }
+
+    // The HTTP ingress is public when it listens on anything but loopback: then a pipeline that
+    // does not say which topics clients may name takes its own `topic` only, so an exposed port
+    // cannot write every topic the producer's credentials reach.
+    static bool ingress_public(const std::string& http_listen) {
+        if (http_listen.empty()) return false;
+        std::string host = http_listen.substr(0, http_listen.rfind(':'));
+        if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        return !(host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0);
+    }
+
+    void default_topics(Config& cfg) {
+        if (!ingress_public(cfg.engine.http_listen)) return;
+        for (auto& [name, p] : cfg.pipelines) {
+            if (!p.topics.empty() || p.topics_where.line != 0) continue;
+            if (p.topic.empty()) {
+                error(p.where, "pipeline." + name + ".topics",
+                      "the HTTP ingress is public (http_listen = \"" + cfg.engine.http_listen +
+                          "\") and this pipeline has no topic: list the topics clients may name");
+                continue;
+            }
+            p.topics = {p.topic};
+            p.topics_default = true;
         }
     }
 

@@ -122,6 +122,11 @@ std::string render_toml(const Config& c, const SecretPredicate& is_secret, const
             if (auto it = p.uses.find(kind); it != p.uses.end()) o << kind << " = " << quote(it->second) << "\n";
         o << "mode = " << quote(mode_name(p.mode)) << "\n";
         if (!p.topic.empty()) o << "topic = " << quote(p.topic) << "\n";
+        if (!p.topics.empty()) {
+            o << "topics = [";
+            for (size_t i = 0; i < p.topics.size(); ++i) o << (i ? ", " : "") << quote(p.topics[i]);
+            o << "]" << (p.topics_default ? "  # default: the HTTP ingress is public" : "") << "\n";
+        }
         o << "direct_timeout = " << ms(p.direct_timeout_ms) << "\n";
         o << "batch_size = " << p.batch_size << "\n";
         o << "drain_batch_size = " << p.drain_batch_size << "\n";

@@ -167,7 +167,7 @@ void Server::Impl::publish(const httplib::Request& req, httplib::Response& res) 
     // 202 when every event is durable. Otherwise the per-event results say which were refused:
     // 503 (retry later) if any refusal is temporary, 422 if every refusal is permanent.
     size_t refused = 0;
-    bool any_temporary = false;
+    bool any_temporary = false, all_invalid = true;
     std::string body = "{\"results\":[";
     body.reserve(outcomes.size() * 72 + 64);  // an accepted event's result is about 70 bytes
     for (size_t i = 0; i < outcomes.size(); ++i) {
@@ -175,12 +175,14 @@ void Server::Impl::publish(const httplib::Request& req, httplib::Response& res) 
         if (!o.accepted()) {
             ++refused;
             any_temporary = any_temporary || temporary(o.reason);
+            all_invalid = all_invalid && o.reason == pipeline::Reason::Invalid;
         }
         if (i) body += ',';
         body += outcome_json(o);
     }
     body += "],\"accepted\":" + std::to_string(outcomes.size() - refused) + ",\"refused\":" + std::to_string(refused) + "}\n";
-    res.status = refused == 0 ? 202 : any_temporary ? 503 : 422;
+    // 400 when no event was accepted and each was refused for its own content (e.g. its topic).
+    res.status = refused == 0 ? 202 : any_temporary ? 503 : all_invalid && refused == outcomes.size() ? 400 : 422;
     if (any_temporary) res.set_header("Retry-After", "1");
     res.set_content(body, kJson);
 }

@@ -2,6 +2,7 @@
 // event_id — whenever Kafka cannot confirm in time, the key already has events waiting, or the
 // circuit is open. A caller hears "accepted" only for what Kafka acknowledged or the store committed.
 #include "engine/pipeline/pipeline.hpp"
+#include "engine/pipeline/topic_name.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -92,6 +93,16 @@ std::vector<Outcome> Pipeline::publish(std::vector<Event> events) {
         if (const std::string* name = first_reserved_header(events[i])) {
             out[i] = {{}, Path::Refused, Reason::Invalid,
                       "header '" + *name + "' is reserved for the engine's own headers (" + kReservedHeaders + ")"};
+            continue;
+        }
+        if (std::string problem = topic_name_problem(events[i].topic); !problem.empty()) {
+            out[i] = {{}, Path::Refused, Reason::Invalid, std::move(problem)};
+            continue;
+        }
+        if (!topic_allowed(spec_.topics, events[i].topic)) {
+            out[i] = {{}, Path::Refused, Reason::Invalid,
+                      "topic " + printable_topic(events[i].topic) + " is not one pipeline " + spec_.name +
+                          " publishes to (its topics option)"};
             continue;
         }
         valid.push_back(i);
