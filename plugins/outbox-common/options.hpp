@@ -54,10 +54,7 @@ std::string quote_name(std::string_view name, const char* key, bool allow_schema
 
 struct Options {
     std::string table = "spillway_outbox";
-    // A finite default: a dead Kafka must not fill the database. 100,000 rows (about 100 MB at
-    // 1 KiB each) because each append counts up to this many index entries (measured in SQLite:
-    // 16 ms at 100,000, 97 ms at 1,000,000). 0: unbounded, only on request.
-    int64_t max_pending = 100'000;
+    int64_t max_pending = 0;      // 0: unbounded
     int64_t max_attempts = 10;    // 0: unlimited
     int64_t backoff_base_ms = 100;
     int64_t backoff_max_ms = 30'000;
@@ -94,9 +91,8 @@ struct Options {
 #define SPILLWAY_OUTBOX_COMMON_OPTIONS                                                            \
     {"table", SW_OPT_STRING, 0, "spillway_outbox",                                            \
      "outbox table name: an identifier ([A-Za-z_][A-Za-z0-9_]*, at most 40 characters)"},         \
-    {"max_pending", SW_OPT_INT, 0, "100000",                                                      \
-     "append answers FULL once a pipeline has this many pending rows (a dead Kafka cannot fill "  \
-     "the database); 0 = unbounded"},                                                             \
+    {"max_pending", SW_OPT_INT, 0, "0",                                                           \
+     "append answers FULL once a pipeline has this many pending rows; 0 = unbounded"},            \
     {"max_attempts", SW_OPT_INT, 0, "10",                                                         \
      "a row that failed this many delivery attempts becomes dead; 0 = retry forever"},            \
     {"backoff_base", SW_OPT_DURATION, 0, "100ms",                                             \
