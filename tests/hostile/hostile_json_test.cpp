@@ -20,7 +20,7 @@ using json = nlohmann::json;
 
 // The engine ran at 24 MB after these bodies (idle about 20 MB); a request body is at most 8 MiB. A bound this far above both
 // still catches what these inputs did before: a tree built per nesting level, or a dead process.
-constexpr long kRssBoundKb = 150 * 1024;
+constexpr long kRssBoundKb = rss_bound_kb(150 * 1024);
 
 const std::string kBom = "\xEF\xBB\xBF";
 
