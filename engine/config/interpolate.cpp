@@ -1,6 +1,7 @@
 // ${VAR} interpolation, the shell's familiar forms: ${VAR}, ${VAR:-default}, ${VAR:?message}, $$.
 #include "engine/config/config.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 
@@ -49,7 +50,7 @@ std::string interpolate(const std::string& text, const EnvLookup& getenv, bool* 
         if (const size_t colon = inner.find(':'); colon != std::string::npos) {
             name = inner.substr(0, colon);
             op = inner.substr(colon, 2);
-            arg = inner.substr(colon + 2);
+            arg = inner.substr(std::min(colon + 2, inner.size()));  // "${X:}" has no operator: refused below
             if (op != ":-" && op != ":?")
                 throw std::invalid_argument("unsupported form ${" + inner + "} (use ${VAR}, ${VAR:-default} or ${VAR:?message})");
         }
