@@ -4,6 +4,7 @@
 
 #include <array>
 #include <stdexcept>
+#include <string>
 
 namespace spillway::plugins::outbox {
 
@@ -17,6 +18,29 @@ int decode_char(char c) {
     if (c == '+') return 62;
     if (c == '/') return 63;
     return -1;
+}
+
+// nlohmann's parser keeps its own stack, but dump() (a non-string value of an adopted table's
+// headers object) recurses once per nesting level: a value nested 100,000 deep (200 KB of
+// brackets in a row an application wrote) overflowed the relay thread's stack, and the row,
+// claimed again after the restart, crashed the engine again. Headers are flat; only brackets
+// outside strings count.
+constexpr size_t kMaxHeadersDepth = 64;
+
+void check_depth(std::string_view text) {
+    size_t depth = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '"') {
+            for (++i; i < text.size() && text[i] != '"'; ++i)
+                if (text[i] == '\\') ++i;  // the escaped character cannot end the string
+        } else if (c == '{' || c == '[') {
+            if (++depth > kMaxHeadersDepth)
+                throw std::runtime_error("headers column nested deeper than " + std::to_string(kMaxHeadersDepth) + " levels");
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            --depth;
+        }
+    }
 }
 }  // namespace
 
@@ -106,6 +130,7 @@ std::string encode_headers(const sw_header* headers, size_t n) {
 std::vector<std::pair<std::string, std::string>> decode_headers(std::string_view text) {
     std::vector<std::pair<std::string, std::string>> out;
     if (text.empty()) return out;
+    check_depth(text);
     // Ordered: headers keep the order the envelope wrote them in.
     const auto arr = nlohmann::ordered_json::parse(text, nullptr, false);
     if (arr.is_object()) {
