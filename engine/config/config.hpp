@@ -96,6 +96,32 @@ struct Pipeline {
     bool dead_letter_rejects = false;  // on_reject = "dead-letter" (else "refuse")
 };
 
+// [engine] http_* keys: the HTTP listener's limits, enforced by engine/http/server.cpp. Each is
+// declared once, in kHttpLimitKeys (load.cpp), with its default here.
+struct HttpLimits {
+    int64_t max_header_bytes = 16 * 1024;    // request line + header lines
+    int64_t max_headers = 100;               // header fields per request
+    int64_t max_body_bytes = 8 * 1024 * 1024;  // on the wire, and again after decompression
+    int64_t max_events = 10000;              // events per request
+    int64_t max_depth = 64;                  // JSON nesting levels, the outer value included
+    int64_t request_timeout_ms = 10000;      // a request's first byte to its last body byte
+    int64_t idle_timeout_ms = 15000;         // a keep-alive connection between requests
+    int64_t max_connections = 512;           // beyond: probes still answered, other requests 503
+    int64_t shutdown_timeout_ms = 5000;      // requests in flight at stop get this long to finish
+    bool gzip = false;                       // accept Content-Encoding gzip / deflate
+};
+
+// One [engine] http_* key, for the loader, `validate` and the docs.
+struct HttpLimitKey {
+    const char* key;          // "http_max_body_bytes"
+    enum Kind { Count, Bytes, Duration, Flag } kind;
+    int64_t HttpLimits::*value;  // null for Flag
+    int64_t min, max;
+    const char* meaning;
+};
+extern const HttpLimitKey kHttpLimitKeys[];
+extern const size_t kHttpLimitKeyCount;
+
 // [engine]
 struct Engine {
     List plugin_path;
@@ -108,6 +134,7 @@ struct Engine {
     std::string http_token;          // bearer token for the ingress routes; empty = none (not written:
                                      // written empty is an error, so a ${VAR} that expands to "" cannot turn it off)
     bool http_token_from_env = false;
+    HttpLimits http;
 };
 
 struct Config {

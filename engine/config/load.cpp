@@ -50,6 +50,28 @@ std::vector<Diagnostic> in_file_order(std::vector<Diagnostic> ds) {
 ConfigError::ConfigError(std::vector<Diagnostic> diagnostics)
     : std::runtime_error(join_diagnostics(in_file_order(diagnostics))), diagnostics_(in_file_order(std::move(diagnostics))) {}
 
+const HttpLimitKey kHttpLimitKeys[] = {
+    {"http_max_header_bytes", HttpLimitKey::Bytes, &HttpLimits::max_header_bytes, 1024, 1 << 20,
+     "request line and header lines together; past it 431"},
+    {"http_max_headers", HttpLimitKey::Count, &HttpLimits::max_headers, 8, 10000, "header fields per request; past it 431"},
+    {"http_max_body_bytes", HttpLimitKey::Bytes, &HttpLimits::max_body_bytes, 1024, int64_t(1) << 32,
+     "request body on the wire (Content-Length, chunked) and after decompression; past it 413"},
+    {"http_max_events", HttpLimitKey::Count, &HttpLimits::max_events, 1, 10000000, "events in one request; past it 413"},
+    {"http_max_depth", HttpLimitKey::Count, &HttpLimits::max_depth, 2, 1000,
+     "JSON nesting levels of a body, the outer value included; past it 400"},
+    {"http_request_timeout", HttpLimitKey::Duration, &HttpLimits::request_timeout_ms, 100, 3600000,
+     "from a request's first byte to its last body byte; past it the connection closes"},
+    {"http_idle_timeout", HttpLimitKey::Duration, &HttpLimits::idle_timeout_ms, 100, 3600000,
+     "a keep-alive connection waiting for its next request; past it the connection closes"},
+    {"http_max_connections", HttpLimitKey::Count, &HttpLimits::max_connections, 1, 1000000,
+     "open connections; beyond it probes are still answered, other requests get 503"},
+    {"http_shutdown_timeout", HttpLimitKey::Duration, &HttpLimits::shutdown_timeout_ms, 0, 600000,
+     "at stop, how long requests in flight get to finish before every connection closes"},
+    {"http_gzip", HttpLimitKey::Flag, nullptr, 0, 1,
+     "accept request bodies with Content-Encoding gzip or deflate (decompressed size bounded too); else 415"},
+};
+const size_t kHttpLimitKeyCount = sizeof kHttpLimitKeys / sizeof kHttpLimitKeys[0];
+
 const Component* Config::component(const std::string& kind, const std::string& name) const {
     auto it = components.find(kind + "." + name);
     return it == components.end() ? nullptr : &it->second;
@@ -264,6 +286,41 @@ private:
         return std::nullopt;
     }
 
+    static const HttpLimitKey* http_limit_key(const std::string& key) {
+        for (size_t i = 0; i < kHttpLimitKeyCount; ++i)
+            if (key == kHttpLimitKeys[i].key) return &kHttpLimitKeys[i];
+        return nullptr;
+    }
+
+    static std::string http_limit_key_names() {
+        std::string names;
+        for (size_t i = 0; i < kHttpLimitKeyCount; ++i) names += std::string(i ? ", " : "") + kHttpLimitKeys[i].key;
+        return names;
+    }
+
+    void read_http_limit(const toml::node& n, const std::string& path, const HttpLimitKey& k, HttpLimits& limits) {
+        if (k.kind == HttpLimitKey::Flag) {
+            if (auto b = n.as_boolean()) limits.gzip = b->get();
+            else error(n, path, std::string("expected true or false, got ") + type_name(n));
+            return;
+        }
+        std::optional<int64_t> v;
+        if (k.kind == HttpLimitKey::Duration) {
+            v = duration(n, path);
+        } else if (auto i = n.as_integer()) {
+            v = i->get();
+        } else {
+            error(n, path, std::string("expected an integer, got ") + type_name(n));
+        }
+        if (!v) return;
+        const char* unit = k.kind == HttpLimitKey::Duration ? " ms" : k.kind == HttpLimitKey::Bytes ? " bytes" : "";
+        if (*v < k.min || *v > k.max)
+            error(n, path, "must be " + std::to_string(k.min) + unit + " to " + std::to_string(k.max) + unit + ", got " +
+                               std::to_string(*v) + unit);
+        else
+            limits.*k.value = *v;
+    }
+
     void read_engine(const toml::table& t, Engine& e) {
         for (const auto& [k, node] : t) {
             const std::string key(k.str()), path = "engine." + key;
@@ -303,8 +360,11 @@ private:
                     else
                         e.http_token = *s;
                 }
+            } else if (const HttpLimitKey* limit = http_limit_key(key)) {
+                read_http_limit(node, path, *limit, e.http);
             } else {
-                error(node, path, "unknown key; [engine] takes plugin_path, log_level, log_format, http_listen, http_token");
+                error(node, path, "unknown key; [engine] takes plugin_path, log_level, log_format, http_listen, http_token, " +
+                                      http_limit_key_names());
             }
         }
     }

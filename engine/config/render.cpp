@@ -102,6 +102,19 @@ std::string render_toml(const Config& c, const SecretPredicate& is_secret, const
     o << "log_format = " << quote(c.engine.log_format) << "\n";
     if (!c.engine.http_listen.empty()) o << "http_listen = " << quote(c.engine.http_listen) << "\n";
     if (!c.engine.http_token.empty()) o << "http_token = \"<secret>\"\n";
+    // The HTTP limits an operator changed; the defaults are in configs/README.md.
+    const HttpLimits http_defaults;
+    for (size_t i = 0; i < kHttpLimitKeyCount; ++i) {
+        const HttpLimitKey& k = kHttpLimitKeys[i];
+        if (k.kind == HttpLimitKey::Flag) {
+            if (c.engine.http.gzip != http_defaults.gzip) o << k.key << " = " << (c.engine.http.gzip ? "true" : "false") << "\n";
+        } else if (c.engine.http.*k.value != http_defaults.*k.value) {
+            o << k.key << " = ";
+            if (k.kind == HttpLimitKey::Duration) o << quote(std::to_string(c.engine.http.*k.value) + "ms");
+            else o << c.engine.http.*k.value;
+            o << "\n";
+        }
+    }
     for (const auto& [id, comp] : c.components) {
         o << "\n[" << comp.kind << "." << comp.name << "]  # " << comp.where.str() << "\n";
         o << "plugin = " << quote(comp.plugin) << "\n";

@@ -131,9 +131,10 @@ void append_string(std::string& out, const std::string& s) {
     }
 }
 
-// Refuses text that nests deeper than kMaxJsonDepth, before the parser builds a tree of it. Only
-// brackets outside strings count; whether the text is otherwise valid is the parser's business.
-void check_depth(std::string_view text, const std::string& where) {
+}  // namespace
+
+// Only brackets outside strings count; whether the text is otherwise valid is the parser's business.
+void check_json_depth(std::string_view text, const std::string& where, size_t max_depth) {
     size_t depth = 0;
     for (size_t i = 0; i < text.size(); ++i) {
         const char c = text[i];
@@ -141,15 +142,17 @@ void check_depth(std::string_view text, const std::string& where) {
             for (++i; i < text.size() && text[i] != '"'; ++i)
                 if (text[i] == '\\') ++i;  // the escaped character cannot end the string
         } else if (c == '{' || c == '[') {
-            if (++depth > kMaxJsonDepth)
-                throw BadRequest(where + "JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
+            if (++depth > max_depth)
+                throw BadRequest(where + "JSON nested deeper than " + std::to_string(max_depth) +
                                  " levels at byte " + std::to_string(i + 1) + " (the limit is " +
-                                 std::to_string(kMaxJsonDepth) + " levels, the outer value included)");
+                                 std::to_string(max_depth) + " levels, the outer value included)");
         } else if ((c == '}' || c == ']') && depth > 0) {
             --depth;
         }
     }
 }
+
+namespace {
 
 constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
 
@@ -160,8 +163,8 @@ std::string_view without_bom(std::string_view text) {
     return text;
 }
 
-json parse_json(std::string_view text, const std::string& where, const char* hint) {
-    check_depth(text, where);
+json parse_json(std::string_view text, const std::string& where, const char* hint, size_t max_depth = kMaxJsonDepth) {
+    check_json_depth(text, where, max_depth);
     json j = json::parse(text.begin(), text.end(), nullptr, false);
     if (j.is_discarded()) {
         // Parse again with exceptions for the parser's own account of where it went wrong.
@@ -198,12 +201,14 @@ BodyFormat body_format(std::string_view content_type) {
     return BodyFormat::Json;
 }
 
-std::vector<pipeline::Event> parse_events(std::string_view body, BodyFormat format, const std::string& default_topic) {
+std::vector<pipeline::Event> parse_events(std::string_view body, BodyFormat format, const std::string& default_topic,
+                                          size_t max_depth) {
     ensure_alternate_signal_stack();  // the ingress threads: a crash among them is reported
     body = without_bom(body);
     std::vector<pipeline::Event> events;
     if (format == BodyFormat::Json) {
-        const json j = parse_json(body, "body: ", " (for a batch send an array, or NDJSON with Content-Type: application/x-ndjson)");
+        const json j = parse_json(body, "body: ", " (for a batch send an array, or NDJSON with Content-Type: application/x-ndjson)",
+                                  max_depth);
         if (j.is_array()) {
             const std::vector<std::string_view> texts = json_text::array_elements(body);
             for (size_t i = 0; i < j.size(); ++i)
@@ -224,7 +229,7 @@ std::vector<pipeline::Event> parse_events(std::string_view body, BodyFormat form
             if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
             if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
             const std::string where = "line " + std::to_string(line_no) + ": ";
-            events.push_back(to_event(parse_json(line, where, ""), line, where, default_topic));
+            events.push_back(to_event(parse_json(line, where, "", max_depth), line, where, default_topic));
         }
     }
     if (events.empty()) throw BadRequest("body: no events");

@@ -20,10 +20,15 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-// How deep a body's JSON may nest, counted from its outer value (an event object is level 1, its
-// payload's own brackets level 2 and on; a batch array adds one). Deeper bodies are refused
-// before they are parsed: a tree of millions of levels costs hundreds of bytes a level.
+// How deep a body's JSON may nest by default (engine.http_max_depth), counted from its outer value
+// (an event object is level 1, its payload's own brackets level 2 and on; a batch array adds one).
+// Deeper bodies are refused before they are parsed: a tree of millions of levels costs hundreds of
+// bytes a level.
 inline constexpr size_t kMaxJsonDepth = 64;
+
+// Throws BadRequest (prefixed by `where`) naming the byte where `text` nests deeper than
+// `max_depth`, before any parser builds a tree of it.
+void check_json_depth(std::string_view text, const std::string& where, size_t max_depth);
 
 enum class BodyFormat {
     Json,    // one event object, or an array of them
@@ -37,8 +42,9 @@ BodyFormat body_format(std::string_view content_type);
 // Parses every event of `body`. Events naming no topic get `default_topic`; if that is empty too,
 // the topic field is required. A leading UTF-8 byte order mark is skipped. Each payload is the
 // client's text (whitespace outside strings dropped), never a re-serialised tree. Throws
-// BadRequest, also for nesting deeper than kMaxJsonDepth and for numbers a double cannot hold.
-std::vector<pipeline::Event> parse_events(std::string_view body, BodyFormat format, const std::string& default_topic);
+// BadRequest, also for nesting deeper than `max_depth` and for numbers a double cannot hold.
+std::vector<pipeline::Event> parse_events(std::string_view body, BodyFormat format, const std::string& default_topic,
+                                          size_t max_depth = kMaxJsonDepth);
 
 // One event from the JSON text of one object (an NDJSON line); messages carry no location prefix.
 pipeline::Event parse_event(std::string_view text, const std::string& default_topic);

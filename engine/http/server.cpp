@@ -1,83 +1,425 @@
 #include "engine/http/server.hpp"
 
 #include "engine/engine.hpp"
-#include "engine/http/event_json.hpp"
-#include "engine/http/store_admin.hpp"
+#include "engine/http/inflate.hpp"
+#include "engine/http/routes.hpp"
 #include "engine/observe/log.hpp"
 
-#include <httplib.h>
-#include <nlohmann/json.hpp>
-
-#include <sys/socket.h>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 
 #include <atomic>
-#include <chrono>
+#include <limits>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <thread>
+#include <unordered_map>
 
 namespace spillway::http {
 
 namespace {
 
-using json = nlohmann::json;
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = net::ip::tcp;
+using namespace std::chrono_literals;
 
-const char* const kJson = "application/json";
-constexpr size_t kKeepAliveRequests = 100000;  // requests on one connection before httplib closes it
+// Threads that parse and write. They never wait on the engine, so two serve any number of sockets.
+constexpr size_t kIoThreads = 2;
+// Threads that run handlers that may block on the engine: a publish waits for Kafka's
+// acknowledgement (up to the pipeline's direct_timeout) or the outbox commit.
+constexpr size_t kWorkers = 16;
+// A connection past http_max_connections gets this long to send one probe request.
+constexpr auto kOverflowDeadline = 2s;
+// After an answer that closes the connection, what the client still sends is read and dropped
+// for this long, so that its TCP stack does not reset the connection before our answer is read.
+constexpr auto kLingerDeadline = 1s;
 
-// HELP text for the engine's own metric families (plugins' families go out without HELP).
-void describe_metrics(observe::Metrics& m) {
-    static const std::pair<const char*, const char*> help[] = {
-        {"publish_total", "Events answered by publish, by path (direct, outbox, refused) and reason"},
-        {"publish_latency_seconds", "Time from publish to durable (Kafka ack or outbox commit) or refusal"},
-        {"circuit_state", "Direct-path circuit: 0 closed, 1 open, 2 half-open"},
-        {"circuit_transitions_total", "Circuit state changes, by from and to"},
-        {"outbox_pending", "Rows waiting in the outbox, including leased ones"},
-        {"outbox_dead", "Dead letters in the outbox"},
-        {"outbox_oldest_age_seconds", "Age of the oldest pending outbox row"},
-        {"outbox_delay_seconds", "Time from accept to relay delivery for events that went through the outbox"},
-        {"relay_published_total", "Outbox rows the relay delivered to Kafka"},
-        {"relay_failures_total", "Outbox rows the relay could not deliver and will retry"},
-        {"relay_claimed_ahead_total", "Batches the relay claimed while the one before was being sent (a drain)"},
-        {"relay_held_back_total", "Outbox rows given back unsent because an earlier row of their key just failed"},
-        {"relay_interval_seconds", "The relay's current poll interval"},
-        {"relay_wakeups_total", "Relay wake-ups, by cause"},
-        {"dead_letters_total", "Rows moved to the dead letters"},
-        {"doorbell_failures_total", "Doorbell rings that failed (the relay's poll still finds the rows)"},
-        {"http_requests_total", "HTTP requests answered, by route and status code"},
-    };
-    for (const auto& [name, text] : help) m.describe(name, text);
+std::string lower_trimmed(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
 }
-
-json nullable(int64_t v) { return v < 0 ? json() : json(v); }
-
-const char* health_name(int32_t state) {
-    switch (state) {
-        case SW_HEALTH_UP: return "up";
-        case SW_HEALTH_DEGRADED: return "degraded";
-        case SW_HEALTH_DOWN: return "down";
-        default: return "unknown";
-    }
-}
-
-bool temporary(pipeline::Reason r) {
-    return r == pipeline::Reason::Unavailable || r == pipeline::Reason::BacklogFull || r == pipeline::Reason::Stopping;
-}
-
-void reply(httplib::Response& res, int status, const json& body) {
-    res.status = status;
-    res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n", kJson);
-}
-
-void error(httplib::Response& res, int status, const std::string& message) { reply(res, status, {{"error", message}}); }
 
 // Compares without stopping at the first difference, so timing tells nothing about the token.
-bool constant_time_equal(const std::string& a, const std::string& b) {
+bool constant_time_equal(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     unsigned char diff = 0;
     for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
     return diff == 0;
 }
 
+std::string ms_text(int64_t ms) { return ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms"; }
+
 }  // namespace
+
+class Connection;
+
+struct Server::Impl {
+    Engine& engine;
+    std::string host;
+    int requested_port = 0;
+    int port = 0;
+    std::string token;
+    config::HttpLimits limits;
+    Api api;
+    std::shared_ptr<spdlog::logger> log = observe::logger("http");
+
+    // Connections register themselves; stop() walks them. Declared before the io_context, whose
+    // destruction may destroy the last sessions.
+    std::mutex mu;
+    std::condition_variable gone;
+    std::unordered_map<Connection*, std::weak_ptr<Connection>> sessions;
+    std::atomic<bool> stopping{false};
+    bool started = false, stopped = false;
+
+    net::io_context ioc{static_cast<int>(kIoThreads)};
+    tcp::acceptor acceptor{net::make_strand(ioc)};
+    net::steady_timer accept_backoff{acceptor.get_executor()};
+    net::thread_pool workers{kWorkers};  // joined before the io_context goes
+    std::vector<std::thread> threads;
+
+    Impl(Engine& e, std::string t, const config::HttpLimits& l) : engine(e), token(std::move(t)), limits(l), api(e, l) {}
+
+    void accept();
+    void on_accept(tcp::socket socket);
+    void count(Route route, int status) {
+        engine.metrics().add("http_requests_total", {{"route", route_label(route)}, {"code", std::to_string(status)}});
+    }
+    void connections_changed(size_t open) { engine.metrics().set("http_connections", {}, static_cast<double>(open)); }
+    // Calls `fn` on every live session, outside the lock.
+    template <class Fn>
+    void each_session(Fn fn);
+};
+
+// One connection: reads a request's header, decides (route, token, limits) before reading its
+// body, answers, and reads the next. Every step runs on the connection's strand; only the
+// handler of a blocking route runs on the worker pool, with the session idle meanwhile.
+class Connection : public std::enable_shared_from_this<Connection> {
+public:
+    Connection(Server::Impl& srv, tcp::socket socket, bool overflow) : srv_(srv), stream_(std::move(socket)), overflow_(overflow) {}
+
+    ~Connection() {
+        size_t open = 0;
+        {
+            std::lock_guard lock(srv_.mu);
+            srv_.sessions.erase(this);
+            open = srv_.sessions.size();
+        }
+        srv_.connections_changed(open);
+        srv_.gone.notify_all();
+    }
+
+    // Registers and starts reading.
+    void run() {
+        size_t open = 0;
+        {
+            std::lock_guard lock(srv_.mu);
+            srv_.sessions.emplace(this, weak_from_this());
+            open = srv_.sessions.size();
+        }
+        srv_.connections_changed(open);
+        net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->wait_request(); });
+    }
+
+    // From any thread: closes the connection now if it waits for a request (or `force`), else
+    // once its request in flight is answered.
+    void shut(bool force) {
+        net::post(stream_.get_executor(), [self = shared_from_this(), force] {
+            self->closing_ = true;
+            if (force || self->state_ == State::Idle) self->close_now();
+        });
+    }
+
+private:
+    enum class State { Idle, Reading, Handling, Writing };
+
+    const config::HttpLimits& limits() const { return srv_.limits; }
+
+    void wait_request() {
+        if (closed_) return;
+        if (closing_ || srv_.stopping) return close_now();
+        state_ = State::Idle;
+        parser_.emplace();
+        parser_->header_limit(static_cast<uint32_t>(limits().max_header_bytes));
+        // The body limit is checked by us once the header is read (a Content-Length past it is
+        // refused before any body byte, and only after the token check); Beast enforces it on
+        // chunked bodies from then on.
+        parser_->body_limit(std::numeric_limits<std::uint64_t>::max());  // not boost::none: 1.74 compares lengths against it
+        request_ = Request{};
+        encoding_.clear();
+        close_after_ = false;
+        if (buffer_.size() > 0) return read_header();  // a pipelined request is already here
+        stream_.expires_after(overflow_ ? std::chrono::milliseconds(kOverflowDeadline)
+                                        : std::chrono::milliseconds(limits().idle_timeout_ms));
+        stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t n) {
+            self->buffer_.commit(n);
+            if (ec) return self->close_now();
+            self->read_header();
+        });
+    }
+
+    void read_header() {
+        state_ = State::Reading;
+        // One deadline from the request's first byte to its last body byte: a client that
+        // trickles its header or body cannot hold the connection longer than this.
+        stream_.expires_after(overflow_ ? std::chrono::milliseconds(kOverflowDeadline)
+                                        : std::chrono::milliseconds(limits().request_timeout_ms));
+        bhttp::async_read_header(stream_, buffer_, *parser_,
+                                 [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+    }
+
+    void on_header(beast::error_code ec) {
+        if (ec == bhttp::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
+            ec == net::error::operation_aborted || ec == net::error::connection_reset)
+            return close_now();  // gone, or too slow (the stream closed the socket at the deadline)
+        if (ec == bhttp::error::header_limit)
+            return refuse(431, "request header larger than " + std::to_string(limits().max_header_bytes) +
+                                   " bytes (engine.http_max_header_bytes)");
+        if (ec) return refuse(400, "bad request: " + ec.message());
+
+        const auto& req = parser_->get();
+        if (static_cast<int64_t>(std::distance(req.begin(), req.end())) > limits().max_headers)
+            return refuse(431, "more than " + std::to_string(limits().max_headers) + " header fields (engine.http_max_headers)");
+        const std::string_view target(req.target().data(), req.target().size());
+        const size_t q = target.find('?');
+        request_.target = std::string(target.substr(0, q));
+        if (q != std::string_view::npos) request_.query = std::string(target.substr(q + 1));
+        request_.match = match_route(std::string_view(req.method_string().data(), req.method_string().size()), request_.target);
+        const Route route = request_.match.route;
+        const auto length = parser_->content_length();
+        const bool has_body = parser_->chunked() || (length && *length > 0);
+        if (overflow_) {
+            if (is_probe(route) && !has_body) return handle(/*close=*/true);
+            return refuse(503, "connection limit (" + std::to_string(limits().max_connections) +
+                                   ") reached (engine.http_max_connections); retry shortly",
+                          {{"Retry-After", "1"}}, route);
+        }
+        if (!srv_.token.empty() && needs_token(request_.target)) {
+            const auto auth = req[bhttp::field::authorization];
+            const std::string_view bearer = "Bearer ";
+            const std::string_view given(auth.data(), auth.size());
+            if (given.substr(0, bearer.size()) != bearer || !constant_time_equal(given.substr(bearer.size()), srv_.token)) {
+                close_after_ = has_body;  // its body is never read
+                return answer(error_response(401, auth.empty() ? "missing Authorization: Bearer token" : "wrong bearer token"),
+                              {{"WWW-Authenticate", "Bearer"}});
+            }
+        }
+        if (!takes_body(route)) {
+            close_after_ = has_body;  // probes, metrics and reads take no body: it is not read
+            return handle(false);
+        }
+        const std::string encoding = lower_trimmed(std::string_view(req[bhttp::field::content_encoding].data(),
+                                                                    req[bhttp::field::content_encoding].size()));
+        if (!encoding.empty() && encoding != "identity") {
+            const bool known = encoding == "gzip" || encoding == "x-gzip" || encoding == "deflate";
+            if (!known)
+                return refuse(415, "Content-Encoding " + encoding + " is not accepted; send identity" +
+                                       std::string(limits().gzip ? ", gzip or deflate" : " (gzip and deflate need engine.http_gzip = true)"),
+                              {}, route);
+            if (!limits().gzip)
+                return refuse(415, "Content-Encoding " + encoding + " is not accepted; set engine.http_gzip = true", {}, route);
+            encoding_ = encoding;
+        }
+        request_.content_type = std::string(req[bhttp::field::content_type]);
+        if (route == Route::Publish) {
+            if (std::string why = refuse_content_type(request_.content_type); !why.empty()) return refuse(415, why, {}, route);
+            if (!parser_->chunked() && !length)
+                return refuse(411, "Content-Length or Transfer-Encoding: chunked required", {}, route);
+        }
+        const auto max_body = static_cast<uint64_t>(limits().max_body_bytes);
+        if (length && *length > max_body) return refuse(413, too_large(), {}, route);
+        parser_->body_limit(max_body);
+        if (parser_->is_done()) return on_body({});  // a route that takes a body was sent none
+        if (lower_trimmed(std::string_view(req[bhttp::field::expect].data(), req[bhttp::field::expect].size())) == "100-continue") {
+            // The client waits for this before sending its body: it comes only once the header passed.
+            continue_.emplace(bhttp::status::continue_, req.version());
+            return bhttp::async_write(stream_, *continue_, [self = shared_from_this()](beast::error_code ec, size_t) {
+                if (ec) return self->close_now();
+                self->read_body();
+            });
+        }
+        read_body();
+    }
+
+    std::string too_large() const {
+        return "request body larger than " + std::to_string(limits().max_body_bytes) + " bytes (engine.http_max_body_bytes)";
+    }
+
+    void read_body() {
+        bhttp::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+            self->on_body(ec);
+        });
+    }
+
+    void on_body(beast::error_code ec) {
+        const Route route = request_.match.route;
+        if (ec == bhttp::error::body_limit) return refuse(413, too_large(), {}, route);
+        if (ec == bhttp::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
+            ec == net::error::operation_aborted || ec == net::error::connection_reset)
+            return close_now();
+        if (ec) return refuse(400, "bad request body: " + ec.message(), {}, route);
+        request_.body = std::move(parser_->get().body());
+        if (!encoding_.empty()) {
+            try {
+                request_.body = inflate_body(request_.body, static_cast<size_t>(limits().max_body_bytes));
+            } catch (const InflateTooLarge&) {
+                return refuse(413, "decompressed " + too_large(), {}, route);
+            } catch (const std::exception& e) {
+                return refuse(400, "Content-Encoding " + encoding_ + ": " + e.what(), {}, route);
+            }
+        }
+        handle(false);
+    }
+
+    // Answers the request read so far: /healthz here, anything that may block on the worker pool.
+    void handle(bool close) {
+        close_after_ = close_after_ || close;
+        state_ = State::Handling;
+        if (request_.match.route == Route::Healthz) return answer(srv_.api.handle(request_));
+        net::post(srv_.workers, [self = shared_from_this()] {
+            Response res;
+            try {
+                res = self->srv_.api.handle(self->request_);
+            } catch (const std::exception& e) {
+                self->srv_.log->error("{}: {}", self->request_.target, e.what());
+                res = error_response(500, std::string("internal error: ") + e.what());
+            }
+            net::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable { self->answer(std::move(res)); });
+        });
+    }
+
+    // An answer decided by the transport: the connection closes after it.
+    void refuse(int status, const std::string& message, std::vector<std::pair<std::string, std::string>> headers = {},
+                Route route = Route::NotFound) {
+        close_after_ = true;
+        request_.match.route = route;
+        answer(error_response(status, message), std::move(headers));
+    }
+
+    void answer(Response r, std::vector<std::pair<std::string, std::string>> extra = {}) {
+        if (closed_) return;
+        // Counted before the answer goes out, so a client that saw it also sees it counted.
+        srv_.count(request_.match.route, r.status);
+        const bool keep_alive = parser_ && parser_->is_header_done() && parser_->get().keep_alive() && !close_after_ &&
+                                !closing_ && !srv_.stopping;
+        srv_.log->debug("{} {} -> {}", parser_ && parser_->is_header_done() ? std::string(parser_->get().method_string()) : "-",
+                        request_.target, r.status);
+        res_.emplace(static_cast<bhttp::status>(r.status), parser_ && parser_->is_header_done() ? parser_->get().version() : 11);
+        res_->set(bhttp::field::content_type, r.content_type);
+        for (const auto& [name, value] : r.headers) res_->set(name, value);
+        for (const auto& [name, value] : extra) res_->set(name, value);
+        res_->body() = std::move(r.body);
+        res_->keep_alive(keep_alive);
+        res_->prepare_payload();
+        state_ = State::Writing;
+        stream_.expires_after(std::chrono::milliseconds(limits().request_timeout_ms));
+        bhttp::async_write(stream_, *res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+            const bool keep = self->res_->keep_alive();
+            self->res_.reset();
+            if (ec) return self->close_now();
+            if (!keep) return self->linger();
+            self->wait_request();
+        });
+    }
+
+    // Half-closes and drops what the client still sends for a moment, then closes: closing with
+    // unread bytes would reset the connection, and the client could lose our answer with it.
+    void linger() {
+        beast::error_code ec;
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+        if (ec) return close_now();
+        stream_.expires_after(kLingerDeadline);
+        drain();
+    }
+
+    void drain() {
+        stream_.async_read_some(net::buffer(sink_), [self = shared_from_this()](beast::error_code ec, size_t) {
+            if (ec) return self->close_now();
+            self->drain();
+        });
+    }
+
+    void close_now() {
+        if (closed_) return;
+        closed_ = true;
+        beast::error_code ec;
+        stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+        stream_.close();
+    }
+
+    Server::Impl& srv_;
+    beast::tcp_stream stream_;
+    beast::flat_buffer buffer_;
+    std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+    std::optional<bhttp::response<bhttp::string_body>> res_;
+    std::optional<bhttp::response<bhttp::empty_body>> continue_;
+    Request request_;
+    std::string encoding_;
+    char sink_[4096];
+    State state_ = State::Idle;
+    const bool overflow_;
+    bool close_after_ = false;
+    bool closing_ = false;
+    bool closed_ = false;
+};
+
+template <class Fn>
+void Server::Impl::each_session(Fn fn) {
+    std::vector<std::shared_ptr<Connection>> live;
+    {
+        std::lock_guard lock(mu);
+        for (auto& [ptr, weak] : sessions)
+            if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+    for (auto& s : live) fn(*s);
+}
+
+void Server::Impl::accept() {
+    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+        if (!acceptor.is_open() || stopping) return;
+        if (ec) {
+            // Out of descriptors and the like: retry after a pause, never in a tight loop.
+            log->warn("HTTP accept failed: {}; retrying in 100 ms", ec.message());
+            accept_backoff.expires_after(100ms);
+            accept_backoff.async_wait([this](beast::error_code) { accept(); });
+            return;
+        }
+        on_accept(std::move(socket));
+        accept();
+    });
+}
+
+void Server::Impl::on_accept(tcp::socket socket) {
+    size_t open = 0;
+    {
+        std::lock_guard lock(mu);
+        open = sessions.size();
+    }
+    const auto cap = static_cast<size_t>(limits.max_connections);
+    if (open >= 2 * cap) {
+        engine.metrics().add("http_connections_refused_total", {{"how", "closed"}});
+        beast::error_code ec;
+        socket.close(ec);
+        return;
+    }
+    const bool overflow = open >= cap;
+    if (overflow) engine.metrics().add("http_connections_refused_total", {{"how", "probe_only"}});
+    beast::error_code ec;
+    // Small JSON answers must not wait for Nagle's algorithm (a 40 ms stall per request otherwise).
+    socket.set_option(tcp::no_delay(true), ec);
+    std::make_shared<Connection>(*this, std::move(socket), overflow)->run();
+}
 
 std::pair<std::string, int> parse_listen(const std::string& listen) {
     const auto bad = [&](const std::string& why) {
@@ -99,299 +441,85 @@ std::pair<std::string, int> parse_listen(const std::string& listen) {
     return {host, port};
 }
 
-struct Server::Impl {
-    Engine& engine;
-    std::string host;
-    int requested_port = 0;
-    int port = 0;
-    std::string token;
-    size_t max_body;
-    httplib::Server server;
-    std::thread thread;
-    std::atomic<bool> listen_returned{false};
-    std::shared_ptr<spdlog::logger> log = observe::logger("http");
-
-    Impl(Engine& e, std::string t, size_t m) : engine(e), token(std::move(t)), max_body(m) {}
-
-    void routes();
-    json pipeline_status(pipeline::Pipeline& p);
-    void publish(const httplib::Request& req, httplib::Response& res);
-    void list_dead(const httplib::Request& req, httplib::Response& res);
-    void replay(const httplib::Request& req, httplib::Response& res);
-    void ready(httplib::Response& res);
-    void metrics(httplib::Response& res);
-    pipeline::Pipeline* find(const httplib::Request& req, httplib::Response& res) {
-        const std::string name = req.matches[1];
-        pipeline::Pipeline* p = engine.pipeline(name);
-        if (!p) error(res, 404, "no pipeline named '" + name + "'");
-        return p;
-    }
-};
-
-json Server::Impl::pipeline_status(pipeline::Pipeline& p) {
-    const pipeline::Status s = p.status();
-    json j = {{"name", s.name},
-              {"mode", s.mode},
-              {"topic", p.spec().topic},
-              {"circuit", s.circuit},
-              {"store_reachable", s.pending >= 0},
-              {"pending", nullable(s.pending)},
-              {"leased", nullable(s.leased)},
-              {"dead", nullable(s.dead)},
-              {"oldest_pending_age_ms", nullable(s.oldest_pending_age_ms)},
-              {"poll_interval_ms", s.poll_interval_ms},
-              {"sticky_keys", s.sticky_keys},
-              {"counts",
-               {{"direct", s.direct}, {"outbox", s.outbox}, {"refused", s.refused}, {"relayed", s.relayed},
-                {"dead_lettered", s.dead_lettered}}},
-              {"last_error", s.last_error.empty() ? json() : json(s.last_error)}};
-    if (plugin::Instance* sink = engine.instance(s.name, "sink")) {
-        sw_health h{};
-        h.struct_size = sizeof h;
-        if (sink->health(h) == SW_OK) j["sink"] = {{"state", health_name(h.state)}, {"message", h.message}};
-        else j["sink"] = {{"state", "unknown"}, {"message", sink->host().take_error()}};
-    }
-    return j;
-}
-
-void Server::Impl::publish(const httplib::Request& req, httplib::Response& res) {
-    pipeline::Pipeline* p = find(req, res);
-    if (!p) return;
-    std::vector<pipeline::Event> events;
-    try {
-        events = parse_events(req.body, body_format(req.get_header_value("Content-Type")), p->spec().topic);
-    } catch (const BadRequest& e) {
-        return error(res, 400, e.what());
-    }
-    const std::vector<pipeline::Outcome> outcomes = p->publish(std::move(events));
-    // 202 when every event is durable. Otherwise the per-event results say which were refused:
-    // 503 (retry later) if any refusal is temporary, 422 if every refusal is permanent.
-    size_t refused = 0;
-    bool any_temporary = false, all_invalid = true;
-    std::string body = "{\"results\":[";
-    body.reserve(outcomes.size() * 72 + 64);  // an accepted event's result is about 70 bytes
-    for (size_t i = 0; i < outcomes.size(); ++i) {
-        const auto& o = outcomes[i];
-        if (!o.accepted()) {
-            ++refused;
-            any_temporary = any_temporary || temporary(o.reason);
-            all_invalid = all_invalid && o.reason == pipeline::Reason::Invalid;
-        }
-        if (i) body += ',';
-        body += outcome_json(o);
-    }
-    body += "],\"accepted\":" + std::to_string(outcomes.size() - refused) + ",\"refused\":" + std::to_string(refused) + "}\n";
-    // 400 when no event was accepted and each was refused for its own content (e.g. its topic).
-    res.status = refused == 0 ? 202 : any_temporary ? 503 : all_invalid && refused == outcomes.size() ? 400 : 422;
-    if (any_temporary) res.set_header("Retry-After", "1");
-    res.set_content(body, kJson);
-}
-
-void Server::Impl::list_dead(const httplib::Request& req, httplib::Response& res) {
-    pipeline::Pipeline* p = find(req, res);
-    if (!p) return;
-    int64_t after = 0;
-    int64_t limit = 100;
-    try {
-        if (req.has_param("after")) after = std::stoll(req.get_param_value("after"));
-        if (req.has_param("limit")) limit = std::stoll(req.get_param_value("limit"));
-    } catch (const std::exception&) {
-        return error(res, 400, "query: after and limit must be integers");
-    }
-    if (limit < 1 || limit > 1000) return error(res, 400, "query: limit must be 1..1000");
-    plugin::Instance* store = engine.instance(p->name(), "store");
-    if (!store) return error(res, 503, "pipeline '" + p->name() + "' is not running");
-    try {
-        const auto dead = StoreAdmin(*store).list_dead(p->name(), after, static_cast<size_t>(limit));
-        std::string body = "{\"dead_letters\":[";
-        for (size_t i = 0; i < dead.size(); ++i) body += (i ? "," : "") + dead_letter_json(dead[i]);
-        body += "],\"next_after\":" +
-                (static_cast<int64_t>(dead.size()) == limit ? std::to_string(dead.back().row_id) : std::string("null")) + "}\n";
-        res.status = 200;
-        res.set_content(body, kJson);
-    } catch (const plugin::PluginError& e) {
-        error(res, 503, e.what());
-    }
-}
-
-void Server::Impl::replay(const httplib::Request& req, httplib::Response& res) {
-    pipeline::Pipeline* p = find(req, res);
-    if (!p) return;
-    std::vector<std::string> ids;
-    if (req.body.find_first_not_of(" \t\r\n") != std::string::npos) {
-        const json j = json::parse(req.body, nullptr, false);
-        if (j.is_discarded() || !j.is_object()) return error(res, 400, "body: expected {\"event_ids\": [...]} or an empty body for all");
-        for (const auto& [name, value] : j.items())
-            if (name != "event_ids") return error(res, 400, "field '" + name + "': unknown field (known: event_ids)");
-        if (j.contains("event_ids")) {
-            const json& list = j.at("event_ids");
-            if (!list.is_array() || list.empty()) return error(res, 400, "field 'event_ids': expected a non-empty array of strings");
-            for (size_t i = 0; i < list.size(); ++i) {
-                if (!list[i].is_string() || list[i].get_ref<const std::string&>().empty())
-                    return error(res, 400, "field 'event_ids[" + std::to_string(i) + "]': expected a non-empty string");
-                ids.push_back(list[i].get<std::string>());
-            }
-        }
-    }
-    plugin::Instance* store = engine.instance(p->name(), "store");
-    if (!store) return error(res, 503, "pipeline '" + p->name() + "' is not running");
-    try {
-        const int64_t n = StoreAdmin(*store).replay(p->name(), ids);
-        if (n > 0) p->wake();
-        log->info("replayed {} dead letter(s) of pipeline {}", n, p->name());
-        reply(res, 200, {{"replayed", n}});
-    } catch (const plugin::PluginError& e) {
-        error(res, 503, e.what());
-    }
-}
-
-void Server::Impl::ready(httplib::Response& res) {
-    json reasons = json::array();
-    for (const auto& [name, spec] : engine.prepared().config.pipelines) {
-        pipeline::Pipeline* p = engine.pipeline(name);
-        if (!p) reasons.push_back("pipeline '" + name + "' is not running");
-        else if (p->status().pending < 0) reasons.push_back("pipeline '" + name + "': the store is unreachable");
-    }
-    if (reasons.empty()) reply(res, 200, {{"ready", true}});
-    else reply(res, 503, {{"ready", false}, {"reasons", reasons}});
-}
-
-void Server::Impl::metrics(httplib::Response& res) {
-    // The relay refreshes the backlog gauges on its own schedule; a scrape gets current numbers.
-    observe::Metrics& m = engine.metrics();
-    for (const auto& p : engine.pipelines()) {
-        const pipeline::Status s = p->status();
-        if (s.pending < 0) continue;
-        const observe::Labels l{{"pipeline", s.name}};
-        m.set("outbox_pending", l, static_cast<double>(s.pending));
-        m.set("outbox_dead", l, static_cast<double>(s.dead));
-        m.set("outbox_oldest_age_seconds", l, static_cast<double>(s.oldest_pending_age_ms) / 1000.0);
-    }
-    res.status = 200;
-    res.set_content(m.render(), "text/plain; version=0.0.4; charset=utf-8");
-}
-
-void Server::Impl::routes() {
-    const std::string name = "([^/]+)";
-    server.set_payload_max_length(max_body);
-    // httplib's default sets SO_REUSEPORT, which lets a second engine bind the same address and
-    // silently take half the requests. SO_REUSEADDR alone still allows a quick restart.
-    server.set_socket_options([](socket_t sock) {
-        int yes = 1;
-        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    });
-
-    server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-        if (token.empty() || req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
-        const std::string auth = req.get_header_value("Authorization");
-        const std::string prefix = "Bearer ";
-        if (auth.rfind(prefix, 0) == 0 && constant_time_equal(auth.substr(prefix.size()), token))
-            return httplib::Server::HandlerResponse::Unhandled;
-        res.set_header("WWW-Authenticate", "Bearer");
-        error(res, 401, auth.empty() ? "missing Authorization: Bearer token" : "wrong bearer token");
-        return httplib::Server::HandlerResponse::Handled;
-    });
-
-    server.Post("/v1/pipelines/" + name + "/events", [this](const auto& req, auto& res) { publish(req, res); });
-    server.Get("/v1/pipelines", [this](const auto&, auto& res) {
-        json list = json::array();
-        for (const auto& p : engine.pipelines()) list.push_back(pipeline_status(*p));
-        reply(res, 200, {{"pipelines", list}});
-    });
-    server.Get("/v1/pipelines/" + name, [this](const auto& req, auto& res) {
-        if (pipeline::Pipeline* p = find(req, res)) reply(res, 200, pipeline_status(*p));
-    });
-    server.Get("/v1/pipelines/" + name + "/dead-letters", [this](const auto& req, auto& res) { list_dead(req, res); });
-    server.Post("/v1/pipelines/" + name + "/dead-letters/replay", [this](const auto& req, auto& res) { replay(req, res); });
-    server.Get("/metrics", [this](const auto&, auto& res) { metrics(res); });
-    server.Get("/healthz", [](const auto&, auto& res) { reply(res, 200, {{"status", "ok"}}); });
-    server.Get("/readyz", [this](const auto&, auto& res) { ready(res); });
-
-    // Small JSON answers must not wait for Nagle's algorithm (a 40 ms stall per request otherwise).
-    server.set_tcp_nodelay(true);
-    // httplib closes a keep-alive connection after 5 requests by default: a publishing client
-    // would reconnect (handshake, accept, a new worker task) every fifth batch. Idle connections
-    // still close after the keep-alive timeout (5 s).
-    server.set_keep_alive_max_count(kKeepAliveRequests);
-    // Errors httplib answers itself (no route, body too large, ...) get a JSON body too.
-    server.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        std::string message = "HTTP " + std::to_string(res.status);
-        if (res.status == 404) message = "no route " + req.method + " " + req.path;
-        if (res.status == 413) message = "request body larger than " + std::to_string(max_body) + " bytes";
-        error(res, res.status, message);
-        return httplib::Server::HandlerResponse::Handled;
-    }));
-    server.set_exception_handler([this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-        std::string what = "unknown error";
-        try {
-            std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-            what = e.what();
-        } catch (...) {
-        }
-        log->error("{} {}: {}", req.method, req.path, what);
-        error(res, 500, "internal error: " + what);
-    });
-    // Counted before the response goes out (the logger runs after), so a client that saw the
-    // answer also sees it counted.
-    server.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-        // The route, not the path: pipeline names would make the label set unbounded.
-        std::string route = req.path;
-        if (route.rfind("/v1/pipelines/", 0) == 0) {
-            route = "/v1/pipelines/{name}";
-            if (req.path.find("/events") != std::string::npos) route += "/events";
-            else if (req.path.find("/dead-letters/replay") != std::string::npos) route += "/dead-letters/replay";
-            else if (req.path.find("/dead-letters") != std::string::npos) route += "/dead-letters";
-        } else if (route != "/v1/pipelines" && route != "/metrics" && route != "/healthz" && route != "/readyz") {
-            route = "other";
-        }
-        engine.metrics().add("http_requests_total", {{"route", route}, {"code", std::to_string(res.status)}});
-    });
-    server.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-        log->debug("{} {} -> {}", req.method, req.path, res.status);
-    });
-}
-
-Server::Server(Engine& engine, std::string listen, std::string token, size_t max_body)
-    : impl_(std::make_unique<Impl>(engine, std::move(token), max_body)) {
+Server::Server(Engine& engine, std::string listen, std::string token, config::HttpLimits limits)
+    : impl_(std::make_unique<Impl>(engine, std::move(token), limits)) {
     auto [host, port] = parse_listen(listen);
     impl_->host = host;
     impl_->requested_port = port;
-    describe_metrics(engine.metrics());
-    impl_->routes();
 }
 
 Server::~Server() { stop(); }
 
 void Server::start() {
     Impl& d = *impl_;
-    if (d.thread.joinable()) return;
-    if (d.requested_port == 0) {
-        d.port = d.server.bind_to_any_port(d.host);
-        if (d.port < 0) d.port = 0;
-    } else if (d.server.bind_to_port(d.host, d.requested_port)) {
-        d.port = d.requested_port;
+    if (d.started) return;
+    const std::string where = d.host + ":" + std::to_string(d.requested_port);
+    beast::error_code ec;
+    tcp::resolver resolver(d.ioc);
+    const auto endpoints = resolver.resolve(d.host, std::to_string(d.requested_port), tcp::resolver::passive, ec);
+    if (ec) throw std::runtime_error("http: cannot listen on " + where + ": " + ec.message());
+    std::string why = "no address";
+    for (const auto& entry : endpoints) {
+        beast::error_code e;
+        d.acceptor.open(entry.endpoint().protocol(), e);
+        // SO_REUSEADDR lets a restart bind at once; never SO_REUSEPORT, which would let a second
+        // engine bind the same address and silently take half the requests.
+        if (!e) d.acceptor.set_option(net::socket_base::reuse_address(true), e);
+        if (!e) d.acceptor.bind(entry.endpoint(), e);
+        if (!e) d.acceptor.listen(net::socket_base::max_listen_connections, e);
+        if (!e) break;
+        why = e.message();
+        beast::error_code ignored;
+        d.acceptor.close(ignored);
     }
-    if (d.port <= 0)
-        throw std::runtime_error("http: cannot listen on " + d.host + ":" + std::to_string(d.requested_port) +
+    if (!d.acceptor.is_open())
+        throw std::runtime_error("http: cannot listen on " + where + ": " + why +
                                  " (address in use, or not an address of this host)");
-    d.listen_returned = false;
-    d.thread = std::thread([&d] {
-        d.server.listen_after_bind();
-        d.listen_returned = true;
-    });
-    // httplib's stop() does nothing until the accept loop runs: wait for it, or a stop() right
-    // after start() would leave the thread in accept() for good.
-    while (!d.server.is_running() && !d.listen_returned) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    d.port = d.acceptor.local_endpoint().port();
+    d.started = true;
+    d.accept();
+    for (size_t i = 0; i < kIoThreads; ++i)
+        d.threads.emplace_back([&d] {
+            for (;;) {
+                try {
+                    d.ioc.run();
+                    return;
+                } catch (const std::exception& e) {
+                    d.log->error("HTTP: {}", e.what());
+                }
+            }
+        });
     d.log->info("HTTP listening on {}:{}{}", d.host, d.port, d.token.empty() ? "" : " (bearer token required on /v1/)");
 }
 
 void Server::stop() {
     Impl& d = *impl_;
-    if (!d.thread.joinable()) return;
-    d.server.stop();
-    d.thread.join();
+    if (!d.started || d.stopped) return;
+    d.stopped = true;
+    d.stopping = true;
+    net::post(d.acceptor.get_executor(), [&d] {
+        beast::error_code ec;
+        d.acceptor.close(ec);
+        d.accept_backoff.cancel();
+    });
+    // Idle connections close now; requests in flight get the shutdown deadline to finish.
+    d.each_session([](Connection& s) { s.shut(false); });
+    const auto drained = [&d] { return d.sessions.empty(); };
+    {
+        std::unique_lock lock(d.mu);
+        if (!d.gone.wait_for(lock, std::chrono::milliseconds(d.limits.shutdown_timeout_ms), drained))
+            d.log->warn("HTTP: {} connection(s) still busy after the shutdown timeout ({}); closing them",
+                        d.sessions.size(), ms_text(d.limits.shutdown_timeout_ms));
+    }
+    d.each_session([](Connection& s) { s.shut(true); });
+    d.workers.join();  // handlers in flight finish (a publish is bounded by its direct_timeout)
+    {
+        std::unique_lock lock(d.mu);
+        d.gone.wait_for(lock, 1s, drained);
+    }
+    d.ioc.stop();
+    for (auto& t : d.threads) t.join();
+    d.threads.clear();
 }
 
 int Server::port() const { return impl_->port; }

@@ -39,7 +39,7 @@ int run(const ConfigOptions& options) {
     const auto& engine_cfg = engine.prepared().config.engine;
     if (!engine_cfg.http_listen.empty()) {
         try {
-            server = std::make_unique<http::Server>(engine, engine_cfg.http_listen, engine_cfg.http_token);
+            server = std::make_unique<http::Server>(engine, engine_cfg.http_listen, engine_cfg.http_token, engine_cfg.http);
             server->start();
         } catch (const std::exception& e) {
             log->error("{}", e.what());

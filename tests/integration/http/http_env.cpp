@@ -32,7 +32,9 @@ Env::Env(EnvOptions options) : options_(std::move(options)) {
     engine_ = std::make_unique<Engine>(prepare(config_path_, lo));
     engine_->start();
     if (options_.start_server) {
-        server_ = std::make_unique<http::Server>(*engine_, "127.0.0.1:0", options_.token, options_.max_body);
+        config::HttpLimits limits;
+        limits.max_body_bytes = static_cast<int64_t>(options_.max_body);
+        server_ = std::make_unique<http::Server>(*engine_, "127.0.0.1:0", options_.token, limits);
         server_->start();
     }
 }

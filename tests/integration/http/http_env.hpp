@@ -18,7 +18,7 @@ namespace spillway::http_test {
 
 struct EnvOptions {
     std::string token;                   // bearer token of the server
-    size_t max_body = http::Server::kDefaultMaxBody;
+    size_t max_body = static_cast<size_t>(config::HttpLimits{}.max_body_bytes);
     std::string mode = "direct-first";
     std::string pg_conninfo;             // non-empty: the postgres store instead of SQLite
     std::string extra_store;             // more TOML lines for [store.outbox]
