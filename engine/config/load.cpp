@@ -60,7 +60,7 @@ const HttpLimitKey kHttpLimitKeys[] = {
     {"http_max_depth", HttpLimitKey::Count, &HttpLimits::max_depth, 2, 1000,
      "JSON nesting levels of a body, the outer value included; past it 400"},
     {"http_request_timeout", HttpLimitKey::Duration, &HttpLimits::request_timeout_ms, 100, 3600000,
-     "from a request's first byte to its last body byte; past it the connection closes"},
+     "from a request's first byte to its last body byte; past it 408 and the connection closes"},
     {"http_idle_timeout", HttpLimitKey::Duration, &HttpLimits::idle_timeout_ms, 100, 3600000,
      "a keep-alive connection waiting for its next request; past it the connection closes"},
     {"http_max_connections", HttpLimitKey::Count, &HttpLimits::max_connections, 1, 1000000,

@@ -107,7 +107,8 @@ struct Server::Impl {
 // handler of a blocking route runs on the worker pool, with the session idle meanwhile.
 class Connection : public std::enable_shared_from_this<Connection> {
 public:
-    Connection(Server::Impl& srv, tcp::socket socket, bool overflow) : srv_(srv), stream_(std::move(socket)), overflow_(overflow) {}
+    Connection(Server::Impl& srv, tcp::socket socket, bool overflow)
+        : srv_(srv), stream_(std::move(socket)), deadline_(stream_.get_executor()), overflow_(overflow) {}
 
     ~Connection() {
         size_t open = 0;
@@ -172,14 +173,31 @@ private:
     void read_header() {
         state_ = State::Reading;
         // One deadline from the request's first byte to its last body byte: a client that
-        // trickles its header or body cannot hold the connection longer than this.
-        stream_.expires_after(overflow_ ? std::chrono::milliseconds(kOverflowDeadline)
-                                        : std::chrono::milliseconds(limits().request_timeout_ms));
+        // trickles its header or body cannot hold the connection longer than this. Our own timer,
+        // not the stream's (which would close the socket), so the client can be told with a 408.
+        stream_.expires_never();
+        deadline_.expires_after(overflow_ ? std::chrono::milliseconds(kOverflowDeadline)
+                                          : std::chrono::milliseconds(limits().request_timeout_ms));
+        deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
+            if (ec || self->state_ != State::Reading || self->closed_) return;
+            self->timed_out_ = true;
+            beast::error_code ignored;
+            self->stream_.socket().cancel(ignored);
+        });
         bhttp::async_read_header(stream_, buffer_, *parser_,
                                  [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
     }
 
+    // A read that ended because the request deadline passed: the client is told, then dropped.
+    bool deadline_passed() {
+        if (!timed_out_) return false;
+        refuse(408, "request not complete within " + ms_text(limits().request_timeout_ms) + " (engine.http_request_timeout)", {},
+               request_.match.route);
+        return true;
+    }
+
     void on_header(beast::error_code ec) {
+        if (deadline_passed()) return;
         if (ec == bhttp::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
             ec == net::error::operation_aborted || ec == net::error::connection_reset)
             return close_now();  // gone, or too slow (the stream closed the socket at the deadline)
@@ -244,8 +262,10 @@ private:
         if (lower_trimmed(std::string_view(req[bhttp::field::expect].data(), req[bhttp::field::expect].size())) == "100-continue") {
             // The client waits for this before sending its body: it comes only once the header passed.
             continue_.emplace(bhttp::status::continue_, req.version());
+            stream_.expires_after(std::chrono::milliseconds(limits().request_timeout_ms));
             return bhttp::async_write(stream_, *continue_, [self = shared_from_this()](beast::error_code ec, size_t) {
                 if (ec) return self->close_now();
+                self->stream_.expires_never();
                 self->read_body();
             });
         }
@@ -263,6 +283,7 @@ private:
     }
 
     void on_body(beast::error_code ec) {
+        if (deadline_passed()) return;
         const Route route = request_.match.route;
         if (ec == bhttp::error::body_limit) return refuse(413, too_large(), {}, route);
         if (ec == bhttp::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
@@ -309,6 +330,7 @@ private:
 
     void answer(Response r, std::vector<std::pair<std::string, std::string>> extra = {}) {
         if (closed_) return;
+        deadline_.cancel();
         // Counted before the answer goes out, so a client that saw it also sees it counted.
         srv_.count(request_.match.route, r.status);
         const bool keep_alive = parser_ && parser_->is_header_done() && parser_->get().keep_alive() && !close_after_ &&
@@ -353,6 +375,7 @@ private:
     void close_now() {
         if (closed_) return;
         closed_ = true;
+        deadline_.cancel();
         beast::error_code ec;
         stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
         stream_.close();
@@ -360,6 +383,7 @@ private:
 
     Server::Impl& srv_;
     beast::tcp_stream stream_;
+    net::steady_timer deadline_;  // the request's, while it is being read
     beast::flat_buffer buffer_;
     std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
     std::optional<bhttp::response<bhttp::string_body>> res_;
@@ -370,6 +394,7 @@ private:
     State state_ = State::Idle;
     const bool overflow_;
     bool close_after_ = false;
+    bool timed_out_ = false;
     bool closing_ = false;
     bool closed_ = false;
 };
