@@ -359,6 +359,22 @@ TEST(Config, AnUnknownTopLevelTableHidesNoOtherError) {
     }
 }
 
+// The [engine] http_* keys are declared once (kHttpLimitKeys); the operator's reference must name
+// each, with the default the struct holds.
+TEST(HttpLimits, EveryKeyIsDocumentedInConfigsReadmeWithItsDefault) {
+    const std::string doc = slurp(kDir + "/../../../configs/README.md");
+    const config::HttpLimits defaults;
+    for (size_t i = 0; i < config::kHttpLimitKeyCount; ++i) {
+        const config::HttpLimitKey& k = config::kHttpLimitKeys[i];
+        std::string value = k.kind == config::HttpLimitKey::Flag ? (defaults.gzip ? "`true`" : "`false`")
+                            : k.kind == config::HttpLimitKey::Duration
+                                ? "`\"" + std::to_string(defaults.*k.value / 1000) + "s\"`"
+                                : std::to_string(defaults.*k.value);
+        const std::string row = "| `" + std::string(k.key) + "` | " + value + " |";
+        EXPECT_NE(doc.find(row), std::string::npos) << "configs/README.md lacks the row start: " << row;
+    }
+}
+
 TEST(Duration, Parses) {
     EXPECT_EQ(spillway::detail::parse_duration_ms("250ms"), 250);
     EXPECT_EQ(spillway::detail::parse_duration_ms("1.5s"), 1500);
