@@ -7,12 +7,16 @@
 // reached it, first deliveries per key follow the accept order, and an event is delivered again
 // only after a delivery the sink did not acknowledge (a fault), never after an acknowledged one.
 #include "engine/engine.hpp"
+#include "engine/http/server.hpp"
 #include "engine/observe/log.hpp"
 
 #include "scripted/control.hpp"
 
 #include <spillway/test_support/wait.hpp>
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -653,6 +657,111 @@ TEST_F(PipelineUnit, StopWhilePublishingKeepsEveryAcceptedEventAndARestartDelive
     expect_clean(v);
     EXPECT_EQ(static_cast<size_t>(orders().status().dead), poison_count(accepted));
     std::cout << "[          ] at the stop " << rows["pending"].size() << " pending; after the restart " << v << "\n";
+}
+
+// (h) The HTTP server's threads (io threads, the handler pool, stop) with everything it shares:
+// four keep-alive clients publishing, one reading probes and metrics, one trickling a header, then
+// stop() while the trickler still sends. Here so that ThreadSanitizer watches it (no librdkafka).
+TEST_F(PipelineUnit, HttpServerServesConcurrentClientsAndStopsWithinItsDeadline) {
+    namespace net = boost::asio;
+    namespace beast = boost::beast;
+    namespace bhttp = beast::http;
+    using tcp = net::ip::tcp;
+    engine_ = start_engine(dir_);
+    config::HttpLimits limits;
+    limits.shutdown_timeout_ms = 1000;
+    http::Server server(*engine_, "127.0.0.1:0", "", limits);
+    server.start();
+    const tcp::endpoint at(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server.port()));
+
+    std::atomic<int> accepted{0};
+    std::mutex failures_mutex;
+    std::vector<std::string> failures;
+    auto fail = [&](std::string what) {
+        std::lock_guard lock(failures_mutex);
+        failures.push_back(std::move(what));
+    };
+    auto exchange = [](tcp::socket& s, beast::flat_buffer& buf, bhttp::request<bhttp::string_body>& req) {
+        req.set(bhttp::field::host, "127.0.0.1");
+        req.prepare_payload();
+        bhttp::write(s, req);
+        bhttp::response<bhttp::string_body> res;
+        bhttp::read(s, buf, res);
+        return res;
+    };
+    constexpr int kClients = 4, kRequests = 40, kPerRequest = 3;
+    std::vector<std::thread> threads;
+    for (int c = 0; c < kClients; ++c)
+        threads.emplace_back([&, c] {
+            try {
+                net::io_context ioc;
+                tcp::socket s(ioc);
+                s.connect(at);
+                beast::flat_buffer buf;
+                for (int i = 0; i < kRequests; ++i) {
+                    bhttp::request<bhttp::string_body> req{bhttp::verb::post, "/v1/pipelines/orders/events", 11};
+                    req.set(bhttp::field::content_type, "application/x-ndjson");
+                    for (int e = 0; e < kPerRequest; ++e)
+                        req.body() += "{\"key\":\"c" + std::to_string(c) + "\",\"payload\":{\"n\":" +
+                                      std::to_string(i * kPerRequest + e) + "}}\n";
+                    const auto res = exchange(s, buf, req);
+                    if (res.result_int() == 202) accepted += kPerRequest;
+                    else fail("publish: HTTP " + std::to_string(res.result_int()) + " " + res.body());
+                }
+            } catch (const std::exception& e) {
+                fail(std::string("publisher: ") + e.what());
+            }
+        });
+    threads.emplace_back([&] {
+        try {
+            net::io_context ioc;
+            tcp::socket s(ioc);
+            s.connect(at);
+            beast::flat_buffer buf;
+            for (int i = 0; i < 60; ++i) {
+                bhttp::request<bhttp::string_body> req{bhttp::verb::get, i % 3 == 0 ? "/metrics" : i % 3 == 1 ? "/healthz" : "/v1/pipelines", 11};
+                const auto res = exchange(s, buf, req);
+                if (res.result_int() != 200) fail("probe: HTTP " + std::to_string(res.result_int()));
+            }
+        } catch (const std::exception& e) {
+            fail(std::string("prober: ") + e.what());
+        }
+    });
+    std::atomic<bool> trickle{true};
+    std::thread trickler([&] {
+        net::io_context ioc;
+        tcp::socket s(ioc);
+        beast::error_code ec;
+        s.connect(at, ec);
+        net::write(s, net::buffer(std::string("POST /v1/pipelines/orders/events HTTP/1.1\r\nHost: x\r\n")), ec);
+        while (trickle && !ec) {
+            net::write(s, net::buffer(std::string("X: y\r\n")), ec);
+            std::this_thread::sleep_for(20ms);  // the attack's rhythm
+        }
+    });
+    for (auto& t : threads) t.join();
+    {
+        std::lock_guard lock(failures_mutex);
+        EXPECT_TRUE(failures.empty()) << failures.size() << " failures, the first: " << failures.front();
+    }
+    EXPECT_EQ(accepted.load(), kClients * kRequests * kPerRequest);
+    EXPECT_TRUE(wait_until(
+        [&] {
+            std::set<std::string> ids;
+            for (const Delivery& d : control_.deliveries()) ids.insert(d.event_id);
+            return ids.size() >= static_cast<size_t>(accepted.load());
+        },
+        20s))
+        << "not every accepted event reached the sink";
+
+    // The trickler's request is in flight: stop() gives it the shutdown timeout, then closes it.
+    const auto t0 = std::chrono::steady_clock::now();
+    server.stop();
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_LT(took, std::chrono::milliseconds(limits.shutdown_timeout_ms) + 5s)
+        << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+    trickle = false;
+    trickler.join();
 }
 
 }  // namespace
