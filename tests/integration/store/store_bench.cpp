@@ -3,9 +3,13 @@
 //
 //   append      single-event append, one transaction (commit) each: p50 / p99 latency
 //   drain       claim 500 + complete OK (delete) until a preloaded backlog is empty: rows/s
+//   backlog     (--backlog N) single-event append p50 / p99 at an empty outbox and again with N
+//               rows pending, the store's options as configured (default max_pending unless
+//               --max-pending M): what the backlog bound costs an outage's appends
 //
 // PostgreSQL runs with its default durability (fsync, synchronous_commit on) in a server the
-// benchmark starts itself. Usage: store-bench [--rows N] [--appends N]
+// benchmark starts itself. Usage: store-bench [--rows N] [--appends N] [--only postgres|sqlite]
+// [--backlog N [--max-pending M]] (with --backlog, only the backlog scenario runs)
 #include <spillway/test_support/postgres.hpp>
 #include <spillway/test_support/temp_dir.hpp>
 #define SPILLWAY_STORE_SUITE_HELPERS_ONLY
@@ -67,6 +71,30 @@ void preload(StoreInstance& s, int rows, const std::string& prefix) {
             std::exit(1);
         }
     }
+}
+
+// Appends at an empty outbox, then with `backlog` rows pending (all of them appended before, so the
+// second run's events have ids of their own).
+void bench_backlog(const char* db, StoreInstance& s, int appends, int backlog) {
+    const Latency empty = bench_store_append(s, appends);
+    const auto t = Clock::now();
+    preload(s, backlog, "backlog-");
+    const double preload_s = seconds_since(t);
+    std::vector<double> us;
+    for (int i = 0; i < appends; ++i) {
+        Event e = ev("late-" + std::to_string(i), "k" + std::to_string(i % 64));
+        e.payload = R"({"order":12345,"amount":"19.99","currency":"EUR"})";
+        const auto at = Clock::now();
+        if (append(s, {e}) != SW_OK) {
+            std::fprintf(stderr, "append at backlog failed: %s\n", s.host().last_error().c_str());
+            std::exit(1);
+        }
+        us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - at).count());
+    }
+    const Latency full = percentiles(us);
+    std::printf("%-10s append p50 %7.3f ms  p99 %7.3f ms at 0 pending;  p50 %7.3f ms  p99 %7.3f ms at %d pending "
+                "(preloaded in %.1f s)\n",
+                db, empty.p50_ms, empty.p99_ms, full.p50_ms, full.p99_ms, backlog + appends, preload_s);
 }
 
 double bench_store_drain(StoreInstance& s, int rows) {
@@ -156,13 +184,43 @@ void report(const char* db, Latency store_append, Latency raw_append, double sto
 }  // namespace
 
 int main(int argc, char** argv) {
-    int rows = 100'000, appends = 2'000;
-    std::string pg_conninfo, only;
+    int rows = 100'000, appends = 2'000, backlog = 0;
+    std::string pg_conninfo, only, max_pending;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!std::strcmp(argv[i], "--rows")) rows = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--appends")) appends = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--pg")) pg_conninfo = argv[i + 1];  // an existing server's database
         else if (!std::strcmp(argv[i], "--only")) only = argv[i + 1];       // postgres | sqlite
+        else if (!std::strcmp(argv[i], "--backlog")) backlog = std::atoi(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--max-pending")) max_pending = argv[i + 1];
+    }
+    if (backlog > 0) {
+        std::printf("store-bench: %d single-event appends at 0 and at %d pending rows, max_pending %s\n", appends,
+                    backlog, max_pending.empty() ? "default" : max_pending.c_str());
+        if (only.empty() || only == "sqlite") {
+            spillway::test_support::TempDir dir("store-bench");
+            Plugin plugin(plugin_file("sqlite"));
+            Config c{{"path", dir.path() + "/backlog.db"}};
+            if (!max_pending.empty()) c.set("max_pending", max_pending);
+            StoreInstance s(plugin, c);
+            bench_backlog("sqlite", s, appends, backlog);
+        }
+        if (only.empty() || only == "postgres") {
+            std::unique_ptr<spillway::test_support::Postgres> pg;
+            std::string conninfo = pg_conninfo;
+            if (conninfo.empty()) {
+                spillway::test_support::PostgresOptions po;
+                po.fast = false;
+                pg = std::make_unique<spillway::test_support::Postgres>(po);
+                conninfo = pg->create_database("bench");
+            }
+            Plugin plugin(plugin_file("postgres"));
+            Config c{{"url", conninfo}, {"table", "bench_backlog"}};
+            if (!max_pending.empty()) c.set("max_pending", max_pending);
+            StoreInstance s(plugin, c);
+            bench_backlog("postgres", s, appends, backlog);
+        }
+        return 0;
     }
     std::printf("store-bench: %d single-event appends, drain of %d rows in batches of 500\n", appends, rows);
 
