@@ -54,7 +54,10 @@ std::string quote_name(std::string_view name, const char* key, bool allow_schema
 
 struct Options {
     std::string table = "spillway_outbox";
-    int64_t max_pending = 0;      // 0: unbounded
+    // Finite by default so that a dead Kafka cannot fill the database (0: unbounded, on request).
+    // Enforced without a count per append (OutboxStore::reserve_backlog), so the bound costs
+    // appends nothing until it is reached.
+    int64_t max_pending = 1'000'000;
     int64_t max_attempts = 10;    // 0: unlimited
     int64_t backoff_base_ms = 100;
     int64_t backoff_max_ms = 30'000;
@@ -91,8 +94,10 @@ struct Options {
 #define SPILLWAY_OUTBOX_COMMON_OPTIONS                                                            \
     {"table", SW_OPT_STRING, 0, "spillway_outbox",                                            \
      "outbox table name: an identifier ([A-Za-z_][A-Za-z0-9_]*, at most 40 characters)"},         \
-    {"max_pending", SW_OPT_INT, 0, "0",                                                           \
-     "append answers FULL once a pipeline has this many pending rows; 0 = unbounded"},            \
+    {"max_pending", SW_OPT_INT, 0, "1000000",                                                     \
+     "append answers FULL once a pipeline has this many pending rows; 0 = unbounded. Finite by "  \
+     "default so that a dead Kafka cannot fill the database: 1,000,000 rows is about 1 GB at "    \
+     "1 KiB each, a 17-minute outage at 1,000 events/s; appends below it count nothing"},        \
     {"max_attempts", SW_OPT_INT, 0, "10",                                                         \
      "a row that failed this many delivery attempts becomes dead; 0 = retry forever"},            \
     {"backoff_base", SW_OPT_DURATION, 0, "100ms",                                             \

@@ -32,6 +32,9 @@ void prepare_once(soci::statement& st, const std::string& sql,
 }
 constexpr int64_t kLeaseSweepUs = 10'000'000;  // how often a claim deletes expired leases
 constexpr long long kPurgePage = 1000;
+// max_pending: an append that finds no room by the backlog bound counts the pending rows again at
+// most this often (and at most a twentieth of the time), answering FULL in between.
+constexpr int64_t kMinRecountUs = 100'000;
 
 // A lease owner is "<host>-<pid>-<random>" (make_owner), the random part drawn once per process.
 // Whether `owner` names a process of this host that no longer exists: only then may its leases be
@@ -718,59 +721,201 @@ void OutboxStore::create_meta_v4(soci::session& s) {
 
 void OutboxStore::append(std::span<const sw_event> events, std::span<sw_result> out) {
     if (events.empty()) return;
-    with_session("append", [&](soci::session& s) {
-        Tx tx(s, begin_write_sql());
-        if (opts_.max_pending > 0) {
-            std::map<std::string, long long> per_pipeline;
-            for (const auto& ev : events) ++per_pipeline[std::string(sdk::view(ev.pipeline))];
-            for (auto& [pipeline, adding] : per_pipeline) {
+    // max_pending: each pipeline's rows are reserved under its backlog bound first, with no
+    // database call while there is room; only a pipeline without room is counted, in the
+    // transaction that would add its rows.
+    struct Adding {
+        std::string pipeline;
+        long long rows = 0, duplicates = 0;
+        bool reserved = false, counting = false;
+    };
+    std::vector<Adding> adding;  // one per pipeline of the batch; none when unbounded
+    const auto of = [&](std::string_view pipeline) -> Adding& {
+        for (auto& a : adding)
+            if (a.pipeline == pipeline) return a;
+        return adding.emplace_back(Adding{std::string(pipeline)});
+    };
+    const auto full = [&](const std::string& pipeline) {
+        return sdk::Error(SW_FULL, "outbox backlog for pipeline " + pipeline + " is at max_pending=" +
+                                       std::to_string(opts_.max_pending));
+    };
+    if (opts_.max_pending > 0)
+        for (const auto& ev : events) ++of(sdk::view(ev.pipeline)).rows;
+    bool committing = false;
+    try {
+        std::vector<size_t> to_count;
+        for (size_t i = 0; i < adding.size(); ++i) {
+            // Waiting for another append's count only while this one holds no count itself: two
+            // appends of several pipelines never wait for each other.
+            const Room room = reserve_backlog(adding[i].pipeline, adding[i].rows, to_count.empty());
+            if (room == Room::kFull) throw full(adding[i].pipeline);
+            adding[i].reserved = room == Room::kReserved;
+            adding[i].counting = room == Room::kCount;
+            if (adding[i].counting) to_count.push_back(i);
+        }
+        with_session("append", [&](soci::session& s) {
+            Tx tx(s, begin_write_sql());
+            for (size_t i : to_count) {
+                Adding& a = adding[i];
                 long long pending = 0, lim = opts_.max_pending;
-                std::string p = pipeline;
+                std::string p = a.pipeline;
+                const unsigned long long finished_before = count_begins(p);
+                const int64_t started = host().monotonic_us();
                 s << count_pending_sql_, soci::use(p, "p"), soci::use(lim, "lim"), soci::into(pending);
-                if (pending + adding > opts_.max_pending)
-                    throw sdk::Error(SW_FULL, "outbox backlog for pipeline " + pipeline +
-                                                  " is at max_pending=" + std::to_string(opts_.max_pending));
+                // The next count costs as much: at most a twentieth of the time goes to counting.
+                const int64_t ended = host().monotonic_us();
+                const int64_t recount_at = ended + std::max<int64_t>(kMinRecountUs, (ended - started) * 20);
+                a.reserved = count_ended(p, pending, finished_before, a.rows, recount_at);
+                a.counting = false;
+                if (!a.reserved) throw full(p);
             }
+            insert(s, events, out, [&](std::string_view pipeline) {
+                if (!adding.empty()) ++of(pipeline).duplicates;
+            });
+            committing = true;
+            tx.commit();
+        });
+    } catch (...) {
+        // Nothing stored, unless the commit itself failed: then perhaps stored, and counted so.
+        for (const auto& a : adding) {
+            if (a.reserved) append_ended(a.pipeline, a.rows, committing ? 0 : a.rows);
+            if (a.counting) count_abandoned(a.pipeline);
         }
-        std::string ev_id, pipeline, topic, key, payload, headers, event_type, correlation_id;
-        soci::indicator key_ind, headers_ind, type_ind, corr_ind;
-        int flags = 0;
-        long long created = 0;
-        soci::statement st(s);
-        st.exchange(soci::use(ev_id, "ev")), st.exchange(soci::use(pipeline, "pl")), st.exchange(soci::use(topic, "tp"));
-        st.exchange(soci::use(key, key_ind, "ky")), st.exchange(soci::use(payload, "pa"));
-        st.exchange(soci::use(headers, headers_ind, "hd")), st.exchange(soci::use(event_type, type_ind, "et"));
-        st.exchange(soci::use(correlation_id, corr_ind, "ci")), st.exchange(soci::use(flags, "fl"));
-        st.exchange(soci::use(created, "ca"));
-        // Prepared on the server only when it runs more than once.
-        prepare_once(st, insert_sql_, events.size() == 1 ? soci::details::st_one_time_query
-                                                          : soci::details::st_repeatable_query);
-        const int64_t now = host().now_unix_us();
-        for (size_t i = 0; i < events.size(); ++i) {
-            const sw_event& ev = events[i];
-            if (!sdk::present(ev.event_id) || ev.event_id.len == 0)
-                throw sdk::Error(SW_REJECT, std::string(db_name_) + ": append: event " + std::to_string(i) +
-                                                " has no event_id");
-            ev_id.assign(sdk::view(ev.event_id));
-            pipeline.assign(sdk::view(ev.pipeline));
-            topic.assign(sdk::view(ev.topic));
-            key.assign(sdk::view(ev.key));
-            key_ind = sdk::present(ev.key) ? soci::i_ok : soci::i_null;
-            flags = static_cast<int>(ev.flags & SW_EVENT_PAYLOAD_BINARY);
-            if (flags & SW_EVENT_PAYLOAD_BINARY) payload = base64_encode(sdk::view(ev.payload));
-            else payload.assign(sdk::view(ev.payload));
-            headers_ind = ev.n_headers ? soci::i_ok : soci::i_null;
-            headers = ev.n_headers ? encode_headers(ev.headers, ev.n_headers) : std::string();
-            event_type.assign(sdk::view(ev.event_type));
-            type_ind = sdk::present(ev.event_type) ? soci::i_ok : soci::i_null;
-            correlation_id.assign(sdk::view(ev.correlation_id));
-            corr_ind = sdk::present(ev.correlation_id) ? soci::i_ok : soci::i_null;
-            created = ev.created_at_us > 0 ? ev.created_at_us : now;
-            st.execute(true);
-            sdk::set_result(out[i], SW_OK, "", st.get_affected_rows() == 0 ? SW_RESULT_DUPLICATE : 0);
-        }
-        tx.commit();
-    });
+        throw;
+    }
+    for (const auto& a : adding)
+        if (a.reserved) append_ended(a.pipeline, a.rows, a.duplicates);
+}
+
+template <class OnDuplicate>
+void OutboxStore::insert(soci::session& s, std::span<const sw_event> events, std::span<sw_result> out,
+                         OnDuplicate&& on_duplicate) {
+    std::string ev_id, pipeline, topic, key, payload, headers, event_type, correlation_id;
+    soci::indicator key_ind, headers_ind, type_ind, corr_ind;
+    int flags = 0;
+    long long created = 0;
+    soci::statement st(s);
+    st.exchange(soci::use(ev_id, "ev")), st.exchange(soci::use(pipeline, "pl")), st.exchange(soci::use(topic, "tp"));
+    st.exchange(soci::use(key, key_ind, "ky")), st.exchange(soci::use(payload, "pa"));
+    st.exchange(soci::use(headers, headers_ind, "hd")), st.exchange(soci::use(event_type, type_ind, "et"));
+    st.exchange(soci::use(correlation_id, corr_ind, "ci")), st.exchange(soci::use(flags, "fl"));
+    st.exchange(soci::use(created, "ca"));
+    // Prepared on the server only when it runs more than once.
+    prepare_once(st, insert_sql_, events.size() == 1 ? soci::details::st_one_time_query
+                                                      : soci::details::st_repeatable_query);
+    const int64_t now = host().now_unix_us();
+    for (size_t i = 0; i < events.size(); ++i) {
+        const sw_event& ev = events[i];
+        if (!sdk::present(ev.event_id) || ev.event_id.len == 0)
+            throw sdk::Error(SW_REJECT, std::string(db_name_) + ": append: event " + std::to_string(i) +
+                                            " has no event_id");
+        ev_id.assign(sdk::view(ev.event_id));
+        pipeline.assign(sdk::view(ev.pipeline));
+        topic.assign(sdk::view(ev.topic));
+        key.assign(sdk::view(ev.key));
+        key_ind = sdk::present(ev.key) ? soci::i_ok : soci::i_null;
+        flags = static_cast<int>(ev.flags & SW_EVENT_PAYLOAD_BINARY);
+        if (flags & SW_EVENT_PAYLOAD_BINARY) payload = base64_encode(sdk::view(ev.payload));
+        else payload.assign(sdk::view(ev.payload));
+        headers_ind = ev.n_headers ? soci::i_ok : soci::i_null;
+        headers = ev.n_headers ? encode_headers(ev.headers, ev.n_headers) : std::string();
+        event_type.assign(sdk::view(ev.event_type));
+        type_ind = sdk::present(ev.event_type) ? soci::i_ok : soci::i_null;
+        correlation_id.assign(sdk::view(ev.correlation_id));
+        corr_ind = sdk::present(ev.correlation_id) ? soci::i_ok : soci::i_null;
+        created = ev.created_at_us > 0 ? ev.created_at_us : now;
+        st.execute(true);
+        const bool duplicate = st.get_affected_rows() == 0;
+        if (duplicate) on_duplicate(std::string_view(pipeline));
+        sdk::set_result(out[i], SW_OK, "", duplicate ? SW_RESULT_DUPLICATE : 0);
+    }
+}
+
+OutboxStore::Room OutboxStore::reserve_backlog(const std::string& pipeline, long long rows, bool may_wait) {
+    if (rows > opts_.max_pending) return Room::kFull;
+    std::unique_lock lock(backlog_mutex_);
+    Backlog& b = backlog_[pipeline];  // a reference into an unordered_map outlives rehashing
+    // The first count of a pipeline: the other appends wait for it rather than count alongside.
+    // A count that appends of this instance commit rows during overstates the backlog by them
+    // (they may or may not be in it), and at the start that would be every concurrent append.
+    if (may_wait) count_done_.wait(lock, [&] { return b.known || !b.counting; });
+    if (b.known && b.estimate() + rows <= opts_.max_pending) {
+        b.delta += rows;
+        b.reserved += static_cast<unsigned long long>(rows);
+        return Room::kReserved;
+    }
+    // No room by the bound: count again, unless a count is under way or was taken too recently;
+    // meanwhile FULL.
+    if (b.known && (b.counting || host().monotonic_us() < b.next_count_us)) return Room::kFull;
+    b.counting = true;
+    return Room::kCount;
+}
+
+unsigned long long OutboxStore::count_begins(const std::string& pipeline) {
+    std::lock_guard lock(backlog_mutex_);
+    return backlog_[pipeline].finished;
+}
+
+// Rows reserved here whose append had not ended when the count began may or may not be in it:
+// they count as not (reserved - finished_before), and settlements begun before the count ended
+// are not taken off it (settled() checks the epoch). Both err towards a larger backlog.
+bool OutboxStore::count_ended(const std::string& pipeline, long long pending, unsigned long long finished_before,
+                              long long rows, int64_t recount_at_us) {
+    std::lock_guard lock(backlog_mutex_);
+    Backlog& b = backlog_[pipeline];
+    b.known = true;
+    b.counted = pending;
+    b.delta = static_cast<long long>(b.reserved - finished_before);
+    ++b.epoch;
+    if (rows == 0) return true;  // stats(): not an append's count
+    b.counting = false;
+    b.next_count_us = recount_at_us;
+    count_done_.notify_all();
+    if (b.estimate() + rows > opts_.max_pending) return false;
+    b.delta += rows;
+    b.reserved += static_cast<unsigned long long>(rows);
+    return true;
+}
+
+void OutboxStore::count_abandoned(const std::string& pipeline) {
+    std::lock_guard lock(backlog_mutex_);
+    backlog_[pipeline].counting = false;
+    count_done_.notify_all();
+}
+
+void OutboxStore::append_ended(const std::string& pipeline, long long rows, long long not_added) {
+    std::lock_guard lock(backlog_mutex_);
+    Backlog& b = backlog_[pipeline];
+    b.finished += static_cast<unsigned long long>(rows);
+    b.delta -= not_added;
+}
+
+unsigned long long OutboxStore::settle_begins(const std::string& pipeline) {
+    std::lock_guard lock(backlog_mutex_);
+    auto it = backlog_.find(pipeline);
+    return it == backlog_.end() ? 0 : it->second.epoch;
+}
+
+void OutboxStore::settled(const std::string& pipeline, long long rows, unsigned long long epoch) {
+    std::lock_guard lock(backlog_mutex_);
+    auto it = backlog_.find(pipeline);
+    // A count that ended since the settlement began may already have left its rows out.
+    if (it == backlog_.end() || !it->second.known || it->second.epoch != epoch) return;
+    Backlog& b = it->second;
+    b.delta -= rows;
+    // The rows settled may be other writers' (never added here): the bound stays >= 0.
+    if (b.estimate() < 0) b.delta = -b.counted;
+}
+
+void OutboxStore::became_pending(const std::string& pipeline, long long rows) {
+    std::lock_guard lock(backlog_mutex_);
+    auto it = backlog_.find(pipeline);
+    if (it == backlog_.end()) return;
+    // As an append that ended at once: a count beginning after this sees the rows.
+    Backlog& b = it->second;
+    b.delta += rows;
+    b.reserved += static_cast<unsigned long long>(rows);
+    b.finished += static_cast<unsigned long long>(rows);
 }
 
 // Picks the rows in C++ from the pending head in id order instead of asking the database to prove,
@@ -1216,7 +1361,13 @@ void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_
             retry_err.push_back(msg.empty() ? "retry" : msg);
         }
     }
+    struct Left {
+        long long rows = 0;
+        unsigned long long epoch = 0;
+    };
+    std::unordered_map<std::string, Left> left;  // by pipeline: rows no longer pending once committed
     with_session("complete", [&](soci::session& s) {
+        left.clear();
         Tx tx(s, begin_settle_sql());
         const long long now = host().now_unix_us();
         std::vector<long long> all(row_ids.begin(), row_ids.end());
@@ -1238,6 +1389,18 @@ void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_
         keep_ours(ok, nullptr);
         keep_ours(retry, &retry_err);
         keep_ours(reject, &reject_err);
+        // max_pending: the rows leaving the pending state (published, dead), per pipeline, taken
+        // off the backlog bound once committed. A row's pipeline is its lease's.
+        std::unordered_map<long long, const std::string*> pipeline_of;
+        if (opts_.max_pending > 0)
+            for (const auto& [lid, lease] : ended.ended)
+                for (long long r : lease.rows)
+                    if (ours.count(r)) pipeline_of.emplace(r, &lease.pipeline);
+        const auto leaving = [&](long long row) {
+            if (auto it = pipeline_of.find(row); it != pipeline_of.end()) ++left[*it->second].rows;
+        };
+        for (long long r : ok) leaving(r);
+        for (long long r : reject) leaving(r);
         if (!ok.empty()) {
             // A drained batch is usually a run of consecutive ids, and the table holds each id once:
             // a range names the same rows, read in one index descent rather than one per id.
@@ -1272,6 +1435,7 @@ void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_
                 auto it = attempts_of.find(retry[i]);
                 if (it == attempts_of.end()) continue;  // gone meanwhile (purged)
                 id.push_back(retry[i]);
+                if (opts_.max_attempts > 0 && it->second + 1 >= opts_.max_attempts) leaving(retry[i]);  // dead
                 next.push_back(now + backoff_ms(it->second + 1) * 1000);
                 err.push_back(retry_err[i]);
                 max1.push_back(opts_.max_attempts);
@@ -1282,9 +1446,11 @@ void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_
                     soci::use(max2, "max2"), soci::use(id, "id");
         }
         if (!reject.empty()) s << reject_sql_, soci::use(reject_err, "err"), soci::use(reject, "id");
+        for (auto& [pipeline, l] : left) l.epoch = settle_begins(pipeline);
         tx.commit();
         commit_unlease(ended);
     });
+    for (const auto& [pipeline, l] : left) settled(pipeline, l.rows, l.epoch);
 }
 
 void OutboxStore::release_leases(std::span<const int64_t> row_ids) {
@@ -1313,12 +1479,17 @@ sdk::Stats OutboxStore::stats(std::string_view pipeline_name) {
             counts = counts.substr(0, counts.rfind(" WHERE "));
             lease_rows = lease_rows.substr(0, lease_rows.rfind(" AND pipeline = :p"));
         }
+        // A pipeline's count is the backlog bound's base too (the engine asks once a second while
+        // Kafka is down): rows other writers inserted count from here.
+        const bool bounded = !whole_table && opts_.max_pending > 0;
+        const unsigned long long finished_before = bounded ? count_begins(p) : 0;
         if (whole_table)
             s << counts, soci::use(now, "now"), soci::into(pending), soci::into(leased), soci::into(dead),
                 soci::into(oldest, oldest_ind);
         else
             s << counts, soci::use(now, "now"), soci::use(p, "p"), soci::into(pending), soci::into(leased),
                 soci::into(dead), soci::into(oldest, oldest_ind);
+        if (bounded) count_ended(p, pending, finished_before, 0, 0);
         // Leased rows: the per-row leases of engines on schema version 2, and the lease table's.
         std::vector<std::string> lid(kFetchChunk), rows(kFetchChunk);
         soci::statement q(s);
@@ -1407,12 +1578,15 @@ int64_t by_event_ids(soci::session& s, const std::string& all_sql, const std::st
 }  // namespace
 
 int64_t OutboxStore::replay_dead(std::string_view pipeline_name, std::span<const sw_bytes> event_ids) {
-    return with_session("replay_dead", [&](soci::session& s) {
+    const int64_t n = with_session("replay_dead", [&](soci::session& s) {
         Tx tx(s, begin_write_sql());
         const int64_t n = by_event_ids(s, replay_all_sql_, replay_one_sql_, std::string(pipeline_name), event_ids);
         tx.commit();
         return n;
     });
+    // Not refused at max_pending (the rows are there already), but part of the backlog now.
+    if (opts_.max_pending > 0 && n > 0) became_pending(std::string(pipeline_name), n);
+    return n;
 }
 
 int64_t OutboxStore::purge_dead(std::string_view pipeline_name, std::span<const sw_bytes> event_ids) {

@@ -15,6 +15,7 @@
 #include <soci/soci.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -23,7 +24,6 @@
 #include <unordered_set>
 #include <utility>
 #include <variant>
-#include <vector>
 #include <vector>
 
 namespace spillway::plugins::outbox {
@@ -188,6 +188,11 @@ private:
     struct NarrowRows;
 
     void ensure_connected(soci::session& s, const char* what);
+    // Inserts the events (ON CONFLICT DO NOTHING), their results into `out`; on_duplicate(pipeline)
+    // for each event whose id was there already.
+    template <class OnDuplicate>
+    void insert(soci::session& s, std::span<const sw_event> events, std::span<sw_result> out,
+                OnDuplicate&& on_duplicate);
     // The versioned steps and the adoption, noted; migrate() hands the notes to the host.
     void run_migrations();
     // auto_migrate = false: reports at start, as an error, a table the migration has not brought up
@@ -256,6 +261,50 @@ private:
                        std::unordered_set<long long>& held);
     void commit_unlease(const Unlease& u);
 
+    // max_pending without a COUNT at every append (a COUNT walks up to max_pending index entries:
+    // milliseconds per append at a backlog of 100,000, just when the outbox takes every event).
+    // Per pipeline, an upper bound of its pending rows: the last count plus the rows this instance
+    // has appended since, minus the rows it has settled since. While an append fits under
+    // max_pending by that bound it is taken without counting; when it does not, the rows are
+    // counted again (at most once per recount interval; FULL in between). The bound holds for this
+    // instance's own appends: rows other writers insert (an application writing outbox-first,
+    // another engine) count from the next count, which stats() also supplies (the engine asks
+    // once a second while Kafka is down). Counts and appends or settlements that overlap in time
+    // are taken in the direction that overstates the backlog, never the other.
+    struct Backlog {
+        bool known = false;                    // counted at least once
+        long long counted = 0;                 // pending rows the last count found
+        long long delta = 0;                   // since: + rows reserved by appends here, - rows settled here
+        unsigned long long reserved = 0;       // rows appends here ever reserved (monotonic)
+        unsigned long long finished = 0;       // of those, rows whose append has ended, committed or not
+        unsigned long long epoch = 0;          // counts taken so far
+        bool counting = false;                 // an append's count is under way
+        int64_t next_count_us = 0;             // monotonic: an append finding no room counts again from then
+        long long estimate() const { return counted + delta; }
+    };
+    enum class Room { kReserved, kCount, kFull };
+    // Reserves `rows` of `pipeline` when the bound has room for them; else whether to count now
+    // (kCount: the caller counts, then calls count_ended or count_abandoned). `may_wait`: for the
+    // pipeline's first count, under way in another append.
+    Room reserve_backlog(const std::string& pipeline, long long rows, bool may_wait);
+    // Before a count: what count_ended needs to tell appends the count may not have seen.
+    unsigned long long count_begins(const std::string& pipeline);
+    // A count of `pending` rows begun at count_begins (`finished_before`) becomes the base; with
+    // rows > 0 (an append's count) they are reserved if they fit, answering whether they did.
+    // Appends count again no sooner than `recount_at_us` (monotonic).
+    bool count_ended(const std::string& pipeline, long long pending, unsigned long long finished_before,
+                     long long rows, int64_t recount_at_us);
+    void count_abandoned(const std::string& pipeline);  // an append's count failed
+    // An append that reserved `rows` ended: `not_added` of them were not stored (duplicates, or
+    // all of them when it rolled back).
+    void append_ended(const std::string& pipeline, long long rows, long long not_added);
+    // Rows leaving the pending state here (published, dead): settle_begins before the commit,
+    // settled after it with what settle_begins answered.
+    unsigned long long settle_begins(const std::string& pipeline);
+    void settled(const std::string& pipeline, long long rows, unsigned long long epoch);
+    // Rows that became pending again here (replay_dead).
+    void became_pending(const std::string& pipeline, long long rows);
+
     Options opts_;
     Sql sql_;
     const char* db_name_;
@@ -282,6 +331,9 @@ private:
     std::unordered_map<long long, long long> lease_of_row_;  // claimed row -> its lease id
     std::unordered_map<long long, MyLease> my_leases_;       // lease id -> lease
     std::atomic<int64_t> next_lease_sweep_us_{0};
+    std::mutex backlog_mutex_;  // held for bookkeeping only, never across a database call
+    std::condition_variable count_done_;  // an append's count ended (Backlog::counting)
+    std::unordered_map<std::string, Backlog> backlog_;  // by pipeline
 };
 
 }  // namespace spillway::plugins::outbox
