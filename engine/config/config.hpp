@@ -43,7 +43,7 @@ private:
 using List = std::vector<std::string>;
 
 // A component option as written (after interpolation); typed against the plugin's option table
-// later, by engine/plugin/validate.cpp.
+// later, by engine/plugin/binding.cpp.
 struct Value {
     std::variant<std::string, int64_t, double, bool, List> data;
     Location where;
