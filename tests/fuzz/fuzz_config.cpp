@@ -60,15 +60,15 @@ bool mentions(const std::vector<Diagnostic>& ds, const char* words) {
 // `[a.b] c.d = [{e = 1}]`, e is at level 6). Stops one past the limit, so a tree the pre-scan
 // undercounted is measured without recursing as deep as it goes.
 int nesting(const toml::node& node, int level) {
+    const auto* table = node.as_table();
+    const auto* array = node.as_array();
+    if (!table && !array) return level - 1;  // a value: its level is its container's
     if (level > spillway::config::kMaxConfigDepth) return level;
     int deepest = level;
-    if (const auto* t = node.as_table()) {
-        for (const auto& [key, child] : *t) deepest = std::max(deepest, nesting(child, level + 1));
-    } else if (const auto* a = node.as_array()) {
-        for (const auto& child : *a) deepest = std::max(deepest, nesting(child, level + 1));
-    } else {
-        return level - 1;  // a value: its own level is its container's
-    }
+    if (table)
+        for (const auto& [key, child] : *table) deepest = std::max(deepest, nesting(child, level + 1));
+    else
+        for (const auto& child : *array) deepest = std::max(deepest, nesting(child, level + 1));
     return deepest;
 }
 
