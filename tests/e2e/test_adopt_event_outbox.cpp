@@ -1,5 +1,5 @@
 // The original system's `event_outbox` table (../shared/reference/original-system.md, §1.1) relayed
-// to Kafka by the real `spillway run` with the example config configs/adopt-event-outbox.toml, used
+// to Kafka by the real `spillway run` with the example config configs/examples/adopt-event-outbox.toml, used
 // as an operator would: the file itself, its ${...} variables set in the environment. The table is
 // created by SQL exactly as the original had it, with rows its application wrote before Spillway
 // came (one of them already published by the old relay); `spillway outbox migrate` adopts it; the
@@ -127,7 +127,7 @@ TEST(AdoptEventOutbox, TheExampleConfigRelaysTheOriginalTableToKafkaEndToEnd) {
     test_support::TempDir dir("adopt");
 
     // The example file as shipped; only its variables come from the environment.
-    const std::string config = std::string(SPILLWAY_SOURCE_DIR) + "/configs/adopt-event-outbox.toml";
+    const std::string config = std::string(SPILLWAY_SOURCE_DIR) + "/configs/examples/adopt-event-outbox.toml";
     const std::vector<std::string> env = {
         "OUTBOX_DATABASE_URL=" + url,
         "KAFKA_BROKERS=" + kafka.bootstraps(),
@@ -186,7 +186,7 @@ TEST(AdoptEventOutbox, TheExampleConfigRelaysTheOriginalTableToKafkaEndToEnd) {
         EXPECT_EQ(status[0]["pending"], static_cast<int64_t>(legacy_rows)) << r.out;
     }
 
-    // --- The engine, as `spillway run configs/adopt-event-outbox.toml`.
+    // --- The engine, as `spillway run configs/examples/adopt-event-outbox.toml`.
     const std::string log = dir.path() + "/run.log";
     test_support::ChildProcess engine({{SPILLWAY_BIN, "run", config}, log, "/", {}, SIGKILL, env});
     // It relays: the first legacy row arrives (which also proves it started).

@@ -1,7 +1,7 @@
 // Adopting the original system's `event_outbox` table on PostgreSQL, end to end through the store:
 // its id is a UUID, it has no event-id column and no pipeline, its event_data is a JSON envelope
 // carrying the event id, the topic and optional headers, and published_at NULL means unpublished.
-// The store is configured as configs/adopt-event-outbox.toml configures it.
+// The store is configured as configs/examples/adopt-event-outbox.toml configures it.
 #include <spillway/test_support/postgres.hpp>
 #define SPILLWAY_STORE_SUITE_HELPERS_ONLY
 #include <spillway/testkit/store_suite.hpp>
@@ -67,7 +67,7 @@ void create_event_outbox(Postgres& pg, const std::string& table) {
                 "\"topic\": \"huleedu.essay.v1\", \"data\": {}}', NULL, 'huleedu.essay.v1', 2, 'broker down')");
 }
 
-// configs/adopt-event-outbox.toml's store section.
+// configs/examples/adopt-event-outbox.toml's store section.
 Config event_outbox_config(const std::string& table) {
     return Config{{"url", database()},
                   {"table", table},
