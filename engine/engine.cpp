@@ -1,5 +1,6 @@
 #include "engine/engine.hpp"
 
+#include "engine/observe/catalogue.hpp"
 #include "engine/observe/log.hpp"
 
 #include <algorithm>
@@ -64,7 +65,9 @@ std::unique_ptr<Prepared> prepare(const std::string& path, const config::LoadOpt
     return p;
 }
 
-Engine::Engine(std::unique_ptr<Prepared> prepared) : prepared_(std::move(prepared)) {}
+Engine::Engine(std::unique_ptr<Prepared> prepared) : prepared_(std::move(prepared)) {
+    observe::describe_engine_metrics(metrics_);
+}
 
 Engine::~Engine() { stop(); }
 

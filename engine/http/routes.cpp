@@ -15,32 +15,6 @@ namespace {
 
 using json = nlohmann::json;
 
-// HELP text for the engine's own metric families (plugins' families go out without HELP).
-void describe_metrics(observe::Metrics& m) {
-    static const std::pair<const char*, const char*> help[] = {
-        {"publish_total", "Events answered by publish, by path (direct, outbox, refused) and reason"},
-        {"publish_latency_seconds", "Time from publish to durable (Kafka ack or outbox commit) or refusal"},
-        {"circuit_state", "Direct-path circuit: 0 closed, 1 open, 2 half-open"},
-        {"circuit_transitions_total", "Circuit state changes, by from and to"},
-        {"outbox_pending", "Rows waiting in the outbox, including leased ones"},
-        {"outbox_dead", "Dead letters in the outbox"},
-        {"outbox_oldest_age_seconds", "Age of the oldest pending outbox row"},
-        {"outbox_delay_seconds", "Time from accept to relay delivery for events that went through the outbox"},
-        {"relay_published_total", "Outbox rows the relay delivered to Kafka"},
-        {"relay_failures_total", "Outbox rows the relay could not deliver and will retry"},
-        {"relay_claimed_ahead_total", "Batches the relay claimed while the one before was being sent (a drain)"},
-        {"relay_held_back_total", "Outbox rows given back unsent because an earlier row of their key just failed"},
-        {"relay_interval_seconds", "The relay's current poll interval"},
-        {"relay_wakeups_total", "Relay wake-ups, by cause"},
-        {"dead_letters_total", "Rows moved to the dead letters"},
-        {"doorbell_failures_total", "Doorbell rings that failed (the relay's poll still finds the rows)"},
-        {"http_requests_total", "HTTP requests answered, by route and status code"},
-        {"http_connections", "Open HTTP connections"},
-        {"http_connections_refused_total", "HTTP connections turned away past http_max_connections, by how"},
-    };
-    for (const auto& [name, text] : help) m.describe(name, text);
-}
-
 json nullable(int64_t v) { return v < 0 ? json() : json(v); }
 
 const char* health_name(int32_t state) {
@@ -182,9 +156,7 @@ std::string refuse_content_type(std::string_view content_type) {
            "line); with curl: -H 'Content-Type: application/json'";
 }
 
-Api::Api(Engine& engine, const config::HttpLimits& limits) : engine_(engine), limits_(limits) {
-    describe_metrics(engine.metrics());
-}
+Api::Api(Engine& engine, const config::HttpLimits& limits) : engine_(engine), limits_(limits) {}
 
 Response Api::handle(const Request& req) {
     switch (req.match.route) {

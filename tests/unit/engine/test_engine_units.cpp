@@ -2,6 +2,7 @@
 // Prometheus text the metrics registry writes.
 #include "engine/http/event_json.hpp"
 #include "engine/http/json_text.hpp"
+#include "engine/observe/catalogue.hpp"
 #include "engine/observe/metrics.hpp"
 #include "engine/pipeline/circuit.hpp"
 #include "engine/pipeline/event.hpp"
@@ -11,6 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <regex>
 #include <set>
 #include <thread>
@@ -286,6 +289,31 @@ TEST(Metrics, LabelOrderDoesNotMatter) {
     m.add("x_total", {{"b", "2"}, {"a", "1"}});
     m.add("x_total", {{"a", "1"}, {"b", "2"}}, 2);
     EXPECT_EQ(m.value("x_total", {{"a", "1"}, {"b", "2"}}), 3.0);
+}
+
+// Every family the engine emits is in the catalogue, with a type, HELP and bounded labels: the
+// engine's sources are scanned for the names they emit.
+TEST(MetricCatalogue, ListsEveryFamilyTheEngineEmitsWithHelpAndBoundedLabels) {
+    std::set<std::string> listed;
+    for (size_t i = 0; i < observe::kEngineMetricCount; ++i) {
+        const auto& f = observe::kEngineMetrics[i];
+        EXPECT_TRUE(listed.insert(f.name).second) << f.name << " listed twice";
+        EXPECT_TRUE(std::string(f.type) == "counter" || std::string(f.type) == "gauge" || std::string(f.type) == "histogram") << f.name;
+        EXPECT_GT(std::string(f.help).size(), 10u) << f.name;
+        for (const char* unbounded : {"key", "event_id"})
+            EXPECT_EQ(("," + std::string(f.labels) + ",").find("," + std::string(unbounded) + ","), std::string::npos) << f.name;
+    }
+    const std::regex emit(R"re(\.(add|set|observe|observe_each)\("([a-z_]+)")re");
+    size_t found = 0;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(std::string(SPILLWAY_SOURCE_DIR) + "/engine")) {
+        if (entry.path().extension() != ".cpp") continue;
+        std::ifstream in(entry.path());
+        const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        for (std::sregex_iterator it(text.begin(), text.end(), emit), end; it != end; ++it, ++found)
+            EXPECT_TRUE(listed.count((*it)[2].str())) << (*it)[2].str() << " is emitted by " << entry.path().filename()
+                                                      << " but not in engine/observe/catalogue.cpp";
+    }
+    EXPECT_GT(found, 15u) << "the scan found too few emitting calls to mean anything";
 }
 
 TEST(Metrics, RendersPrometheusTextWithHelpTypeAndCumulativeBuckets) {
