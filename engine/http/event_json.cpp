@@ -283,4 +283,26 @@ std::string base64_encode(std::string_view bytes) {
     return out;
 }
 
+std::string dead_letter_json(const plugin::DeadLetter& d) {
+    using json = nlohmann::json;
+    json j = {{"row_id", d.row_id}, {"event_id", d.event_id}, {"topic", d.topic},
+              {"key", d.key ? json(*d.key) : json()}};
+    json payload = d.binary ? json() : json::parse(d.payload, nullptr, false);
+    if (d.binary || payload.is_discarded()) {
+        j["payload"] = base64_encode(d.payload);
+        j["payload_encoding"] = "base64";
+    } else {
+        j["payload"] = std::move(payload);
+    }
+    json headers = json::object();
+    for (const auto& [k, v] : d.headers) headers[k] = v;
+    j["headers"] = std::move(headers);
+    if (!d.event_type.empty()) j["event_type"] = d.event_type;
+    if (!d.correlation_id.empty()) j["correlation_id"] = d.correlation_id;
+    j["created_at_us"] = d.created_at_us;
+    j["attempts"] = d.attempts;
+    j["last_error"] = d.last_error;
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 }  // namespace spillway::http

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "engine/pipeline/event.hpp"
+#include "engine/plugin/store_admin.hpp"
 
 #include <cstddef>
 #include <stdexcept>
@@ -52,6 +53,10 @@ pipeline::Event parse_event(std::string_view text, const std::string& default_to
 // {"event_id":..., "path":"direct"|"outbox"|"refused", "reason":..., "message":...} (reason and
 // message only when there is one).
 std::string outcome_json(const pipeline::Outcome& outcome);
+
+// A dead letter as one JSON object: a JSON payload inline, a binary one in base64 with
+// "payload_encoding":"base64" (the same spelling the ingress accepts, so it can be re-posted).
+std::string dead_letter_json(const plugin::DeadLetter& d);
 
 // Strict base64 (RFC 4648 alphabet, padded); false on any other input.
 bool base64_decode(std::string_view text, std::string& out);

@@ -2,7 +2,7 @@
 
 #include "engine/engine.hpp"
 #include "engine/http/event_json.hpp"
-#include "engine/http/store_admin.hpp"
+#include "engine/plugin/store_admin.hpp"
 #include "engine/observe/log.hpp"
 
 #include <nlohmann/json.hpp>
@@ -234,7 +234,7 @@ Response Api::list_dead(const Request& req) {
     plugin::Instance* store = engine_.instance(p->name(), "store");
     if (!store) return error_response(503, "pipeline '" + p->name() + "' is not running");
     try {
-        const auto dead = StoreAdmin(*store).list_dead(p->name(), after, static_cast<size_t>(limit));
+        const auto dead = plugin::StoreAdmin(*store).list_dead(p->name(), after, static_cast<size_t>(limit));
         Response res;
         res.body = "{\"dead_letters\":[";
         for (size_t i = 0; i < dead.size(); ++i) res.body += (i ? "," : "") + dead_letter_json(dead[i]);
@@ -275,7 +275,7 @@ Response Api::replay(const Request& req) {
     plugin::Instance* store = engine_.instance(p->name(), "store");
     if (!store) return error_response(503, "pipeline '" + p->name() + "' is not running");
     try {
-        const int64_t n = StoreAdmin(*store).replay(p->name(), ids);
+        const int64_t n = plugin::StoreAdmin(*store).replay(p->name(), ids);
         if (n > 0) p->wake();
         observe::logger("http")->info("replayed {} dead letter(s) of pipeline {}", n, p->name());
         return reply(200, {{"replayed", n}});

@@ -3,7 +3,8 @@
 #include "commands.hpp"
 
 #include "engine/engine.hpp"
-#include "engine/http/store_admin.hpp"
+#include "engine/http/event_json.hpp"
+#include "engine/plugin/store_admin.hpp"
 #include "engine/observe/log.hpp"
 
 #include <nlohmann/json.hpp>
@@ -76,7 +77,7 @@ int outbox(const OutboxOptions& o) {
         if (o.action == "migrate") {
             // What the store did, at its start (auto_migrate) and now; "up to date" only when nothing.
             for (const auto& [id, inst] : stores) {
-                const auto steps = http::StoreAdmin(*inst).migrate();
+                const auto steps = plugin::StoreAdmin(*inst).migrate();
                 if (steps.empty()) std::cout << id << ": schema up to date\n";
                 for (const auto& step : steps) std::cout << id << ": " << step << "\n";
             }
@@ -86,7 +87,7 @@ int outbox(const OutboxOptions& o) {
             nlohmann::json all = nlohmann::json::array();
             if (!o.json) std::printf("%-20s %-16s %9s %7s %7s %8s\n", "PIPELINE", "STORE", "PENDING", "LEASED", "DEAD", "OLDEST");
             for (const auto& name : pipelines) {
-                const http::StoreCounts c = http::StoreAdmin(*store_of[name]).counts(name);
+                const plugin::StoreCounts c = plugin::StoreAdmin(*store_of[name]).counts(name);
                 if (o.json) {
                     all.push_back({{"pipeline", name}, {"store", store_of[name]->id()}, {"pending", c.pending},
                                    {"leased", c.leased}, {"dead", c.dead}, {"oldest_pending_age_ms", c.oldest_pending_age_ms}});
@@ -103,8 +104,8 @@ int outbox(const OutboxOptions& o) {
                 std::vector<std::string> users;
                 for (const auto& [name, p] : cfg.pipelines)
                     if ("store." + p.uses.at("store") == id) users.push_back(name);
-                http::StoreAdmin admin(*inst);
-                const std::string warning = http::unrelayed_warning(id, http::unrelayed(admin, users));
+                plugin::StoreAdmin admin(*inst);
+                const std::string warning = plugin::unrelayed_warning(id, plugin::unrelayed(admin, users));
                 if (!warning.empty()) std::cerr << warning << "\n";
             }
             return kOk;
@@ -112,7 +113,7 @@ int outbox(const OutboxOptions& o) {
         if (o.action == "dead") {
             // One JSON object per line, the same shape the admin API lists.
             for (const auto& name : pipelines) {
-                http::StoreAdmin admin(*store_of[name]);
+                plugin::StoreAdmin admin(*store_of[name]);
                 int64_t after = 0;
                 size_t printed = 0;
                 for (;;) {
@@ -133,7 +134,7 @@ int outbox(const OutboxOptions& o) {
         }
         if (o.action == "replay" || o.action == "purge") {
             for (const auto& name : pipelines) {
-                http::StoreAdmin admin(*store_of[name]);
+                plugin::StoreAdmin admin(*store_of[name]);
                 const int64_t n = o.action == "replay" ? admin.replay(name, o.event_ids) : admin.purge(name, o.event_ids);
                 std::cout << name << ": " << (o.action == "replay" ? "replayed " : "purged ") << n << " dead letter(s)\n";
             }

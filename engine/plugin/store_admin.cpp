@@ -1,12 +1,10 @@
-#include "engine/http/store_admin.hpp"
-
-#include "engine/http/event_json.hpp"
+#include "engine/plugin/store_admin.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 
-namespace spillway::http {
+namespace spillway::plugin {
 
 namespace {
 std::string text(const sw_bytes& b) { return b.ptr ? std::string(b.ptr, b.len) : std::string(); }
@@ -139,26 +137,4 @@ std::string unrelayed_warning(const std::string& store_id, const Unrelayed& u) {
     return w;
 }
 
-std::string dead_letter_json(const DeadLetter& d) {
-    using json = nlohmann::json;
-    json j = {{"row_id", d.row_id}, {"event_id", d.event_id}, {"topic", d.topic},
-              {"key", d.key ? json(*d.key) : json()}};
-    json payload = d.binary ? json() : json::parse(d.payload, nullptr, false);
-    if (d.binary || payload.is_discarded()) {
-        j["payload"] = base64_encode(d.payload);
-        j["payload_encoding"] = "base64";
-    } else {
-        j["payload"] = std::move(payload);
-    }
-    json headers = json::object();
-    for (const auto& [k, v] : d.headers) headers[k] = v;
-    j["headers"] = std::move(headers);
-    if (!d.event_type.empty()) j["event_type"] = d.event_type;
-    if (!d.correlation_id.empty()) j["correlation_id"] = d.correlation_id;
-    j["created_at_us"] = d.created_at_us;
-    j["attempts"] = d.attempts;
-    j["last_error"] = d.last_error;
-    return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-}  // namespace spillway::http
+}  // namespace spillway::plugin

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-namespace spillway::http {
+namespace spillway::plugin {
 
 struct StoreCounts {
     int64_t pending = 0, leased = 0, dead = 0, oldest_pending_age_ms = 0;
@@ -65,8 +65,5 @@ Unrelayed unrelayed(StoreAdmin& admin, const std::vector<std::string>& pipelines
 // The operator's warning for `u` in store `store_id`, or "" when every pending row is relayed.
 std::string unrelayed_warning(const std::string& store_id, const Unrelayed& u);
 
-// A dead letter as one JSON object: a JSON payload inline, a binary one in base64 with
-// "payload_encoding":"base64" (the same spelling the ingress accepts, so it can be re-posted).
-std::string dead_letter_json(const DeadLetter& d);
 
-}  // namespace spillway::http
+}  // namespace spillway::plugin
