@@ -113,14 +113,12 @@ Connection::Connection(const std::string& host, int port) {
     // Blocking connect (loopback answers at once), then non-blocking so no call can hang a test.
     if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
         fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK) != 0) {
-        close(fd_);
+        ::close(fd_);
         fd_ = -1;
     }
 }
 
-Connection::~Connection() {
-    if (fd_ >= 0) close(fd_);
-}
+Connection::~Connection() { close(); }
 
 Connection::Connection(Connection&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)), in_(std::move(other.in_)), sent_(other.sent_),
@@ -177,6 +175,11 @@ Connection::Sent Connection::send(std::string_view bytes, std::chrono::milliseco
 
 void Connection::shutdown_write() {
     if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+}
+
+void Connection::close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
 }
 
 std::optional<HttpResponse> Connection::read_response(std::chrono::milliseconds deadline) {

@@ -58,6 +58,7 @@ public:
     Sent send(std::string_view bytes, std::chrono::milliseconds deadline = std::chrono::seconds(10),
               bool stop_when_answered = false);
     void shutdown_write();
+    void close();  // as a client does once the server closed; what was received stays readable
 
     // The next complete response within `deadline`; nullopt when the server closed first or time ran out.
     std::optional<HttpResponse> read_response(std::chrono::milliseconds deadline = std::chrono::seconds(10));
