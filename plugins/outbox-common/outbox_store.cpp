@@ -286,8 +286,11 @@ struct OutboxStore::RowSet {
         for (size_t k = 0; k < str.size(); ++k) apply(str[k], more.str[k]), apply(ind[k], more.ind[k]);
     }
 
-    // Moves the strings out: a RowSet is read once.
-    std::unique_ptr<sdk::Batch> to_batch(const char* db);
+    // Rows that could not be decoded: row id and why.
+    using Malformed = std::vector<std::pair<long long, std::string>>;
+    // Moves the strings out: a RowSet is read once. Rows that cannot be decoded are left out and
+    // listed in `malformed`; without it (a listing) they are kept as far as they decode.
+    std::unique_ptr<sdk::Batch> to_batch(const char* db, Malformed* malformed = nullptr);
 
     std::vector<std::string> id, created_at;
     std::vector<int> flags, attempts;
@@ -315,7 +318,7 @@ struct RowBatch : sdk::Batch {
 
 }  // namespace
 
-std::unique_ptr<sdk::Batch> OutboxStore::RowSet::to_batch(const char* db) {
+std::unique_ptr<sdk::Batch> OutboxStore::RowSet::to_batch([[maybe_unused]] const char* db, Malformed* malformed) {
     auto batch = std::make_unique<RowBatch>();
     const size_t n = size();
     batch->rows.resize(n);
@@ -324,8 +327,17 @@ std::unique_ptr<sdk::Batch> OutboxStore::RowSet::to_batch(const char* db) {
         return ind[k][i] == soci::i_ok ? std::move(str[k][i]) : std::string();
     };
     auto present = [&](int k, size_t i) { return ind[k][i] == soci::i_ok; };
+    // A claimed row that cannot be decoded is the caller's to park (`malformed`); a listed one
+    // (a dead letter) is shown as stored, without what could not be decoded: its last_error says why.
+    auto bad = [&](size_t i, const std::string& why) {
+        if (!malformed) return false;
+        malformed->emplace_back(std::stoll(id[i]), why);
+        return true;
+    };
+    size_t w = 0;  // rows kept so far
     for (size_t i = 0; i < n; ++i) {
-        RowBatch::Row& r = batch->rows[i];
+        RowBatch::Row& r = batch->rows[w];
+        r = RowBatch::Row{};
         const int fl = flags_ind[i] == soci::i_ok ? flags[i] : 0;
         r.event_id = text(kEv, i);
         r.pipeline = text(kPl, i);
@@ -337,14 +349,14 @@ std::unique_ptr<sdk::Batch> OutboxStore::RowSet::to_batch(const char* db) {
             try {
                 r.payload = base64_decode(r.payload);
             } catch (const std::exception& e) {
-                throw sdk::Error(SW_FATAL, std::string(db) + ": row " + id[i] +
-                                               ": binary payload is not valid base64: " + e.what());
+                if (bad(i, std::string("binary payload is not valid base64: ") + e.what())) continue;
             }
         }
         try {
             if (present(kHd, i)) r.headers = decode_headers(str[kHd][i]);
         } catch (const std::exception& e) {
-            throw sdk::Error(SW_FATAL, std::string(db) + ": row " + id[i] + ": " + e.what());
+            if (bad(i, e.what())) continue;
+            r.headers.clear();
         }
         r.has_event_type = present(kEt, i);
         r.event_type = text(kEt, i);
@@ -354,7 +366,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::RowSet::to_batch(const char* db) {
         r.last_error = text(kLe, i);
         for (const auto& [name, value] : r.headers) r.header_spans.push_back({sdk::bytes(name), sdk::bytes(value)});
 
-        sw_event& ev = batch->events[i];
+        sw_event& ev = batch->events[w++];
         ev = sw_event{};
         ev.struct_size = sizeof(sw_event);
         ev.flags = static_cast<uint32_t>(fl);
@@ -372,6 +384,8 @@ std::unique_ptr<sdk::Batch> OutboxStore::RowSet::to_batch(const char* db) {
         ev.attempts = attempts_ind[i] == soci::i_ok ? attempts[i] : 0;
         ev.last_error = r.has_last_error ? sdk::bytes(r.last_error) : sw_bytes{nullptr, 0};
     }
+    batch->rows.resize(w);  // shrinking keeps the kept rows (and the spans into them) in place
+    batch->events.resize(w);
     return batch;
 }
 
@@ -1191,7 +1205,9 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_na
                                                     const Continuation* prev) {
     const long long from = prev ? prev->cursor : 0;
     if (limit == 0) return nothing_claimed(pipeline_name, from, prev ? &prev->own : nullptr);
+    RowSet::Malformed malformed;
     auto batch = with_session("claim", [&](soci::session& s) -> std::unique_ptr<sdk::Batch> {
+        malformed.clear();
         const long long now = host().now_unix_us();
         std::string p(pipeline_name);
         if (!prev && !last_claim_found_rows(pipeline_name)) {
@@ -1304,13 +1320,14 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_na
         if (picker.picked.size() > from_head) rows.append(fetch(std::vector<long long>(at(from_head), picker.picked.end())));
         tx.commit();
         remember_lease(std::stoll(lease_id), until, picker.picked, p);
-        auto out = rows.to_batch(db_name_);
+        auto out = rows.to_batch(db_name_, &malformed);
         auto* b = static_cast<RowBatch*>(out.get());
         b->claimed_for = p;
         b->cursor = cursor;
         if (prev) b->after_rows = prev->own;
         return out;
     });
+    if (!malformed.empty()) park_malformed(malformed);
     if ((opts_.retention_ms > 0 && !opts_.keep_published) && host().monotonic_us() >= next_purge_us_.load()) {
         next_purge_us_ = host().monotonic_us() + std::clamp<int64_t>(opts_.retention_ms / 2, 1000, 60'000) * 1000;
         with_session("purge published", [&](soci::session& s) { purge_published(s, host().now_unix_us()); });
@@ -1451,6 +1468,27 @@ void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_
         commit_unlease(ended);
     });
     for (const auto& [pipeline, l] : left) settled(pipeline, l.rows, l.epoch);
+}
+
+// Rows a claim leased but could not decode (an application wrote headers that are not a JSON object
+// of at most 64 levels, or a binary payload that is not base64) go to the dead letters with the
+// reason, as a rejected event would: sending them is impossible, and retrying them would fail the
+// claim of their key for ever.
+void OutboxStore::park_malformed(const std::vector<std::pair<long long, std::string>>& malformed) {
+    std::vector<int64_t> ids;
+    std::vector<sw_result> results;
+    for (const auto& [row, why] : malformed) {
+        host().warn(std::string(db_name_) + ": row " + std::to_string(row) + " of " + opts_.table +
+                    " cannot be decoded and goes to the dead letters: " + why);
+        ids.push_back(row);
+        sw_result r{};
+        r.status = SW_REJECT;
+        r.partition = -1;
+        r.offset = -1;
+        std::snprintf(r.message, sizeof r.message, "malformed row: %s", why.c_str());
+        results.push_back(r);
+    }
+    complete(ids, results);
 }
 
 void OutboxStore::release_leases(std::span<const int64_t> row_ids) {

@@ -185,6 +185,8 @@ private:
 
     class Tx;
     struct RowSet;
+    // Claimed rows that cannot be decoded (row id, why) go to the dead letters.
+    void park_malformed(const std::vector<std::pair<long long, std::string>>& malformed);
     struct NarrowRows;
 
     void ensure_connected(soci::session& s, const char* what);

@@ -192,6 +192,31 @@ TEST(SqliteAdoption, AHeadersFieldThatIsNotAnObjectOrNotUsedStaysInThePayload) {
     EXPECT_EQ(rows[3].headers, (std::vector<std::pair<std::string, std::string>>{{"x", "y"}}));
 }
 
+// A row the application wrote with headers the store cannot decode is parked with the reason,
+// not retried for ever: its claim used to fail whole (SW_FATAL) at every lease, holding its key.
+TEST(SqliteAdoption, ARowWithUndecodableHeadersGoesToTheDeadLettersAndItsKeyMovesOn) {
+    TempDir dir("adopt");
+    const std::string db = dir.path() + "/app.db";
+    exec(db,
+         "CREATE TABLE legacy_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, key TEXT, "
+         "payload TEXT NOT NULL);"
+         "INSERT INTO legacy_outbox (topic, key, payload) VALUES ('t', 'k1', '{\"event_id\":\"e-1\"}');");
+    StoreInstance s(sqlite_plugin(), adopting(db));
+    exec(db, "INSERT INTO legacy_outbox (topic, key, payload, headers) VALUES ('t', 'k2', '{\"event_id\":\"e-2\"}', "
+             "'[[\"own\"');"
+             "INSERT INTO legacy_outbox (topic, key, payload) VALUES ('t', 'k2', '{\"event_id\":\"e-3\"}');");
+
+    const auto rows = claim(s, "orders", 10);
+    EXPECT_EQ(event_ids(rows), (std::vector<std::string>{"e-1", "e-3"})) << s.host().last_error();
+    const auto dead = list_dead(s, "orders");
+    ASSERT_EQ(dead.size(), 1u);
+    EXPECT_EQ(dead[0].event_id, "e-2");
+    EXPECT_NE(dead[0].last_error.find("malformed row"), std::string::npos) << dead[0].last_error;
+    EXPECT_TRUE(dead[0].headers.empty());
+    ASSERT_EQ(complete(s, rows, SW_OK, ""), SW_OK) << s.host().last_error();
+    EXPECT_TRUE(claim(s, "orders", 10).empty());
+}
+
 // "<table>-<row id>" alone repeated across databases: every service has its own table of that
 // name, and a consumer deduping on event ids dropped one service's event as another's duplicate.
 TEST(SqliteAdoption, DerivedEventIdsAreStableAcrossRestartsAndDifferBetweenDatabases) {
