@@ -48,6 +48,7 @@ struct Value {
     std::variant<std::string, int64_t, double, bool, List> data;
     Location where;
     bool from_env = false;  // built from ${VAR}: redacted when printed
+    bool interpolated = false;  // written with ${VAR} (its default included): may be typed from text
 
     bool is_string() const { return std::holds_alternative<std::string>(data); }
     std::string render() const;  // TOML spelling, e.g. "\"text\"", 42, true, ["a", "b"]

@@ -385,6 +385,8 @@ private:
                 auto s = text(node, full, &v.from_env);
                 if (!s) continue;
                 v.data = *s;
+                // "${REDIS_PORT:-6379}" is a port whether the variable or the default supplied it.
+                v.interpolated = node.as_string()->get().find("${") != std::string::npos;
             } else if (auto i = node.as_integer()) {
                 v.data = i->get();
             } else if (auto d = node.as_floating_point()) {

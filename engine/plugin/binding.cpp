@@ -41,7 +41,7 @@ bool convert(const config::Value& raw, uint32_t type, Option& out, std::string& 
     out.type = type;
     out.where = raw.where;
     const std::string* s = std::get_if<std::string>(&raw.data);
-    const bool coercible = s && raw.from_env;
+    const bool coercible = s && (raw.from_env || raw.interpolated);
     switch (type) {
         case SW_OPT_STRING:
             if (!s) break;

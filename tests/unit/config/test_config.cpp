@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <unistd.h>
 #include <fstream>
 #include <sstream>
 
@@ -38,6 +39,12 @@ config::LoadOptions options(std::map<std::string, std::string> env = {}, std::op
     };
     return o;
 }
+
+// A pipeline file a test writes; removed after.
+struct TempFile {
+    std::string path = (fs::temp_directory_path() / ("spillway-config-" + std::to_string(::getpid()) + ".toml")).string();
+    ~TempFile() { std::remove(path.c_str()); }
+};
 
 std::string error_of(const std::string& path, const config::LoadOptions& o) {
     try {
@@ -77,6 +84,19 @@ INSTANTIATE_TEST_SUITE_P(Config, BadConfig, ::testing::ValuesIn(bad_configs()), 
 });
 
 TEST(Config, AtLeastTwentyFiveBadConfigsAreChecked) { EXPECT_GE(bad_configs().size(), 25u); }
+
+// "${RETRIES:-5}" types as an integer whether the variable or its default supplied the text; only
+// text the environment supplied is redacted when printed.
+TEST(Config, AnInterpolatedDefaultIsTypedLikeTheVariable) {
+    TempFile f;
+    std::string text = slurp(kDir + "/good-base.toml");
+    text.replace(text.find("brokers = \"localhost:9092\""), 26, "brokers = \"localhost:9092\"\nretries = \"${RETRIES:-5}\"");
+    std::ofstream(f.path) << text;
+    auto unset = prepare(f.path, options());
+    EXPECT_EQ(unset->bindings.at("sink.kafka").options.at("retries").integer, 5);
+    auto set = prepare(f.path, options({{"RETRIES", "7"}}));
+    EXPECT_EQ(set->bindings.at("sink.kafka").options.at("retries").integer, 7);
+}
 
 TEST(Config, UnknownEnvironmentFromFlagIsAnError) {
     const std::string toml = kDir + "/good-base.toml";
