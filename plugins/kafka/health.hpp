@@ -26,6 +26,7 @@ public:
         if (up()) return false;
         return set(SW_HEALTH_UP, message, now_us);
     }
+    bool down() const { return state_.load(std::memory_order_relaxed) == SW_HEALTH_DOWN; }
     bool set_fatal(const std::string& message, int64_t now_us);
     bool fatal() const { return fatal_.load(std::memory_order_acquire); }
     std::string fatal_message() const;

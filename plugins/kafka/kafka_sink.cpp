@@ -31,8 +31,8 @@ sw_log_level log_level(int syslog_level) {
 
 }  // namespace
 
-KafkaSink::KafkaSink(sdk::Host host) : Sink(host) {
-    settings_ = read_settings(host);
+KafkaSink::KafkaSink(sdk::Host host)
+    : Sink(host), settings_(read_settings(host)), topics_(settings_.max_topic_handles) {
     client_id_ = "spillway-" + host.instance_name();
     // Check the librdkafka properties now, so a bad table fails at create, not at start.
     build_conf(settings_, client_id_, settings_.embedded ? std::string("127.0.0.1:9092") : std::string());
@@ -76,7 +76,7 @@ void KafkaSink::start() {
             if (health_.mark_up("a broker answered a metadata request", host().monotonic_us()))
                 host().info("kafka: brokers reachable again (metadata answered)");
         });
-    warm_up();
+    warm_up(bootstrap);
     host().info("kafka producer " + client_id_ + " started (bootstrap.servers=" +
                 (bootstrap.empty() ? settings_.bootstrap_servers : bootstrap) + ")");
 }
@@ -84,14 +84,42 @@ void KafkaSink::start() {
 // Connects and fetches metadata before the first event needs them, so the first publishes after a
 // start do not spend their deadline on connection setup and fall back to the outbox for nothing.
 // Bounded: with Kafka down the engine still starts (and the circuit takes over).
-void KafkaSink::warm_up() {
+void KafkaSink::warm_up(const std::string& bootstrap) {
     const auto started = std::chrono::steady_clock::now();
     const rd_kafka_metadata_t* md = nullptr;
     const rd_kafka_resp_err_t err = rd_kafka_metadata(producer_, 1, nullptr, &md, kWarmUpTimeoutMs);
+    // Every topic of the cluster: names on it need no check.
+    topics_.attach(producer_, err ? nullptr : md, [this, bootstrap] { return make_checking_client(bootstrap); });
     if (md) rd_kafka_metadata_destroy(md);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
     if (err) host().warn("kafka: brokers not reachable at start (" + std::string(rd_kafka_err2str(err)) + ")");
     else host().debug("kafka: metadata ready after " + std::to_string(ms) + " ms");
+}
+
+// The client that checks topic names one by one (topic_handles.hpp): the producer's own settings
+// (brokers, security), but it never produces, so no idempotence (no producer id to fetch) and no
+// statistics; its errors are not the sink's health, which the producer reports.
+rd_kafka_t* KafkaSink::make_checking_client(const std::string& bootstrap) {
+    try {
+        ConfPtr conf = build_conf(settings_, client_id_ + "-topics", bootstrap);
+        std::array<char, 512> errstr{};
+        for (const auto& [key, value] : {std::pair<const char*, const char*>{"enable.idempotence", "false"},
+                                         {"enable.gapless.guarantee", "false"},  // needs idempotence
+                                         {"statistics.interval.ms", "0"}})
+            if (rd_kafka_conf_set(conf.get(), key, value, errstr.data(), errstr.size()) != RD_KAFKA_CONF_OK)
+                throw sdk::Error(SW_INVALID_CONFIG, errstr.data());
+        rd_kafka_conf_set_opaque(conf.get(), this);
+        rd_kafka_conf_set_log_cb(conf.get(), &KafkaSink::on_log);
+        rd_kafka_conf_set_error_cb(conf.get(), [](rd_kafka_t*, int, const char*, void*) {});
+        rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), errstr.data(), errstr.size());
+        if (!rk) throw sdk::Error(SW_INVALID_CONFIG, errstr.data());
+        conf.release();  // the client owns it now
+        return rk;
+    } catch (const std::exception& e) {
+        host().warn(std::string("kafka: cannot make the topic-checking client (topics not yet known are "
+                                "produced to unchecked): ") + e.what());
+        return nullptr;
+    }
 }
 
 void KafkaSink::stop(int64_t timeout_ms) {
@@ -167,25 +195,35 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
     const uint64_t epoch = pump_.outage_epoch();
     // Every accepted message references the completion until its report arrives.
     Completion* completion = Completion::create(events.size());
+    // With every broker down nobody can answer a topic check: produce at once as before (RETRY)
+    // rather than spend the deadline asking.
+    const auto check_by = health_.down() ? Clock::now() : deadline;
     std::string_view topic_name;
-    rd_kafka_topic_t* topic = nullptr;
+    TopicHandles::Lookup topic;  // holds the handle while this send produces to it
+    bool looked_up = false;
+    size_t unknown_topic = 0;
     for (size_t i = 0; i < events.size(); ++i) {
         const std::string_view name = sdk::view(events[i].topic);
-        if (!topic || name != topic_name) {  // a batch's events mostly share one topic
+        if (!looked_up || name != topic_name) {  // a batch's events mostly share one topic
             topic_name = name;
-            topic = name.empty() ? nullptr : topics_.get(producer_, name);
+            // No name is refused as producing by name would refuse it.
+            topic = name.empty() ? TopicHandles::Lookup{nullptr, RD_KAFKA_RESP_ERR__INVALID_ARG}
+                                 : topics_.get(name, check_by);
+            looked_up = true;
         }
-        if (!topic) {  // no name, or one librdkafka refuses: as producing by name would report
-            completion->refused(i, RD_KAFKA_RESP_ERR__INVALID_ARG);
+        if (!topic.handle) {  // no name, one librdkafka refuses, or one the cluster does not have
+            completion->refused(i, topic.err);
+            if (topic.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) ++unknown_topic;
             continue;
         }
-        rd_kafka_resp_err_t err = produce(events[i], completion->slot(i), topic);
+        rd_kafka_resp_err_t err = produce(events[i], completion->slot(i), topic.handle.get());
         while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && Clock::now() < deadline && pump_.outage_epoch() == epoch) {
             pump_.make_room(std::min(deadline, Clock::now() + kQueueFullPause));
-            err = produce(events[i], completion->slot(i), topic);
+            err = produce(events[i], completion->slot(i), topic.handle.get());
         }
         if (err) completion->refused(i, err);
     }
+    topic = {};
 
     size_t ok = 0, retry = 0, reject = 0, fatal = 0, expired = 0, cut_short = 0;
     std::string fatal_reason;
@@ -203,7 +241,14 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
             sw_result& r = out[i];
             const Slot& slot = completion->slot(i);
             Verdict v{};
-            if (slot.refused) {
+            if (slot.refused == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {  // the topic check's answer
+                v = classify_produce_failure(slot.refused);
+                // The engine lets through legal Kafka names only: nothing to escape.
+                sdk::set_result(r, v.status,
+                                "topic \"" + std::string(sdk::view(events[i].topic)) +
+                                    "\" does not exist in the Kafka cluster: " + describe(slot.refused),
+                                v.flags);
+            } else if (slot.refused) {
                 v = classify_produce_failure(slot.refused);
                 sdk::set_result(r, v.status, "produce refused: " + describe(slot.refused), v.flags);
             } else if (!completion->settle(i)) {
@@ -246,6 +291,7 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
     if (fatal) h.count("kafka_delivery_total", static_cast<double>(fatal), "result=fatal");
     if (expired) h.count("kafka_delivery_deadline_exceeded_total", static_cast<double>(expired));
     if (cut_short) h.count("kafka_delivery_outage_unreported_total", static_cast<double>(cut_short));
+    if (unknown_topic) h.count("kafka_unknown_topic_total", static_cast<double>(unknown_topic));
     if (fatal) {
         if (fatal_reason.empty()) fatal_reason = fatal_first;
         if (health_.set_fatal(fatal_reason, h.monotonic_us())) h.error("kafka: fatal producer error: " + fatal_reason);
@@ -305,6 +351,10 @@ int KafkaSink::on_stats(rd_kafka_t*, char* json, size_t len, void* opaque) {
     const sdk::Host& h = self->host();
     h.gauge("kafka_brokers_up", up);
     h.gauge("kafka_queue_messages", stats.value("msg_cnt", 0.0));
+    h.gauge("kafka_topic_handles", static_cast<double>(self->topics_.size()));
+    // librdkafka's own topic objects: it frees them only with the producer (see topic_handles.hpp).
+    if (auto it = stats.find("topics"); it != stats.end() && it->is_object())
+        h.gauge("kafka_client_topics", static_cast<double>(it->size()));
     if (up > 0 && self->health_.mark_up(std::to_string(up) + "/" + std::to_string(known) + " brokers up",
                                         h.monotonic_us()))
         h.info("kafka: " + std::to_string(up) + "/" + std::to_string(known) + " brokers up");

@@ -51,7 +51,8 @@ private:
     // Flushes within timeout_ms, purges what is left (reported RETRY), destroys the producer.
     // Returns the number of messages that were still unacknowledged at the deadline.
     int shutdown(int64_t timeout_ms);
-    void warm_up();
+    void warm_up(const std::string& bootstrap);
+    rd_kafka_t* make_checking_client(const std::string& bootstrap);
     static constexpr int kWarmUpTimeoutMs = 3000;
 
     ProducerSettings settings_;

@@ -11,6 +11,10 @@ const sw_option kOptions[] = {
      "(quickstart and demos; refused in the production environment) and logs its address for kcat."},
     {"embedded.brokers", SW_OPT_INT, 0, "1",
      "Number of brokers of the embedded mock cluster (1-16); only with bootstrap.servers = \"embedded\"."},
+    {"max.topic.handles", SW_OPT_INT, 0, "1000",
+     "Topic handles the sink keeps (1-1000000), least recently used dropped first: clients may name a topic per "
+     "event, so the names seen are theirs to choose. A pipeline publishing to more topics than this still works, "
+     "with one metadata round trip each time a dropped topic comes back."},
 };
 
 }  // namespace
@@ -25,5 +29,6 @@ SW_EXPORT_SINK(KafkaSink, "kafka", "1.0.0",
                "flagged possibly-delivered (librdkafka may still deliver it until message.timeout.ms; keep "
                "message.timeout.ms <= the pipeline's direct_timeout, which validate checks). "
                "Records carry the key, the payload and the headers event_id, event_type, correlation_id "
-               "(when set), then the user's headers.",
+               "(when set), then the user's headers. A topic is checked on first sight: one the cluster does not "
+               "have (UNKNOWN_TOPIC_OR_PART) is REJECT at once, not a timeout.",
                kOptions, SW_PLUGIN_THREAD_SAFE | SW_PLUGIN_OPEN_OPTIONS)

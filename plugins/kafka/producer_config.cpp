@@ -8,7 +8,9 @@ namespace spillway::plugins::kafka {
 
 namespace {
 
-bool own_key(const std::string& key) { return key == kBootstrapServers || key == kEmbeddedBrokers; }
+bool own_key(const std::string& key) {
+    return key == kBootstrapServers || key == kEmbeddedBrokers || key == kMaxTopicHandles;
+}
 
 std::string lower(std::string s) {
     std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -55,6 +57,11 @@ ProducerSettings read_settings(const sdk::Host& host) {
     if (brokers < 1 || brokers > 16)
         throw sdk::ConfigError(kEmbeddedBrokers, "must be between 1 and 16, got " + std::to_string(brokers));
     s.embedded_brokers = static_cast<int>(brokers);
+    const int64_t handles = host.integer(kMaxTopicHandles);
+    if (handles < 1 || handles > kMaxTopicHandlesLimit)
+        throw sdk::ConfigError(kMaxTopicHandles, "must be between 1 and " + std::to_string(kMaxTopicHandlesLimit) +
+                                                     ", got " + std::to_string(handles));
+    s.max_topic_handles = static_cast<size_t>(handles);
 
     for (auto& [key, value] : host.entries()) {
         if (own_key(key)) continue;

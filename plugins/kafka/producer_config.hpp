@@ -7,6 +7,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -18,6 +20,10 @@ namespace spillway::plugins::kafka {
 inline constexpr const char* kBootstrapServers = "bootstrap.servers";
 inline constexpr const char* kEmbeddedBrokers = "embedded.brokers";
 inline constexpr const char* kEmbedded = "embedded";
+// Topic handles the sink keeps (least recently used dropped first); its default is in the option
+// table (plugin.cpp).
+inline constexpr const char* kMaxTopicHandles = "max.topic.handles";
+inline constexpr int64_t kMaxTopicHandlesLimit = 1000000;
 
 // Defaults the plugin puts under the user's properties (the user may override all but the two
 // that make delivery reports mean "persisted": enable.idempotence and acks).
@@ -33,6 +39,7 @@ using ConfPtr = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
 struct ProducerSettings {
     bool embedded = false;           // bootstrap.servers = "embedded"
     int embedded_brokers = 1;
+    size_t max_topic_handles = 1000;  // read from the option (its default there)
     std::string bootstrap_servers;   // when not embedded
     // librdkafka properties as the user wrote them (own keys removed), in table order.
     std::vector<std::pair<std::string, std::string>> properties;
