@@ -32,11 +32,14 @@ namespace bhttp = beast::http;
 using tcp = net::ip::tcp;
 using namespace std::chrono_literals;
 
-// Threads that parse and write. They never wait on the engine, so two serve any number of sockets.
+// Threads that parse and write, and run a handler themselves while one of them stays free for
+// the rest: a handler answered where its body was read costs no hand-off between threads (the
+// ingress's latency), and no number of slow handlers can leave the sockets unserved.
 constexpr size_t kIoThreads = 2;
-// Threads that run handlers that may block on the engine: a publish waits for Kafka's
-// acknowledgement (up to the pipeline's direct_timeout) or the outbox commit.
+// Threads for the handlers beyond that: a publish may wait for Kafka's acknowledgement (up to the
+// pipeline's direct_timeout) or the outbox commit.
 constexpr size_t kWorkers = 16;
+constexpr size_t kFirstRead = 64 * 1024;
 // A connection past http_max_connections gets this long to send one probe request.
 constexpr auto kOverflowDeadline = 2s;
 // After an answer that closes the connection, what the client still sends is read and dropped
@@ -87,6 +90,7 @@ struct Server::Impl {
     tcp::acceptor acceptor{net::make_strand(ioc)};
     net::steady_timer accept_backoff{acceptor.get_executor()};
     net::thread_pool workers{kWorkers};  // joined before the io_context goes
+    std::atomic<size_t> handling_inline{0};  // handlers running on io threads now
     std::vector<std::thread> threads;
 
     Impl(Engine& e, std::string t, const config::HttpLimits& l) : engine(e), token(std::move(t)), limits(l), api(e, l) {}
@@ -163,7 +167,9 @@ private:
         if (buffer_.size() > 0) return read_header();  // a pipelined request is already here
         stream_.expires_after(overflow_ ? std::chrono::milliseconds(kOverflowDeadline)
                                         : std::chrono::milliseconds(limits().idle_timeout_ms));
-        stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t n) {
+        // One read takes what has arrived, a whole small request usually: no further round
+        // through the reactor for its header and body.
+        stream_.async_read_some(buffer_.prepare(kFirstRead), [self = shared_from_this()](beast::error_code ec, size_t n) {
             self->buffer_.commit(n);
             if (ec) return self->close_now();
             self->read_header();
@@ -308,16 +314,25 @@ private:
         close_after_ = close_after_ || close;
         state_ = State::Handling;
         if (request_.match.route == Route::Healthz) return answer(srv_.api.handle(request_));
+        if (srv_.handling_inline.fetch_add(1) < kIoThreads - 1) {
+            Response res = run_handler();
+            srv_.handling_inline.fetch_sub(1);
+            return answer(std::move(res));
+        }
+        srv_.handling_inline.fetch_sub(1);
         net::post(srv_.workers, [self = shared_from_this()] {
-            Response res;
-            try {
-                res = self->srv_.api.handle(self->request_);
-            } catch (const std::exception& e) {
-                self->srv_.log->error("{}: {}", self->request_.target, e.what());
-                res = error_response(500, std::string("internal error: ") + e.what());
-            }
+            Response res = self->run_handler();
             net::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable { self->answer(std::move(res)); });
         });
+    }
+
+    Response run_handler() {
+        try {
+            return srv_.api.handle(request_);
+        } catch (const std::exception& e) {
+            srv_.log->error("{}: {}", request_.target, e.what());
+            return error_response(500, std::string("internal error: ") + e.what());
+        }
     }
 
     // An answer decided by the transport: the connection closes after it.
@@ -335,8 +350,9 @@ private:
         srv_.count(request_.match.route, r.status);
         const bool keep_alive = parser_ && parser_->is_header_done() && parser_->get().keep_alive() && !close_after_ &&
                                 !closing_ && !srv_.stopping;
-        srv_.log->debug("{} {} -> {}", parser_ && parser_->is_header_done() ? std::string(parser_->get().method_string()) : "-",
-                        request_.target, r.status);
+        if (srv_.log->should_log(spdlog::level::debug))
+            srv_.log->debug("{} {} -> {}", parser_ && parser_->is_header_done() ? std::string(parser_->get().method_string()) : "-",
+                            request_.target, r.status);
         res_.emplace(static_cast<bhttp::status>(r.status), parser_ && parser_->is_header_done() ? parser_->get().version() : 11);
         res_->set(bhttp::field::content_type, r.content_type);
         for (const auto& [name, value] : r.headers) res_->set(name, value);
