@@ -10,14 +10,14 @@ bool Health::set(sw_health_state state, const std::string& message, int64_t now_
     const bool changed = state_.load(std::memory_order_relaxed) != state;
     if (changed) since_us_ = now_us;
     message_ = message;
-    state_.store(state, std::memory_order_relaxed);
+    state_.store(state, std::memory_order_release);
     return changed;
 }
 
 bool Health::set_fatal(const std::string& message, int64_t now_us) {
     std::lock_guard lock(mutex_);
     if (fatal_.load(std::memory_order_relaxed)) return false;
-    state_.store(SW_HEALTH_DOWN, std::memory_order_relaxed);
+    state_.store(SW_HEALTH_DOWN, std::memory_order_release);
     message_ = "fatal producer error: " + message;
     since_us_ = now_us;
     fatal_.store(true, std::memory_order_release);

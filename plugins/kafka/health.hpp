@@ -21,12 +21,12 @@ public:
     // Returns true when the state changed (for logging).
     bool set(sw_health_state state, const std::string& message, int64_t now_us);
     // "Delivery succeeded"; the hot path checks up() first to skip building the message.
-    bool up() const { return state_.load(std::memory_order_relaxed) == SW_HEALTH_UP; }
+    bool up() const { return state_.load(std::memory_order_acquire) == SW_HEALTH_UP; }
     bool mark_up(const std::string& message, int64_t now_us) {
         if (up()) return false;
         return set(SW_HEALTH_UP, message, now_us);
     }
-    bool down() const { return state_.load(std::memory_order_relaxed) == SW_HEALTH_DOWN; }
+    bool down() const { return state_.load(std::memory_order_acquire) == SW_HEALTH_DOWN; }
     bool set_fatal(const std::string& message, int64_t now_us);
     bool fatal() const { return fatal_.load(std::memory_order_acquire); }
     std::string fatal_message() const;

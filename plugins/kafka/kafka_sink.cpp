@@ -16,6 +16,9 @@ using Clock = std::chrono::steady_clock;
 // A queue-full produce() is retried after at most this pause (less once delivery reports made
 // room), within the send's deadline: librdkafka's queue is the backpressure, not an error.
 constexpr auto kQueueFullPause = std::chrono::milliseconds(2);
+// How long a send begun while every broker is down waits for a report (the outage contract is
+// "released within 0.5 s of the onset's report").
+constexpr auto kDownGrace = std::chrono::milliseconds(500);
 
 void add_header(rd_kafka_headers_t* headers, std::string_view name, sw_bytes value) {
     rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.ptr,
@@ -189,10 +192,15 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
         throw sdk::Error(SW_FATAL, why);
     }
 
-    // Read before producing: an outage declared from here on settles this send at once (one
-    // declared earlier does not: a send made while the brokers are down, such as the relay's
-    // probe, waits for a real answer).
+    // Read before producing: an outage declared from here on settles this send at once. One
+    // declared earlier shortens the wait to kDownGrace: the caller checked the health before the
+    // report came (a publisher racing the onset), and librdkafka would hold its events until
+    // message.timeout.ms; a broker that is back answers within the grace. The health is read
+    // after the epoch, and the error callback marks it down before moving the epoch, so a send
+    // that sees the new epoch also sees the sink down.
     const uint64_t epoch = pump_.outage_epoch();
+    const bool sent_while_down = health_.down();
+    const auto wait_by = sent_while_down ? std::min(deadline, Clock::now() + kDownGrace) : deadline;
     // Every accepted message references the completion until its report arrives.
     Completion* completion = Completion::create(events.size());
     // With every broker down nobody can answer a topic check: produce at once as before (RETRY)
@@ -217,8 +225,8 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
             continue;
         }
         rd_kafka_resp_err_t err = produce(events[i], completion->slot(i), topic.handle.get());
-        while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && Clock::now() < deadline && pump_.outage_epoch() == epoch) {
-            pump_.make_room(std::min(deadline, Clock::now() + kQueueFullPause));
+        while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && Clock::now() < wait_by && pump_.outage_epoch() == epoch) {
+            pump_.make_room(std::min(wait_by, Clock::now() + kQueueFullPause));
             err = produce(events[i], completion->slot(i), topic.handle.get());
         }
         if (err) completion->refused(i, err);
@@ -233,7 +241,8 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
     std::array<char, 512> fatal_errstr{};
     std::string fatal_first;  // the first FATAL result's message, when librdkafka gives no reason
     {
-        const bool outage = pump_.wait(*completion, deadline, epoch);
+        const bool outage = pump_.wait(*completion, wait_by, epoch);
+        const bool down_grace_ended = sent_while_down && !outage && wait_by < deadline;
         const rd_kafka_resp_err_t fatal_code = rd_kafka_fatal_error(producer_, fatal_errstr.data(), fatal_errstr.size());
         const bool producer_fatal = fatal_code != RD_KAFKA_RESP_ERR_NO_ERROR;
         if (producer_fatal) fatal_reason = std::string(fatal_errstr.data()) + " (" + rd_kafka_err2name(fatal_code) + ")";
@@ -259,6 +268,12 @@ void KafkaSink::send(std::span<const sw_event> events, std::span<sw_result> out,
                                     producer_fatal ? "no delivery report before the fatal producer error"
                                                    : "all brokers went down before its delivery report (librdkafka "
                                                      "may still deliver it)",
+                                    v.flags);
+                } else if (down_grace_ended) {
+                    ++cut_short;
+                    sdk::set_result(r, v.status,
+                                    "all brokers were down when it was sent and none answered within " +
+                                        std::to_string(kDownGrace.count()) + " ms (librdkafka may still deliver it)",
                                     v.flags);
                 } else {
                     ++expired;
@@ -326,8 +341,10 @@ void KafkaSink::on_error(rd_kafka_t* rk, int code, const char* reason, void* opa
     } else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
         // The senders waiting now settle at once (RETRY, possibly delivered) instead of at their
         // deadline: the circuit opens for new calls anyway, and their events go to the outbox.
+        // Down first, then the epoch: see send().
+        const bool changed = self->health_.set(SW_HEALTH_DOWN, std::string("all brokers down: ") + reason, h.monotonic_us());
         self->pump_.outage();
-        if (self->health_.set(SW_HEALTH_DOWN, std::string("all brokers down: ") + reason, h.monotonic_us())) {
+        if (changed) {
             h.warn(std::string("kafka: all brokers down: ") + reason);
             self->watch_.sink_went_down();
         }

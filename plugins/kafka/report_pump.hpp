@@ -34,11 +34,11 @@ public:
 
     // Outages that settle every waiting send at once (all brokers down, a fatal error). A sender
     // reads outage_epoch() before it produces; its wait ends as soon as the epoch moved on.
-    uint64_t outage_epoch() const { return outage_epoch_.load(std::memory_order_relaxed); }
+    uint64_t outage_epoch() const { return outage_epoch_.load(std::memory_order_acquire); }
     // Called from librdkafka's error callback (on whichever thread polls, maybe a waiting sender).
     // Waiters notice within one retry or poll slice (at most ~10 ms): no wake-up list to keep on
     // the hot path.
-    void outage() { outage_epoch_.fetch_add(1, std::memory_order_relaxed); }
+    void outage() { outage_epoch_.fetch_add(1, std::memory_order_acq_rel); }
 
     // Returns once every message of `completion` is reported, `until` has passed or an outage
     // was declared after `epoch` was read; says whether the outage ended it.
