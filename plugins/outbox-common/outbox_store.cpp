@@ -101,115 +101,6 @@ std::mt19937_64& rng() {
 
 }  // namespace
 
-std::string Sql::select_columns(const std::string& a) const {
-    std::string out;
-    for (Col col : {kId, kEventId, kPipeline, kTopic, kKey, kPayload, kHeaders, kEventType, kCorrelationId, kFlags,
-                    kCreatedAt, kAttempts, kLastError}) {
-        if (!out.empty()) out += ", ";
-        // 64-bit columns as text: see RowSet.
-        if (col == kId || col == kCreatedAt) out += "CAST(" + a + "." + c[col] + " AS TEXT)";
-        else if (col == kEventId) out += event_id(a + ".");
-        else if (col == kPayload) out += payload(a + ".");
-        else if (col == kHeaders) out += headers(a + ".");
-        else out += a + "." + c[col];
-    }
-    return out;
-}
-
-namespace {
-// A payload field's path as each database spells it: {a,b} (PostgreSQL), $.a.b (SQLite). The
-// names are identifiers (Options), safe inside a literal.
-std::string pg_path(const std::vector<std::string>& path) {
-    std::string out = "'{";
-    for (size_t i = 0; i < path.size(); ++i) out += (i ? "," : "") + path[i];
-    return out + "}'";
-}
-std::string sqlite_path(const std::vector<std::string>& path) {
-    std::string out = "'$";
-    for (const auto& part : path) out += "." + part;
-    return out + "'";
-}
-// "r." -> "r_json", the alias of from()'s subquery for table alias r.
-std::string json_alias(const std::string& prefix) { return prefix.substr(0, prefix.size() - 1) + "_json"; }
-}  // namespace
-
-// A plpgsql function with an EXCEPTION block costs a subtransaction per call: called once per
-// column that reads the payload, it was five calls per application row of every claim. The
-// subquery is an optimisation fence (OFFSET 0), so the planner does not copy the call into each
-// column again; rows with an event_id (Spillway's own) are never parsed.
-std::string Sql::from(const std::string& a) const {
-    std::string out = table + " " + a;
-    if (lateral_json())
-        out += " CROSS JOIN LATERAL (SELECT CASE WHEN " + a + "." + c[kEventId] + " IS NULL THEN " + json_fn + "(CAST(" +
-               a + "." + c[kPayload] + " AS TEXT)) END AS j OFFSET 0) " + a + "_json";
-    return out;
-}
-
-std::string Sql::json(const std::string& p, bool lateral) const {  // PostgreSQL only
-    return lateral ? json_alias(p) + ".j" : json_fn + "(CAST(" + p + c[kPayload] + " AS TEXT))";
-}
-
-// Every part of these is evaluated only for rows whose event_id is NULL (COALESCE and CASE stop
-// at the first branch that decides): rows Spillway appended are read as they are, whatever their
-// payload, and the hot path of a table Spillway created costs one COALESCE per row.
-std::string Sql::event_id(const std::string& p) const {
-    return "COALESCE(" + (postgres ? "CAST(" + p + c[kEventId] + " AS TEXT)" : p + c[kEventId]) + ", " +
-           derived_event_id(p) + ")";
-}
-
-std::string Sql::derived_event_id(const std::string& p) const {
-    const bool lateral = !p.empty() && lateral_json();
-    std::string out, close;
-    if (!event_id_path.empty()) {
-        out = "COALESCE(", close = ")";
-        if (postgres)
-            out += json(p, lateral) + " #>> " + pg_path(event_id_path) + ", ";
-        else
-            out += "CASE WHEN json_valid(" + p + c[kPayload] + ") THEN CAST(json_extract(" + p + c[kPayload] + ", " +
-                   sqlite_path(event_id_path) + ") AS TEXT) END, ";
-    }
-    // Derived from the row id, which never changes, and the table's adoption token, drawn once:
-    // every claim of the row, and every retry of its delivery, carries the same id, so consumers
-    // that dedupe on it can; and the same table in another database (every service has its own
-    // event_outbox) has another token, so its row 42 is another event id.
-    return out + "'" + table_base + "-' || (SELECT value FROM " + meta_table +
-           " WHERE name = 'adoption_token') || '-' || CAST(" + p + c[kId] + " AS TEXT)" + close;
-}
-
-// Headers come from the payload only for an application row (no event_id) with no headers of its
-// own, whose field is an object: only then does the field leave the payload. Anything else there
-// (an array, a string) stays in the payload, where the consumer finds it as written.
-std::string Sql::headers_from_payload(const std::string& p, bool lateral) const {
-    const std::string head = p + c[kEventId] + " IS NULL AND " + p + c[kHeaders] + " IS NULL";
-    if (postgres)
-        return head + " AND jsonb_typeof(" + json(p, lateral) + " #> " + pg_path(headers_path) + ") = 'object'";
-    // SQLite's AND does not promise to stop early, and json_type fails on text that is not JSON.
-    return "(CASE WHEN " + head + " THEN CASE WHEN json_valid(" + p + c[kPayload] + ") THEN json_type(" + p +
-           c[kPayload] + ", " + sqlite_path(headers_path) + ") = 'object' END END)";
-}
-
-std::string Sql::payload(const std::string& p) const {
-    const std::string& pa = c[kPayload];
-    if (headers_path.empty()) return p + pa;
-    const bool lateral = !p.empty() && lateral_json();
-    if (postgres)
-        return "CASE WHEN " + headers_from_payload(p, lateral) + " THEN CAST(" + json(p, lateral) + " #- " +
-               pg_path(headers_path) + " AS TEXT) ELSE CAST(" + p + pa + " AS TEXT) END";
-    return "CASE WHEN " + headers_from_payload(p, lateral) + " THEN json_remove(" + p + pa + ", " +
-           sqlite_path(headers_path) + ") ELSE " + p + pa + " END";
-}
-
-std::string Sql::headers(const std::string& p) const {
-    const std::string& pa = c[kPayload];
-    if (headers_path.empty()) return p + c[kHeaders];
-    const bool lateral = !p.empty() && lateral_json();
-    if (postgres)
-        return "CASE WHEN " + headers_from_payload(p, lateral) + " THEN CAST(" + json(p, lateral) + " #> " +
-               pg_path(headers_path) + " AS TEXT) ELSE CAST(" + p + c[kHeaders] + " AS TEXT) END";
-    return "CASE WHEN " + headers_from_payload(p, lateral) + " THEN json_extract(" + p + pa + ", " +
-           sqlite_path(headers_path) + ") ELSE " + p + c[kHeaders] + " END";
-}
-
 // BEGIN on construction, ROLLBACK unless committed (a lost connection makes that a no-op).
 class OutboxStore::Tx {
 public:
@@ -401,88 +292,7 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
     sql_.headers_path = opts_.headers_field;
     sql_.meta_table = sql_.table.substr(0, sql_.table.size() - 1) + "_meta\"";
 
-    const auto& T = sql_.table;
-    const auto& c = sql_.c;
-    insert_sql_ = "INSERT INTO " + T + " (" + c[kEventId] + ", " + c[kPipeline] + ", " + c[kTopic] + ", " + c[kKey] +
-                  ", " + c[kPayload] + ", " + c[kHeaders] + ", " + c[kEventType] + ", " + c[kCorrelationId] + ", " +
-                  c[kFlags] + ", " + c[kCreatedAt] + ", " + c[kAttempts] + ", " + c[kNextAttemptAt] + ", " +
-                  c[kState] + ") VALUES (:ev, :pl, :tp, :ky, :pa, :hd, :et, :ci, :fl, :ca, 0, 0, 'pending')" +
-                  " ON CONFLICT (" + c[kEventId] + ") DO NOTHING";
-    count_pending_sql_ = "SELECT COUNT(*) FROM (SELECT 1 FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " +
-                         c[kState] + " = 'pending' LIMIT :lim) AS x";
-    // The head of a pipeline's pending rows in id order, narrow: what claim() needs to decide
-    // which rows it may hand out. `blocks`: waiting for a retry or leased (to anyone, us included:
-    // a batch whose settlement failed stays leased, and its key must not be overtaken meanwhile).
-    // The per-row lease columns are no longer written (leases live in <table>_leases since schema
-    // version 3); a lease an older engine wrote there is still honoured until it expires.
-    scan_sql_ = "SELECT CAST(r." + c[kId] + " AS TEXT), r." + c[kKey] + ", CASE WHEN r." + c[kNextAttemptAt] +
-                " > :now1 OR r." + c[kLeaseUntil] + " > :now2 THEN 1 ELSE 0 END FROM " + T + " r WHERE r." +
-                c[kPipeline] + " = :p AND r." + c[kState] + " = 'pending' AND r." + c[kId] + " > :after AND r." +
-                c[kId] + " <= :upto ORDER BY r." + c[kId] + " LIMIT :lim";
-    scan_ids_sql_ = "SELECT CAST(r." + c[kId] + " AS TEXT), r." + c[kKey] + ", CASE WHEN r." + c[kNextAttemptAt] +
-                    " > :now1 OR r." + c[kLeaseUntil] + " > :now2 THEN 1 ELSE 0 END FROM " + T + " r WHERE r." +
-                    c[kPipeline] + " = :p AND r." + c[kState] + " = 'pending' AND r." + c[kId] + " ";  // + in_ids
-    // The same head, whole rows: a claim's first (and usually only) read.
-    head_sql_ = "SELECT " + sql_.select_columns("r") + ", CASE WHEN r." + c[kNextAttemptAt] + " > :now1 OR r." +
-                c[kLeaseUntil] + " > :now2 THEN 1 ELSE 0 END FROM " + sql_.from("r") + " WHERE r." + c[kPipeline] +
-                " = :p AND r." + c[kState] + " = 'pending' AND r." + c[kId] + " > :after ORDER BY r." + c[kId] +
-                " LIMIT :lim";
-    due_sql_ = "SELECT 1 FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " + c[kState] + " = 'pending' AND " +
-               c[kNextAttemptAt] + " <= :now1 AND (" + c[kLeaseUntil] + " IS NULL OR " + c[kLeaseUntil] +
-               " <= :now2) LIMIT 1";
-    // Settling statements name rows this instance holds a live lease on (checked under the lease
-    // lock, end_leases), so they need no owner condition.
-    delete_ok_sql_ = "DELETE FROM " + T + " WHERE " + c[kId] + " ";
-    mark_ok_sql_ = "UPDATE " + T + " SET " + c[kState] + " = 'published', " + c[kPublishedAt] + " = :now, " +
-                   c[kLeaseOwner] + " = NULL, " + c[kLeaseUntil] + " = NULL WHERE " + c[kId] + " ";
-    claimed_sql_ = "SELECT " + sql_.select_columns("r") + " FROM " + sql_.from("r") + " WHERE r." + c[kState] +
-                   " = 'pending' AND r." + c[kId] + " ";  // + in_ids + ORDER BY
-    attempts_sql_ = "SELECT CAST(" + c[kId] + " AS TEXT), " + c[kAttempts] + " FROM " + T + " WHERE " + c[kId] + " ";
-    retry_sql_ = "UPDATE " + T + " SET " + c[kAttempts] + " = " + c[kAttempts] + " + 1, " + c[kNextAttemptAt] +
-                 " = :next, " + c[kLastError] + " = :err, " + c[kLeaseOwner] + " = NULL, " + c[kLeaseUntil] +
-                 " = NULL, " + c[kState] + " = CASE WHEN :max1 > 0 AND " + c[kAttempts] +
-                 " + 1 >= :max2 THEN 'dead' ELSE 'pending' END WHERE " + c[kId] + " = :id";
-    reject_sql_ = "UPDATE " + T + " SET " + c[kAttempts] + " = " + c[kAttempts] + " + 1, " + c[kLastError] +
-                  " = :err, " + c[kLeaseOwner] + " = NULL, " + c[kLeaseUntil] + " = NULL, " + c[kState] +
-                  " = 'dead' WHERE " + c[kId] + " = :id";
-    stats_sql_ = "SELECT COUNT(CASE WHEN " + c[kState] + " = 'pending' THEN 1 END), COUNT(CASE WHEN " + c[kState] +
-                 " = 'pending' AND " + c[kLeaseUntil] + " > :now THEN 1 END), COUNT(CASE WHEN " + c[kState] +
-                 " = 'dead' THEN 1 END), MIN(CASE WHEN " + c[kState] + " = 'pending' THEN " + c[kCreatedAt] +
-                 " END) FROM " + T + " WHERE " + c[kPipeline] + " = :p";
-    // Per key, how many rows are pending (leased and backing-off ones included): the host keeps a
-    // key sticky until that many of its rows are settled, not just the first.
-    keys_sql_ = "SELECT " + c[kKey] + ", COUNT(*) FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " + c[kState] +
-                " = 'pending' AND " + c[kKey] + " IS NOT NULL GROUP BY " + c[kKey];
-    dead_sql_ = "SELECT " + sql_.select_columns("r") + " FROM " + sql_.from("r") + " WHERE r." + c[kPipeline] +
-                " = :p AND r." + c[kState] + " = 'dead' AND r." + c[kId] + " > :after ORDER BY r." + c[kId] +
-                " LIMIT :lim";
-    const std::string replay = "UPDATE " + T + " SET " + c[kState] + " = 'pending', " + c[kAttempts] + " = 0, " +
-                               c[kNextAttemptAt] + " = 0, " + c[kLeaseOwner] + " = NULL, " + c[kLeaseUntil] +
-                               " = NULL WHERE " + c[kPipeline] + " = :p AND " + c[kState] + " = 'dead'";
-    replay_all_sql_ = replay;
-    // By the id the row is read with, so a dead letter of an adopted row is found by the id it was listed with.
-    // The event_id column's own test comes first and alone, so the unique index on it finds a row
-    // Spillway appended; only the application's rows (event_id NULL) are read for a derived id.
-    const std::string by_event_id = " AND (" + c[kEventId] + " = :ev1 OR (" + c[kEventId] + " IS NULL AND " +
-                                    sql_.derived_event_id("") + " = :ev2))";
-    replay_one_sql_ = replay + by_event_id;
-    const std::string purge = "DELETE FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " + c[kState] + " = 'dead'";
-    purge_all_sql_ = purge;
-    purge_one_sql_ = purge + by_event_id;
-    purge_published_sql_ = "DELETE FROM " + T + " WHERE " + c[kId] + " IN (SELECT " + c[kId] + " FROM " + T +
-                           " WHERE " + c[kState] + " = 'published' AND " + c[kPublishedAt] + " < :cut LIMIT :lim)";
-
-    // One row per claimed batch: who holds it, until when, and its row ids (encode_ids text).
-    const std::string& L = leases_table_ = T.substr(0, T.size() - 1) + "_leases\"";
-    lease_insert_sql_ = "INSERT INTO " + L + " (lease_owner, pipeline, until_us, row_ids) VALUES (:me, :p, :until, :ids)" +
-                        " RETURNING CAST(id AS TEXT)";
-    live_leases_sql_ = "SELECT CAST(id AS TEXT), row_ids FROM " + L + " WHERE until_us > :now";
-    live_leases_at_ = "SELECT CAST(id AS TEXT), row_ids FROM " + L + " WHERE until_us > ";  // + a number
-    lease_end_sql_ = "DELETE FROM " + L + " WHERE until_us > :now AND id ";  // + in_ids
-    lease_sweep_sql_ = "DELETE FROM " + L + " WHERE until_us <= :now";
-    lease_owners_sql_ = "SELECT DISTINCT lease_owner FROM " + L + " WHERE until_us > :now";
-    lease_drop_owner_sql_ = "DELETE FROM " + L + " WHERE lease_owner = :o RETURNING CAST(id AS TEXT)";
-    leased_count_sql_ = "SELECT CAST(id AS TEXT), row_ids FROM " + L + " WHERE until_us > :now AND pipeline = :p";
+    statements_ = Statements(sql_);
 }
 
 template <class F>
@@ -562,17 +372,16 @@ void OutboxStore::ensure_connected(soci::session& s, const char* what) {
 
 const std::string& OutboxStore::hot_sql(Hot h) const {
     switch (h) {
-        case Hot::kDue: return due_sql_;
-        case Hot::kHead: return head_sql_;
-        case Hot::kLeaseInsert: return lease_insert_sql_;
-        default: return live_leases_sql_;
+        case Hot::kDue: return statements_.due;
+        case Hot::kHead: return statements_.head;
+        case Hot::kLeaseInsert: return statements_.lease_insert;
+        default: return statements_.live_leases;
     }
 }
 
 void OutboxStore::start() {
     // Statements with an id list, which only the database subclass can spell.
-    claimed_sql_ += in_ids(":ids") + " ORDER BY r." + sql_.c[kId];
-    scan_ids_sql_ += in_ids(":ids") + " ORDER BY r." + sql_.c[kId];
+    statements_.add_id_lists(sql_, in_ids(":ids"));
     try {
         connect();
     } catch (const sdk::Error&) {
@@ -715,7 +524,7 @@ void OutboxStore::drop_key_index_v2(soci::session& s, const std::string& qualifi
 // send. One lease row per batch costs one small INSERT. Rows leased by an engine still on schema
 // version 2 keep their column lease, which claims honour until it expires.
 void OutboxStore::create_leases_v3(soci::session& s) {
-    s << "CREATE TABLE IF NOT EXISTS " + leases_table_ + " (id " + serial_key_ddl() +
+    s << "CREATE TABLE IF NOT EXISTS " + statements_.leases_table + " (id " + serial_key_ddl() +
              ", lease_owner TEXT NOT NULL, pipeline TEXT NOT NULL, until_us BIGINT NOT NULL, row_ids TEXT NOT NULL)";
 }
 
@@ -775,7 +584,7 @@ void OutboxStore::append(std::span<const sw_event> events, std::span<sw_result> 
                 std::string p = a.pipeline;
                 const unsigned long long finished_before = count_begins(p);
                 const int64_t started = host().monotonic_us();
-                s << count_pending_sql_, soci::use(p, "p"), soci::use(lim, "lim"), soci::into(pending);
+                s << statements_.count_pending, soci::use(p, "p"), soci::use(lim, "lim"), soci::into(pending);
                 // The next count costs as much: at most a twentieth of the time goes to counting.
                 const int64_t ended = host().monotonic_us();
                 const int64_t recount_at = ended + std::max<int64_t>(kMinRecountUs, (ended - started) * 20);
@@ -815,7 +624,7 @@ void OutboxStore::insert(soci::session& s, std::span<const sw_event> events, std
     st.exchange(soci::use(correlation_id, corr_ind, "ci")), st.exchange(soci::use(flags, "fl"));
     st.exchange(soci::use(created, "ca"));
     // Prepared on the server only when it runs more than once.
-    prepare_once(st, insert_sql_, events.size() == 1 ? soci::details::st_one_time_query
+    prepare_once(st, statements_.insert, events.size() == 1 ? soci::details::st_one_time_query
                                                       : soci::details::st_repeatable_query);
     const int64_t now = host().now_unix_us();
     for (size_t i = 0; i < events.size(); ++i) {
@@ -980,7 +789,7 @@ void OutboxStore::pick_range(soci::session& s, const std::string& pipeline, size
         st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
         st.exchange(soci::use(after, "after")), st.exchange(soci::use(upto, "upto")), st.exchange(soci::use(lim, "lim"));
         rows.bind(st);
-        prepare_once(st, scan_sql_);
+        prepare_once(st, statements_.scan);
         if (rows.feed(st, limit, picker) < chunk) break;
         after = std::stoll(rows.ids.back());
     }
@@ -1000,7 +809,7 @@ void OutboxStore::pick_ids(soci::session& s, const std::string& pipeline, size_t
         st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
         st.exchange(soci::use(list, "ids"));
         rows.bind(st);
-        prepare_once(st, scan_ids_sql_);
+        prepare_once(st, statements_.scan_ids);
         rows.feed(st, limit, picker);
     }
 }
@@ -1064,9 +873,9 @@ std::vector<OutboxStore::Lease> OutboxStore::live_leases(soci::session& s, long 
     std::string folded;
     if (begin) {
         folded = statement(s, Hot::kLeases, {{"now", now}});
-        folded = *begin + "; " + (folded.empty() ? live_leases_at_ + std::to_string(now) : folded);
+        folded = *begin + "; " + (folded.empty() ? statements_.live_leases_at + std::to_string(now) : folded);
     }
-    prepare_once(st, begin ? folded : live_leases_sql_);
+    prepare_once(st, begin ? folded : statements_.live_leases);
     st.execute();
     while (st.fetch()) {
         for (size_t i = 0; i < lid.size(); ++i) out.push_back({std::stoll(lid[i]), decode_ids(rows[i])});
@@ -1105,7 +914,7 @@ OutboxStore::Unlease OutboxStore::end_leases(soci::session& s, long long now, st
     std::string lid_list = encode_ids(lids);
     std::vector<std::string> live(std::max<size_t>(lids.size(), 2));  // see RowSet
     long long at = now;
-    s << lease_end_sql_ + in_ids(":lids") + " RETURNING CAST(id AS TEXT)", soci::use(at, "now"),
+    s << statements_.lease_end + in_ids(":lids") + " RETURNING CAST(id AS TEXT)", soci::use(at, "now"),
         soci::use(lid_list, "lids"), soci::into(live);
     if (!s.got_data()) live.clear();
     std::string me = owner_;
@@ -1122,7 +931,7 @@ OutboxStore::Unlease OutboxStore::end_leases(soci::session& s, long long now, st
         // Part of a batch settled: the rest stays leased, under a new lease row.
         std::string rest_ids = encode_ids(rest), new_id, p = it->second.pipeline;
         long long until = it->second.until;
-        s << lease_insert_sql_, soci::use(me, "me"), soci::use(p, "p"), soci::use(until, "until"),
+        s << statements_.lease_insert, soci::use(me, "me"), soci::use(p, "p"), soci::use(until, "until"),
             soci::use(rest_ids, "ids"), soci::into(new_id);
         u.again.push_back({std::stoll(new_id), lid, until, std::move(rest)});
     }
@@ -1133,13 +942,13 @@ size_t OutboxStore::release_dead_owners(soci::session& s, long long now, std::ve
     if (leases.empty()) return 0;
     std::vector<std::string> owners(kFetchChunk);
     long long at = now;
-    s << lease_owners_sql_, soci::use(at, "now"), soci::into(owners);
+    s << statements_.lease_owners, soci::use(at, "now"), soci::into(owners);
     if (!s.got_data()) owners.clear();
     std::unordered_set<long long> dropped;
     for (std::string& owner : owners) {
         if (owner == owner_ || !owner_is_dead_here(owner, owner_)) continue;
         std::vector<std::string> ids(std::max<size_t>(leases.size(), 2));  // see RowSet
-        s << lease_drop_owner_sql_, soci::use(owner, "o"), soci::into(ids);
+        s << statements_.lease_drop_owner, soci::use(owner, "o"), soci::into(ids);
         if (!s.got_data()) ids.clear();
         for (const std::string& id : ids) dropped.insert(std::stoll(id));
         host().info(std::string(db_name_) + ": took back " + std::to_string(ids.size()) + " lease(s) of " + owner +
@@ -1218,7 +1027,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_na
             int due = 0;
             const std::string text = statement(s, Hot::kDue, {{"p", p}, {"now1", now1}, {"now2", now2}});
             if (text.empty())
-                s << due_sql_, soci::use(p, "p"), soci::use(now1, "now1"), soci::use(now2, "now2"), soci::into(due);
+                s << statements_.due, soci::use(p, "p"), soci::use(now1, "now1"), soci::use(now2, "now2"), soci::into(due);
             else
                 s << text, soci::into(due);
             if (!s.got_data()) return nothing_claimed(p, from, nullptr);
@@ -1235,7 +1044,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_na
             // the lease.
             next_lease_sweep_us_ = now + kLeaseSweepUs;
             long long cut = now;
-            s << lease_sweep_sql_, soci::use(cut, "now");
+            s << statements_.lease_sweep, soci::use(cut, "now");
             release_dead_owners(s, now, leases);
         }
         Picker picker;
@@ -1267,7 +1076,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_na
                 st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
                 st.exchange(soci::use(after, "after")), st.exchange(soci::use(lim, "lim"));
             }
-            prepare_once(st, text.empty() ? head_sql_ : text);
+            prepare_once(st, text.empty() ? statements_.head : text);
             if (st.execute(true)) read = rows.size();
             std::vector<size_t> keep;
             for (size_t i = 0; i < read && picker.picked.size() < limit; ++i) {
@@ -1296,7 +1105,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_na
         std::string lease_id;
         const std::string text = statement(s, Hot::kLeaseInsert, {{"me", me}, {"p", p}, {"until", until}, {"ids", ids}});
         if (text.empty())
-            s << lease_insert_sql_, soci::use(me, "me"), soci::use(p, "p"), soci::use(until, "until"),
+            s << statements_.lease_insert, soci::use(me, "me"), soci::use(p, "p"), soci::use(until, "until"),
                 soci::use(ids, "ids"), soci::into(lease_id);
         else
             s << text, soci::into(lease_id);
@@ -1307,7 +1116,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_na
             soci::statement st(s);
             st.exchange(soci::use(picked_ids, "ids"));
             more.bind(st);
-            prepare_once(st, claimed_sql_);
+            prepare_once(st, statements_.claimed);
             if (!st.execute(true)) more.keep({});
             return more;
         };
@@ -1344,7 +1153,7 @@ void OutboxStore::purge_published(soci::session& s, int64_t now_us) {
         Tx tx(s, begin_write_sql());
         soci::statement st(s);
         st.exchange(soci::use(cut, "cut")), st.exchange(soci::use(lim, "lim"));
-        prepare_once(st, purge_published_sql_);
+        prepare_once(st, statements_.purge_published);
         st.execute(true);
         const long long n = st.get_affected_rows();
         tx.commit();
@@ -1433,7 +1242,7 @@ void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_
             if (mark) st.exchange(soci::use(at, "now"));
             if (run) st.exchange(soci::use(lo, "lo")), st.exchange(soci::use(hi, "hi"));
             else st.exchange(soci::use(ids, "ids"));
-            prepare_once(st, (mark ? mark_ok_sql_ : delete_ok_sql_) + which);
+            prepare_once(st, (mark ? statements_.mark_ok : statements_.delete_ok) + which);
             st.execute(true);
         }
         if (!retry.empty()) {
@@ -1442,7 +1251,7 @@ void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_
             std::string ids = encode_ids(retry);
             std::vector<std::string> got_id(std::max<size_t>(retry.size(), 2));  // see RowSet
             std::vector<int> got_attempts(got_id.size());
-            s << attempts_sql_ + in_ids(":ids"), soci::use(ids, "ids"), soci::into(got_id), soci::into(got_attempts);
+            s << statements_.attempts + in_ids(":ids"), soci::use(ids, "ids"), soci::into(got_id), soci::into(got_attempts);
             if (!s.got_data()) got_id.clear();
             for (size_t i = 0; i < got_id.size(); ++i) attempts_of[std::stoll(got_id[i])] = got_attempts[i];
             std::vector<long long> id, next;
@@ -1459,10 +1268,10 @@ void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_
                 max2.push_back(opts_.max_attempts);
             }
             if (!id.empty())
-                s << retry_sql_, soci::use(next, "next"), soci::use(err, "err"), soci::use(max1, "max1"),
+                s << statements_.retry, soci::use(next, "next"), soci::use(err, "err"), soci::use(max1, "max1"),
                     soci::use(max2, "max2"), soci::use(id, "id");
         }
-        if (!reject.empty()) s << reject_sql_, soci::use(reject_err, "err"), soci::use(reject, "id");
+        if (!reject.empty()) s << statements_.reject, soci::use(reject_err, "err"), soci::use(reject, "id");
         for (auto& [pipeline, l] : left) l.epoch = settle_begins(pipeline);
         tx.commit();
         commit_unlease(ended);
@@ -1512,7 +1321,7 @@ sdk::Stats OutboxStore::stats(std::string_view pipeline_name) {
         long long now = host().now_unix_us();
         long long pending = 0, leased = 0, dead = 0, oldest = 0;
         soci::indicator oldest_ind = soci::i_null;
-        std::string counts = stats_sql_, lease_rows = leased_count_sql_;
+        std::string counts = statements_.stats, lease_rows = statements_.leased_count;
         if (whole_table) {
             counts = counts.substr(0, counts.rfind(" WHERE "));
             lease_rows = lease_rows.substr(0, lease_rows.rfind(" AND pipeline = :p"));
@@ -1562,7 +1371,7 @@ void OutboxStore::pending_keys(std::string_view pipeline_name, sw_key_visit_fn v
         Counted out;
         soci::statement st(s);
         st.exchange(soci::use(p, "p")), st.exchange(soci::into(keys)), st.exchange(soci::into(counts));
-        prepare_once(st, keys_sql_);
+        prepare_once(st, statements_.keys);
         st.execute();
         while (st.fetch()) {
             for (size_t i = 0; i < keys.size(); ++i) out.emplace_back(std::move(keys[i]), counts[i]);
@@ -1587,7 +1396,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::list_dead(std::string_view pipeline_nam
         st.exchange(soci::use(p, "p"));
         st.exchange(soci::use(after, "after"));
         st.exchange(soci::use(lim, "lim"));
-        prepare_once(st, dead_sql_);
+        prepare_once(st, statements_.dead);
         if (!st.execute(true)) return std::make_unique<sdk::Batch>();
         return rows.to_batch(db_name_);
     });
@@ -1618,7 +1427,7 @@ int64_t by_event_ids(soci::session& s, const std::string& all_sql, const std::st
 int64_t OutboxStore::replay_dead(std::string_view pipeline_name, std::span<const sw_bytes> event_ids) {
     const int64_t n = with_session("replay_dead", [&](soci::session& s) {
         Tx tx(s, begin_write_sql());
-        const int64_t n = by_event_ids(s, replay_all_sql_, replay_one_sql_, std::string(pipeline_name), event_ids);
+        const int64_t n = by_event_ids(s, statements_.replay_all, statements_.replay_one, std::string(pipeline_name), event_ids);
         tx.commit();
         return n;
     });
@@ -1630,7 +1439,7 @@ int64_t OutboxStore::replay_dead(std::string_view pipeline_name, std::span<const
 int64_t OutboxStore::purge_dead(std::string_view pipeline_name, std::span<const sw_bytes> event_ids) {
     return with_session("purge_dead", [&](soci::session& s) {
         Tx tx(s, begin_write_sql());
-        const int64_t n = by_event_ids(s, purge_all_sql_, purge_one_sql_, std::string(pipeline_name), event_ids);
+        const int64_t n = by_event_ids(s, statements_.purge_all, statements_.purge_one, std::string(pipeline_name), event_ids);
         tx.commit();
         return n;
     });

@@ -9,6 +9,7 @@
 #define SPILLWAY_OUTBOX_COMMON_OUTBOX_STORE_HPP
 
 #include "options.hpp"
+#include "statements.hpp"
 
 #include <spillway/sdk.hpp>
 
@@ -34,43 +35,6 @@ struct Conn {
     std::unique_ptr<soci::session> pooled;
     std::unique_lock<std::mutex> lock;
     soci::session& operator*() const { return *session; }
-};
-
-// Builds every statement text from the validated table and column names.
-struct Sql {
-    std::string table;                       // quoted, possibly schema-qualified
-    std::string table_base;                  // unquoted last part, for derived index names
-    std::array<std::string, kColumnCount> c; // quoted column names
-    // Adopted tables: rows an application wrote have no event_id; theirs is read from the JSON
-    // payload (event_id_path) or made from the row id, and headers kept in the payload
-    // (headers_path) are read out of it. On PostgreSQL the payload is parsed by json_fn, which
-    // answers NULL for text that is not JSON (a cast would fail the whole claim).
-    bool postgres = false;
-    std::string json_fn;                     // PostgreSQL: <table>_json(text) -> jsonb, quoted
-    std::vector<std::string> event_id_path, headers_path;
-    // <table>_meta (name, value): the adoption token, drawn once by the migration and never
-    // changed, that makes derived event ids unique across databases (see event_id).
-    std::string meta_table;
-
-    // The columns of one row as RowSet reads them, and the FROM clause they need: `alias` is the
-    // table's alias. On PostgreSQL with a payload field configured, the FROM clause parses each
-    // application row's payload once (a LATERAL subquery) and the columns read that.
-    std::string select_columns(const std::string& alias) const;
-    std::string from(const std::string& alias) const;
-    // The row's event id as text: the event_id column, else the payload's field, else
-    // "<table>-<token>-<id>". `prefix`: "" or "alias.".
-    std::string event_id(const std::string& prefix) const;
-    // What a row whose event_id column is NULL is read with: event_id() without the column.
-    std::string derived_event_id(const std::string& prefix) const;
-    std::string payload(const std::string& prefix) const;  // without headers_path, when taken out
-    std::string headers(const std::string& prefix) const;
-
-private:
-    bool lateral_json() const { return postgres && (!event_id_path.empty() || !headers_path.empty()); }
-    // The payload as JSON (NULL when it is not JSON); `lateral`: read from from()'s subquery.
-    std::string json(const std::string& prefix, bool lateral) const;
-    // Whether the payload's headers_path is where the row's headers come from (and so leaves it).
-    std::string headers_from_payload(const std::string& prefix, bool lateral) const;
 };
 
 class OutboxStore : public sdk::Store {
@@ -322,13 +286,7 @@ private:
     std::mutex notes_mutex_;
     std::vector<std::string> notes_;  // what migrations did since migrate() last reported
 
-    // Statement texts, built once.
-    std::string insert_sql_, count_pending_sql_, scan_sql_, scan_ids_sql_, head_sql_, due_sql_, claimed_sql_, delete_ok_sql_, mark_ok_sql_,
-        attempts_sql_, retry_sql_, reject_sql_, stats_sql_, keys_sql_, dead_sql_, replay_all_sql_, replay_one_sql_,
-        purge_all_sql_, purge_one_sql_, purge_published_sql_;
-    std::string leases_table_, lease_insert_sql_, live_leases_sql_, live_leases_at_, lease_end_sql_, lease_sweep_sql_,
-        lease_owners_sql_, lease_drop_owner_sql_,
-        leased_count_sql_;
+    Statements statements_;  // built once, by the constructor and start()
     std::mutex leases_mutex_;
     std::unordered_map<long long, long long> lease_of_row_;  // claimed row -> its lease id
     std::unordered_map<long long, MyLease> my_leases_;       // lease id -> lease
