@@ -3,7 +3,8 @@
 #include "engine/http/json_text.hpp"
 #include "engine/signals.hpp"
 
-#include <boost/beast/core/detail/base64.hpp>
+#include <spillway/detail/json_depth.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <cctype>
@@ -13,7 +14,6 @@ namespace spillway::http {
 namespace {
 
 using json = nlohmann::json;
-namespace b64 = boost::beast::detail::base64;
 
 constexpr size_t kMaxIdLength = 200;  // event_id and correlation_id: identifiers, not documents
 
@@ -133,23 +133,11 @@ void append_string(std::string& out, const std::string& s) {
 
 }  // namespace
 
-// Only brackets outside strings count; whether the text is otherwise valid is the parser's business.
 void check_json_depth(std::string_view text, const std::string& where, size_t max_depth) {
-    size_t depth = 0;
-    for (size_t i = 0; i < text.size(); ++i) {
-        const char c = text[i];
-        if (c == '"') {
-            for (++i; i < text.size() && text[i] != '"'; ++i)
-                if (text[i] == '\\') ++i;  // the escaped character cannot end the string
-        } else if (c == '{' || c == '[') {
-            if (++depth > max_depth)
-                throw BadRequest(where + "JSON nested deeper than " + std::to_string(max_depth) +
-                                 " levels at byte " + std::to_string(i + 1) + " (the limit is " +
-                                 std::to_string(max_depth) + " levels, the outer value included)");
-        } else if ((c == '}' || c == ']') && depth > 0) {
-            --depth;
-        }
-    }
+    if (const auto at = spillway::detail::first_bracket_deeper_than(text, max_depth))
+        throw BadRequest(where + "JSON nested deeper than " + std::to_string(max_depth) + " levels at byte " +
+                         std::to_string(*at + 1) + " (the limit is " + std::to_string(max_depth) +
+                         " levels, the outer value included)");
 }
 
 namespace {
@@ -259,27 +247,6 @@ std::string outcome_json(const pipeline::Outcome& o) {
         append_string(out, o.message);
     }
     out += '}';
-    return out;
-}
-
-bool base64_decode(std::string_view text, std::string& out) {
-    // Beast's decoder stops quietly at the first character outside the alphabet; check first.
-    if (text.size() % 4 != 0) return false;
-    size_t pad = 0;
-    while (pad < 2 && pad < text.size() && text[text.size() - 1 - pad] == '=') ++pad;
-    const std::string_view body = text.substr(0, text.size() - pad);
-    for (unsigned char c : body)
-        if (!(std::isalnum(c) || c == '+' || c == '/')) return false;
-    out.resize(b64::decoded_size(text.size()));
-    const auto [written, read] = b64::decode(out.data(), text.data(), text.size());
-    if (read != body.size()) return false;
-    out.resize(written);
-    return true;
-}
-
-std::string base64_encode(std::string_view bytes) {
-    std::string out(b64::encoded_size(bytes.size()), '\0');
-    out.resize(b64::encode(out.data(), bytes.data(), bytes.size()));
     return out;
 }
 

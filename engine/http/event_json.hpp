@@ -6,6 +6,8 @@
 #include "engine/pipeline/event.hpp"
 #include "engine/plugin/store_admin.hpp"
 
+#include <spillway/detail/base64.hpp>
+
 #include <cstddef>
 #include <stdexcept>
 #include <string>
@@ -58,8 +60,9 @@ std::string outcome_json(const pipeline::Outcome& outcome);
 // "payload_encoding":"base64" (the same spelling the ingress accepts, so it can be re-posted).
 std::string dead_letter_json(const plugin::DeadLetter& d);
 
-// Strict base64 (RFC 4648 alphabet, padded); false on any other input.
-bool base64_decode(std::string_view text, std::string& out);
-std::string base64_encode(std::string_view bytes);
+// Strict base64 (RFC 4648 alphabet, padded); decode returns false on any other input. The SDK's
+// codec, the one the outbox stores use for binary payloads too.
+using spillway::detail::base64_decode;
+using spillway::detail::base64_encode;
 
 }  // namespace spillway::http

@@ -1,24 +1,15 @@
 #include "codec.hpp"
 
+#include <spillway/detail/json_depth.hpp>
+
 #include <nlohmann/json.hpp>
 
-#include <array>
 #include <stdexcept>
 #include <string>
 
 namespace spillway::plugins::outbox {
 
 namespace {
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int decode_char(char c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
 
 // nlohmann's parser keeps its own stack, but dump() (a non-string value of an adopted table's
 // headers object) recurses once per nesting level: a value nested 100,000 deep (200 KB of
@@ -28,65 +19,15 @@ int decode_char(char c) {
 constexpr size_t kMaxHeadersDepth = 64;
 
 void check_depth(std::string_view text) {
-    size_t depth = 0;
-    for (size_t i = 0; i < text.size(); ++i) {
-        const char c = text[i];
-        if (c == '"') {
-            for (++i; i < text.size() && text[i] != '"'; ++i)
-                if (text[i] == '\\') ++i;  // the escaped character cannot end the string
-        } else if (c == '{' || c == '[') {
-            if (++depth > kMaxHeadersDepth)
-                throw std::runtime_error("headers column nested deeper than " + std::to_string(kMaxHeadersDepth) + " levels");
-        } else if ((c == '}' || c == ']') && depth > 0) {
-            --depth;
-        }
-    }
+    if (spillway::detail::first_bracket_deeper_than(text, kMaxHeadersDepth))
+        throw std::runtime_error("headers column nested deeper than " + std::to_string(kMaxHeadersDepth) + " levels");
 }
 }  // namespace
-
-std::string base64_encode(std::string_view in) {
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        const unsigned v = (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8 | (unsigned char)in[i + 2];
-        out += kAlphabet[v >> 18 & 63];
-        out += kAlphabet[v >> 12 & 63];
-        out += kAlphabet[v >> 6 & 63];
-        out += kAlphabet[v & 63];
-    }
-    if (const size_t rest = in.size() - i; rest > 0) {
-        unsigned v = (unsigned char)in[i] << 16;
-        if (rest == 2) v |= (unsigned char)in[i + 1] << 8;
-        out += kAlphabet[v >> 18 & 63];
-        out += kAlphabet[v >> 12 & 63];
-        out += rest == 2 ? kAlphabet[v >> 6 & 63] : '=';
-        out += '=';
-    }
-    return out;
-}
 
 std::string base64_decode(std::string_view in) {
     if (in.size() % 4 != 0) throw std::runtime_error("malformed base64 (length)");
     std::string out;
-    out.reserve(in.size() / 4 * 3);
-    for (size_t i = 0; i < in.size(); i += 4) {
-        std::array<int, 4> d{};
-        int pad = 0;
-        for (int k = 0; k < 4; ++k) {
-            const char c = in[i + k];
-            if (c == '=' && i + 4 == in.size() && k >= 2) {
-                d[k] = 0;
-                ++pad;
-            } else if (pad > 0 || (d[k] = decode_char(c)) < 0) {
-                throw std::runtime_error("malformed base64");
-            }
-        }
-        const unsigned v = d[0] << 18 | d[1] << 12 | d[2] << 6 | d[3];
-        out += char(v >> 16 & 255);
-        if (pad < 2) out += char(v >> 8 & 255);
-        if (pad < 1) out += char(v & 255);
-    }
+    if (!spillway::detail::base64_decode(in, out)) throw std::runtime_error("malformed base64");
     return out;
 }
 

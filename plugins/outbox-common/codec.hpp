@@ -6,6 +6,7 @@
 #ifndef SPILLWAY_OUTBOX_COMMON_CODEC_HPP
 #define SPILLWAY_OUTBOX_COMMON_CODEC_HPP
 
+#include <spillway/detail/base64.hpp>
 #include <spillway/plugin.h>
 
 #include <string>
@@ -15,8 +16,9 @@
 
 namespace spillway::plugins::outbox {
 
-std::string base64_encode(std::string_view in);
-// Throws std::runtime_error on malformed input.
+// The SDK's codec (the HTTP ingress's too): RFC 4648 alphabet, padded.
+using spillway::detail::base64_encode;
+// Strict (see spillway/detail/base64.hpp); throws std::runtime_error on malformed input.
 std::string base64_decode(std::string_view in);
 bool is_utf8(std::string_view s);
 
