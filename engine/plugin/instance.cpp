@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstring>
 
 namespace spillway::plugin {
@@ -153,10 +154,21 @@ std::string where_text(const Binding& b) {
 
 }  // namespace
 
+// common() reads every kind's vtable through sw_vtable_common: their first members must match it.
+#define SW_SAME_PREFIX(vtable)                                                                       \
+    static_assert(offsetof(vtable, create) == offsetof(sw_vtable_common, create) &&                  \
+                  offsetof(vtable, health) == offsetof(sw_vtable_common, health) &&                  \
+                  sizeof(vtable) > sizeof(sw_vtable_common), #vtable " starts with the common slots")
+SW_SAME_PREFIX(sw_sink_vtable);
+SW_SAME_PREFIX(sw_store_vtable);
+SW_SAME_PREFIX(sw_notifier_vtable);
+SW_SAME_PREFIX(sw_scheduler_vtable);
+#undef SW_SAME_PREFIX
+
 const sw_host_api* HostContext::api() { return &kHostApi; }
 
 std::vector<config::Diagnostic> validate_binding(const Binding& binding) {
-    const auto& vt = *static_cast<const sw_sink_vtable*>(binding.library->descriptor->vtable);
+    const auto& vt = *static_cast<const sw_vtable_common*>(binding.library->descriptor->vtable);
     if (!vt.validate) return {};
     HostContext host(binding, nullptr);
     const sw_status st = vt.validate(HostContext::api(), host.ctx());
@@ -182,7 +194,7 @@ Instance::Call::Call(const Instance& i, const char* slot)
       scope_(i.label_.c_str(), slot) {}
 
 sw_instance* Instance::create_instance() {
-    const auto& vt = this->vt<sw_sink_vtable>();
+    const auto& vt = common();
     auto scope = call("create");
     sw_instance* self = nullptr;
     const sw_status st = vt.create(HostContext::api(), host_->ctx(), &self);
@@ -200,12 +212,12 @@ Instance::~Instance() {
     if (!self_) return;
     if (started_) stop(binding_.spec ? 5000 : 0);
     auto scope = call("destroy");
-    vt<sw_sink_vtable>().destroy(self_);
+    common().destroy(self_);
 }
 
 void Instance::start_instance(sw_instance* self) {
     auto scope = call("start");
-    const sw_status st = vt<sw_sink_vtable>().start(self);
+    const sw_status st = common().start(self);
     if (st == SW_OK) return;
     // A key the plugin blamed at start (e.g. a url the server refuses for good) is a configuration
     // error: reported at the key's file:line:col, whatever status came with it.
@@ -235,7 +247,7 @@ void Instance::rebuild(uint64_t seen, int64_t stop_timeout_ms) {
             start_instance(fresh);
         } catch (...) {
             auto scope = call("destroy");
-            vt<sw_sink_vtable>().destroy(fresh);
+            common().destroy(fresh);
             throw;
         }
         old = self_;
@@ -245,10 +257,10 @@ void Instance::rebuild(uint64_t seen, int64_t stop_timeout_ms) {
     // No Use can reach the old instance any more.
     {
         auto scope = call("stop");
-        vt<sw_sink_vtable>().stop(old, stop_timeout_ms);
+        common().stop(old, stop_timeout_ms);
     }
     auto scope = call("destroy");
-    vt<sw_sink_vtable>().destroy(old);
+    common().destroy(old);
 }
 
 sw_status Instance::stop(int64_t timeout_ms) {
@@ -256,13 +268,13 @@ sw_status Instance::stop(int64_t timeout_ms) {
     started_ = false;
     std::unique_lock lock(life_);
     auto scope = call("stop");
-    return vt<sw_sink_vtable>().stop(self_, timeout_ms);
+    return common().stop(self_, timeout_ms);
 }
 
 sw_status Instance::health(sw_health& out) {
     std::memset(&out, 0, sizeof out);
     out.struct_size = sizeof out;
-    const auto& vt = this->vt<sw_sink_vtable>();
+    const auto& vt = common();
     if (!vt.health) return SW_UNSUPPORTED;
     Use use(*this);
     auto scope = call("health");
@@ -275,7 +287,7 @@ std::string Instance::describe(sw_status status) {
 }
 
 bool Instance::has_slot(size_t offset) const {
-    const auto* vt = static_cast<const sw_sink_vtable*>(binding_.library->descriptor->vtable);
+    const auto* vt = &common();
     if (vt->struct_size < offset + sizeof(void*)) return false;
     void* slot = nullptr;
     std::memcpy(&slot, reinterpret_cast<const char*>(vt) + offset, sizeof slot);

@@ -101,6 +101,10 @@ public:
     sw_instance* get() const { return self_; }  // for instances that are never rebuilt
     HostContext& host() { return *host_; }
     const Binding& binding() const { return binding_; }
+    // The slots every kind has (create, start, stop, destroy, health).
+    const sw_vtable_common& common() const {
+        return *static_cast<const sw_vtable_common*>(binding_.library->descriptor->vtable);
+    }
     template <class VTable>
     const VTable& vt() const {
         return *static_cast<const VTable*>(binding_.library->descriptor->vtable);

@@ -78,7 +78,7 @@ std::string check_descriptor(const sw_plugin_descriptor* d) {
         return "unknown plugin kind " + std::to_string(d->kind);
     if (!d->name || !*d->name) return "the descriptor has no name";
     if (!d->vtable) return "the descriptor has no vtable";
-    const auto* common = static_cast<const sw_sink_vtable*>(d->vtable);  // every vtable starts alike
+    const auto* common = static_cast<const sw_vtable_common*>(d->vtable);
     if (common->struct_size < min_vtable_size(d->kind))
         return std::string(kind_name(d->kind)) + " vtable struct_size " + std::to_string(common->struct_size) +
                " is smaller than ABI 1.0's " + std::to_string(min_vtable_size(d->kind));

@@ -24,26 +24,14 @@ void StoreAdmin::fail(const char* what, sw_status status) {
 
 StoreCounts StoreAdmin::counts(const std::string& pipeline) {
     sw_store_stats stats{};
-    stats.struct_size = sizeof stats;
-    sw_status st;
-    {
-        auto scope = store_.call("stats");
-        st = store_.vt<sw_store_vtable>().stats(store_.get(), pipeline.c_str(), &stats);
-    }
-    if (st != SW_OK) fail("stats", st);
+    if (const sw_status st = store_.stats(pipeline, stats); st != SW_OK) fail("stats", st);
     return {stats.pending, stats.leased, stats.dead, stats.oldest_pending_age_ms};
 }
 
 std::vector<DeadLetter> StoreAdmin::list_dead(const std::string& pipeline, int64_t after_row_id, size_t limit) {
-    const auto& vt = store_.vt<sw_store_vtable>();
     sw_batch batch{};
     batch.struct_size = sizeof batch;
-    sw_status st;
-    {
-        auto scope = store_.call("list_dead");
-        st = vt.list_dead(store_.get(), pipeline.c_str(), after_row_id, limit, &batch);
-    }
-    if (st != SW_OK) fail("list_dead", st);
+    if (const sw_status st = store_.list_dead(pipeline, after_row_id, limit, batch); st != SW_OK) fail("list_dead", st);
     std::vector<DeadLetter> out;
     for (size_t i = 0; i < batch.n; ++i) {
         const sw_event& e = batch.events[i];
@@ -62,43 +50,24 @@ std::vector<DeadLetter> StoreAdmin::list_dead(const std::string& pipeline, int64
         d.attempts = e.attempts;
         out.push_back(std::move(d));
     }
-    auto scope = store_.call("release_batch");
-    vt.release_batch(store_.get(), &batch);
+    store_.release_batch(batch);
     return out;
 }
 
 int64_t StoreAdmin::replay(const std::string& pipeline, const std::vector<std::string>& event_ids) {
-    const auto ids = spans(event_ids);
     int64_t n = 0;
-    sw_status st;
-    {
-        auto scope = store_.call("replay_dead");
-        st = store_.vt<sw_store_vtable>().replay_dead(store_.get(), pipeline.c_str(), ids.empty() ? nullptr : ids.data(),
-                                                      ids.size(), &n);
-    }
-    if (st != SW_OK) fail("replay_dead", st);
+    if (const sw_status st = store_.replay_dead(pipeline, spans(event_ids), n); st != SW_OK) fail("replay_dead", st);
     return n;
 }
 
 int64_t StoreAdmin::purge(const std::string& pipeline, const std::vector<std::string>& event_ids) {
-    const auto ids = spans(event_ids);
     int64_t n = 0;
-    sw_status st;
-    {
-        auto scope = store_.call("purge_dead");
-        st = store_.vt<sw_store_vtable>().purge_dead(store_.get(), pipeline.c_str(), ids.empty() ? nullptr : ids.data(),
-                                                     ids.size(), &n);
-    }
-    if (st != SW_OK) fail("purge_dead", st);
+    if (const sw_status st = store_.purge_dead(pipeline, spans(event_ids), n); st != SW_OK) fail("purge_dead", st);
     return n;
 }
 
 std::vector<std::string> StoreAdmin::migrate() {
-    sw_status st;
-    {
-        auto scope = store_.call("migrate");
-        st = store_.vt<sw_store_vtable>().migrate(store_.get());
-    }
+    const sw_status st = store_.migrate();
     if (st != SW_OK) fail("migrate", st);
     // describe() takes the call's message: "OK" alone, or "OK: <report>".
     const std::string said = store_.describe(st);

@@ -3,7 +3,7 @@
 // `spillway outbox`, which runs it without starting Kafka or a relay.
 #pragma once
 
-#include "engine/plugin/instance.hpp"
+#include "engine/plugin/ports.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -51,7 +51,7 @@ public:
 
 private:
     [[noreturn]] void fail(const char* what, sw_status status);
-    plugin::Instance& store_;
+    StorePort store_;
 };
 
 // Pending rows in a store that no configured pipeline will relay: their pipeline names none of

@@ -210,6 +210,12 @@ typedef struct sw_option {
     void (*destroy)(sw_instance *self);                                                       \
     sw_status (*health)(sw_instance *self, sw_health *out)
 
+/* The common slots as a type of their own: what a host reads of any kind's vtable (each one
+ * begins with SW_VTABLE_COMMON, so its first members are laid out exactly like this). */
+typedef struct sw_vtable_common {
+    SW_VTABLE_COMMON;
+} sw_vtable_common;
+
 /* Sink: sends events to their destination (Kafka). */
 typedef struct sw_sink_vtable {
     SW_VTABLE_COMMON;
