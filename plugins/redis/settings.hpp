@@ -2,22 +2,23 @@
 #ifndef SPILLWAY_PLUGINS_REDIS_SETTINGS_HPP
 #define SPILLWAY_PLUGINS_REDIS_SETTINGS_HPP
 
-#include <spillway/sdk.hpp>
+#include <spillway/options.hpp>
 
 #include <cstdint>
 #include <string>
 
 namespace spillway::plugins::redis {
 
+// Defaults, bounds and descriptions are kOptions' (the engine fills unset options from it).
 struct Settings {
     std::string host;
-    int port = 6379;
+    int port;
     std::string unix_socket;  // non-empty: used instead of host and port
     std::string username;     // ACL user; empty: the default user
     std::string password;     // empty: no AUTH
-    int64_t db = 0;
+    int64_t db;
     std::string key_prefix;
-    int64_t connect_timeout_ms = 200;
+    int64_t connect_timeout_ms;
 
     // Throws sdk::ConfigError naming the key for values that cannot work.
     static Settings from(const sdk::Host& host);
@@ -25,17 +26,19 @@ struct Settings {
     std::string where() const;
 };
 
-// The option table the engine validates a [notifier.*] table against.
-inline constexpr sw_option kOptions[] = {
-    {"host", SW_OPT_STRING, 0, "127.0.0.1", "Redis host name or address"},
-    {"port", SW_OPT_INT, 0, "6379", "Redis TCP port"},
-    {"unix_socket", SW_OPT_STRING, 0, nullptr, "path of Redis' unix socket; when set, host and port are not used"},
-    {"username", SW_OPT_STRING, 0, nullptr, "ACL user name for AUTH (Redis 6+); unset: the default user"},
-    {"password", SW_OPT_STRING, SW_OPT_SECRET, nullptr, "password for AUTH; unset: no AUTH"},
-    {"db", SW_OPT_INT, 0, "0", "logical database number (SELECT)"},
-    {"key_prefix", SW_OPT_STRING, 0, "spillway:wake:", "the doorbell of pipeline P is the list <key_prefix>P"},
-    {"connect_timeout", SW_OPT_DURATION, 0, "200ms",
-     "bound on connecting and on each notify command: a notify never blocks a publisher longer"},
+// The option table the engine validates a [notifier.*] table against, and the reading of it.
+inline const sdk::Options<Settings> kOptions{
+    sdk::option<&Settings::host>("host", "127.0.0.1", "Redis host name or address"),
+    sdk::option<&Settings::port>("port", "6379", "Redis TCP port").range(1, 65535),
+    sdk::option<&Settings::unix_socket>("unix_socket", nullptr,
+                                        "path of Redis' unix socket; when set, host and port are not used"),
+    sdk::option<&Settings::username>("username", nullptr, "ACL user name for AUTH (Redis 6+); unset: the default user"),
+    sdk::option<&Settings::password>("password", nullptr, "password for AUTH; unset: no AUTH").secret(),
+    sdk::option<&Settings::db>("db", "0", "logical database number (SELECT)").at_least(0),
+    sdk::option<&Settings::key_prefix>("key_prefix", "spillway:wake:", "the doorbell of pipeline P is the list <key_prefix>P"),
+    sdk::duration<&Settings::connect_timeout_ms>(
+        "connect_timeout", "200ms", "bound on connecting and on each notify command: a notify never blocks a publisher longer")
+        .at_least(1),
 };
 
 }  // namespace spillway::plugins::redis

@@ -527,12 +527,26 @@ constexpr size_t count_of(const sw_option (&)[N]) noexcept {
 }
 // A plugin without options passes SW_NO_OPTIONS (C++ has no empty arrays).
 constexpr size_t count_of(std::nullptr_t) noexcept { return 0; }
+// A table with data() and size(), such as spillway/options.hpp's sdk::Options.
+template <class Table>
+auto count_of(const Table& t) noexcept -> decltype(t.size()) {
+    return t.size();
+}
+template <size_t N>
+constexpr const sw_option* rows_of(const sw_option (&a)[N]) noexcept {
+    return a;
+}
+constexpr const sw_option* rows_of(std::nullptr_t) noexcept { return nullptr; }
+template <class Table>
+auto rows_of(const Table& t) noexcept -> decltype(t.data()) {
+    return t.data();
+}
 
 }  // namespace detail
 }  // namespace spillway::sdk
 
-// One export macro per kind. OPTIONS is a static array of sw_option, or SW_NO_OPTIONS; FLAGS is
-// SW_PLUGIN_* bits.
+// One export macro per kind. OPTIONS is a static array of sw_option, an sdk::Options table
+// (spillway/options.hpp), or SW_NO_OPTIONS; FLAGS is SW_PLUGIN_* bits.
 #define SW_NO_OPTIONS nullptr
 #define SW_SDK_EXPORT_(KIND, VTABLE, CLASS, NAME, VERSION, DESCRIPTION, OPTIONS, FLAGS)             \
     extern "C" SW_PLUGIN_EXPORT const sw_plugin_descriptor* sw_plugin_entry(uint16_t host_major,    \
@@ -541,7 +555,8 @@ constexpr size_t count_of(std::nullptr_t) noexcept { return 0; }
         if (host_major != SW_ABI_MAJOR) return nullptr;                                             \
         static const sw_plugin_descriptor descriptor = {                                            \
             SW_ABI_MAGIC, sizeof(sw_plugin_descriptor), SW_ABI_MAJOR, SW_ABI_MINOR, KIND, NAME,     \
-            VERSION, DESCRIPTION, OPTIONS, ::spillway::sdk::detail::count_of(OPTIONS),              \
+            VERSION, DESCRIPTION, ::spillway::sdk::detail::rows_of(OPTIONS),                        \
+            ::spillway::sdk::detail::count_of(OPTIONS),                                             \
             ::spillway::sdk::detail::VTABLE<CLASS>(), FLAGS, 0, {}};                                \
         return &descriptor;                                                                         \
     }
