@@ -97,6 +97,9 @@ struct Pipeline {
     bool dead_letter_rejects = false;  // on_reject = "dead-letter" (else "refuse")
 };
 
+// The keys a [pipeline.<name>] table takes, in the loader's order (its table is the only list).
+std::vector<std::string> pipeline_key_names();
+
 // [engine] http_* keys: the HTTP listener's limits, enforced by engine/http/server.cpp. Each is
 // declared once, in kHttpLimitKeys (load.cpp), with its default here.
 struct HttpLimits {

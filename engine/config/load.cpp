@@ -451,6 +451,108 @@ private:
         }
     }
 
+    // A [pipeline.<name>] being read: drain_batch_size is checked against batch_size at the end.
+    struct PipelineDraft {
+        Pipeline& p;
+        const Config& cfg;
+        const toml::node* drain_set;  // where drain_batch_size was written
+    };
+    // One key of [pipeline.<name>]; the table is the only list of them (the unknown-key message
+    // and pipeline_key_names() come from it), the defaults are config::Pipeline's.
+    struct PipelineKey {
+        const char* key;
+        void (*read)(Loader& l, const toml::node& v, const std::string& kpath, const std::string& key, PipelineDraft& d);
+    };
+
+    static const std::vector<PipelineKey>& pipeline_keys() {
+        static const std::vector<PipelineKey> keys = [] {
+            auto instance = [](Loader& l, const toml::node& v, const std::string& kpath, const std::string& key,
+                               PipelineDraft& d) {
+                auto s = l.text(v, kpath);
+                if (!s) return;
+                d.p.uses[key] = *s;
+                d.p.uses_where[key] = l.at(v);
+                if (d.cfg.component(key, *s)) return;
+                std::vector<std::string> defined;
+                for (const auto& [id, c] : d.cfg.components)
+                    if (c.kind == key) defined.push_back(c.name);
+                l.error(v, kpath, "no [" + key + "." + *s + "] is defined" +
+                                      (defined.empty() ? std::string(" (no ") + key + " is defined at all)"
+                                                       : " (defined: " + join(defined) + ")"));
+            };
+            using D = PipelineDraft;
+            using N = const toml::node;
+            using S = const std::string;
+            return std::vector<PipelineKey>{
+                {"sink", instance},
+                {"store", instance},
+                {"notifier", instance},
+                {"scheduler", instance},
+                {"mode",
+                 [](Loader& l, N& v, S& kpath, S&, D& d) {
+                     if (auto s = l.one_of(v, kpath, {"direct-first", "outbox-first"}))
+                         d.p.mode = *s == "direct-first" ? Mode::DirectFirst : Mode::OutboxFirst;
+                 }},
+                {"topic",
+                 [](Loader& l, N& v, S& kpath, S&, D& d) {
+                     auto s = l.text(v, kpath);
+                     if (!s) return;
+                     if (auto problem = pipeline::topic_name_problem(*s); !problem.empty()) l.error(v, kpath, problem);
+                     else d.p.topic = *s;
+                 }},
+                {"topics", [](Loader& l, N& v, S& kpath, S&, D& d) { l.read_topics(v, kpath, d.p); }},
+                {"direct_timeout",
+                 [](Loader& l, N& v, S& kpath, S&, D& d) {
+                     if (auto ms = l.duration(v, kpath)) {
+                         d.p.direct_timeout_ms = *ms;
+                         d.p.direct_timeout_where = l.at(v);
+                     }
+                 }},
+                {"batch_size",
+                 [](Loader& l, N& v, S& kpath, S&, D& d) {
+                     if (auto i = l.positive_int(v, kpath)) d.p.batch_size = *i;
+                 }},
+                {"drain_batch_size",
+                 [](Loader& l, N& v, S& kpath, S&, D& d) {
+                     if (auto i = l.positive_int(v, kpath)) {
+                         d.p.drain_batch_size = *i;
+                         d.drain_set = &v;
+                     }
+                 }},
+                {"claim_ahead",
+                 [](Loader& l, N& v, S& kpath, S&, D& d) {
+                     if (auto b = v.as_boolean()) d.p.claim_ahead = b->get();
+                     else l.error(v, kpath, std::string("expected true or false, got ") + type_name(v));
+                 }},
+                {"lease",
+                 [](Loader& l, N& v, S& kpath, S&, D& d) {
+                     if (auto ms = l.duration(v, kpath)) d.p.lease_ms = *ms;
+                 }},
+                {"circuit_threshold",
+                 [](Loader& l, N& v, S& kpath, S&, D& d) {
+                     if (auto i = l.positive_int(v, kpath)) d.p.circuit_threshold = *i;
+                 }},
+                {"shutdown_timeout",
+                 [](Loader& l, N& v, S& kpath, S&, D& d) {
+                     if (auto ms = l.duration(v, kpath)) d.p.shutdown_timeout_ms = *ms;
+                 }},
+                {"on_reject",
+                 [](Loader& l, N& v, S& kpath, S&, D& d) {
+                     if (auto s = l.one_of(v, kpath, {"refuse", "dead-letter"})) d.p.dead_letter_rejects = *s == "dead-letter";
+                 }},
+            };
+        }();
+        return keys;
+    }
+
+public:
+    static std::vector<std::string> pipeline_key_names() {
+        std::vector<std::string> names;
+        for (const auto& k : pipeline_keys()) names.emplace_back(k.key);
+        return names;
+    }
+
+private:
     void read_pipelines(const toml::table& t, Config& cfg) {
         for (const auto& [k, node] : t) {
             const std::string name(k.str()), path = "pipeline." + name;
@@ -465,61 +567,15 @@ private:
             Pipeline p;
             p.name = name;
             p.where = at(node);
-            const toml::node* drain_set = nullptr;  // where drain_batch_size was written
+            PipelineDraft draft{p, cfg, nullptr};
             for (const auto& [pk, v] : *node.as_table()) {
                 const std::string key(pk.str()), kpath = path + "." + key;
-                if (key == "sink" || key == "store" || key == "notifier" || key == "scheduler") {
-                    if (auto s = text(v, kpath)) {
-                        p.uses[key] = *s;
-                        p.uses_where[key] = at(v);
-                        if (!cfg.component(key, *s)) {
-                            std::vector<std::string> defined;
-                            for (const auto& [id, c] : cfg.components)
-                                if (c.kind == key) defined.push_back(c.name);
-                            error(v, kpath, "no [" + key + "." + *s + "] is defined" +
-                                                (defined.empty() ? std::string(" (no ") + key + " is defined at all)"
-                                                                 : " (defined: " + join(defined) + ")"));
-                        }
-                    }
-                } else if (key == "mode") {
-                    if (auto s = one_of(v, kpath, {"direct-first", "outbox-first"}))
-                        p.mode = *s == "direct-first" ? Mode::DirectFirst : Mode::OutboxFirst;
-                } else if (key == "topic") {
-                    if (auto s = text(v, kpath)) {
-                        if (auto problem = pipeline::topic_name_problem(*s); !problem.empty()) error(v, kpath, problem);
-                        else p.topic = *s;
-                    }
-                } else if (key == "topics") {
-                    read_topics(v, kpath, p);
-                } else if (key == "direct_timeout") {
-                    if (auto d = duration(v, kpath)) {
-                        p.direct_timeout_ms = *d;
-                        p.direct_timeout_where = at(v);
-                    }
-                } else if (key == "lease") {
-                    if (auto d = duration(v, kpath)) p.lease_ms = *d;
-                } else if (key == "shutdown_timeout") {
-                    if (auto d = duration(v, kpath)) p.shutdown_timeout_ms = *d;
-                } else if (key == "batch_size") {
-                    if (auto i = positive_int(v, kpath)) p.batch_size = *i;
-                } else if (key == "drain_batch_size") {
-                    if (auto i = positive_int(v, kpath)) {
-                        p.drain_batch_size = *i;
-                        drain_set = &v;
-                    }
-                } else if (key == "circuit_threshold") {
-                    if (auto i = positive_int(v, kpath)) p.circuit_threshold = *i;
-                } else if (key == "claim_ahead") {
-                    if (auto b = v.as_boolean()) p.claim_ahead = b->get();
-                    else error(v, kpath, std::string("expected true or false, got ") + type_name(v));
-                } else if (key == "on_reject") {
-                    if (auto s = one_of(v, kpath, {"refuse", "dead-letter"})) p.dead_letter_rejects = *s == "dead-letter";
-                } else {
-                    error(v, kpath, "unknown key; a pipeline takes sink, store, notifier, scheduler, mode, topic, topics, "
-                                    "direct_timeout, batch_size, drain_batch_size, claim_ahead, lease, circuit_threshold, shutdown_timeout, "
-                                    "on_reject");
-                }
+                const auto& keys = pipeline_keys();
+                const auto entry = std::find_if(keys.begin(), keys.end(), [&](const PipelineKey& k) { return key == k.key; });
+                if (entry != keys.end()) entry->read(*this, v, kpath, key, draft);
+                else error(v, kpath, "unknown key; a pipeline takes " + join(pipeline_key_names()));
             }
+            const toml::node* drain_set = draft.drain_set;  // where drain_batch_size was written
             if (!drain_set) {
                 p.drain_batch_size = std::max(p.drain_batch_size, p.batch_size);  // the default never shrinks a round
             } else if (p.drain_batch_size < p.batch_size) {
@@ -784,6 +840,8 @@ std::string read_file(const std::string& path) {
 }
 
 }  // namespace
+
+std::vector<std::string> pipeline_key_names() { return Loader::pipeline_key_names(); }
 
 Config load_string(const std::string& text, const std::string& name, const LoadOptions& options) {
     return parse_and_build(text, name, options, nullptr);

@@ -8,6 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+#include <sstream>
+
 #include <filesystem>
 #include <unistd.h>
 #include <fstream>
@@ -393,6 +396,27 @@ TEST(HttpLimits, EveryKeyIsDocumentedInConfigsReadmeWithItsDefault) {
         const std::string row = "| `" + std::string(k.key) + "` | " + value + " |";
         EXPECT_NE(doc.find(row), std::string::npos) << "configs/README.md lacks the row start: " << row;
     }
+}
+
+// The loader's [pipeline] key table is the only list of keys: the operator's reference has a row for
+// each, and no row for a key the loader does not take.
+TEST(PipelineKeys, ConfigsReadmeHasARowForEachKeyAndNoOther) {
+    const std::string doc = slurp(kDir + "/../../../configs/README.md");
+    const size_t from = doc.find("## [pipeline.<name>]");
+    ASSERT_NE(from, std::string::npos);
+    const std::string section = doc.substr(from, doc.find("\n## ", from + 1) - from);
+    std::set<std::string> documented;
+    std::istringstream lines(section);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.rfind("| `", 0) != 0) continue;
+        const std::string keys = line.substr(2, line.find(" |", 2) - 2);  // "`sink`, `store`, ..."
+        for (size_t at = keys.find('`'); at != std::string::npos; at = keys.find('`', keys.find('`', at + 1) + 1))
+            documented.insert(keys.substr(at + 1, keys.find('`', at + 1) - at - 1));
+    }
+    const auto names = config::pipeline_key_names();
+    const std::set<std::string> taken(names.begin(), names.end());
+    EXPECT_EQ(documented, taken);
+    EXPECT_EQ(names.size(), taken.size()) << "a key is declared twice";
 }
 
 TEST(Duration, Parses) {
