@@ -99,6 +99,8 @@ struct Pipeline {
 
 // The keys a [pipeline.<name>] table takes, in the loader's order (its table is the only list).
 std::vector<std::string> pipeline_key_names();
+// The keys [engine] takes, the http_* limits included.
+std::vector<std::string> engine_key_names();
 
 // [engine] http_* keys: the HTTP listener's limits, enforced by engine/http/server.cpp. Each is
 // declared once, in kHttpLimitKeys (load.cpp), with its default here.

@@ -292,12 +292,6 @@ private:
         return nullptr;
     }
 
-    static std::string http_limit_key_names() {
-        std::string names;
-        for (size_t i = 0; i < kHttpLimitKeyCount; ++i) names += std::string(i ? ", " : "") + kHttpLimitKeys[i].key;
-        return names;
-    }
-
     void read_http_limit(const toml::node& n, const std::string& path, const HttpLimitKey& k, HttpLimits& limits) {
         if (k.kind == HttpLimitKey::Flag) {
             if (auto b = n.as_boolean()) limits.gzip = b->get();
@@ -321,51 +315,83 @@ private:
             limits.*k.value = *v;
     }
 
+    // One key of [engine] besides the http_* limits (kHttpLimitKeys); with them, the only list.
+    struct EngineKey {
+        const char* key;
+        void (*read)(Loader& l, const toml::node& node, const std::string& path, Engine& e);
+    };
+
+    static const std::vector<EngineKey>& engine_keys() {
+        using N = const toml::node;
+        using S = const std::string;
+        static const std::vector<EngineKey> keys{
+            {"plugin_path",
+             [](Loader& l, N& node, S& path, Engine& e) {
+                 e.plugin_path_where = l.at(node);
+                 if (node.is_string()) {
+                     if (auto s = l.text(node, path, &e.plugin_path_from_env)) e.plugin_path.push_back(*s);
+                 } else if (auto* arr = node.as_array()) {
+                     for (const auto& item : *arr)
+                         if (auto s = l.text(item, path, &e.plugin_path_from_env)) e.plugin_path.push_back(*s);
+                 } else {
+                     l.error(node, path, std::string("expected a list of folders, got ") + type_name(node));
+                 }
+             }},
+            {"log_level",
+             [](Loader& l, N& node, S& path, Engine& e) {
+                 if (auto s = l.one_of(node, path, {"trace", "debug", "info", "warn", "error"})) e.log_level = *s;
+             }},
+            {"log_format",
+             [](Loader& l, N& node, S& path, Engine& e) {
+                 if (auto s = l.one_of(node, path, {"text", "json"})) e.log_format = *s;
+             }},
+            {"http_listen",
+             [](Loader& l, N& node, S& path, Engine& e) {
+                 auto s = l.text(node, path);
+                 if (!s) return;
+                 // host:port, port 0-65535 (0 picks a free one); empty turns the listener off.
+                 const size_t colon = s->rfind(':');
+                 const std::string port = colon == std::string::npos ? "" : s->substr(colon + 1);
+                 const bool numeric = !port.empty() && port.size() <= 5 &&
+                                      std::all_of(port.begin(), port.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+                 if (!s->empty() && (colon == 0 || !numeric || std::stoi(port) > 65535))
+                     l.error(node, path, "expected \"host:port\" (e.g. \"127.0.0.1:8080\"), got \"" + *s + "\"");
+                 else
+                     e.http_listen = *s, e.http_listen_where = l.at(node);
+             }},
+            {"http_token",
+             [](Loader& l, N& node, S& path, Engine& e) {
+                 auto s = l.text(node, path, &e.http_token_from_env);
+                 if (!s) return;
+                 if (s->empty())
+                     l.error(node, path,
+                             std::string(node.as_string()->get().empty() ? "is empty" : "expands to an empty string") +
+                                 ", which would turn authentication off; set a token, or remove http_token to run "
+                                 "without one");
+                 else
+                     e.http_token = *s;
+             }},
+        };
+        return keys;
+    }
+
+public:
+    static std::vector<std::string> engine_key_names() {
+        std::vector<std::string> names;
+        for (const auto& k : engine_keys()) names.emplace_back(k.key);
+        for (size_t i = 0; i < kHttpLimitKeyCount; ++i) names.emplace_back(kHttpLimitKeys[i].key);
+        return names;
+    }
+
+private:
     void read_engine(const toml::table& t, Engine& e) {
         for (const auto& [k, node] : t) {
             const std::string key(k.str()), path = "engine." + key;
-            if (key == "plugin_path") {
-                e.plugin_path_where = at(node);
-                if (node.is_string()) {
-                    if (auto s = text(node, path, &e.plugin_path_from_env)) e.plugin_path.push_back(*s);
-                } else if (auto* arr = node.as_array()) {
-                    for (const auto& item : *arr)
-                        if (auto s = text(item, path, &e.plugin_path_from_env)) e.plugin_path.push_back(*s);
-                } else {
-                    error(node, path, std::string("expected a list of folders, got ") + type_name(node));
-                }
-            } else if (key == "log_level") {
-                if (auto s = one_of(node, path, {"trace", "debug", "info", "warn", "error"})) e.log_level = *s;
-            } else if (key == "log_format") {
-                if (auto s = one_of(node, path, {"text", "json"})) e.log_format = *s;
-            } else if (key == "http_listen") {
-                if (auto s = text(node, path)) {
-                    // host:port, port 0-65535 (0 picks a free one); empty turns the listener off.
-                    const size_t colon = s->rfind(':');
-                    const std::string port = colon == std::string::npos ? "" : s->substr(colon + 1);
-                    const bool numeric = !port.empty() && port.size() <= 5 &&
-                                         std::all_of(port.begin(), port.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
-                    if (!s->empty() && (colon == 0 || !numeric || std::stoi(port) > 65535))
-                        error(node, path, "expected \"host:port\" (e.g. \"127.0.0.1:8080\"), got \"" + *s + "\"");
-                    else
-                        e.http_listen = *s, e.http_listen_where = at(node);
-                }
-            } else if (key == "http_token") {
-                if (auto s = text(node, path, &e.http_token_from_env)) {
-                    if (s->empty())
-                        error(node, path,
-                              std::string(node.as_string()->get().empty() ? "is empty" : "expands to an empty string") +
-                                  ", which would turn authentication off; set a token, or remove http_token to run "
-                                  "without one");
-                    else
-                        e.http_token = *s;
-                }
-            } else if (const HttpLimitKey* limit = http_limit_key(key)) {
-                read_http_limit(node, path, *limit, e.http);
-            } else {
-                error(node, path, "unknown key; [engine] takes plugin_path, log_level, log_format, http_listen, http_token, " +
-                                      http_limit_key_names());
-            }
+            const auto& keys = engine_keys();
+            const auto entry = std::find_if(keys.begin(), keys.end(), [&](const EngineKey& ek) { return key == ek.key; });
+            if (entry != keys.end()) entry->read(*this, node, path, e);
+            else if (const HttpLimitKey* limit = http_limit_key(key)) read_http_limit(node, path, *limit, e.http);
+            else error(node, path, "unknown key; [engine] takes " + join(engine_key_names()));
         }
     }
 
@@ -842,6 +868,7 @@ std::string read_file(const std::string& path) {
 }  // namespace
 
 std::vector<std::string> pipeline_key_names() { return Loader::pipeline_key_names(); }
+std::vector<std::string> engine_key_names() { return Loader::engine_key_names(); }
 
 Config load_string(const std::string& text, const std::string& name, const LoadOptions& options) {
     return parse_and_build(text, name, options, nullptr);

@@ -398,12 +398,11 @@ TEST(HttpLimits, EveryKeyIsDocumentedInConfigsReadmeWithItsDefault) {
     }
 }
 
-// The loader's [pipeline] key table is the only list of keys: the operator's reference has a row for
-// each, and no row for a key the loader does not take.
-TEST(PipelineKeys, ConfigsReadmeHasARowForEachKeyAndNoOther) {
+// The keys a reference section documents: every `name` in the first column of its table rows.
+std::set<std::string> documented_keys(const std::string& heading) {
     const std::string doc = slurp(kDir + "/../../../configs/README.md");
-    const size_t from = doc.find("## [pipeline.<name>]");
-    ASSERT_NE(from, std::string::npos);
+    const size_t from = doc.find(heading);
+    if (from == std::string::npos) return {};
     const std::string section = doc.substr(from, doc.find("\n## ", from + 1) - from);
     std::set<std::string> documented;
     std::istringstream lines(section);
@@ -413,9 +412,22 @@ TEST(PipelineKeys, ConfigsReadmeHasARowForEachKeyAndNoOther) {
         for (size_t at = keys.find('`'); at != std::string::npos; at = keys.find('`', keys.find('`', at + 1) + 1))
             documented.insert(keys.substr(at + 1, keys.find('`', at + 1) - at - 1));
     }
+    return documented;
+}
+
+// The loader's key tables are the only lists of keys: the operator's reference has a row for each,
+// and no row for a key the loader does not take.
+TEST(ConfigKeys, ConfigsReadmeHasARowForEachPipelineKeyAndNoOther) {
     const auto names = config::pipeline_key_names();
     const std::set<std::string> taken(names.begin(), names.end());
-    EXPECT_EQ(documented, taken);
+    EXPECT_EQ(documented_keys("## [pipeline.<name>]"), taken);
+    EXPECT_EQ(names.size(), taken.size()) << "a key is declared twice";
+}
+
+TEST(ConfigKeys, ConfigsReadmeHasARowForEachEngineKeyAndNoOther) {
+    const auto names = config::engine_key_names();
+    const std::set<std::string> taken(names.begin(), names.end());
+    EXPECT_EQ(documented_keys("## [engine]"), taken);
     EXPECT_EQ(names.size(), taken.size()) << "a key is declared twice";
 }
 
