@@ -3,15 +3,17 @@
 namespace spillway::plugins::pgnotify {
 
 Settings Settings::from(const sdk::Host& host) {
+    const WrittenOptions written = kOptions.read(host);
+    // An absent url reads as "", which libpq would take as "every default". The engine refuses a
+    // config without it (the row says required); kOptions.read does not check that, and not every
+    // host does (the testkit's hands the plugin what the test wrote).
+    if (!host.opt_string("url")) throw sdk::ConfigError("url", "missing required option 'url'");
     // A string libpq refuses is a ConfigError naming url, so `spillway validate` refuses it too.
-    Settings s{pg::Conninfo("url", host.string("url")), "", 1000, ""};
+    Settings s{pg::Conninfo("url", written.url), written.channel_prefix, written.connect_timeout_ms, ""};
     s.where = s.conninfo.where();
-    s.channel_prefix = host.opt_string("channel_prefix").value_or("spillway_wake_");
     if (s.channel_prefix.size() >= kMaxChannelBytes)
         throw sdk::ConfigError("channel_prefix", "channel_prefix is " + std::to_string(s.channel_prefix.size()) +
                                                      " bytes; channel names are at most 63, pipeline name included");
-    s.connect_timeout_ms = host.opt_duration_ms("connect_timeout").value_or(1000);
-    if (s.connect_timeout_ms < 1) throw sdk::ConfigError("connect_timeout", "connect_timeout must be at least 1ms");
     return s;
 }
 

@@ -4,7 +4,7 @@
 
 #include "pg-common/conninfo.hpp"
 
-#include <spillway/sdk.hpp>
+#include <spillway/options.hpp>
 
 #include <cstdint>
 #include <string>
@@ -15,21 +15,36 @@ namespace spillway::plugins::pgnotify {
 // PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes; pg_notify refuses longer channels.
 inline constexpr size_t kMaxChannelBytes = 63;
 
-inline constexpr sw_option kOptions[] = {
-    {"url", SW_OPT_STRING, SW_OPT_REQUIRED | SW_OPT_SECRET, nullptr,
-     "libpq connection string (key=value pairs) or postgresql:// URI of the database whose outbox rings "
-     "the bell; checked with libpq's parser"},
-    {"channel_prefix", SW_OPT_STRING, 0, "spillway_wake_",
-     "the doorbell of pipeline P is the NOTIFY channel <channel_prefix>P, byte for byte (case-sensitive, "
-     "at most 63 bytes in all); must match the argument of the shipped trigger"},
-    {"connect_timeout", SW_OPT_DURATION, 0, "1s",
-     "bound on connecting and on each notify statement: a notify never blocks a publisher longer"},
+// The options as written. `url` stays a plain string here because only libpq may parse it and
+// pg::Conninfo has no empty state for the table to fill: Settings::from parses it right after
+// reading, and this struct (the only other copy of the password) dies there.
+struct WrittenOptions {
+    std::string url;
+    std::string channel_prefix;
+    int64_t connect_timeout_ms;
+};
+
+// The option table the engine validates a [notifier.*] table against, and the reading of it.
+// Defaults, bounds and descriptions are written here only (the engine fills unset options).
+inline const sdk::Options<WrittenOptions> kOptions{
+    sdk::option<&WrittenOptions::url>("url", nullptr,
+                                      "libpq connection string (key=value pairs) or postgresql:// URI of the database "
+                                      "whose outbox rings the bell; checked with libpq's parser")
+        .required()
+        .secret(),
+    sdk::option<&WrittenOptions::channel_prefix>(
+        "channel_prefix", "spillway_wake_",
+        "the doorbell of pipeline P is the NOTIFY channel <channel_prefix>P, byte for byte (case-sensitive, "
+        "at most 63 bytes in all); must match the argument of the shipped trigger"),
+    sdk::duration<&WrittenOptions::connect_timeout_ms>(
+        "connect_timeout", "1s", "bound on connecting and on each notify statement: a notify never blocks a publisher longer")
+        .at_least(1),
 };
 
 struct Settings {
     pg::Conninfo conninfo;  // the url, parsed; holds the password: redact what may quote it
     std::string channel_prefix;
-    int64_t connect_timeout_ms = 1000;
+    int64_t connect_timeout_ms;
     std::string where;  // "host:port/dbname" from the url, for messages (never the password)
 
     // Throws sdk::ConfigError naming the key for values that cannot work.
