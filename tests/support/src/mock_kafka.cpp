@@ -4,6 +4,7 @@
 #include <array>
 #include <memory>
 #include <stdexcept>
+#include <thread>
 
 namespace spillway::test_support {
 
@@ -104,6 +105,15 @@ void MockKafka::push_request_errors(int16_t api_key, const std::vector<rd_kafka_
 }
 void MockKafka::set_topic_error(const std::string& topic, rd_kafka_resp_err_t err) {
   rd_kafka_mock_topic_set_error(cluster_, topic.c_str(), err);
+}
+void MockKafka::set_unknown_topics(const std::vector<std::string>& topics) {
+  constexpr size_t kCallers = 100;
+  std::vector<std::thread> callers;
+  for (size_t c = 0; c < kCallers && c < topics.size(); ++c)
+    callers.emplace_back([&, c] {
+      for (size_t i = c; i < topics.size(); i += kCallers) set_topic_error(topics[i], RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+    });
+  for (auto& t : callers) t.join();
 }
 void MockKafka::create_topic(const std::string& name, int partitions, int replication) {
   const rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, replication);

@@ -58,6 +58,11 @@ class MockKafka {
   void push_request_errors(int16_t api_key, const std::vector<rd_kafka_resp_err_t>& errors);
   // Metadata requests for `topic` report `err` (clients with cached metadata are unaffected).
   void set_topic_error(const std::string& topic, rd_kafka_resp_err_t err);
+  // Gives each name UNKNOWN_TOPIC_OR_PART, what a broker with auto.create.topics.enable=false
+  // answers; without it the mock creates any topic a client's metadata request names. The mock
+  // serves such calls on its own thread, one loop (up to its 1 s poll) at a time, about 0.4 s each
+  // when made one by one: made from many threads at once, each loop serves them all.
+  void set_unknown_topics(const std::vector<std::string>& topics);
   // Unknown topics are auto-created on first use (4 partitions); create one explicitly to choose.
   void create_topic(const std::string& name, int partitions, int replication = 1);
 
