@@ -12,7 +12,6 @@
 #include <atomic>
 #include <chrono>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace spillway::kafka_test {
@@ -66,20 +65,6 @@ rd_kafka_t* checking_client(const MockKafka& kafka) {
     rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err.data(), err.size());
     if (!rk) rd_kafka_conf_destroy(conf);
     return rk;
-}
-
-// Gives each name UNKNOWN_TOPIC_OR_PART (what a broker that does not auto-create answers). The
-// mock serves these calls on its own thread, about 0.4 s each when made one by one; made from many
-// threads at once, each of its loops serves them all.
-void refuse_topics(MockKafka& kafka, const std::vector<std::string>& names) {
-    constexpr size_t kCallers = 100;
-    std::vector<std::thread> callers;
-    for (size_t c = 0; c < kCallers; ++c)
-        callers.emplace_back([&, c] {
-            for (size_t i = c; i < names.size(); i += kCallers)
-                kafka.set_topic_error(names[i], RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
-        });
-    for (auto& t : callers) t.join();
 }
 
 TEST(TopicHandles, KeepsAtMostItsBoundAndEvictedHandlesStayUsable) {
@@ -214,7 +199,7 @@ TEST(KafkaSinkTopics, UnknownNamesAreNotKeptByTheProducer) {
     constexpr size_t kUnknown = 600, kPerBatch = 50;
     std::vector<std::string> names;
     for (size_t i = 0; i < kUnknown; ++i) names.push_back("unknown." + std::to_string(i));
-    refuse_topics(kafka, names);
+    kafka.set_unknown_topics(names);
     testkit::SinkInstance sink(kafka_plugin(), config_for(kafka));
     for (size_t b = 0; b < kUnknown / kPerBatch; ++b) {
         EventBatch batch;
