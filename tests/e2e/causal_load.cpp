@@ -1,7 +1,7 @@
 #include "causal_load.hpp"
 
 #include <spillway/test_support/ports.hpp>
-#include <spillway/test_support/wait.hpp>
+#include <spillway/test_support/spillway_run.hpp>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -27,17 +27,8 @@ EngineProcess::EngineProcess(const std::string& dir, const HarnessOptions& optio
 EngineProcess::~EngineProcess() { kill(); }
 
 bool EngineProcess::start(std::chrono::milliseconds deadline) {
-    child_.emplace(test_support::ChildSpec{{SPILLWAY_BIN, "run", config_path_, "--env", "testing"}, log_path_, "/", {}, SIGKILL, {}});
-    httplib::Client probe(base_url_);
-    probe.set_connection_timeout(1s);
-    probe.set_read_timeout(5s);
-    return test_support::wait_until(
-        [&] {
-            if (!child_->running()) return false;
-            auto res = probe.Get("/readyz");
-            return res && res->status == 200;
-        },
-        deadline, 20ms);
+    child_.emplace(test_support::spawn_spillway_run({.binary = SPILLWAY_BIN, .config_path = config_path_, .log_path = log_path_}));
+    return test_support::wait_ready(*child_, "127.0.0.1", port_, deadline);
 }
 
 void EngineProcess::kill() {

@@ -1,5 +1,6 @@
 #include "pipeline_harness.hpp"
 
+#include <spillway/test_support/pipeline_toml.hpp>
 #include <spillway/test_support/wait.hpp>
 
 #include <algorithm>
@@ -14,24 +15,25 @@ using namespace std::chrono_literals;
 
 std::string pipeline_toml(const HarnessOptions& o, const std::string& bootstraps, const std::string& sqlite_path,
                           const std::string& topic) {
-    std::string t;
-    t += "[engine]\nplugin_path = [\"" + std::string(SPILLWAY_PLUGIN_DIR) + "\"]\nlog_level = \"warn\"\n" + o.extra_engine + "\n";
-    t += "[sink.kafka]\nplugin = \"kafka\"\n\"bootstrap.servers\" = \"" + bootstraps + "\"\n";
+    test_support::PipelineToml toml(SPILLWAY_PLUGIN_DIR);
+    toml.engine().set("log_level", "warn").add_lines(o.extra_engine);
     // Fast reconnects and a message timeout within direct_timeout, as the toolchain notes advise.
-    t += "\"reconnect.backoff.ms\" = 10\n\"reconnect.backoff.max.ms\" = 200\n\"message.timeout.ms\" = " + std::to_string(o.message_timeout_ms) + "\n";
-    t += o.extra_sink + "\n";
-    if (o.store == StoreKind::Sqlite) {
-        t += "[store.outbox]\nplugin = \"sqlite\"\npath = \"" + sqlite_path + "\"\n\n";
-    } else {
-        t += "[store.outbox]\nplugin = \"postgres\"\nurl = \"" + o.pg_conninfo + "\"\n\n";
-    }
-    t += "[notifier.bell]\nplugin = \"" + o.notifier + "\"\n" + o.extra_notifier + "\n";
-    t += "[scheduler.poll]\nplugin = \"adaptive\"\n\n";
-    t += "[pipeline.orders]\nsink = \"kafka\"\nstore = \"outbox\"\nnotifier = \"bell\"\nscheduler = \"poll\"\n";
-    t += "mode = \"" + o.mode + "\"\ntopic = \"" + topic + "\"\ndirect_timeout = \"" + o.direct_timeout +
-         "\"\nlease = \"" + o.lease + "\"\n";
-    t += o.extra_pipeline;
-    return t;
+    toml.kafka_sink(bootstraps)
+        .set_integer("reconnect.backoff.ms", 10)
+        .set_integer("reconnect.backoff.max.ms", 200)
+        .set_integer("message.timeout.ms", o.message_timeout_ms)
+        .add_lines(o.extra_sink);
+    if (o.store == StoreKind::Sqlite) toml.sqlite_store(sqlite_path);
+    else toml.postgres_store(o.pg_conninfo);
+    toml.notifier(o.notifier).add_lines(o.extra_notifier);
+    toml.adaptive_scheduler();
+    toml.pipeline("orders")
+        .set("mode", o.mode)
+        .set("topic", topic)
+        .set("direct_timeout", o.direct_timeout)
+        .set("lease", o.lease)
+        .add_lines(o.extra_pipeline);
+    return toml.text();
 }
 
 Harness::Harness(HarnessOptions options) : options_(std::move(options)) {

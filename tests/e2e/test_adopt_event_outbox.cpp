@@ -7,9 +7,9 @@
 // columns. An independent consumer checks what reached Kafka.
 #include "pipeline_harness.hpp"
 
-#include <spillway/test_support/child_process.hpp>
 #include <spillway/test_support/ports.hpp>
 #include <spillway/test_support/run_command.hpp>
+#include <spillway/test_support/spillway_run.hpp>
 #include <spillway/test_support/wait.hpp>
 
 #include <gtest/gtest.h>
@@ -188,7 +188,8 @@ TEST(AdoptEventOutbox, TheExampleConfigRelaysTheOriginalTableToKafkaEndToEnd) {
 
     // --- The engine, as `spillway run configs/examples/adopt-event-outbox.toml`.
     const std::string log = dir.path() + "/run.log";
-    test_support::ChildProcess engine({{SPILLWAY_BIN, "run", config}, log, "/", {}, SIGKILL, env});
+    auto engine = test_support::spawn_spillway_run(
+        {.binary = SPILLWAY_BIN, .config_path = config, .environment = "", .log_path = log, .env = env});
     // It relays: the first legacy row arrives (which also proves it started).
     ASSERT_TRUE(wait_until([&] { return !kafka.consume_all(kBatchTopic, 1, 200ms).empty(); }, 60s, 20ms))
         << test_support::file_tail(log);

@@ -3,8 +3,8 @@
 // appear only around faults.
 #include "pipeline_harness.hpp"
 
-#include <spillway/test_support/child_process.hpp>
 #include <spillway/test_support/redis.hpp>
+#include <spillway/test_support/spillway_run.hpp>
 #include <spillway/test_support/wait.hpp>
 
 #include <gtest/gtest.h>
@@ -361,7 +361,7 @@ TEST_P(Crash, EngineKilledMidDrainDeliversEverythingAfterRestart) {
 
     const std::string log = dir.path() + "/run.log";
     auto spawn = [&] {
-        return test_support::ChildProcess({{SPILLWAY_BIN, "run", path, "--env", "testing"}, log, "/", {}, SIGKILL, {}});
+        return test_support::spawn_spillway_run({.binary = SPILLWAY_BIN, .config_path = path, .log_path = log});
     };
     {
         auto child = spawn();
