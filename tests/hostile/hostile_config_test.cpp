@@ -4,6 +4,7 @@
 // a crash (the loader recursed once per dotted-key part; the parser ran out of stack).
 #include "hostile_engine.hpp"
 
+#include <spillway/test_support/pipeline_toml.hpp>
 #include <spillway/test_support/run_command.hpp>
 #include <spillway/test_support/temp_dir.hpp>
 
@@ -23,12 +24,14 @@ const std::string kTooDeep = "nested deeper than 64 levels";
 class ConfigFile {
 public:
     ConfigFile(const std::string& engine_extra, const std::string& sink_extra) {
-        std::ofstream(path_) << "[engine]\nplugin_path = [\"" SPILLWAY_PLUGIN_DIR "\"]\n" << engine_extra << "\n"
-                             << "[sink.kafka]\nplugin = \"kafka\"\n\"bootstrap.servers\" = \"127.0.0.1:1\"\n" << sink_extra
-                             << "\n\n[store.outbox]\nplugin = \"sqlite\"\npath = \"" << dir_.path() << "/outbox.db\"\n\n"
-                             << "[notifier.bell]\nplugin = \"inproc\"\n\n[scheduler.poll]\nplugin = \"adaptive\"\n\n"
-                             << "[pipeline.orders]\nsink = \"kafka\"\nstore = \"outbox\"\nnotifier = \"bell\"\n"
-                             << "scheduler = \"poll\"\ntopic = \"orders.events\"\n";
+        test_support::PipelineToml toml(SPILLWAY_PLUGIN_DIR);
+        toml.engine().add_lines(engine_extra);
+        toml.kafka_sink("127.0.0.1:1").add_lines(sink_extra);
+        toml.sqlite_store(dir_.path() + "/outbox.db");
+        toml.notifier("inproc");
+        toml.adaptive_scheduler();
+        toml.pipeline("orders").set("topic", "orders.events");
+        toml.write(path_);
     }
     const std::string& path() const { return path_; }
     test_support::CommandResult run(const std::string& command) const {

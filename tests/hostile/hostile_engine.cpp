@@ -1,9 +1,8 @@
 #include "hostile_engine.hpp"
 
+#include <spillway/test_support/pipeline_toml.hpp>
 #include <spillway/test_support/ports.hpp>
-#include <spillway/test_support/wait.hpp>
-
-#include <httplib.h>
+#include <spillway/test_support/spillway_run.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -216,7 +215,7 @@ bool issue19_limit_line(const std::string& line) {
 }
 }  // namespace
 
-HostileEngine::HostileEngine(std::string extra_engine, std::string extra_pipeline)
+HostileEngine::HostileEngine(std::string extra_engine, std::string extra_pipeline, const std::string& extra_sink)
     : config_path_(dir_.path() + "/pipeline.toml"), log_path_(dir_.path() + "/run.log") {
     const char* bin = std::getenv("SPILLWAY_HOSTILE_BIN");
     binary_ = bin && *bin ? bin : SPILLWAY_BIN;
@@ -229,14 +228,14 @@ HostileEngine::HostileEngine(std::string extra_engine, std::string extra_pipelin
     }
     port_ = test_support::free_port();
     kafka_.create_topic(topic_, 2, 1);
-    std::ofstream(config_path_)
-        << "[engine]\nplugin_path = [\"" SPILLWAY_PLUGIN_DIR "\"]\nlog_level = \"warn\"\nhttp_listen = \"" << host_ << ":"
-        << port_ << "\"\n" << extra_engine << "\n"
-        << "[sink.kafka]\nplugin = \"kafka\"\n\"bootstrap.servers\" = \"" << kafka_.bootstraps() << "\"\n\n"
-        << "[store.outbox]\nplugin = \"sqlite\"\npath = \"" << dir_.path() << "/outbox.db\"\n\n"
-        << "[notifier.bell]\nplugin = \"inproc\"\n\n[scheduler.poll]\nplugin = \"adaptive\"\n\n"
-        << "[pipeline.orders]\nsink = \"kafka\"\nstore = \"outbox\"\nnotifier = \"bell\"\nscheduler = \"poll\"\n"
-        << "topic = \"" << topic_ << "\"\n" << extra_pipeline << "\n";
+    test_support::PipelineToml toml(SPILLWAY_PLUGIN_DIR);
+    toml.engine().set("log_level", "warn").set("http_listen", host_ + ":" + std::to_string(port_)).add_lines(extra_engine);
+    toml.kafka_sink(kafka_.bootstraps()).add_lines(extra_sink);
+    toml.sqlite_store(dir_.path() + "/outbox.db");
+    toml.notifier("inproc");
+    toml.adaptive_scheduler();
+    toml.pipeline("orders").set("topic", topic_).add_lines(extra_pipeline);
+    toml.write(config_path_);
 }
 
 HostileEngine::~HostileEngine() {
@@ -244,17 +243,8 @@ HostileEngine::~HostileEngine() {
 }
 
 bool HostileEngine::start(std::chrono::milliseconds deadline) {
-    child_.emplace(test_support::ChildSpec{{binary_, "run", config_path_, "--env", "testing"}, log_path_, "/", {}, SIGKILL, {}});
-    httplib::Client probe(base_url());
-    probe.set_connection_timeout(1s);
-    probe.set_read_timeout(5s);
-    return test_support::wait_until(
-        [&] {
-            if (!child_->running()) return false;
-            auto res = probe.Get("/readyz");
-            return res && res->status == 200;
-        },
-        deadline, 20ms);
+    child_.emplace(test_support::spawn_spillway_run({.binary = binary_, .config_path = config_path_, .log_path = log_path_}));
+    return test_support::wait_ready(*child_, host_, port_, deadline);
 }
 
 bool HostileEngine::stop(std::chrono::milliseconds grace) {

@@ -81,11 +81,12 @@ private:
 
 class HostileEngine {
 public:
-    // `extra_engine`: more lines for [engine] (e.g. http_token); `extra_pipeline`: for [pipeline.orders].
+    // `extra_engine`: more lines for [engine] (e.g. http_token); `extra_pipeline`: for [pipeline.orders];
+    // `extra_sink`: librdkafka properties for [sink.kafka].
     // The binary is the build's, or SPILLWAY_HOSTILE_BIN when set: the tests can be run against an
     // older build to see them fail there. SPILLWAY_HOSTILE_LEGACY_CONFIG=1 leaves out the [engine]
     // keys of the issue-19 HTTP limits, which an older config loader refuses as unknown.
-    explicit HostileEngine(std::string extra_engine = "", std::string extra_pipeline = "");
+    explicit HostileEngine(std::string extra_engine = "", std::string extra_pipeline = "", const std::string& extra_sink = "");
     ~HostileEngine();
 
     // Spawns and waits until /readyz answers 200 (false, with the log in log_tail(), otherwise).

@@ -13,8 +13,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -133,20 +131,6 @@ TEST(HostileTopic, ABatchWithOneBadTopicRefusesOnlyThatEvent) {
 
 // --- A burst of unknown topics (the circuit and the topic-handle cache) ---------------------------
 
-// HostileEngine writes [sink.kafka] itself; a test adds a librdkafka property to it by rewriting
-// the file before start().
-void add_sink_property(const HostileEngine& engine, const std::string& line) {
-    std::ifstream in(engine.config_path());
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string config = text.str();
-    const std::string anchor = "\"bootstrap.servers\" = ";
-    const size_t at = config.find('\n', config.find(anchor));
-    ASSERT_NE(at, std::string::npos) << config;
-    config.insert(at + 1, line + "\n");
-    std::ofstream(engine.config_path(), std::ios::trunc) << config;
-}
-
 json pipeline_status(HostileEngine& engine) {
     httplib::Client c(engine.base_url());
     auto res = c.Get("/v1/pipelines/orders");
@@ -168,20 +152,6 @@ enum class Unknown {
     AutoCreateNotAsked,
 };
 
-// Gives each name UNKNOWN_TOPIC_OR_PART. The mock serves such calls on its own thread, one loop
-// (up to its 1 s poll) at a time, about 0.4 s each when made one by one: made from many threads at
-// once, each loop serves them all.
-void refuse_topics(test_support::MockKafka& kafka, const std::vector<std::string>& names) {
-    constexpr size_t kCallers = 100;
-    std::vector<std::thread> callers;
-    for (size_t c = 0; c < kCallers; ++c)
-        callers.emplace_back([&, c] {
-            for (size_t i = c; i < names.size(); i += kCallers)
-                kafka.set_topic_error(names[i], RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
-        });
-    for (auto& t : callers) t.join();
-}
-
 constexpr size_t kUnknownTopics = 2000;
 constexpr size_t kPerRequest = 50;
 constexpr size_t kBurstSenders = 2;
@@ -194,14 +164,12 @@ constexpr size_t kRealAfterBurst = 50;
 // the real events all go direct (never the outbox), the circuit stays closed, and every real
 // event is in Kafka, in order.
 void burst_of_unknown_topics(Unknown how) {
-    HostileEngine engine;
+    HostileEngine engine("", "", how == Unknown::AutoCreateNotAsked ? "\"allow.auto.create.topics\" = \"false\"" : "");
     std::vector<std::string> names;
     for (size_t i = 0; i < kUnknownTopics; ++i) names.push_back("no.such.topic." + std::to_string(i));
-    if (how == Unknown::AutoCreateNotAsked) {
-        ASSERT_NO_FATAL_FAILURE(add_sink_property(engine, "\"allow.auto.create.topics\" = \"false\""));
-    } else {
+    if (how == Unknown::AutoCreateAsked) {
         const auto t0 = std::chrono::steady_clock::now();
-        refuse_topics(engine.kafka(), names);
+        engine.kafka().set_unknown_topics(names);
         std::printf("mock: %zu topic errors set in %.1f s\n", names.size(),
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
