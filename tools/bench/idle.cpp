@@ -6,7 +6,7 @@
 #include "cpu.hpp"
 #include "rig.hpp"
 
-#include <spillway/test_support/child_process.hpp>
+#include <spillway/test_support/spillway_run.hpp>
 #include <spillway/test_support/temp_dir.hpp>
 #include <spillway/test_support/wait.hpp>
 
@@ -48,10 +48,9 @@ Report run_idle(Context& ctx) {
     std::ofstream(toml) << rig_toml(o, ctx.kafka().bootstraps());
     pg.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
 
-    test_support::ChildSpec spec;
-    spec.argv = {SPILLWAY_BIN, "run", toml, "--env", o.environment};
-    spec.log_path = log;
-    test_support::ChildProcess child(spec);
+    // SIGTERM when the bench dies, as before: the idle engine has nothing a clean stop could spoil.
+    auto child = test_support::spawn_spillway_run(
+        {.binary = SPILLWAY_BIN, .config_path = toml, .environment = o.environment, .log_path = log, .death_signal = SIGTERM});
     const bool up = test_support::wait_until(
         [&] { return test_support::file_tail(log, 50).find("running 1 pipeline") != std::string::npos; }, 30s, 20ms);
     if (!up) throw std::runtime_error("idle: spillway run did not start: " + test_support::file_tail(log, 20));

@@ -9,8 +9,8 @@
 #include "raw_store.hpp"
 #include "rig.hpp"
 
-#include <spillway/test_support/child_process.hpp>
 #include <spillway/test_support/ports.hpp>
+#include <spillway/test_support/spillway_run.hpp>
 #include <spillway/test_support/temp_dir.hpp>
 #include <spillway/test_support/wait.hpp>
 
@@ -91,17 +91,14 @@ Report run_recovery(Context& ctx) {
         app.backlog(rows, o.topic, kPayloadBytes - 30, kRecoveryKeys);
         const std::string log1 = dir.path() + "/run-" + std::to_string(r) + "-killed.log";
         const std::string log2 = dir.path() + "/run-" + std::to_string(r) + "-restarted.log";
-        auto spec = [&](const std::string& log) {
-            test_support::ChildSpec c;
-            c.argv = {SPILLWAY_BIN, "run", toml, "--env", o.environment};
-            c.log_path = log;
-            c.death_signal = SIGKILL;
-            return c;
+        auto spawn = [&](const std::string& log) {
+            return test_support::spawn_spillway_run(
+                {.binary = SPILLWAY_BIN, .config_path = toml, .environment = o.environment, .log_path = log});
         };
 
         // The engine that dies: killed once its relay is well into the backlog.
         {
-            test_support::ChildProcess first(spec(log1));
+            auto first = spawn(log1);
             const bool draining = test_support::wait_until(
                 [&] {
                     round.relayed_before_kill = relayed(pipeline_status(admin));
@@ -131,7 +128,7 @@ Report run_recovery(Context& ctx) {
 
         // The restart, timed from its spawn.
         const auto spawned = Clock::now();
-        test_support::ChildProcess second(spec(log2));
+        auto second = spawn(log2);
         const bool resumed = test_support::wait_until(
             [&] {
                 const auto st = pipeline_status(admin);

@@ -2,25 +2,25 @@
 
 #include "ack_probe.hpp"
 
+#include <spillway/test_support/pipeline_toml.hpp>
+
 #include <fstream>
 
 namespace spillway::bench {
 
 std::string rig_toml(const RigOptions& o, const std::string& bootstraps) {
-    std::string t;
-    t += "[engine]\nplugin_path = [\"" SPILLWAY_PLUGIN_DIR "\"]\nlog_level = \"" + o.log_level + "\"\n" + o.engine_toml + "\n";
-    t += "[sink.kafka]\nplugin = \"kafka\"\n\"bootstrap.servers\" = \"" + bootstraps + "\"\n";
-    if (o.probe) t += "\"plugin.library.paths\" = \"" + std::string(spillway_bench_probe_path()) + "\"\n";
-    for (const auto& [k, v] : extra_kafka_properties()) t += "\"" + k + "\" = \"" + v + "\"\n";
-    t += o.sink_toml + "\n";
-    t += "[store.outbox]\nplugin = \"postgres\"\nurl = \"" + o.store_url + "\"\n\n";
-    t += "[notifier.bell]\nplugin = \"" + o.notifier + "\"\n" + o.notifier_toml + "\n";
-    t += "[scheduler.poll]\nplugin = \"adaptive\"\n" + o.scheduler_toml + "\n";
-    for (int i = 0; i < o.pipelines; ++i) {
-        t += "[pipeline.p" + std::to_string(i) + "]\nsink = \"kafka\"\nstore = \"outbox\"\nnotifier = \"bell\"\n";
-        t += "scheduler = \"poll\"\nmode = \"" + o.mode + "\"\ntopic = \"" + o.topic + "\"\n" + o.pipeline_toml + "\n";
-    }
-    return t;
+    test_support::PipelineToml toml(SPILLWAY_PLUGIN_DIR);
+    toml.engine().set("log_level", o.log_level).add_lines(o.engine_toml);
+    auto& sink = toml.kafka_sink(bootstraps);
+    if (o.probe) sink.set("plugin.library.paths", spillway_bench_probe_path());
+    for (const auto& [k, v] : extra_kafka_properties()) sink.set(k, v);
+    sink.add_lines(o.sink_toml);
+    toml.postgres_store(o.store_url);
+    toml.notifier(o.notifier).add_lines(o.notifier_toml);
+    toml.adaptive_scheduler().add_lines(o.scheduler_toml);
+    for (int i = 0; i < o.pipelines; ++i)
+        toml.pipeline("p" + std::to_string(i)).set("mode", o.mode).set("topic", o.topic).add_lines(o.pipeline_toml);
+    return toml.text();
 }
 
 Rig::Rig(Context& ctx, RigOptions options) : options_(std::move(options)) {
