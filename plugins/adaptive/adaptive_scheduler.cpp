@@ -10,19 +10,62 @@
 #include "ladder.hpp"
 #include "profiles.hpp"
 
-#include <spillway/sdk.hpp>
+#include <spillway/options.hpp>
 
+#include <cmath>
 #include <random>
+#include <sstream>
+#include <string>
+#include <vector>
 
 namespace spillway::plugins::adaptive {
 
 namespace {
 
-int64_t positive_duration(const sdk::Host& host, const char* key, int64_t fallback) {
-    const auto v = host.opt_duration_ms(key);
-    if (!v) return fallback;
-    if (*v < 1) throw sdk::ConfigError(key, std::string(key) + " must be at least 1ms");
-    return *v;
+// The original relay's ladder: 100 ms for 2 idle rounds, 1 s for 7 more, then the ceiling.
+constexpr const char* kDefaultLadder = "100ms x2,1s x7";
+
+// Defaults, bounds and descriptions are kOptions' (the engine fills unset options from it).
+struct Settings {
+    std::vector<std::string> ladder;
+    int64_t ceiling_ms;         // 0: not written, the environment's profile gives it
+    int64_t error_interval_ms;  // 0: not written, the environment's profile gives it
+    double jitter;
+};
+
+const sdk::Options<Settings> kOptions{
+    sdk::option<&Settings::ladder>(
+        "ladder", kDefaultLadder,
+        "idle waits before the ceiling, each \"<duration> x<rounds>\": the wait after each of the next "
+        "<rounds> consecutive idle rounds; rungs above the ceiling are clamped to it; the first rung is "
+        "the floor that any work found resets to"),
+    sdk::duration<&Settings::ceiling_ms>("ceiling", nullptr,
+                                         "longest idle wait, once the ladder is climbed; default from the environment: "
+                                         "testing 100ms, development 1s, staging 5s, production 5s")
+        .at_least(1),
+    sdk::duration<&Settings::error_interval_ms>(
+        "error_interval", nullptr,
+        "wait after a round that failed (store or sink error); default from the environment: testing 1s, "
+        "development 10s, staging 30s, production 30s")
+        .at_least(1),
+    sdk::option<&Settings::jitter>("jitter", "0.0",
+                                   "each non-zero wait is multiplied by a random factor in [1 - jitter, 1 + jitter]")
+        .range(0, 1),
+};
+
+Settings read_settings(const sdk::Host& host) {
+    Settings s = kOptions.read(host);
+    // NaN compares false with both bounds, so the range check lets it through.
+    if (std::isnan(s.jitter)) throw sdk::ConfigError("jitter", "jitter must be between 0 and 1, not nan");
+    // The engine always hands over the ladder (its default split at commas when unwritten); a host
+    // that hands over no list at all (the testkit's applies no list defaults) gets that default
+    // split the same way, not an empty ladder, which would mean "the ceiling at once".
+    if (!host.opt_list("ladder")) {
+        std::stringstream text(kDefaultLadder);
+        for (std::string item; std::getline(text, item, ',');)
+            if (!item.empty()) s.ladder.push_back(item);
+    }
+    return s;
 }
 
 }  // namespace
@@ -36,16 +79,14 @@ public:
             profile = &kFallbackProfile;
             unknown_environment_ = env;
         }
-        const int64_t ceiling = positive_duration(host, "ceiling", profile->ceiling_ms);
-        error_ms_ = positive_duration(host, "error_interval", profile->error_interval_ms);
+        const Settings settings = read_settings(host);
+        const int64_t ceiling = settings.ceiling_ms > 0 ? settings.ceiling_ms : profile->ceiling_ms;
+        error_ms_ = settings.error_interval_ms > 0 ? settings.error_interval_ms : profile->error_interval_ms;
 
         std::vector<Rung> rungs;
-        const std::vector<std::string> items = host.opt_list("ladder").value_or(kDefaultLadder);
-        for (size_t i = 0; i < items.size(); ++i) rungs.push_back(parse_rung(items[i], i));
+        for (size_t i = 0; i < settings.ladder.size(); ++i) rungs.push_back(parse_rung(settings.ladder[i], i));
         ladder_ = Ladder(std::move(rungs), ceiling);
-
-        jitter_ = host.opt_double("jitter").value_or(0.0);
-        if (!(jitter_ >= 0.0 && jitter_ <= 1.0)) throw sdk::ConfigError("jitter", "jitter must be between 0 and 1");
+        jitter_ = settings.jitter;
         level_ms_ = ladder_.floor_ms();
     }
 
@@ -114,24 +155,6 @@ private:
 
 }  // namespace spillway::plugins::adaptive
 
-namespace {
-
-const sw_option kOptions[] = {
-    {"ladder", SW_OPT_STRING_LIST, 0, "100ms x2,1s x7",
-     "idle waits before the ceiling, each \"<duration> x<rounds>\": the wait after each of the next "
-     "<rounds> consecutive idle rounds; rungs above the ceiling are clamped to it; the first rung is "
-     "the floor that any work found resets to"},
-    {"ceiling", SW_OPT_DURATION, 0, nullptr,
-     "longest idle wait, once the ladder is climbed; default from the environment: testing 100ms, "
-     "development 1s, staging 5s, production 5s"},
-    {"error_interval", SW_OPT_DURATION, 0, nullptr,
-     "wait after a round that failed (store or sink error); default from the environment: testing 1s, "
-     "development 10s, staging 30s, production 30s"},
-    {"jitter", SW_OPT_DOUBLE, 0, "0.0",
-     "0..1: each non-zero wait is multiplied by a random factor in [1 - jitter, 1 + jitter]"},
-};
-
-}  // namespace
-
 SW_EXPORT_SCHEDULER(spillway::plugins::adaptive::AdaptiveScheduler, "adaptive", "1.0.0",
-                    "adaptive poll interval: a ladder of idle waits up to an environment ceiling", kOptions, 0)
+                    "adaptive poll interval: a ladder of idle waits up to an environment ceiling",
+                    spillway::plugins::adaptive::kOptions, 0)

@@ -14,9 +14,6 @@ struct Rung {
     uint64_t rounds;  // how many consecutive idle rounds wait this long
 };
 
-// The original relay's ladder: 100 ms for 2 idle rounds, 1 s for 7 more, then the ceiling.
-inline const std::vector<std::string> kDefaultLadder{"100ms x2", "1s x7"};
-
 // Parses one rung, "<duration> x<rounds>" ("100ms x2", "1.5s x 3"). Throws sdk::ConfigError
 // blaming `ladder[index]` with the offending text when it is malformed.
 Rung parse_rung(std::string_view text, size_t index);
