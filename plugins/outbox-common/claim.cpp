@@ -1,0 +1,293 @@
+// Claiming: which pending rows may be handed out (per-key order behind held-back and leased rows),
+// the lease that holds them, and the whole rows read for the batch.
+#include "outbox_store.hpp"
+#include "store_internal.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <string>
+
+namespace spillway::plugins::outbox {
+
+namespace {
+
+constexpr int64_t kLeaseSweepUs = 10'000'000;  // how often a claim deletes expired leases
+
+}  // namespace
+
+// Picks the rows in C++ from the pending head in id order instead of asking the database to prove,
+// per candidate, that no earlier row of its key blocks it: that NOT EXISTS probe walked every
+// earlier index entry of the key, deleted ones included, and made a long drain quadratic. All rows
+// that can block a candidate are pending and have smaller ids, so one pass in id order sees each
+// blocker before the rows it holds back.
+bool OutboxStore::Picker::take(long long id, const std::string* key, bool blocks) {
+    seen = std::max(seen, id);
+    if (!assumed.empty() && assumed.count(id)) return false;
+    if (key && blocked.count(*key)) return false;
+    if (blocks || (!leased.empty() && leased.count(id))) {
+        if (key) blocked.insert(*key);
+        return false;
+    }
+    picked.push_back(id);
+    return true;
+}
+
+// The narrow columns (id, key, blocks) of one read, fed to the picker in id order.
+struct OutboxStore::NarrowRows {
+    explicit NarrowRows(size_t n) : ids(std::max<size_t>(n, 2)), keys(ids.size()), key_ind(ids.size()), blocks(ids.size()) {}
+    void bind(soci::statement& st) {  // n >= 2: see RowSet
+        st.exchange(soci::into(ids)), st.exchange(soci::into(keys, key_ind)), st.exchange(soci::into(blocks));
+    }
+    // Feeds what `st` read; the number of rows it read.
+    size_t feed(soci::statement& st, size_t limit, Picker& picker) {
+        if (!st.execute(true)) return 0;
+        for (size_t i = 0; i < ids.size() && picker.picked.size() < limit; ++i)
+            picker.take(std::stoll(ids[i]), key_ind[i] == soci::i_ok ? &keys[i] : nullptr, blocks[i] != 0);
+        return ids.size();
+    }
+    std::vector<std::string> ids, keys;
+    std::vector<soci::indicator> key_ind;
+    std::vector<int> blocks;
+};
+
+// Narrow chunks of the pending rows in (after, upto]: past the whole-row head while rows are held
+// back (upto: no end), and in claim_next before the rows it takes as settled.
+void OutboxStore::pick_range(soci::session& s, const std::string& pipeline, size_t limit, long long now,
+                             long long after, long long upto, Picker& picker) {
+    const size_t chunk = std::clamp<size_t>(limit, 64, 5000);
+    std::string p = pipeline;
+    long long now1 = now, now2 = now, lim = static_cast<long long>(chunk);
+    while (picker.picked.size() < limit && after < upto) {
+        NarrowRows rows(chunk);
+        soci::statement st(s);
+        st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
+        st.exchange(soci::use(after, "after")), st.exchange(soci::use(upto, "upto")), st.exchange(soci::use(lim, "lim"));
+        rows.bind(st);
+        prepare_once(st, statements_.scan);
+        if (rows.feed(st, limit, picker) < chunk) break;
+        after = std::stoll(rows.ids.back());
+    }
+}
+
+// The same narrow read of the pending rows among `ids` (ascending), in chunks.
+void OutboxStore::pick_ids(soci::session& s, const std::string& pipeline, size_t limit, long long now,
+                           std::span<const long long> ids, Picker& picker) {
+    const size_t chunk = std::clamp<size_t>(limit, 64, 5000);
+    std::string p = pipeline;
+    long long now1 = now, now2 = now;
+    for (size_t at = 0; at < ids.size() && picker.picked.size() < limit; at += chunk) {
+        const auto part = ids.subspan(at, std::min(chunk, ids.size() - at));
+        std::string list = encode_ids(part);
+        NarrowRows rows(part.size());
+        soci::statement st(s);
+        st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
+        st.exchange(soci::use(list, "ids"));
+        rows.bind(st);
+        prepare_once(st, statements_.scan_ids);
+        rows.feed(st, limit, picker);
+    }
+}
+
+// claim_next's look back over (0, where prev's claim stopped]. The rows it takes as settled are
+// still there (the relay is sending and settling them) and reading them again was most of what a
+// claim_next cost; so only what lies before the first of them is read as a range, and the ids in
+// between that are not theirs one by one. What is found is exactly what a read of the whole range
+// would find besides them: rows held back then, and rows committed since under a smaller id.
+void OutboxStore::look_back(soci::session& s, const std::string& pipeline, size_t limit, long long now,
+                            const Continuation& prev, Picker& picker) {
+    std::vector<long long> settled;
+    for (long long r : prev.rows)
+        if (r <= prev.cursor) settled.push_back(r);
+    std::sort(settled.begin(), settled.end());
+    settled.erase(std::unique(settled.begin(), settled.end()), settled.end());
+    if (settled.empty()) return pick_range(s, pipeline, limit, now, 0, prev.cursor, picker);
+    pick_range(s, pipeline, limit, now, 0, settled.front() - 1, picker);
+    // Ids are dense when one pipeline has the table; when they are not (other pipelines' rows,
+    // rows held back), one range read costs less than many lookups.
+    const long long span = prev.cursor - settled.front() + 1;
+    const long long gaps = span - static_cast<long long>(settled.size());
+    if (gaps > std::max<long long>(64, static_cast<long long>(settled.size())))
+        return pick_range(s, pipeline, limit, now, settled.front(), prev.cursor, picker);
+    std::vector<long long> between;
+    between.reserve(static_cast<size_t>(gaps));
+    auto next = settled.begin();
+    for (long long id = settled.front(); id <= prev.cursor; ++id) {
+        if (next != settled.end() && *next == id) ++next;
+        else between.push_back(id);
+    }
+    pick_ids(s, pipeline, limit, now, between, picker);
+}
+
+bool OutboxStore::last_claim_found_rows(std::string_view pipeline) {
+    std::lock_guard lock(found_mutex_);
+    auto it = last_found_.find(std::string(pipeline));
+    return it != last_found_.end() && it->second;
+}
+
+namespace {
+// A claim that found nothing still says where it looked, for a claim_next after it.
+std::unique_ptr<sdk::Batch> nothing_claimed(std::string_view pipeline, long long cursor,
+                                            const std::vector<long long>* after_rows) {
+    auto b = std::make_unique<RowBatch>();
+    b->claimed_for = pipeline;
+    b->cursor = cursor;
+    if (after_rows) b->after_rows = *after_rows;
+    return b;
+}
+}  // namespace
+
+std::unique_ptr<sdk::Batch> OutboxStore::claim(std::string_view pipeline, size_t limit, int64_t lease_ms) {
+    return claim_rows(pipeline, limit, lease_ms, nullptr);
+}
+
+std::unique_ptr<sdk::Batch> OutboxStore::claim_next(const sdk::Batch& prev, size_t limit, int64_t lease_ms) {
+    const auto* b = dynamic_cast<const RowBatch*>(&prev);
+    if (!b || b->claimed_for.empty())
+        throw sdk::Error(SW_REJECT, std::string(db_name_) + ": claim_next: prev is not a batch this store claimed");
+    // prev's rows, and the rows of the batch prev follows: the relay may still be settling that one.
+    Continuation after{b->claimed_for, b->cursor, b->after_rows, {}};
+    for (const sw_event& e : b->events) after.own.push_back(e.row_id);
+    after.rows.insert(after.rows.end(), after.own.begin(), after.own.end());
+    return claim_rows(after.pipeline, limit, lease_ms, &after);
+}
+
+// One claim: read the pending rows in id order and pick (Picker) whole rows of the head, then
+// narrowly further on while rows are held back. After `prev` (claim_next) prev's rows count as
+// settled: the rows up to where its claim stopped are looked at again narrowly, because a row
+// there other than prev's (held back then, or committed since with a smaller id) still comes
+// before anything later of its key.
+std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_name, size_t limit, int64_t lease_ms,
+                                                    const Continuation* prev) {
+    const long long from = prev ? prev->cursor : 0;
+    if (limit == 0) return nothing_claimed(pipeline_name, from, prev ? &prev->own : nullptr);
+    RowSet::Malformed malformed;
+    auto batch = with_session("claim", [&](soci::session& s) -> std::unique_ptr<sdk::Batch> {
+        malformed.clear();
+        const long long now = host().now_unix_us();
+        std::string p(pipeline_name);
+        if (!prev && !last_claim_found_rows(pipeline_name)) {
+            // An idle poll costs this one statement: no transaction, no lock, when nothing is due.
+            // After a claim that found rows more are likely (a stream of events, a backlog): the
+            // claim goes straight to its transaction, one round trip sooner.
+            long long now1 = now, now2 = now;
+            int due = 0;
+            const std::string text = statement(s, Hot::kDue, {{"p", p}, {"now1", now1}, {"now2", now2}});
+            if (text.empty())
+                s << statements_.due, soci::use(p, "p"), soci::use(now1, "now1"), soci::use(now2, "now2"), soci::into(due);
+            else
+                s << text, soci::into(due);
+            if (!s.got_data()) return nothing_claimed(p, from, nullptr);
+        }
+        // BEGIN, the lock and the live leases in one round trip where the database allows it.
+        const std::string begin = begin_lease_change_sql();
+        const bool folded = begin_takes_a_statement();
+        Tx tx(s, folded ? std::string() : begin);
+        std::vector<Lease> leases = live_leases(s, now, folded ? &begin : nullptr);
+        if (now >= next_lease_sweep_us_.load()) {
+            // Leases of crashed or stopped instances: harmless once expired, swept now and then.
+            // The first claim sweeps too (the time starts at 0): a restarted engine takes back at
+            // once what its killed predecessor on this host still held, instead of waiting out
+            // the lease.
+            next_lease_sweep_us_ = now + kLeaseSweepUs;
+            long long cut = now;
+            s << statements_.lease_sweep, soci::use(cut, "now");
+            release_dead_owners(s, now, leases);
+        }
+        Picker picker;
+        if (prev) picker.assumed.insert(prev->rows.begin(), prev->rows.end());
+        for (const Lease& l : leases)
+            for (long long r : l.rows)
+                if (!picker.assumed.count(r)) picker.leased.insert(r);
+        long long after = 0;
+        if (prev) {
+            look_back(s, p, limit, now, *prev, picker);
+            after = prev->cursor;
+        }
+        const size_t before_head = picker.picked.size();
+        // Whole rows of the head next: in a drain nothing is held back and this one read is the
+        // claim. Only when rows are held back does the claim look further, narrowly, and read the
+        // rows it picked there by id.
+        const size_t want = limit - before_head;
+        RowSet rows(want);
+        size_t read = 0;
+        if (want > 0) {
+            std::vector<int> blocks(rows.id.size());
+            long long now1 = now, now2 = now, lim = static_cast<long long>(want);
+            soci::statement st(s);
+            rows.bind(st);
+            st.exchange(soci::into(blocks));
+            const std::string text =
+                statement(s, Hot::kHead, {{"now1", now1}, {"now2", now2}, {"p", p}, {"after", after}, {"lim", lim}});
+            if (text.empty()) {
+                st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
+                st.exchange(soci::use(after, "after")), st.exchange(soci::use(lim, "lim"));
+            }
+            prepare_once(st, text.empty() ? statements_.head : text);
+            if (st.execute(true)) read = rows.size();
+            std::vector<size_t> keep;
+            for (size_t i = 0; i < read && picker.picked.size() < limit; ++i) {
+                const bool keyed = rows.ind[RowSet::kKy][i] == soci::i_ok;
+                if (picker.take(std::stoll(rows.id[i]), keyed ? &rows.str[RowSet::kKy][i] : nullptr, blocks[i] != 0))
+                    keep.push_back(i);
+            }
+            rows.keep(keep);
+        } else {
+            rows.keep({});
+        }
+        const size_t from_head = picker.picked.size();
+        if (from_head < limit && want > 0 && read == want)
+            pick_range(s, p, limit, now, picker.seen, std::numeric_limits<long long>::max(), picker);
+        {
+            std::lock_guard lock(found_mutex_);
+            last_found_[p] = !picker.picked.empty();
+        }
+        const long long cursor = std::max(picker.seen, from);
+        if (picker.picked.empty()) {
+            tx.commit();
+            return nothing_claimed(p, cursor, prev ? &prev->own : nullptr);
+        }
+        std::string me = owner_, ids = encode_ids(picker.picked);
+        long long until = now + std::max<int64_t>(lease_ms, 1) * 1000;
+        std::string lease_id;
+        const std::string text = statement(s, Hot::kLeaseInsert, {{"me", me}, {"p", p}, {"until", until}, {"ids", ids}});
+        if (text.empty())
+            s << statements_.lease_insert, soci::use(me, "me"), soci::use(p, "p"), soci::use(until, "until"),
+                soci::use(ids, "ids"), soci::into(lease_id);
+        else
+            s << text, soci::into(lease_id);
+        // The rows picked by the narrow reads, before and after the head, whole.
+        auto fetch = [&](std::vector<long long> picked) {
+            std::string picked_ids = encode_ids(picked);
+            RowSet more(picked.size());
+            soci::statement st(s);
+            st.exchange(soci::use(picked_ids, "ids"));
+            more.bind(st);
+            prepare_once(st, statements_.claimed);
+            if (!st.execute(true)) more.keep({});
+            return more;
+        };
+        const auto at = [&](size_t i) { return picker.picked.begin() + static_cast<std::ptrdiff_t>(i); };
+        if (before_head > 0) {
+            RowSet first = fetch(std::vector<long long>(at(0), at(before_head)));
+            first.append(std::move(rows));
+            rows = std::move(first);
+        }
+        if (picker.picked.size() > from_head) rows.append(fetch(std::vector<long long>(at(from_head), picker.picked.end())));
+        tx.commit();
+        remember_lease(std::stoll(lease_id), until, picker.picked, p);
+        auto out = rows.to_batch(db_name_, &malformed);
+        auto* b = static_cast<RowBatch*>(out.get());
+        b->claimed_for = p;
+        b->cursor = cursor;
+        if (prev) b->after_rows = prev->own;
+        return out;
+    });
+    if (!malformed.empty()) park_malformed(malformed);
+    if ((opts_.retention_ms > 0 && !opts_.keep_published) && host().monotonic_us() >= next_purge_us_.load()) {
+        next_purge_us_ = host().monotonic_us() + std::clamp<int64_t>(opts_.retention_ms / 2, 1000, 60'000) * 1000;
+        with_session("purge published", [&](soci::session& s) { purge_published(s, host().now_unix_us()); });
+    }
+    return batch;
+}
+
+}  // namespace spillway::plugins::outbox
