@@ -124,6 +124,11 @@ bool OutboxStore::last_claim_found_rows(std::string_view pipeline) {
     return it != last_found_.end() && it->second;
 }
 
+void OutboxStore::remember_found(const std::string& pipeline, bool found) {
+    std::lock_guard lock(found_mutex_);
+    last_found_[pipeline] = found;
+}
+
 namespace {
 // A claim that found nothing still says where it looked, for a claim_next after it.
 std::unique_ptr<sdk::Batch> nothing_claimed(std::string_view pipeline, long long cursor,
@@ -158,136 +163,197 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_next(const sdk::Batch& prev, size
 // before anything later of its key.
 std::unique_ptr<sdk::Batch> OutboxStore::claim_rows(std::string_view pipeline_name, size_t limit, int64_t lease_ms,
                                                     const Continuation* prev) {
-    const long long from = prev ? prev->cursor : 0;
-    if (limit == 0) return nothing_claimed(pipeline_name, from, prev ? &prev->own : nullptr);
+    if (limit == 0) return nothing_claimed(pipeline_name, prev ? prev->cursor : 0, prev ? &prev->own : nullptr);
     RowSet::Malformed malformed;
-    auto batch = with_session("claim", [&](soci::session& s) -> std::unique_ptr<sdk::Batch> {
-        malformed.clear();
-        const long long now = host().now_unix_us();
-        std::string p(pipeline_name);
-        if (!prev && !last_claim_found_rows(pipeline_name)) {
-            // An idle poll costs this one statement: no transaction, no lock, when nothing is due.
-            // After a claim that found rows more are likely (a stream of events, a backlog): the
-            // claim goes straight to its transaction, one round trip sooner.
-            long long now1 = now, now2 = now;
-            int due = 0;
-            const std::string text = statement(s, Hot::kDue, {{"p", p}, {"now1", now1}, {"now2", now2}});
-            if (text.empty())
-                s << statements_.due, soci::use(p, "p"), soci::use(now1, "now1"), soci::use(now2, "now2"), soci::into(due);
-            else
-                s << text, soci::into(due);
-            if (!s.got_data()) return nothing_claimed(p, from, nullptr);
-        }
-        // BEGIN, the lock and the live leases in one round trip where the database allows it.
-        const std::string begin = begin_lease_change_sql();
-        const bool folded = begin_takes_a_statement();
-        Tx tx(s, folded ? std::string() : begin);
-        std::vector<Lease> leases = live_leases(s, now, folded ? &begin : nullptr);
-        if (now >= next_lease_sweep_us_.load()) {
-            // Leases of crashed or stopped instances: harmless once expired, swept now and then.
-            // The first claim sweeps too (the time starts at 0): a restarted engine takes back at
-            // once what its killed predecessor on this host still held, instead of waiting out
-            // the lease.
-            next_lease_sweep_us_ = now + kLeaseSweepUs;
-            long long cut = now;
-            s << statements_.lease_sweep, soci::use(cut, "now");
-            release_dead_owners(s, now, leases);
-        }
-        Picker picker;
-        if (prev) picker.assumed.insert(prev->rows.begin(), prev->rows.end());
-        for (const Lease& l : leases)
-            for (long long r : l.rows)
-                if (!picker.assumed.count(r)) picker.leased.insert(r);
-        long long after = 0;
-        if (prev) {
-            look_back(s, p, limit, now, *prev, picker);
-            after = prev->cursor;
-        }
-        const size_t before_head = picker.picked.size();
-        // Whole rows of the head next: in a drain nothing is held back and this one read is the
-        // claim. Only when rows are held back does the claim look further, narrowly, and read the
-        // rows it picked there by id.
-        const size_t want = limit - before_head;
-        RowSet rows(want);
-        size_t read = 0;
-        if (want > 0) {
-            std::vector<int> blocks(rows.id.size());
-            long long now1 = now, now2 = now, lim = static_cast<long long>(want);
-            soci::statement st(s);
-            rows.bind(st);
-            st.exchange(soci::into(blocks));
-            const std::string text =
-                statement(s, Hot::kHead, {{"now1", now1}, {"now2", now2}, {"p", p}, {"after", after}, {"lim", lim}});
-            if (text.empty()) {
-                st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
-                st.exchange(soci::use(after, "after")), st.exchange(soci::use(lim, "lim"));
-            }
-            prepare_once(st, text.empty() ? statements_.head : text);
-            if (st.execute(true)) read = rows.size();
-            std::vector<size_t> keep;
-            for (size_t i = 0; i < read && picker.picked.size() < limit; ++i) {
-                const bool keyed = rows.ind[RowSet::kKy][i] == soci::i_ok;
-                if (picker.take(std::stoll(rows.id[i]), keyed ? &rows.str[RowSet::kKy][i] : nullptr, blocks[i] != 0))
-                    keep.push_back(i);
-            }
-            rows.keep(keep);
-        } else {
-            rows.keep({});
-        }
-        const size_t from_head = picker.picked.size();
-        if (from_head < limit && want > 0 && read == want)
-            pick_range(s, p, limit, now, picker.seen, std::numeric_limits<long long>::max(), picker);
-        {
-            std::lock_guard lock(found_mutex_);
-            last_found_[p] = !picker.picked.empty();
-        }
-        const long long cursor = std::max(picker.seen, from);
-        if (picker.picked.empty()) {
-            tx.commit();
-            return nothing_claimed(p, cursor, prev ? &prev->own : nullptr);
-        }
-        std::string me = owner_, ids = encode_ids(picker.picked);
-        long long until = now + std::max<int64_t>(lease_ms, 1) * 1000;
-        std::string lease_id;
-        const std::string text = statement(s, Hot::kLeaseInsert, {{"me", me}, {"p", p}, {"until", until}, {"ids", ids}});
-        if (text.empty())
-            s << statements_.lease_insert, soci::use(me, "me"), soci::use(p, "p"), soci::use(until, "until"),
-                soci::use(ids, "ids"), soci::into(lease_id);
-        else
-            s << text, soci::into(lease_id);
-        // The rows picked by the narrow reads, before and after the head, whole.
-        auto fetch = [&](std::vector<long long> picked) {
-            std::string picked_ids = encode_ids(picked);
-            RowSet more(picked.size());
-            soci::statement st(s);
-            st.exchange(soci::use(picked_ids, "ids"));
-            more.bind(st);
-            prepare_once(st, statements_.claimed);
-            if (!st.execute(true)) more.keep({});
-            return more;
-        };
-        const auto at = [&](size_t i) { return picker.picked.begin() + static_cast<std::ptrdiff_t>(i); };
-        if (before_head > 0) {
-            RowSet first = fetch(std::vector<long long>(at(0), at(before_head)));
-            first.append(std::move(rows));
-            rows = std::move(first);
-        }
-        if (picker.picked.size() > from_head) rows.append(fetch(std::vector<long long>(at(from_head), picker.picked.end())));
-        tx.commit();
-        remember_lease(std::stoll(lease_id), until, picker.picked, p);
-        auto out = rows.to_batch(db_name_, &malformed);
-        auto* b = static_cast<RowBatch*>(out.get());
-        b->claimed_for = p;
-        b->cursor = cursor;
-        if (prev) b->after_rows = prev->own;
-        return out;
+    auto batch = with_session("claim", [&](soci::session& s) {
+        malformed.clear();  // a retried session starts the claim over
+        return claim_in(s, std::string(pipeline_name), limit, lease_ms, prev, malformed);
     });
+    // Parked once the claim's session is given back: parking is a completion (complete), in a session
+    // and transaction of its own.
     if (!malformed.empty()) park_malformed(malformed);
-    if ((opts_.retention_ms > 0 && !opts_.keep_published) && host().monotonic_us() >= next_purge_us_.load()) {
-        next_purge_us_ = host().monotonic_us() + std::clamp<int64_t>(opts_.retention_ms / 2, 1000, 60'000) * 1000;
-        with_session("purge published", [&](soci::session& s) { purge_published(s, host().now_unix_us()); });
-    }
+    purge_published_when_due();
     return batch;
+}
+
+// What the picking read whole: the head's rows it picked, which are picker.picked[head_begin,
+// head_end). The rows picked before them (claim_next's look back) and after them (past a head
+// whose rows were held back) were read narrowly and are read whole once leased (load_picked).
+struct OutboxStore::Picked {
+    explicit Picked(size_t want) : head(want) {}
+    RowSet head;
+    size_t head_begin = 0, head_end = 0;
+};
+
+// The claim's transaction. Everything that decides which rows go out (the live leases, the
+// pending rows, the new lease row) is read and written under the lease change lock, so two claims
+// never hand out the same row or overtake each other's rows of a key.
+std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::string& p, size_t limit,
+                                                  int64_t lease_ms, const Continuation* prev,
+                                                  std::vector<std::pair<long long, std::string>>& malformed) {
+    const long long now = host().now_unix_us();
+    const long long from = prev ? prev->cursor : 0;
+    // After a claim that found rows more are likely (a stream of events, a backlog): the claim
+    // goes straight to its transaction, one round trip sooner than asking first.
+    if (!prev && !last_claim_found_rows(p) && !anything_due(s, p, now)) return nothing_claimed(p, from, nullptr);
+    // BEGIN, the lock and the live leases in one round trip where the database allows it.
+    const std::string begin = begin_lease_change_sql();
+    const bool folded = begin_takes_a_statement();
+    Tx tx(s, folded ? std::string() : begin);
+    std::vector<Lease> leases = live_leases(s, now, folded ? &begin : nullptr);
+    sweep_leases_when_due(s, now, leases);
+    Picker picker = picker_for(leases, prev);
+    Picked picked = pick(s, p, limit, now, prev, picker);
+    remember_found(p, !picker.picked.empty());
+    const long long cursor = std::max(picker.seen, from);
+    if (picker.picked.empty()) {
+        tx.commit();
+        return nothing_claimed(p, cursor, prev ? &prev->own : nullptr);
+    }
+    const long long until = now + std::max<int64_t>(lease_ms, 1) * 1000;
+    const std::string lease_id = insert_lease(s, p, picker.picked, until);
+    RowSet rows = load_picked(s, picker.picked, std::move(picked));
+    tx.commit();
+    // Known in memory only once committed: a rolled back claim leased nothing.
+    remember_lease(std::stoll(lease_id), until, picker.picked, p);
+    auto out = rows.to_batch(db_name_, &malformed);
+    auto* b = static_cast<RowBatch*>(out.get());
+    b->claimed_for = p;
+    b->cursor = cursor;
+    if (prev) b->after_rows = prev->own;
+    return out;
+}
+
+// An idle poll costs this one statement: no transaction, no lock, when nothing is due.
+bool OutboxStore::anything_due(soci::session& s, const std::string& pipeline, long long now) {
+    std::string p = pipeline;
+    long long now1 = now, now2 = now;
+    int due = 0;
+    const std::string text = statement(s, Hot::kDue, {{"p", p}, {"now1", now1}, {"now2", now2}});
+    if (text.empty())
+        s << statements_.due, soci::use(p, "p"), soci::use(now1, "now1"), soci::use(now2, "now2"), soci::into(due);
+    else
+        s << text, soci::into(due);
+    return s.got_data();
+}
+
+// Leases of crashed or stopped instances: harmless once expired, swept now and then. The first
+// claim sweeps too (the time starts at 0): a restarted engine takes back at once what its killed
+// predecessor on this host still held, instead of waiting out the lease. Swept in the claim's
+// transaction, before the picking, so the rows come free in this very claim.
+void OutboxStore::sweep_leases_when_due(soci::session& s, long long now, std::vector<Lease>& leases) {
+    if (now < next_lease_sweep_us_.load()) return;
+    next_lease_sweep_us_ = now + kLeaseSweepUs;
+    long long cut = now;
+    s << statements_.lease_sweep, soci::use(cut, "now");
+    release_dead_owners(s, now, leases);
+}
+
+// A live lease holds back its rows' keys, whoever holds it: an earlier row of a key may still be
+// sent (or retried) while it is out, and nothing later of the key may overtake it. The rows
+// claim_next's caller takes as settled (prev's, and those of the batch prev followed) are the
+// exception: the relay sends the new batch only once their results are in, and gives back its
+// rows of any key they failed to deliver, so they neither hold keys back nor go out again.
+OutboxStore::Picker OutboxStore::picker_for(const std::vector<Lease>& leases, const Continuation* prev) {
+    Picker picker;
+    if (prev) picker.assumed.insert(prev->rows.begin(), prev->rows.end());
+    for (const Lease& l : leases)
+        for (long long r : l.rows)
+            if (!picker.assumed.count(r)) picker.leased.insert(r);
+    return picker;
+}
+
+// Picks in id order, the order a key's rows must go out in: after prev, first what lies before
+// where prev's claim stopped (look_back); then the head, whole rows, which in a drain (nothing held
+// back) is the whole claim; then, only when the head came back full yet short of `limit` because
+// rows were held back, narrowly further on, so a held-back key does not stall the other keys.
+OutboxStore::Picked OutboxStore::pick(soci::session& s, const std::string& p, size_t limit, long long now,
+                                      const Continuation* prev, Picker& picker) {
+    long long after = 0;
+    if (prev) {
+        look_back(s, p, limit, now, *prev, picker);
+        after = prev->cursor;
+    }
+    const size_t want = limit - picker.picked.size();
+    Picked picked(want);
+    picked.head_begin = picker.picked.size();
+    size_t read = 0;
+    if (want > 0) read = read_head(s, p, limit, now, after, picker, picked.head);
+    else picked.head.keep({});
+    picked.head_end = picker.picked.size();
+    if (picked.head_end < limit && want > 0 && read == want)
+        pick_range(s, p, limit, now, picker.seen, std::numeric_limits<long long>::max(), picker);
+    return picked;
+}
+
+// The head, whole rows, with each row's blocks flag: the picker decides on them as they come, and
+// `rows` keeps only the rows it took. Returns how many rows the read found.
+size_t OutboxStore::read_head(soci::session& s, const std::string& pipeline, size_t limit, long long now,
+                              long long after, Picker& picker, RowSet& rows) {
+    std::string p = pipeline;
+    size_t read = 0;
+    std::vector<int> blocks(rows.id.size());
+    long long now1 = now, now2 = now, lim = static_cast<long long>(limit - picker.picked.size());
+    soci::statement st(s);
+    rows.bind(st);
+    st.exchange(soci::into(blocks));
+    const std::string text =
+        statement(s, Hot::kHead, {{"now1", now1}, {"now2", now2}, {"p", p}, {"after", after}, {"lim", lim}});
+    if (text.empty()) {
+        st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
+        st.exchange(soci::use(after, "after")), st.exchange(soci::use(lim, "lim"));
+    }
+    prepare_once(st, text.empty() ? statements_.head : text);
+    if (st.execute(true)) read = rows.size();
+    std::vector<size_t> keep;
+    for (size_t i = 0; i < read && picker.picked.size() < limit; ++i) {
+        const bool keyed = rows.ind[RowSet::kKy][i] == soci::i_ok;
+        if (picker.take(std::stoll(rows.id[i]), keyed ? &rows.str[RowSet::kKy][i] : nullptr, blocks[i] != 0))
+            keep.push_back(i);
+    }
+    rows.keep(keep);
+    return read;
+}
+
+// One lease row for the whole batch, written before the rows are read whole: from this insert on,
+// in this transaction, the rows are ours, and any claim after the commit finds them leased.
+std::string OutboxStore::insert_lease(soci::session& s, const std::string& pipeline,
+                                      const std::vector<long long>& picked, long long until_us) {
+    std::string me = owner_, p = pipeline, ids = encode_ids(picked), lease_id;
+    long long until = until_us;
+    const std::string text = statement(s, Hot::kLeaseInsert, {{"me", me}, {"p", p}, {"until", until}, {"ids", ids}});
+    if (text.empty())
+        s << statements_.lease_insert, soci::use(me, "me"), soci::use(p, "p"), soci::use(until, "until"),
+            soci::use(ids, "ids"), soci::into(lease_id);
+    else
+        s << text, soci::into(lease_id);
+    return lease_id;
+}
+
+// The batch's rows, whole, in id order (the order the relay sends a key's rows in): those the
+// narrow reads picked before the head, the head's, and those picked after it.
+OutboxStore::RowSet OutboxStore::load_picked(soci::session& s, const std::vector<long long>& picked,
+                                             Picked&& got) {
+    const auto at = [&](size_t i) { return picked.begin() + static_cast<std::ptrdiff_t>(i); };
+    RowSet rows = std::move(got.head);
+    if (got.head_begin > 0) {
+        RowSet first = read_claimed(s, std::vector<long long>(at(0), at(got.head_begin)));
+        first.append(std::move(rows));
+        rows = std::move(first);
+    }
+    if (picked.size() > got.head_end) rows.append(read_claimed(s, std::vector<long long>(at(got.head_end), picked.end())));
+    return rows;
+}
+
+OutboxStore::RowSet OutboxStore::read_claimed(soci::session& s, const std::vector<long long>& ids) {
+    std::string picked_ids = encode_ids(ids);
+    RowSet more(ids.size());
+    soci::statement st(s);
+    st.exchange(soci::use(picked_ids, "ids"));
+    more.bind(st);
+    prepare_once(st, statements_.claimed);
+    if (!st.execute(true)) more.keep({});
+    return more;
 }
 
 }  // namespace spillway::plugins::outbox

@@ -206,6 +206,25 @@ private:
     // predecessor), so its rows go again now rather than when the lease runs out; drops them from
     // `leases` too. Returns how many lease rows went.
     size_t release_dead_owners(soci::session& s, long long now, std::vector<Lease>& leases);
+    // The steps of a claim (claim.cpp), in the order claim_in runs them.
+    struct Picked;
+    std::unique_ptr<sdk::Batch> claim_in(soci::session& s, const std::string& pipeline, size_t limit, int64_t lease_ms,
+                                         const Continuation* prev,
+                                         std::vector<std::pair<long long, std::string>>& malformed);
+    bool anything_due(soci::session& s, const std::string& pipeline, long long now);
+    void remember_found(const std::string& pipeline, bool found);
+    void sweep_leases_when_due(soci::session& s, long long now, std::vector<Lease>& leases);
+    static Picker picker_for(const std::vector<Lease>& leases, const Continuation* prev);
+    Picked pick(soci::session& s, const std::string& pipeline, size_t limit, long long now, const Continuation* prev,
+                Picker& picker);
+    size_t read_head(soci::session& s, const std::string& pipeline, size_t limit, long long now, long long after,
+                     Picker& picker, RowSet& rows);
+    std::string insert_lease(soci::session& s, const std::string& pipeline, const std::vector<long long>& picked,
+                             long long until_us);
+    RowSet load_picked(soci::session& s, const std::vector<long long>& picked, Picked&& got);
+    RowSet read_claimed(soci::session& s, const std::vector<long long>& ids);
+    // Deletes published rows past retention_ms now and then, after a claim.
+    void purge_published_when_due();
     // This instance's leases, kept in memory: which lease row holds a claimed row.
     struct MyLease {
         long long until = 0;

@@ -39,6 +39,15 @@ void OutboxStore::purge_published(soci::session& s, int64_t now_us) {
     }
 }
 
+// Run by claims, the relay's steady beat, rather than by a timer of its own; after the claim's
+// transaction, so the claim's locks are not held while pages of old rows are deleted.
+void OutboxStore::purge_published_when_due() {
+    if ((opts_.retention_ms > 0 && !opts_.keep_published) && host().monotonic_us() >= next_purge_us_.load()) {
+        next_purge_us_ = host().monotonic_us() + std::clamp<int64_t>(opts_.retention_ms / 2, 1000, 60'000) * 1000;
+        with_session("purge published", [&](soci::session& s) { purge_published(s, host().now_unix_us()); });
+    }
+}
+
 int64_t OutboxStore::backoff_ms(int attempts_after) {
     // Exponential from backoff_base, capped at backoff_max, then "equal jitter": half fixed, half
     // random, so retries of many rows spread out but never come sooner than half the step.
