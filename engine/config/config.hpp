@@ -97,10 +97,22 @@ struct Pipeline {
     bool dead_letter_rejects = false;  // on_reject = "dead-letter" (else "refuse")
 };
 
-// The keys a [pipeline.<name>] table takes, in the loader's order (its table is the only list).
-std::vector<std::string> pipeline_key_names();
-// The keys [engine] takes, the http_* limits included.
+// The keys [engine] and [pipeline.<name>] take, as the loader's tables declare them (the only
+// lists), each with its default and meaning: configs/README.md's tables are made of these rows.
+struct KeyRow {
+    std::vector<std::string> keys;  // keys with the same meaning share a row
+    std::string default_text;
+    std::string meaning;
+};
+std::vector<KeyRow> engine_key_rows();  // the http_* limits included
+std::vector<KeyRow> pipeline_key_rows();
 std::vector<std::string> engine_key_names();
+std::vector<std::string> pipeline_key_names();
+// "| key | default | meaning |" and a line per row, as configs/README.md holds them.
+std::string key_table_markdown(const std::vector<KeyRow>& rows);
+// `readme` with the tables between its "<!-- keys:engine ... -->" and "<!-- /keys:engine -->"
+// markers (and keys:pipeline) made anew from the rows; throws when a marker is missing.
+std::string with_key_tables(const std::string& readme);
 
 // [engine] http_* keys: the HTTP listener's limits, enforced by engine/http/server.cpp. Each is
 // declared once, in kHttpLimitKeys (load.cpp), with its default here.
@@ -123,6 +135,7 @@ struct HttpLimitKey {
     enum Kind { Count, Bytes, Duration, Flag } kind;
     int64_t HttpLimits::*value;  // null for Flag
     int64_t min, max;
+    const char* default_text;  // as configs/README.md shows it
     const char* meaning;
 };
 extern const HttpLimitKey kHttpLimitKeys[];

@@ -52,23 +52,42 @@ ConfigError::ConfigError(std::vector<Diagnostic> diagnostics)
 
 const HttpLimitKey kHttpLimitKeys[] = {
     {"http_max_header_bytes", HttpLimitKey::Bytes, &HttpLimits::max_header_bytes, 1024, 1 << 20,
-     "request line and header lines together; past it 431"},
-    {"http_max_headers", HttpLimitKey::Count, &HttpLimits::max_headers, 8, 10000, "header fields per request; past it 431"},
+     "16384",
+     "request line and header lines together, in bytes (1024 to 1 MiB); past it 431"},
+    {"http_max_headers", HttpLimitKey::Count, &HttpLimits::max_headers, 8, 10000,
+     "100",
+     "header fields per request (8 to 10,000); past it 431"},
     {"http_max_body_bytes", HttpLimitKey::Bytes, &HttpLimits::max_body_bytes, 1024, int64_t(1) << 32,
-     "request body on the wire (Content-Length, chunked) and after decompression; past it 413"},
-    {"http_max_events", HttpLimitKey::Count, &HttpLimits::max_events, 1, 10000000, "events in one request; past it 413"},
+     "8388608",
+     "a request body in bytes, counted on the wire (Content-Length, chunked) and again after"
+     " decompression (1024 to 4 GiB); past it 413, before any body byte when Content-Length says so"},
+    {"http_max_events", HttpLimitKey::Count, &HttpLimits::max_events, 1, 10000000,
+     "10000",
+     "events in one request; past it 413 and nothing is published"},
     {"http_max_depth", HttpLimitKey::Count, &HttpLimits::max_depth, 2, 1000,
-     "JSON nesting levels of a body, the outer value included; past it 400"},
+     "64",
+     "JSON nesting levels of a body, the outer value included (2 to 1000); past it 400"},
     {"http_request_timeout", HttpLimitKey::Duration, &HttpLimits::request_timeout_ms, 100, 3600000,
-     "from a request's first byte to its last body byte; past it 408 and the connection closes"},
+     "`\"10s\"`",
+     "from a request's first byte to its last body byte; past it 408 and the connection closes (a client"
+     " trickling its request cannot hold a connection longer)"},
     {"http_idle_timeout", HttpLimitKey::Duration, &HttpLimits::idle_timeout_ms, 100, 3600000,
+     "`\"15s\"`",
      "a keep-alive connection waiting for its next request; past it the connection closes"},
     {"http_max_connections", HttpLimitKey::Count, &HttpLimits::max_connections, 1, 1000000,
-     "open connections; beyond it probes are still answered, other requests get 503"},
+     "512",
+     "open connections; past it a connection may send one probe (`/healthz`, `/readyz`, `/metrics`,"
+     " answered), anything else gets 503 with `Retry-After: 1`; past twice it, connections are closed at"
+     " once. Why 512: far above what publishing services keep open (they reuse keep-alive connections),"
+     " low enough that descriptors and buffers stay bounded"},
     {"http_shutdown_timeout", HttpLimitKey::Duration, &HttpLimits::shutdown_timeout_ms, 0, 600000,
-     "at stop, how long requests in flight get to finish before every connection closes"},
+     "`\"5s\"`",
+     "at stop: idle connections close at once, requests in flight get this long to finish, then every"
+     " connection closes"},
     {"http_gzip", HttpLimitKey::Flag, nullptr, 0, 1,
-     "accept request bodies with Content-Encoding gzip or deflate (decompressed size bounded too); else 415"},
+     "`false`",
+     "accept request bodies with `Content-Encoding: gzip` or `deflate` (the decompressed size is bounded"
+     " by `http_max_body_bytes`); off, such bodies get 415"},
 };
 const size_t kHttpLimitKeyCount = sizeof kHttpLimitKeys / sizeof kHttpLimitKeys[0];
 
@@ -318,6 +337,8 @@ private:
     // One key of [engine] besides the http_* limits (kHttpLimitKeys); with them, the only list.
     struct EngineKey {
         const char* key;
+        const char* default_text;  // as configs/README.md shows it
+        const char* meaning;
         void (*read)(Loader& l, const toml::node& node, const std::string& path, Engine& e);
     };
 
@@ -325,7 +346,8 @@ private:
         using N = const toml::node;
         using S = const std::string;
         static const std::vector<EngineKey> keys{
-            {"plugin_path",
+            {"plugin_path", "`$SPILLWAY_PLUGIN_PATH`, else next to the binary",
+             "folders (or files) searched for `*.so` plugins; relative paths are relative to the working directory",
              [](Loader& l, N& node, S& path, Engine& e) {
                  e.plugin_path_where = l.at(node);
                  if (node.is_string()) {
@@ -337,15 +359,20 @@ private:
                      l.error(node, path, std::string("expected a list of folders, got ") + type_name(node));
                  }
              }},
-            {"log_level",
+            {"log_level", "`info`",
+             "trace, debug, info, warn, error",
              [](Loader& l, N& node, S& path, Engine& e) {
                  if (auto s = l.one_of(node, path, {"trace", "debug", "info", "warn", "error"})) e.log_level = *s;
              }},
-            {"log_format",
+            {"log_format", "`text`",
+             "`text` for people, `json` (one object per line) for machines; logs go to stderr",
              [](Loader& l, N& node, S& path, Engine& e) {
                  if (auto s = l.one_of(node, path, {"text", "json"})) e.log_format = *s;
              }},
-            {"http_listen",
+            {"http_listen", "none",
+             "`host:port` of the HTTP ingress and admin listener (loopback unless you say otherwise). A host"
+             " other than `localhost`, `127.*` or `::1` without `http_token` is a warning in `validate` and at"
+             " start: anyone who reaches the port can publish and use the admin API",
              [](Loader& l, N& node, S& path, Engine& e) {
                  auto s = l.text(node, path);
                  if (!s) return;
@@ -359,7 +386,10 @@ private:
                  else
                      e.http_listen = *s, e.http_listen_where = l.at(node);
              }},
-            {"http_token",
+            {"http_token", "none",
+             "bearer token required on the ingress routes (a secret: never printed). Leave the key out to run"
+             " without one: written empty, or expanding to empty (`\"${TOKEN:-}\"` with `TOKEN` unset), it is an"
+             " error, so a missing variable cannot turn authentication off",
              [](Loader& l, N& node, S& path, Engine& e) {
                  auto s = l.text(node, path, &e.http_token_from_env);
                  if (!s) return;
@@ -376,11 +406,12 @@ private:
     }
 
 public:
-    static std::vector<std::string> engine_key_names() {
-        std::vector<std::string> names;
-        for (const auto& k : engine_keys()) names.emplace_back(k.key);
-        for (size_t i = 0; i < kHttpLimitKeyCount; ++i) names.emplace_back(kHttpLimitKeys[i].key);
-        return names;
+    static std::vector<KeyRow> engine_key_rows() {
+        std::vector<KeyRow> rows;
+        for (const auto& k : engine_keys()) rows.push_back({{k.key}, k.default_text, k.meaning});
+        for (size_t i = 0; i < kHttpLimitKeyCount; ++i)
+            rows.push_back({{kHttpLimitKeys[i].key}, kHttpLimitKeys[i].default_text, kHttpLimitKeys[i].meaning});
+        return rows;
     }
 
 private:
@@ -391,7 +422,7 @@ private:
             const auto entry = std::find_if(keys.begin(), keys.end(), [&](const EngineKey& ek) { return key == ek.key; });
             if (entry != keys.end()) entry->read(*this, node, path, e);
             else if (const HttpLimitKey* limit = http_limit_key(key)) read_http_limit(node, path, *limit, e.http);
-            else error(node, path, "unknown key; [engine] takes " + join(engine_key_names()));
+            else error(node, path, "unknown key; [engine] takes " + join(config::engine_key_names()));
         }
     }
 
@@ -487,6 +518,8 @@ private:
     // and pipeline_key_names() come from it), the defaults are config::Pipeline's.
     struct PipelineKey {
         const char* key;
+        const char* default_text;  // as configs/README.md shows it
+        const char* meaning;       // keys with the same meaning share a row there
         void (*read)(Loader& l, const toml::node& v, const std::string& kpath, const std::string& key, PipelineDraft& d);
     };
 
@@ -506,63 +539,94 @@ private:
                                       (defined.empty() ? std::string(" (no ") + key + " is defined at all)"
                                                        : " (defined: " + join(defined) + ")"));
             };
+            static constexpr const char* kRequired = "required";
+            static constexpr const char* kUses = "the instance names this pipeline uses";
             using D = PipelineDraft;
             using N = const toml::node;
             using S = const std::string;
             return std::vector<PipelineKey>{
-                {"sink", instance},
-                {"store", instance},
-                {"notifier", instance},
-                {"scheduler", instance},
-                {"mode",
+                {"sink", kRequired, kUses, instance},
+                {"store", kRequired, kUses, instance},
+                {"notifier", kRequired, kUses, instance},
+                {"scheduler", kRequired, kUses, instance},
+                {"mode", "`direct-first`",
+                 "`direct-first`: Kafka first, the outbox when Kafka cannot confirm; `outbox-first`: every event"
+                 " through the outbox (the application's own transaction writes the row, see below)",
                  [](Loader& l, N& v, S& kpath, S&, D& d) {
                      if (auto s = l.one_of(v, kpath, {"direct-first", "outbox-first"}))
                          d.p.mode = *s == "direct-first" ? Mode::DirectFirst : Mode::OutboxFirst;
                  }},
-                {"topic",
+                {"topic", "none",
+                 "topic for events that name none",
                  [](Loader& l, N& v, S& kpath, S&, D& d) {
                      auto s = l.text(v, kpath);
                      if (!s) return;
                      if (auto problem = pipeline::topic_name_problem(*s); !problem.empty()) l.error(v, kpath, problem);
                      else d.p.topic = *s;
                  }},
-                {"topics", [](Loader& l, N& v, S& kpath, S&, D& d) { l.read_topics(v, kpath, d.p); }},
-                {"direct_timeout",
+                {"topics", "`[topic]` when the HTTP ingress is public, else any",
+                 "the topics a client may name: a list of names and patterns where `*` stands for any run of"
+                 " characters (`\"orders.*\"`, `\"*.events\"`, `\"*\"` for any); every name must also be a legal"
+                 " Kafka topic (letters, digits, `.`, `_`, `-`; 1 to 249 characters; not `.` or `..`) and not"
+                 " internal (`__...`), whatever the list says. An event whose topic fails either check is refused"
+                 " (`invalid`, HTTP 400, the topic shown with non-printable bytes as `\\xNN`). Not written: when"
+                 " `http_listen` is anything but loopback (`127.x`, `::1`, `localhost`), only the pipeline's own"
+                 " `topic` (a pipeline with no `topic` must then list them); otherwise any legal name. An empty list"
+                 " is an error",
+                 [](Loader& l, N& v, S& kpath, S&, D& d) { l.read_topics(v, kpath, d.p); }},
+                {"direct_timeout", "`2s`",
+                 "how long a direct publish waits for Kafka's delivery report before the event spills to the outbox"
+                 " (sooner when all brokers go down while it waits); keep a kafka sink's `message.timeout.ms`"
+                 " (default `2000`, equal to this default) at or below it, else librdkafka may still deliver a"
+                 " spilled event after the relay did: `validate` and the start-up log warn, naming the key",
                  [](Loader& l, N& v, S& kpath, S&, D& d) {
                      if (auto ms = l.duration(v, kpath)) {
                          d.p.direct_timeout_ms = *ms;
                          d.p.direct_timeout_where = l.at(v);
                      }
                  }},
-                {"batch_size",
+                {"batch_size", "`100`",
+                 "rows the relay claims per round",
                  [](Loader& l, N& v, S& kpath, S&, D& d) {
                      if (auto i = l.positive_int(v, kpath)) d.p.batch_size = *i;
                  }},
-                {"drain_batch_size",
+                {"drain_batch_size", "`1000` (or `batch_size` if larger)",
+                 "while claims come back full (a backlog), each next claim doubles, up to this; the first claim that"
+                 " is not full, or a failed send, goes back to `batch_size`. Set it to `batch_size` for rounds of one"
+                 " size. At least `batch_size`",
                  [](Loader& l, N& v, S& kpath, S&, D& d) {
                      if (auto i = l.positive_int(v, kpath)) {
                          d.p.drain_batch_size = *i;
                          d.drain_set = &v;
                      }
                  }},
-                {"claim_ahead",
+                {"claim_ahead", "`true`",
+                 "while a backlog drains, claim the next batch (and settle the last) while one is being sent; `false`"
+                 " claims, sends and settles one batch at a time. Needs a store with `claim_next` (both bundled ones)",
                  [](Loader& l, N& v, S& kpath, S&, D& d) {
                      if (auto b = v.as_boolean()) d.p.claim_ahead = b->get();
                      else l.error(v, kpath, std::string("expected true or false, got ") + type_name(v));
                  }},
-                {"lease",
+                {"lease", "`30s`",
+                 "how long a claimed row stays this relay's; a crashed relay's rows come back after it (at once when"
+                 " the crashed engine ran on the same host: the next engine's first claim takes back the leases of a"
+                 " process that is gone)",
                  [](Loader& l, N& v, S& kpath, S&, D& d) {
                      if (auto ms = l.duration(v, kpath)) d.p.lease_ms = *ms;
                  }},
-                {"circuit_threshold",
+                {"circuit_threshold", "`3`",
+                 "consecutive direct failures that open the circuit (all brokers down opens it at once)",
                  [](Loader& l, N& v, S& kpath, S&, D& d) {
                      if (auto i = l.positive_int(v, kpath)) d.p.circuit_threshold = *i;
                  }},
-                {"shutdown_timeout",
+                {"shutdown_timeout", "`10s`",
+                 "how long stop may take to finish the relay's batch and flush the sink",
                  [](Loader& l, N& v, S& kpath, S&, D& d) {
                      if (auto ms = l.duration(v, kpath)) d.p.shutdown_timeout_ms = *ms;
                  }},
-                {"on_reject",
+                {"on_reject", "`refuse`",
+                 "a permanently failing event on the direct path: `refuse` tells the caller; `dead-letter` stores it"
+                 " and parks it as a dead letter",
                  [](Loader& l, N& v, S& kpath, S&, D& d) {
                      if (auto s = l.one_of(v, kpath, {"refuse", "dead-letter"})) d.p.dead_letter_rejects = *s == "dead-letter";
                  }},
@@ -572,10 +636,16 @@ private:
     }
 
 public:
-    static std::vector<std::string> pipeline_key_names() {
-        std::vector<std::string> names;
-        for (const auto& k : pipeline_keys()) names.emplace_back(k.key);
-        return names;
+    // Keys that share a meaning share a row (sink, store, notifier, scheduler).
+    static std::vector<KeyRow> pipeline_key_rows() {
+        std::vector<KeyRow> rows;
+        const char* last = nullptr;
+        for (const auto& k : pipeline_keys()) {
+            if (k.meaning == last) rows.back().keys.emplace_back(k.key);
+            else rows.push_back({{k.key}, k.default_text, k.meaning});
+            last = k.meaning;
+        }
+        return rows;
     }
 
 private:
@@ -599,7 +669,7 @@ private:
                 const auto& keys = pipeline_keys();
                 const auto entry = std::find_if(keys.begin(), keys.end(), [&](const PipelineKey& k) { return key == k.key; });
                 if (entry != keys.end()) entry->read(*this, v, kpath, key, draft);
-                else error(v, kpath, "unknown key; a pipeline takes " + join(pipeline_key_names()));
+                else error(v, kpath, "unknown key; a pipeline takes " + join(config::pipeline_key_names()));
             }
             const toml::node* drain_set = draft.drain_set;  // where drain_batch_size was written
             if (!drain_set) {
@@ -867,8 +937,44 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
-std::vector<std::string> pipeline_key_names() { return Loader::pipeline_key_names(); }
-std::vector<std::string> engine_key_names() { return Loader::engine_key_names(); }
+std::vector<KeyRow> engine_key_rows() { return Loader::engine_key_rows(); }
+std::vector<KeyRow> pipeline_key_rows() { return Loader::pipeline_key_rows(); }
+
+namespace {
+std::vector<std::string> names_of(const std::vector<KeyRow>& rows) {
+    std::vector<std::string> names;
+    for (const auto& r : rows) names.insert(names.end(), r.keys.begin(), r.keys.end());
+    return names;
+}
+}  // namespace
+
+std::vector<std::string> engine_key_names() { return names_of(engine_key_rows()); }
+std::vector<std::string> pipeline_key_names() { return names_of(pipeline_key_rows()); }
+
+std::string with_key_tables(const std::string& readme) {
+    std::string out = readme;
+    for (const auto& [section, rows] : {std::pair{std::string("engine"), engine_key_rows()},
+                                        std::pair{std::string("pipeline"), pipeline_key_rows()}}) {
+        const std::string begin = "<!-- keys:" + section + " ", end = "<!-- /keys:" + section + " -->";
+        const size_t b = out.find(begin);
+        const size_t body = b == std::string::npos ? b : out.find("-->\n", b);
+        const size_t e = out.find(end);
+        if (b == std::string::npos || body == std::string::npos || e == std::string::npos || e < body)
+            throw std::runtime_error("no '" + begin + "...-->' ... '" + end + "' block to fill");
+        out.replace(body + 4, e - (body + 4), key_table_markdown(rows));
+    }
+    return out;
+}
+
+std::string key_table_markdown(const std::vector<KeyRow>& rows) {
+    std::string md = "| key | default | meaning |\n|---|---|---|\n";
+    for (const auto& r : rows) {
+        std::string keys;
+        for (const auto& k : r.keys) keys += (keys.empty() ? "`" : ", `") + k + "`";
+        md += "| " + keys + " | " + r.default_text + " | " + r.meaning + " |\n";
+    }
+    return md;
+}
 
 Config load_string(const std::string& text, const std::string& name, const LoadOptions& options) {
     return parse_and_build(text, name, options, nullptr);

@@ -26,6 +26,12 @@ struct PluginInfoOptions {
 // One plugin's options (types, defaults, descriptions): the table the validator checks against.
 int plugin_info(const PluginInfoOptions& options);
 
+struct ReferenceOptions {
+    std::string write;  // a README with key-table markers to fill; empty: print the tables
+};
+// The [engine] and [pipeline] key tables, made from the loader's declarations.
+int reference(const ReferenceOptions& options);
+
 struct ConfigOptions {
     std::string config;
     std::optional<std::string> environment;

@@ -30,6 +30,10 @@ int main(int argc, char** argv) {
     cmd_info->add_flag("--json", info.json, "Print JSON instead of text");
     cmd_info->add_option("--plugin-path", info.plugin_path, "A folder or file to search (repeatable)");
 
+    spillway::cli::ReferenceOptions reference;
+    auto* cmd_reference = app.add_subcommand("reference", "Print the [engine] and [pipeline] key tables (configs/README.md's)");
+    cmd_reference->add_option("--write", reference.write, "Fill the key-table markers of this README instead of printing");
+
     spillway::cli::ConfigOptions validate;
     auto* cmd_validate = app.add_subcommand("validate", "Check a pipeline file and print the effective configuration");
     cmd_validate->add_option("config", validate.config, "The pipeline TOML file")->required();
@@ -78,6 +82,7 @@ int main(int argc, char** argv) {
 
     if (cmd_plugins->parsed()) return spillway::cli::plugins(plugins);
     if (cmd_info->parsed()) return spillway::cli::plugin_info(info);
+    if (cmd_reference->parsed()) return spillway::cli::reference(reference);
     if (cmd_validate->parsed()) return spillway::cli::validate(validate);
     if (cmd_run->parsed()) return spillway::cli::run(run);
     if (cmd_publish->parsed()) return spillway::cli::publish(publish);
