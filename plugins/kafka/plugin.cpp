@@ -1,23 +1,7 @@
-// The kafka sink plugin's descriptor: its own options and the export.
+// The kafka sink plugin's descriptor: the export (its own options are producer_config.hpp's kOptions).
 #include "kafka_sink.hpp"
 
-namespace {
-
 using spillway::plugins::kafka::KafkaSink;
-
-const sw_option kOptions[] = {
-    {"bootstrap.servers", SW_OPT_STRING, 0, "embedded",
-     "Kafka brokers, \"host:port,host:port\". \"embedded\" starts librdkafka's in-process mock cluster "
-     "(quickstart and demos; refused in the production environment) and logs its address for kcat."},
-    {"embedded.brokers", SW_OPT_INT, 0, "1",
-     "Number of brokers of the embedded mock cluster (1-16); only with bootstrap.servers = \"embedded\"."},
-    {"max.topic.handles", SW_OPT_INT, 0, "1000",
-     "Topic handles the sink keeps (1-1000000), least recently used dropped first: clients may name a topic per "
-     "event, so the names seen are theirs to choose. A pipeline publishing to more topics than this still works, "
-     "with one metadata round trip each time a dropped topic comes back."},
-};
-
-}  // namespace
 
 SW_EXPORT_SINK(KafkaSink, "kafka", "1.0.0",
                "Kafka sink on librdkafka: an idempotent producer (enable.idempotence=true, acks=all, both "
@@ -31,4 +15,4 @@ SW_EXPORT_SINK(KafkaSink, "kafka", "1.0.0",
                "Records carry the key, the payload and the headers event_id, event_type, correlation_id "
                "(when set), then the user's headers. A topic is checked on first sight: one the cluster does not "
                "have (UNKNOWN_TOPIC_OR_PART) is REJECT at once, not a timeout.",
-               kOptions, SW_PLUGIN_THREAD_SAFE | SW_PLUGIN_OPEN_OPTIONS)
+               spillway::plugins::kafka::kOptions, SW_PLUGIN_THREAD_SAFE | SW_PLUGIN_OPEN_OPTIONS)

@@ -9,7 +9,9 @@ namespace spillway::plugins::kafka {
 namespace {
 
 bool own_key(const std::string& key) {
-    return key == kBootstrapServers || key == kEmbeddedBrokers || key == kMaxTopicHandles;
+    for (const auto& o : kOptions.options())
+        if (key == o.name()) return true;
+    return false;
 }
 
 std::string lower(std::string s) {
@@ -43,25 +45,14 @@ void check_guarantees(const std::string& key, const std::string& value) {
 }  // namespace
 
 ProducerSettings read_settings(const sdk::Host& host) {
-    ProducerSettings s;
-    const std::string bootstrap = host.string(kBootstrapServers);
-    if (bootstrap.empty())
+    ProducerSettings s = kOptions.read(host);
+    if (s.bootstrap_servers.empty())
         throw sdk::ConfigError(kBootstrapServers, "must list the Kafka brokers (host:port,...) or be \"embedded\"");
-    s.embedded = bootstrap == kEmbedded;
-    s.bootstrap_servers = bootstrap;
+    s.embedded = s.bootstrap_servers == kEmbedded;
     if (s.embedded && host.environment() == "production")
         throw sdk::ConfigError(kBootstrapServers,
                                "\"embedded\" starts an in-process mock Kafka cluster and is refused in the "
                                "production environment; set the real brokers");
-    const int64_t brokers = host.integer(kEmbeddedBrokers);
-    if (brokers < 1 || brokers > 16)
-        throw sdk::ConfigError(kEmbeddedBrokers, "must be between 1 and 16, got " + std::to_string(brokers));
-    s.embedded_brokers = static_cast<int>(brokers);
-    const int64_t handles = host.integer(kMaxTopicHandles);
-    if (handles < 1 || handles > kMaxTopicHandlesLimit)
-        throw sdk::ConfigError(kMaxTopicHandles, "must be between 1 and " + std::to_string(kMaxTopicHandlesLimit) +
-                                                     ", got " + std::to_string(handles));
-    s.max_topic_handles = static_cast<size_t>(handles);
 
     for (auto& [key, value] : host.entries()) {
         if (own_key(key)) continue;

@@ -3,7 +3,7 @@
 #ifndef SPILLWAY_PLUGINS_KAFKA_PRODUCER_CONFIG_HPP
 #define SPILLWAY_PLUGINS_KAFKA_PRODUCER_CONFIG_HPP
 
-#include <spillway/sdk.hpp>
+#include <spillway/options.hpp>
 
 #include <librdkafka/rdkafka.h>
 
@@ -20,8 +20,7 @@ namespace spillway::plugins::kafka {
 inline constexpr const char* kBootstrapServers = "bootstrap.servers";
 inline constexpr const char* kEmbeddedBrokers = "embedded.brokers";
 inline constexpr const char* kEmbedded = "embedded";
-// Topic handles the sink keeps (least recently used dropped first); its default is in the option
-// table (plugin.cpp).
+// Topic handles the sink keeps (least recently used dropped first).
 inline constexpr const char* kMaxTopicHandles = "max.topic.handles";
 inline constexpr int64_t kMaxTopicHandlesLimit = 1000000;
 
@@ -36,13 +35,32 @@ struct ConfDeleter {
 };
 using ConfPtr = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
 
+// The plugin's own keys are kOptions' (defaults and bounds there; the engine fills unset ones).
 struct ProducerSettings {
-    bool embedded = false;           // bootstrap.servers = "embedded"
-    int embedded_brokers = 1;
-    size_t max_topic_handles = 1000;  // read from the option (its default there)
-    std::string bootstrap_servers;   // when not embedded
+    std::string bootstrap_servers;  // the brokers, or "embedded"
+    int embedded_brokers;
+    size_t max_topic_handles;
+    bool embedded = false;  // bootstrap.servers = "embedded"
     // librdkafka properties as the user wrote them (own keys removed), in table order.
     std::vector<std::pair<std::string, std::string>> properties;
+};
+
+// The plugin's own keys: the rows the engine validates them against, and the reading of them.
+// The sink takes open options: every key not declared here is passed through to librdkafka.
+inline const sdk::Options<ProducerSettings> kOptions{
+    sdk::option<&ProducerSettings::bootstrap_servers>(
+        kBootstrapServers, kEmbedded,
+        "Kafka brokers, \"host:port,host:port\". \"embedded\" starts librdkafka's in-process mock cluster "
+        "(quickstart and demos; refused in the production environment) and logs its address for kcat."),
+    sdk::option<&ProducerSettings::embedded_brokers>(
+        kEmbeddedBrokers, "1", "Number of brokers of the embedded mock cluster; only with bootstrap.servers = \"embedded\"")
+        .range(1, 16),
+    sdk::option<&ProducerSettings::max_topic_handles>(
+        kMaxTopicHandles, "1000",
+        "Topic handles the sink keeps, least recently used dropped first: clients may name a topic per event, so "
+        "the names seen are theirs to choose. A pipeline publishing to more topics than this still works, with "
+        "one metadata round trip each time a dropped topic comes back")
+        .range(1, kMaxTopicHandlesLimit),
 };
 
 // Reads and checks the plugin's own keys; throws sdk::ConfigError naming the key.
