@@ -161,6 +161,7 @@ private:
                 OnDuplicate&& on_duplicate);
     // The versioned steps and the adoption, noted; migrate() hands the notes to the host.
     void run_migrations();
+    void adopt_rows_without_pipeline(soci::session& s);  // part of run_migrations
     // auto_migrate = false: reports at start, as an error, a table the migration has not brought up
     // to this version's schema (or adoption options it has not acted on), instead of leaving every
     // call to fail with RETRY and the database's words.

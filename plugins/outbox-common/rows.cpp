@@ -11,70 +11,79 @@ std::unique_ptr<sdk::Batch> OutboxStore::RowSet::to_batch([[maybe_unused]] const
     const size_t n = size();
     batch->rows.resize(n);
     batch->events.resize(n);
-    auto text = [&](int k, size_t i) -> std::string {
-        return ind[k][i] == soci::i_ok ? std::move(str[k][i]) : std::string();
-    };
-    auto present = [&](int k, size_t i) { return ind[k][i] == soci::i_ok; };
-    // A claimed row that cannot be decoded is the caller's to park (`malformed`); a listed one
-    // (a dead letter) is shown as stored, without what could not be decoded: its last_error says why.
-    auto bad = [&](size_t i, const std::string& why) {
-        if (!malformed) return false;
-        malformed->emplace_back(std::stoll(id[i]), why);
-        return true;
-    };
     size_t w = 0;  // rows kept so far
     for (size_t i = 0; i < n; ++i) {
         RowBatch::Row& r = batch->rows[w];
         r = RowBatch::Row{};
-        const int fl = flags_ind[i] == soci::i_ok ? flags[i] : 0;
-        r.event_id = text(kEv, i);
-        r.pipeline = text(kPl, i);
-        r.topic = text(kTp, i);
-        r.has_key = present(kKy, i);
-        r.key = text(kKy, i);
-        r.payload = text(kPa, i);
-        if (fl & SW_EVENT_PAYLOAD_BINARY) {
-            try {
-                r.payload = base64_decode(r.payload);
-            } catch (const std::exception& e) {
-                if (bad(i, std::string("binary payload is not valid base64: ") + e.what())) continue;
-            }
-        }
-        try {
-            if (present(kHd, i)) r.headers = decode_headers(str[kHd][i]);
-        } catch (const std::exception& e) {
-            if (bad(i, e.what())) continue;
-            r.headers.clear();
-        }
-        r.has_event_type = present(kEt, i);
-        r.event_type = text(kEt, i);
-        r.has_correlation_id = present(kCi, i);
-        r.correlation_id = text(kCi, i);
-        r.has_last_error = present(kLe, i);
-        r.last_error = text(kLe, i);
-        for (const auto& [name, value] : r.headers) r.header_spans.push_back({sdk::bytes(name), sdk::bytes(value)});
-
-        sw_event& ev = batch->events[w++];
-        ev = sw_event{};
-        ev.struct_size = sizeof(sw_event);
-        ev.flags = static_cast<uint32_t>(fl);
-        ev.row_id = std::stoll(id[i]);
-        ev.event_id = sdk::bytes(r.event_id);
-        ev.pipeline = sdk::bytes(r.pipeline);
-        ev.topic = sdk::bytes(r.topic);
-        ev.key = r.has_key ? sdk::bytes(r.key) : sw_bytes{nullptr, 0};
-        ev.payload = sdk::bytes(r.payload);
-        ev.event_type = r.has_event_type ? sdk::bytes(r.event_type) : sw_bytes{nullptr, 0};
-        ev.correlation_id = r.has_correlation_id ? sdk::bytes(r.correlation_id) : sw_bytes{nullptr, 0};
-        ev.headers = r.header_spans.empty() ? nullptr : r.header_spans.data();
-        ev.n_headers = r.header_spans.size();
-        ev.created_at_us = created_ind[i] == soci::i_ok ? std::stoll(created_at[i]) : 0;
-        ev.attempts = attempts_ind[i] == soci::i_ok ? attempts[i] : 0;
-        ev.last_error = r.has_last_error ? sdk::bytes(r.last_error) : sw_bytes{nullptr, 0};
+        if (!decode_row(i, r, malformed)) continue;
+        batch->events[w++] = event_of(i, r);
     }
     batch->rows.resize(w);  // shrinking keeps the kept rows (and the spans into them) in place
     batch->events.resize(w);
     return batch;
+}
+
+bool OutboxStore::RowSet::decode_row(size_t i, RowBatch::Row& r, Malformed* malformed) {
+    auto text = [&](int k) -> std::string { return ind[k][i] == soci::i_ok ? std::move(str[k][i]) : std::string(); };
+    auto present = [&](int k) { return ind[k][i] == soci::i_ok; };
+    // A nullable column: whether it was set, and its text.
+    auto optional = [&](int k, bool& has, std::string& value) {
+        has = present(k);
+        value = text(k);
+    };
+    // A claimed row that cannot be decoded is the caller's to park (`malformed`); a listed one
+    // (a dead letter) is shown as stored, without what could not be decoded: its last_error says why.
+    auto bad = [&](const std::string& why) {
+        if (!malformed) return false;
+        malformed->emplace_back(std::stoll(id[i]), why);
+        return true;
+    };
+    const int fl = flags_ind[i] == soci::i_ok ? flags[i] : 0;
+    r.event_id = text(kEv);
+    r.pipeline = text(kPl);
+    r.topic = text(kTp);
+    optional(kKy, r.has_key, r.key);
+    r.payload = text(kPa);
+    if (fl & SW_EVENT_PAYLOAD_BINARY) {
+        try {
+            r.payload = base64_decode(r.payload);
+        } catch (const std::exception& e) {
+            if (bad(std::string("binary payload is not valid base64: ") + e.what())) return false;
+        }
+    }
+    try {
+        if (present(kHd)) r.headers = decode_headers(str[kHd][i]);
+    } catch (const std::exception& e) {
+        if (bad(e.what())) return false;
+        r.headers.clear();
+    }
+    optional(kEt, r.has_event_type, r.event_type);
+    optional(kCi, r.has_correlation_id, r.correlation_id);
+    optional(kLe, r.has_last_error, r.last_error);
+    for (const auto& [name, value] : r.headers) r.header_spans.push_back({sdk::bytes(name), sdk::bytes(value)});
+    return true;
+}
+
+sw_event OutboxStore::RowSet::event_of(size_t i, const RowBatch::Row& r) const {
+    // What an event's nullable field points at: the row's text, or nothing.
+    auto view_or_null = [](bool has, const std::string& value) { return has ? sdk::bytes(value) : sw_bytes{nullptr, 0}; };
+    sw_event ev{};
+    ev.struct_size = sizeof(sw_event);
+    ev.flags = static_cast<uint32_t>(flags_ind[i] == soci::i_ok ? flags[i] : 0);
+    ev.row_id = std::stoll(id[i]);
+    ev.event_id = sdk::bytes(r.event_id);
+    ev.pipeline = sdk::bytes(r.pipeline);
+    ev.topic = sdk::bytes(r.topic);
+    ev.key = view_or_null(r.has_key, r.key);
+    ev.payload = sdk::bytes(r.payload);
+    ev.event_type = view_or_null(r.has_event_type, r.event_type);
+    ev.correlation_id = view_or_null(r.has_correlation_id, r.correlation_id);
+    ev.headers = r.header_spans.empty() ? nullptr : r.header_spans.data();
+    ev.n_headers = r.header_spans.size();
+    ev.created_at_us = created_ind[i] == soci::i_ok ? std::stoll(created_at[i]) : 0;
+    ev.attempts = attempts_ind[i] == soci::i_ok ? attempts[i] : 0;
+    ev.last_error = view_or_null(r.has_last_error, r.last_error);
+    return ev;
 }
 
 }  // namespace spillway::plugins::outbox

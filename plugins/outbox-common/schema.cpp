@@ -9,6 +9,21 @@
 
 namespace spillway::plugins::outbox {
 
+namespace {
+
+std::string migrations_table(const Sql& sql) { return sql.table.substr(0, sql.table.size() - 1) + "_migrations\""; }
+
+// The highest schema version applied to the table, 0 for none.
+int applied_version(soci::session& s, const std::string& versions) {
+    int current = 0;
+    soci::indicator ind = soci::i_null;
+    s << "SELECT MAX(version) FROM " + versions, soci::into(current, ind);
+    if (ind != soci::i_ok) current = 0;
+    return current;
+}
+
+}  // namespace
+
 // Versioned migrations in <table>_migrations; each version runs once, all under one lock, so
 // concurrent instances starting together do not race. Then the adoption, which follows the
 // options and so runs every time.
@@ -16,12 +31,9 @@ void OutboxStore::run_migrations() {
     with_session("migrate", [&](soci::session& s) {
         Tx tx(s, begin_write_sql());
         lock_migrations(s);
-        const std::string versions = sql_.table.substr(0, sql_.table.size() - 1) + "_migrations\"";
+        const std::string versions = migrations_table(sql_);
         s << "CREATE TABLE IF NOT EXISTS " + versions + " (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)";
-        int current = 0;
-        soci::indicator ind = soci::i_null;
-        s << "SELECT MAX(version) FROM " + versions, soci::into(current, ind);
-        if (ind != soci::i_ok) current = 0;
+        const int current = applied_version(s, versions);
         static const char* const kWhat[] = {"", "outbox table and indexes", "per-key index dropped",
                                             "lease table ", "adoption token in "};
         for (int version = current + 1; version <= kSchemaVersion; ++version) {
@@ -37,42 +49,44 @@ void OutboxStore::run_migrations() {
                  ")");
         }
         adopt(s);
-        const auto& c = sql_.c;
-        if (!opts_.adopt_pipeline.empty()) {
-            // Every row without a pipeline that is still to be relayed, dead ones too (so replay
-            // finds them under it). Published rows keep '' (nothing relays them again), and the
-            // state condition lets the partial indexes answer this at every start instead of a
-            // scan of the whole table, however many published rows it keeps.
-            std::string p = opts_.adopt_pipeline;
-            soci::statement st = (s.prepare << "UPDATE " + sql_.table + " SET " + c[kPipeline] + " = :p WHERE " +
-                                                   c[kPipeline] + " = '' AND " + c[kState] + " IN ('pending', 'dead')",
-                                  soci::use(p, "p"));
-            st.execute(true);
-            if (const long long n = st.get_affected_rows(); n > 0)
-                note(std::to_string(n) + " row(s) without a pipeline adopted by pipeline '" + p + "'");
-        } else {
-            long long orphans = 0;
-            s << "SELECT COUNT(*) FROM " + sql_.table + " WHERE " + c[kPipeline] + " = '' AND " + c[kState] +
-                     " = 'pending'",
-                soci::into(orphans);
-            if (orphans > 0)
-                host().warn(std::string(db_name_) + ": " + opts_.table + " has " + std::to_string(orphans) +
-                            " pending row(s) without a pipeline, which no pipeline relays: set adopt_pipeline "
-                            "to the pipeline that takes them");
-        }
+        adopt_rows_without_pipeline(s);
         tx.commit();
     });
+}
+
+// Rows an application wrote without a pipeline: taken by adopt_pipeline when it is set, else
+// reported, as no pipeline would ever relay them.
+void OutboxStore::adopt_rows_without_pipeline(soci::session& s) {
+    const auto& c = sql_.c;
+    if (!opts_.adopt_pipeline.empty()) {
+        // Every row without a pipeline that is still to be relayed, dead ones too (so replay
+        // finds them under it). Published rows keep '' (nothing relays them again), and the
+        // state condition lets the partial indexes answer this at every start instead of a
+        // scan of the whole table, however many published rows it keeps.
+        std::string p = opts_.adopt_pipeline;
+        soci::statement st = (s.prepare << "UPDATE " + sql_.table + " SET " + c[kPipeline] + " = :p WHERE " +
+                                               c[kPipeline] + " = '' AND " + c[kState] + " IN ('pending', 'dead')",
+                              soci::use(p, "p"));
+        st.execute(true);
+        if (const long long n = st.get_affected_rows(); n > 0)
+            note(std::to_string(n) + " row(s) without a pipeline adopted by pipeline '" + p + "'");
+    } else {
+        long long orphans = 0;
+        s << "SELECT COUNT(*) FROM " + sql_.table + " WHERE " + c[kPipeline] + " = '' AND " + c[kState] +
+                 " = 'pending'",
+            soci::into(orphans);
+        if (orphans > 0)
+            host().warn(std::string(db_name_) + ": " + opts_.table + " has " + std::to_string(orphans) +
+                        " pending row(s) without a pipeline, which no pipeline relays: set adopt_pipeline "
+                        "to the pipeline that takes them");
+    }
 }
 
 void OutboxStore::check_migrated() {
     std::string missing;
     try {
         with_session("start", [&](soci::session& s) {
-            const std::string versions = sql_.table.substr(0, sql_.table.size() - 1) + "_migrations\"";
-            int current = 0;
-            soci::indicator ind = soci::i_null;
-            s << "SELECT MAX(version) FROM " + versions, soci::into(current, ind);
-            if (ind != soci::i_ok) current = 0;
+            const int current = applied_version(s, migrations_table(sql_));
             if (current < kSchemaVersion)
                 missing = "its schema is at version " + std::to_string(current) + " of " + std::to_string(kSchemaVersion);
             else

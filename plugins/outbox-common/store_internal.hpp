@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <utility>
@@ -65,6 +66,21 @@ private:
     bool done_ = false;
 };
 
+// A claimed or listed batch: owns every string its sw_event spans point at.
+struct RowBatch : sdk::Batch {
+    struct Row {
+        std::string event_id, pipeline, topic, key, payload, event_type, correlation_id, last_error;
+        bool has_key = false, has_event_type = false, has_correlation_id = false, has_last_error = false;
+        std::vector<std::pair<std::string, std::string>> headers;
+        std::vector<sw_header> header_spans;
+    };
+    std::vector<Row> rows;
+    // Set on a claimed batch (not on a list of dead letters): where claim_next goes on from.
+    std::string claimed_for;  // the pipeline
+    long long cursor = 0;
+    std::vector<long long> after_rows;  // claim_next: the rows of the batch this one follows
+};
+
 // Column vectors for fetching up to `limit` rows at once, then the batch that owns the strings.
 struct OutboxStore::RowSet {
     // SOCI 4.0.3's SQLite backend loses the row when a vector has one element, and reads 64-bit
@@ -96,22 +112,25 @@ struct OutboxStore::RowSet {
 
     // Keeps rows `picks` (ascending indexes) and drops the rest.
     void keep(const std::vector<size_t>& picks) {
-        auto apply = [&](auto& v) {
+        zip_columns(*this, [&](auto& v, auto&) {
             for (size_t w = 0; w < picks.size(); ++w)
                 if (picks[w] != w) v[w] = std::move(v[picks[w]]);
             v.resize(picks.size());
-        };
-        apply(id), apply(created_at), apply(flags), apply(attempts), apply(flags_ind), apply(created_ind),
-            apply(attempts_ind);
-        for (auto& v : str) apply(v);
-        for (auto& v : ind) apply(v);
+        });
     }
     // Appends the rows of `more` after these.
     void append(RowSet&& more) {
-        auto apply = [](auto& v, auto& m) { v.insert(v.end(), std::make_move_iterator(m.begin()), std::make_move_iterator(m.end())); };
-        apply(id, more.id), apply(created_at, more.created_at), apply(flags, more.flags), apply(attempts, more.attempts);
-        apply(flags_ind, more.flags_ind), apply(created_ind, more.created_ind), apply(attempts_ind, more.attempts_ind);
-        for (size_t k = 0; k < str.size(); ++k) apply(str[k], more.str[k]), apply(ind[k], more.ind[k]);
+        zip_columns(more, [](auto& v, auto& m) {
+            v.insert(v.end(), std::make_move_iterator(m.begin()), std::make_move_iterator(m.end()));
+        });
+    }
+    // Calls f(column, the same column of `other`) for every column vector: one list of the columns,
+    // so that keep and append cannot leave one out.
+    template <class F>
+    void zip_columns(RowSet& other, F&& f) {
+        f(id, other.id), f(created_at, other.created_at), f(flags, other.flags), f(attempts, other.attempts);
+        f(flags_ind, other.flags_ind), f(created_ind, other.created_ind), f(attempts_ind, other.attempts_ind);
+        for (size_t k = 0; k < str.size(); ++k) f(str[k], other.str[k]), f(ind[k], other.ind[k]);
     }
 
     // Rows that could not be decoded: row id and why.
@@ -119,27 +138,17 @@ struct OutboxStore::RowSet {
     // Moves the strings out: a RowSet is read once. Rows that cannot be decoded are left out and
     // listed in `malformed`; without it (a listing) they are kept as far as they decode.
     std::unique_ptr<sdk::Batch> to_batch(const char* db, Malformed* malformed = nullptr);
+    // Row i into `r`, its strings moved out. False when it cannot be decoded and `malformed` takes
+    // it; without `malformed` it is kept as far as it decodes.
+    bool decode_row(size_t i, RowBatch::Row& r, Malformed* malformed);
+    // Row i's event, pointing into `r`.
+    sw_event event_of(size_t i, const RowBatch::Row& r) const;
 
     std::vector<std::string> id, created_at;
     std::vector<int> flags, attempts;
     std::vector<std::vector<std::string>> str;
     std::vector<std::vector<soci::indicator>> ind;
     std::vector<soci::indicator> flags_ind, created_ind, attempts_ind;
-};
-
-// A claimed or listed batch: owns every string its sw_event spans point at.
-struct RowBatch : sdk::Batch {
-    struct Row {
-        std::string event_id, pipeline, topic, key, payload, event_type, correlation_id, last_error;
-        bool has_key = false, has_event_type = false, has_correlation_id = false, has_last_error = false;
-        std::vector<std::pair<std::string, std::string>> headers;
-        std::vector<sw_header> header_spans;
-    };
-    std::vector<Row> rows;
-    // Set on a claimed batch (not on a list of dead letters): where claim_next goes on from.
-    std::string claimed_for;  // the pipeline
-    long long cursor = 0;
-    std::vector<long long> after_rows;  // claim_next: the rows of the batch this one follows
 };
 
 template <class F>
