@@ -21,6 +21,7 @@
 
 #include <spillway/sdk.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
@@ -33,7 +34,7 @@ namespace spillway::sdk {
 template <class S>
 class Option {
 public:
-    using Reader = void (*)(S& settings, const Host& host, const Option& self);
+    using Reader = bool (*)(S& settings, const Host& host, const Option& self);  // false: no value
 
     Option(const char* name, uint32_t type, const char* default_value, const char* description, Reader reader)
         : name_(name), type_(type), default_(default_value), description_(description), reader_(reader) {}
@@ -74,16 +75,25 @@ public:
         if (!choices_.empty()) d += "; one of: " + joined();
         return d;
     }
-    void read(S& settings, const Host& host) const { reader_(settings, host, *this); }
+    // A required option without a value is refused here too: not every host checks it first.
+    void read(S& settings, const Host& host) const {
+        if (!reader_(settings, host, *this) && (flags_ & SW_OPT_REQUIRED))
+            throw ConfigError(name_, std::string("missing required option '") + name_ + "'");
+    }
 
     // Called by the readers: throws ConfigError naming the key when `v` is out of bounds.
     void check_bounds(double v) const {
         const std::string unit = type_ == SW_OPT_DURATION ? "ms" : "";
+        if ((has_min() || has_max()) && std::isnan(v))
+            throw ConfigError(name_, std::string(name_) + " must be a number, not nan");
         if (has_min() && has_max() && (v < min_ || v > max_))
             throw ConfigError(name_, std::string(name_) + " must be between " + number(min_) + unit + " and " +
                                          number(max_) + unit + ", not " + number(v) + unit);
         if (has_min() && v < min_)
             throw ConfigError(name_, std::string(name_) + " must be at least " + number(min_) + unit + ", not " +
+                                         number(v) + unit);
+        if (has_max() && v > max_)
+            throw ConfigError(name_, std::string(name_) + " must be at most " + number(max_) + unit + ", not " +
                                          number(v) + unit);
     }
     void check_choice(const std::string& v) const {
@@ -146,30 +156,33 @@ Option<typename detail::member_traits<decltype(Member)>::settings> option(const 
                                                                           const char* description) {
     using S = typename detail::member_traits<decltype(Member)>::settings;
     using T = typename detail::member_traits<decltype(Member)>::type;
-    auto reader = [](S& s, const Host& host, const Option<S>& o) {
+    auto reader = [](S& s, const Host& host, const Option<S>& o) -> bool {
         if constexpr (std::is_same_v<T, std::string>) {
-            if (auto v = host.opt_string(o.name())) {
-                o.check_choice(*v);
-                s.*Member = std::move(*v);
-            }
+            auto v = host.opt_string(o.name());
+            if (!v) return false;
+            o.check_choice(*v);
+            s.*Member = std::move(*v);
         } else if constexpr (std::is_same_v<T, bool>) {
-            if (auto v = host.opt_bool(o.name())) s.*Member = *v;
+            auto v = host.opt_bool(o.name());
+            if (!v) return false;
+            s.*Member = *v;
         } else if constexpr (std::is_integral_v<T>) {
-            if (auto v = host.opt_int(o.name())) {
-                o.check_bounds(static_cast<double>(*v));
-                s.*Member = static_cast<T>(*v);
-            }
+            auto v = host.opt_int(o.name());
+            if (!v) return false;
+            o.check_bounds(static_cast<double>(*v));
+            s.*Member = static_cast<T>(*v);
         } else if constexpr (std::is_floating_point_v<T>) {
-            if (auto v = host.opt_double(o.name())) {
-                o.check_bounds(*v);
-                s.*Member = static_cast<T>(*v);
-            }
+            auto v = host.opt_double(o.name());
+            if (!v) return false;
+            o.check_bounds(*v);
+            s.*Member = static_cast<T>(*v);
         } else {
-            if (auto v = host.opt_list(o.name())) {
-                for (const auto& item : *v) o.check_choice(item);
-                s.*Member = std::move(*v);
-            }
+            auto v = host.opt_list(o.name());
+            if (!v) return false;
+            for (const auto& item : *v) o.check_choice(item);
+            s.*Member = std::move(*v);
         }
+        return true;
     };
     return Option<S>(name, detail::option_type_of<T>(), default_value, description, reader);
 }
@@ -181,11 +194,12 @@ Option<typename detail::member_traits<decltype(Member)>::settings> duration(cons
     using S = typename detail::member_traits<decltype(Member)>::settings;
     using T = typename detail::member_traits<decltype(Member)>::type;
     static_assert(std::is_integral_v<T>, "a duration binds an integer member of milliseconds");
-    auto reader = [](S& s, const Host& host, const Option<S>& o) {
-        if (auto v = host.opt_duration_ms(o.name())) {
-            o.check_bounds(static_cast<double>(*v));
-            s.*Member = static_cast<T>(*v);
-        }
+    auto reader = [](S& s, const Host& host, const Option<S>& o) -> bool {
+        auto v = host.opt_duration_ms(o.name());
+        if (!v) return false;
+        o.check_bounds(static_cast<double>(*v));
+        s.*Member = static_cast<T>(*v);
+        return true;
     };
     return Option<S>(name, SW_OPT_DURATION, default_value, description, reader);
 }

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <sstream>
 #include <cstring>
 
 namespace spillway::testkit {
@@ -138,16 +139,29 @@ sw_status config_duration_ms(sw_host_ctx* ctx, const char* key, int64_t* out) {
     *out = *ms;
     return SW_OK;
 }
+// The configured list, else the option's default ("a,b,c", as the engine splits it), kept in
+// config.lists from the first look on.
+std::map<std::string, std::vector<std::string>>::iterator list_of(HostContext& h, const char* key) {
+    auto it = h.config.lists.find(key);
+    if (it != h.config.lists.end()) return it;
+    const sw_option* o = h.plugin.option(key);
+    if (!o || o->type != SW_OPT_STRING_LIST || !o->default_value) return h.config.lists.end();
+    std::vector<std::string> items;
+    std::stringstream text(o->default_value);
+    for (std::string item; std::getline(text, item, ',');)
+        if (!item.empty()) items.push_back(item);
+    return h.config.lists.emplace(key, std::move(items)).first;
+}
 sw_status config_list_size(sw_host_ctx* ctx, const char* key, size_t* out) {
     std::lock_guard lock(H(ctx).mutex);
-    auto it = H(ctx).config.lists.find(key);
+    auto it = list_of(H(ctx), key);
     if (it == H(ctx).config.lists.end()) return SW_UNSUPPORTED;
     *out = it->second.size();
     return SW_OK;
 }
 sw_status config_list_item(sw_host_ctx* ctx, const char* key, size_t i, const char** out) {
     std::lock_guard lock(H(ctx).mutex);
-    auto it = H(ctx).config.lists.find(key);
+    auto it = list_of(H(ctx), key);
     if (it == H(ctx).config.lists.end() || i >= it->second.size()) return SW_UNSUPPORTED;
     *out = it->second[i].c_str();
     return SW_OK;

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <map>
 #include <string>
 #include <vector>
@@ -174,6 +176,13 @@ TEST(SdkOptions, BoundsAndChoicesAreRefusedNamingTheKey) {
     v = defaults();
     v.lists["levels"] = {"info", "debug"};
     EXPECT_EQ(refusal(v, &key), "levels must be one of: info, warn (not 'debug')");
+    v = defaults();
+    v.reals["ratio"] = std::nan("");
+    EXPECT_EQ(refusal(v, &key), "ratio must be a number, not nan");
+    v = defaults();
+    v.strings.erase("host");
+    EXPECT_EQ(refusal(v, &key), "missing required option 'host'");
+    EXPECT_EQ(key, "host");
     v = defaults();
     v.integers["port"] = 1;
     EXPECT_EQ(refusal(v), "accepted");

@@ -9,6 +9,7 @@
 
 #include <spillway/plugin.h>
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -91,7 +92,7 @@ public:
     std::vector<std::pair<std::string, std::string>> key_errors;
     std::vector<LogLine> log_lines;
     std::map<std::string, double> metrics;  // "name{labels}" -> value (sum of observations for histograms)
-    std::vector<std::string> scratch;       // strings handed to the plugin stay alive here
+    std::deque<std::string> scratch;        // strings handed to the plugin stay alive (and in place) here
 };
 
 // An instance created through the plugin's vtable; stop+destroy on destruction.
