@@ -1,5 +1,6 @@
 // A caller hears "accepted" only for what Kafka acknowledged or the store committed.
 #include "engine/pipeline/publisher.hpp"
+#include "engine/observe/clock.hpp"
 #include "engine/pipeline/topic_name.hpp"
 
 #include <algorithm>
@@ -8,15 +9,6 @@
 #include <unordered_set>
 
 namespace spillway::pipeline {
-
-namespace {
-int64_t now_us() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-int64_t mono_us() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-}  // namespace
 
 Publisher::Publisher(Shared& shared, SinkSupervisor& sink, plugin::StorePort store, plugin::NotifierPort doorbell)
     : s_(shared), sink_(sink), store_(store), doorbell_(doorbell) {}
@@ -38,7 +30,7 @@ void Publisher::prepare(Event& e, int64_t accepted_us) {
 // Counts and latencies per (path, reason) group rather than per event: a batch of 1,000 spent
 // more in building label sets than librdkafka spent producing it.
 void Publisher::record(const std::vector<Outcome>& outcomes, int64_t started_us) {
-    const double seconds = static_cast<double>(mono_us() - started_us) / 1e6;
+    const double seconds = static_cast<double>(observe::monotonic_us() - started_us) / 1e6;
     std::map<std::pair<Path, Reason>, uint64_t> groups;
     for (const Outcome& o : outcomes) {
         ++groups[{o.path, o.reason}];
@@ -64,7 +56,7 @@ void Publisher::record(const std::vector<Outcome>& outcomes, int64_t started_us)
 }
 
 std::vector<Outcome> Publisher::publish(std::vector<Event> events) {
-    const int64_t started = mono_us();
+    const int64_t started = observe::monotonic_us();
     std::vector<Outcome> out(events.size());
     // Counted before accepting_ is read, so stop() either sees this call or this call sees the
     // stop: stop() waits for counted calls before the sink and store go away.
@@ -84,7 +76,7 @@ std::vector<Outcome> Publisher::publish(std::vector<Event> events) {
         return out;
     }
     // One clock read for the batch: its events are accepted together.
-    const int64_t accepted_us = now_us();
+    const int64_t accepted_us = observe::unix_us();
     std::vector<size_t> valid;
     for (size_t i = 0; i < events.size(); ++i) {
         prepare(events[i], accepted_us);

@@ -1,6 +1,7 @@
 // Claim, send, settle: one round, or a drain of full rounds claimed ahead; and the loop that
 // decides when to run them.
 #include "engine/pipeline/relay.hpp"
+#include "engine/observe/clock.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -11,10 +12,6 @@
 namespace spillway::pipeline {
 
 namespace {
-int64_t now_us() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 void release_batch(const plugin::StorePort& store, sw_batch& batch) {
     if (!batch.plugin_data && !batch.events) return;
     store.release_batch(batch);
@@ -96,7 +93,7 @@ sw_status Relay::settle(std::span<const sw_event> events, const std::vector<sw_r
     const size_t n = events.size();
     std::vector<int64_t> ids(n);
     size_t ok = 0, failed = 0, rejected = 0;
-    const int64_t now = now_us();
+    const int64_t now = observe::unix_us();
     std::vector<double> delays;
     delays.reserve(n);
     for (size_t i = 0; i < n; ++i) {

@@ -1,5 +1,6 @@
 #include "engine/plugin/instance.hpp"
 
+#include "engine/observe/clock.hpp"
 #include "engine/observe/log.hpp"
 
 #include <algorithm>
@@ -134,12 +135,8 @@ void cb_metric_set(sw_host_ctx* c, const char* name, const char* labels, double 
 void cb_metric_observe(sw_host_ctx* c, const char* name, const char* labels, double value) {
     if (H(c).metrics && name) H(c).metrics->observe(name, labels_for(c, labels), value);
 }
-int64_t cb_now(sw_host_ctx*) {
-    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-int64_t cb_mono(sw_host_ctx*) {
-    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+int64_t cb_now(sw_host_ctx*) { return observe::unix_us(); }
+int64_t cb_mono(sw_host_ctx*) { return observe::monotonic_us(); }
 const char* cb_instance_name(sw_host_ctx* c) { return H(c).id.c_str(); }
 const char* cb_environment(sw_host_ctx* c) { return H(c).binding.environment.c_str(); }
 
