@@ -186,6 +186,10 @@ TEST(KafkaSinkFailure, RetriableProduceErrorsAreAbsorbedInOrder) {
     // refuses it with OUT_OF_ORDER_SEQUENCE). One request in flight keeps the mock honest.
     auto config = config_for(kafka);
     config.set("max.in.flight.requests.per.connection", "1");
+    // Four retried requests of 200 events, one at a time, outlast the sink's 2 s message timeout on a
+    // loaded 2-core machine ("Message timed out", seen in a parallel run): this test is about
+    // order through retries, so the messages get the send's own 30 s.
+    config.set("message.timeout.ms", "30000");
     testkit::SinkInstance sink(kafka_plugin(), config);
     ASSERT_EQ(send_one(sink, "retried", 20000).status, SW_OK);  // warm: metadata and producer id
 
