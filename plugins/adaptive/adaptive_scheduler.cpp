@@ -36,9 +36,9 @@ struct Settings {
 const sdk::Options<Settings> kOptions{
     sdk::option<&Settings::ladder>(
         "ladder", kDefaultLadder,
-        "idle waits before the ceiling, each \"<duration> x<rounds>\": the wait after each of the next "
-        "<rounds> consecutive idle rounds; rungs above the ceiling are clamped to it; the first rung is "
-        "the floor that any work found resets to"),
+        "idle waits before the ceiling, each `\"<duration> x<rounds>\"`: the wait after each of the next "
+        "`<rounds>` consecutive idle rounds; rungs above the ceiling are clamped to it; the first rung is "
+        "the floor that any work found resets to; `[]` = the ceiling at once"),
     sdk::duration<&Settings::ceiling_ms>("ceiling", nullptr,
                                          "longest idle wait, once the ladder is climbed; default from the environment: "
                                          "testing 100ms, development 1s, staging 5s, production 5s")

@@ -27,9 +27,13 @@ struct WrittenOptions {
 // The option table the engine validates a [notifier.*] table against, and the reading of it.
 // Defaults, bounds and descriptions are written here only (the engine fills unset options).
 inline const sdk::Options<WrittenOptions> kOptions{
-    sdk::option<&WrittenOptions::url>("url", nullptr,
-                                      "libpq connection string (key=value pairs) or postgresql:// URI of the database "
-                                      "whose outbox rings the bell; checked with libpq's parser")
+    sdk::option<&WrittenOptions::url>(
+        "url", nullptr,
+        "libpq connection string of the database whose outbox rings the bell, as key=value pairs "
+        "(`host=db dbname=app user=relay`) or a `postgresql://` / `postgres://` URI "
+        "(`postgresql://relay:secret@db:5432/app?sslmode=require`); checked with libpq's parser, so `spillway "
+        "validate` refuses a malformed one naming `url`. Connections are named `spillway-pgnotify` unless "
+        "`application_name` is set. The password is never printed")
         .required()
         .secret(),
     sdk::option<&WrittenOptions::channel_prefix>(

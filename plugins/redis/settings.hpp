@@ -31,13 +31,13 @@ inline const sdk::Options<Settings> kOptions{
     sdk::option<&Settings::host>("host", "127.0.0.1", "Redis host name or address"),
     sdk::option<&Settings::port>("port", "6379", "Redis TCP port").range(1, 65535),
     sdk::option<&Settings::unix_socket>("unix_socket", nullptr,
-                                        "path of Redis' unix socket; when set, host and port are not used"),
-    sdk::option<&Settings::username>("username", nullptr, "ACL user name for AUTH (Redis 6+); unset: the default user"),
-    sdk::option<&Settings::password>("password", nullptr, "password for AUTH; unset: no AUTH").secret(),
-    sdk::option<&Settings::db>("db", "0", "logical database number (SELECT)").at_least(0),
-    sdk::option<&Settings::key_prefix>("key_prefix", "spillway:wake:", "the doorbell of pipeline P is the list <key_prefix>P"),
+                                        "path of Redis' unix socket; when set, `host` and `port` are not used"),
+    sdk::option<&Settings::username>("username", nullptr, "ACL user for `AUTH` (Redis 6+); needs `password`"),
+    sdk::option<&Settings::password>("password", nullptr, "password for `AUTH`; unset: no `AUTH`").secret(),
+    sdk::option<&Settings::db>("db", "0", "logical database number (`SELECT`)").at_least(0),
+    sdk::option<&Settings::key_prefix>("key_prefix", "spillway:wake:", "pipeline `P` rings the list `<key_prefix>P`"),
     sdk::duration<&Settings::connect_timeout_ms>(
-        "connect_timeout", "200ms", "bound on connecting and on each notify command: a notify never blocks a publisher longer")
+        "connect_timeout", "200ms", "bound on connecting and on each `notify` command: a notify never blocks a publisher longer")
         .at_least(1),
 };
 

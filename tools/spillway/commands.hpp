@@ -27,9 +27,10 @@ struct PluginInfoOptions {
 int plugin_info(const PluginInfoOptions& options);
 
 struct ReferenceOptions {
-    std::string write;  // a README with key-table markers to fill; empty: print the tables
+    std::vector<std::string> write;        // READMEs whose table markers to fill; none: print the key tables
+    std::vector<std::string> plugin_path;  // empty: $SPILLWAY_PLUGIN_PATH or the defaults
 };
-// The [engine] and [pipeline] key tables, made from the loader's declarations.
+// The reference tables, made from the loader's key tables and the plugins' option tables.
 int reference(const ReferenceOptions& options);
 
 struct ConfigOptions {

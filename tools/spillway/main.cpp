@@ -31,8 +31,11 @@ int main(int argc, char** argv) {
     cmd_info->add_option("--plugin-path", info.plugin_path, "A folder or file to search (repeatable)");
 
     spillway::cli::ReferenceOptions reference;
-    auto* cmd_reference = app.add_subcommand("reference", "Print the [engine] and [pipeline] key tables (configs/README.md's)");
-    cmd_reference->add_option("--write", reference.write, "Fill the key-table markers of this README instead of printing");
+    auto* cmd_reference =
+        app.add_subcommand("reference", "Print the [engine] and [pipeline] key tables, or fill the reference tables of READMEs");
+    cmd_reference->add_option("--write", reference.write,
+                              "A README whose <!-- keys:... --> and <!-- options:... --> tables to make anew (repeatable)");
+    cmd_reference->add_option("--plugin-path", reference.plugin_path, "A folder or file to search for plugins (repeatable)");
 
     spillway::cli::ConfigOptions validate;
     auto* cmd_validate = app.add_subcommand("validate", "Check a pipeline file and print the effective configuration");

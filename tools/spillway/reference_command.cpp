@@ -1,8 +1,11 @@
-// `spillway reference [--write FILE]`: the [engine] and [pipeline] key tables of configs/README.md,
-// made from the loader's key tables (engine/config/load.cpp), so the reference cannot drift.
+// `spillway reference [--write FILE]...`: the operator's reference tables, made from what the code
+// declares so they cannot drift: configs/README.md's [engine] and [pipeline] keys (the loader's key
+// tables) and every plugin option table (the plugins' descriptors), between their markers.
 #include "commands.hpp"
 
 #include "engine/config/config.hpp"
+#include "engine/engine.hpp"
+#include "engine/plugin/reference.hpp"
 
 #include <fstream>
 #include <iostream>
@@ -16,27 +19,36 @@ int reference(const ReferenceOptions& options) {
                   << "\n## [pipeline.<name>]\n\n" << config::key_table_markdown(config::pipeline_key_rows());
         return kOk;
     }
-    std::ifstream in(options.write, std::ios::binary);
-    if (!in) {
-        std::cerr << "spillway reference: cannot read " << options.write << "\n";
-        return kRuntimeFailure;
+    plugin::Registry registry;
+    registry.scan(options.plugin_path.empty() ? plugin_search_path(nullptr, config::process_environment())
+                                              : options.plugin_path);
+    int status = kOk;
+    for (const std::string& file : options.write) {
+        std::ifstream in(file, std::ios::binary);
+        if (!in) {
+            std::cerr << "spillway reference: cannot read " << file << "\n";
+            status = kRuntimeFailure;
+            continue;
+        }
+        std::stringstream text;
+        text << in.rdbuf();
+        std::string made = text.str();
+        try {
+            if (made.find("<!-- keys:") != std::string::npos) made = config::with_key_tables(made);
+            made = plugin::with_option_tables(made, registry);
+        } catch (const std::exception& e) {
+            std::cerr << "spillway reference: " << file << ": " << e.what() << "\n";
+            status = kInvalidConfig;
+            continue;
+        }
+        if (made == text.str()) {
+            std::cout << file << ": up to date\n";
+            continue;
+        }
+        std::ofstream(file, std::ios::binary | std::ios::trunc) << made;
+        std::cout << file << ": tables written\n";
     }
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string made;
-    try {
-        made = config::with_key_tables(text.str());
-    } catch (const std::exception& e) {
-        std::cerr << "spillway reference: " << options.write << ": " << e.what() << "\n";
-        return kInvalidConfig;
-    }
-    if (made == text.str()) {
-        std::cout << options.write << ": up to date\n";
-        return kOk;
-    }
-    std::ofstream(options.write, std::ios::binary | std::ios::trunc) << made;
-    std::cout << options.write << ": key tables written\n";
-    return kOk;
+    return status;
 }
 
 }  // namespace spillway::cli

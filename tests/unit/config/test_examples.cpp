@@ -5,6 +5,7 @@
 // of whoever copies it.
 #include "engine/config/config.hpp"
 #include "engine/engine.hpp"
+#include "engine/plugin/reference.hpp"
 
 #include <gtest/gtest.h>
 
@@ -188,6 +189,36 @@ TEST_P(ShippedFile, InProductionNothingIsGuessed) {
 
 INSTANTIATE_TEST_SUITE_P(ConfigExamples, ShippedFile, ::testing::ValuesIn(shipped_files()),
                          [](const auto& info) { return test_name(fs::path(info.param).stem().string()); });
+
+// --- The reference tables: made from the code, never written by hand.
+
+// configs/README.md and every plugins/*/README.md hold exactly the tables `tools/dev reference` makes
+// from the loader's key tables and the built plugins' option tables.
+TEST(Reference, ReadmesHoldTheTablesTheCodeDeclares) {
+    plugin::Registry registry;
+    registry.scan({SPILLWAY_PLUGIN_DIR});
+    std::vector<std::string> files = {kSource + "/configs/README.md"};
+    for (const auto& entry : fs::directory_iterator(kSource + "/plugins"))
+        if (fs::exists(entry.path() / "README.md")) files.push_back((entry.path() / "README.md").string());
+    size_t tables = 0;
+    for (const std::string& file : files) {
+        const std::string text = slurp(file);
+        std::string made = text;
+        if (made.find("<!-- keys:") != std::string::npos) made = config::with_key_tables(made);
+        made = plugin::with_option_tables(made, registry);
+        EXPECT_EQ(made, text) << file << " is stale: run tools/dev reference";
+        for (size_t at = text.find("<!-- options:"); at != std::string::npos; at = text.find("<!-- options:", at + 1)) ++tables;
+    }
+    EXPECT_GE(tables, 4u) << "redis, pgnotify, adaptive and kafka each have a made table";
+}
+
+TEST(Reference, AnOptionTableOfAnUnknownPluginIsRefused) {
+    plugin::Registry registry;
+    registry.scan({SPILLWAY_PLUGIN_DIR});
+    EXPECT_THROW(plugin::with_option_tables("<!-- options:sink.nope -->\n<!-- /options:sink.nope -->\n", registry),
+                 std::runtime_error);
+    EXPECT_THROW(plugin::with_option_tables("<!-- options:sink.kafka -->\nno end\n", registry), std::runtime_error);
+}
 
 // --- What the headers promise.
 
