@@ -24,6 +24,8 @@ public:
     void ok();
     bool down() const;
     void health(sw_health& out) const;
+    // Which server, as every line about it says ("redis doorbell at 127.0.0.1:6379").
+    const std::string& name() const { return backend_; }
 
 private:
     enum class State { unknown, up, down };
