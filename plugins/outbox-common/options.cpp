@@ -1,6 +1,7 @@
 #include "options.hpp"
 
 #include <set>
+#include <utility>
 
 namespace spillway::plugins::outbox {
 
@@ -51,31 +52,90 @@ std::vector<std::string> json_path(const std::string& text, const char* key) {
     }
 }
 
+using Option = sdk::Option<Options>;
+
+// columns.<name>: a member of an array, which sdk::option cannot bind, so its own reader.
+template <size_t C>
+Option column_option() {
+    static const std::string key = std::string("columns.") + kColumnNames[C];
+    static const std::string description =
+        std::string("physical name of the '") + kColumnNames[C] + "' column (to adopt an existing outbox table)";
+    return Option(key.c_str(), SW_OPT_STRING, kColumnNames[C], description.c_str(),
+                  [](Options& o, const sdk::Host& host, const Option& self) {
+                      o.columns[C] = host.opt_string(self.name()).value_or(kColumnNames[C]);
+                      return true;
+                  });
+}
+
+// A string option holding a JSON path, read as its member names.
+template <std::vector<std::string> Options::*Member>
+Option json_path_option(const char* key, const char* description) {
+    return Option(key, SW_OPT_STRING, "", description, [](Options& o, const sdk::Host& host, const Option& self) {
+        o.*Member = json_path(host.opt_string(self.name()).value_or(""), self.name());
+        return true;
+    });
+}
+
+template <size_t... C>
+const sdk::Options<Options>& shared_options_with(std::index_sequence<C...>) {
+    static const sdk::Options<Options> table{
+        sdk::option<&Options::table>(
+            "table", "spillway_outbox",
+            "outbox table name: an identifier ([A-Za-z_][A-Za-z0-9_]*, at most 40 characters)"),
+        sdk::option<&Options::max_pending>(
+            "max_pending", "1000000",
+            "append answers FULL once a pipeline has this many pending rows; 0 = unbounded. Finite by default so that "
+            "a dead Kafka cannot fill the database: 1,000,000 rows is about 1 GB at 1 KiB each, a 17-minute outage "
+            "at 1,000 events/s; appends below it count nothing")
+            .at_least(0),
+        sdk::option<&Options::max_attempts>(
+            "max_attempts", "10", "a row that failed this many delivery attempts becomes dead; 0 = retry forever")
+            .at_least(0),
+        sdk::duration<&Options::backoff_base_ms>("backoff_base", "100ms",
+                                                 "delay before the first retry; doubles per attempt, with jitter")
+            .at_least(1),
+        sdk::duration<&Options::backoff_max_ms>("backoff_max", "30s", "upper bound of the retry delay"),
+        sdk::duration<&Options::retention_ms>(
+            "retention", "0s",
+            "keep published rows this long (state 'published'), then purge them in pages; 0 = delete on publish"),
+        sdk::option<&Options::keep_published>(
+            "keep_published", "false",
+            "mark published rows (state and published_at) and never delete them, for tables whose owner purges them"),
+        sdk::option<&Options::auto_migrate>(
+            "auto_migrate", "true", "create or upgrade the schema at start (otherwise run `spillway outbox migrate`)"),
+        sdk::option<&Options::adopt_pipeline>(
+            "adopt_pipeline", "",
+            "adopting a table: the pipeline that takes rows written without one (pipeline ''), those there at "
+            "migration and those the application inserts later"),
+        json_path_option<&Options::event_id_field>(
+            "event_id_field",
+            "adopting a table: the JSON payload field (path like \"event_id\" or \"meta.id\") holding the event id "
+            "of rows the application wrote without one"),
+        json_path_option<&Options::headers_field>(
+            "headers_field",
+            "adopting a table: the JSON payload field holding an object of headers; in rows the application wrote "
+            "it becomes the Kafka headers and leaves the payload"),
+        sdk::option<&Options::adopt_order_by>(
+            "adopt_order_by", "",
+            "adopting a table without an integer id (PostgreSQL): the table's column (e.g. created_at) whose order "
+            "numbers the rows already there when the migration adds columns.id; unset: their physical order"),
+        column_option<C>()...,
+    };
+    return table;
+}
+
 }  // namespace
 
+const sdk::Options<Options>& shared_options() { return shared_options_with(std::make_index_sequence<kColumnCount>()); }
+
 Options Options::read(const sdk::Host& host) {
-    Options o;
-    o.table = host.string("table");
-    o.max_pending = host.integer("max_pending");
-    o.max_attempts = host.integer("max_attempts");
-    o.backoff_base_ms = host.duration_ms("backoff_base");
-    o.backoff_max_ms = host.duration_ms("backoff_max");
-    o.retention_ms = host.duration_ms("retention");
-    o.keep_published = host.boolean("keep_published");
-    o.auto_migrate = host.boolean("auto_migrate");
-    if (o.max_pending < 0) throw sdk::ConfigError("max_pending", "max_pending must be >= 0 (0 = unbounded)");
-    if (o.max_attempts < 0) throw sdk::ConfigError("max_attempts", "max_attempts must be >= 0 (0 = unlimited)");
-    if (o.backoff_base_ms < 1) throw sdk::ConfigError("backoff_base", "backoff_base must be at least 1ms");
+    Options o = shared_options().read(host);
     if (o.backoff_max_ms < o.backoff_base_ms)
         throw sdk::ConfigError("backoff_max", "backoff_max must be >= backoff_base");
-    o.adopt_pipeline = host.opt_string("adopt_pipeline").value_or("");
     for (char ch : o.adopt_pipeline)
         if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
             throw sdk::ConfigError("adopt_pipeline", "'" + o.adopt_pipeline +
                                                          "' is not a pipeline name: use letters, digits, '_' and '-'");
-    o.event_id_field = json_path(host.opt_string("event_id_field").value_or(""), "event_id_field");
-    o.headers_field = json_path(host.opt_string("headers_field").value_or(""), "headers_field");
-    o.adopt_order_by = host.opt_string("adopt_order_by").value_or("");
     if (!o.adopt_order_by.empty() && !is_identifier(o.adopt_order_by))
         throw sdk::ConfigError("adopt_order_by", "'" + o.adopt_order_by +
                                                      "' is not a valid column name: use letters, digits and '_' "
@@ -83,13 +143,12 @@ Options Options::read(const sdk::Host& host) {
     std::set<std::string> seen;
     for (size_t c = 0; c < kColumnCount; ++c) {
         const std::string key = std::string("columns.") + kColumnNames[c];
-        std::string name = host.opt_string(key.c_str()).value_or(kColumnNames[c]);
+        const std::string& name = o.columns[c];
         if (!is_identifier(name))
             throw sdk::ConfigError(key, "'" + name + "' is not a valid column name: use letters, digits "
                                         "and '_' (not starting with a digit), at most 63 characters");
         if (!seen.insert(name).second)
             throw sdk::ConfigError(key, "column '" + name + "' is mapped to two outbox fields");
-        o.columns[c] = std::move(name);
     }
     return o;
 }

@@ -16,6 +16,8 @@
 #include <ctime>
 #include <mutex>
 #include <set>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace spillway::plugins::postgres {
@@ -53,15 +55,41 @@ long long lock_key(const std::string& s) {
     return static_cast<long long>(h >> 1);
 }
 
+// The options only this store has; the shared ones are outbox::Options. Defaults, bounds and
+// descriptions are the table's (the engine fills unset options from it).
+struct Settings {
+    std::string url;  // parsed by pg::Conninfo right after the read
+    int64_t pool_size;
+    bool prepare;
+};
+
+const sdk::Options<Settings> kPostgresOptions{
+    sdk::option<&Settings::url>(
+        "url", nullptr,
+        "libpq connection string: key=value pairs (\"host=db dbname=app user=relay\") or a postgresql:// "
+        "(postgres://) URI with user, password, host, port, database and ?parameters (sslmode, "
+        "application_name, connect_timeout...); checked with libpq's parser")
+        .required()
+        .secret(),
+    sdk::option<&Settings::pool_size>(
+        "pool_size", "4", "connections kept open; appends from several threads and the relay use them concurrently")
+        .range(1, 256),
+    sdk::option<&Settings::prepare>(
+        "prepare", "true",
+        "prepare the claim's statements once per connection (PREPARE/EXECUTE), sparing the server parsing and "
+        "planning them on every claim; turn off behind a pooler that hands transactions to other server "
+        "connections (PgBouncer in transaction mode)"),
+};
+
 }  // namespace
 
 class PostgresStore final : public outbox::OutboxStore {
 public:
     explicit PostgresStore(sdk::Host host)
-        : OutboxStore(host, "postgres", true), conninfo_("url", host.string("url")),
-          soci_url_(conninfo_.as_uri(kApplicationName)), pool_size_(host.integer("pool_size")),
-          prepare_(host.boolean("prepare")) {
-        if (pool_size_ < 1 || pool_size_ > 256) throw sdk::ConfigError("pool_size", "pool_size must be 1..256");
+        : OutboxStore(host, "postgres", true), settings_(kPostgresOptions.read(host)),
+          // The raw url (it holds the password) leaves settings_ for conninfo_, which redacts it.
+          conninfo_("url", std::exchange(settings_.url, std::string())),
+          soci_url_(conninfo_.as_uri(kApplicationName)), prepare_(settings_.prepare) {
         claim_lock_ = lock_key(options().table);
         migrate_lock_ = lock_key(options().table + "/migrate");
         const std::string& t = options().table;
@@ -89,9 +117,9 @@ protected:
                                                   "; waiting will not help: check url");
             throw sdk::Error(SW_RETRY, message);
         }
-        auto pool = std::make_unique<soci::connection_pool>(static_cast<size_t>(pool_size_));
+        auto pool = std::make_unique<soci::connection_pool>(static_cast<size_t>(settings_.pool_size));
         try {
-            for (int64_t i = 0; i < pool_size_; ++i) {
+            for (int64_t i = 0; i < settings_.pool_size; ++i) {
                 soci::session& s = pool->at(static_cast<size_t>(i));
                 s.open(soci::postgresql, soci_url_);
                 opened(s);
@@ -443,9 +471,9 @@ private:
         }
     }
 
+    Settings settings_;            // its url moved to conninfo_
     const pg::Conninfo conninfo_;  // holds the password: never print it, redact what may quote it
     const std::string soci_url_;   // conninfo_ in the form SOCI passes to libpq unchanged
-    int64_t pool_size_;
     std::atomic<bool> prepare_;
     long long claim_lock_ = 0, migrate_lock_ = 0;
     std::string schema_, table_name_;
@@ -459,19 +487,7 @@ private:
 }  // namespace spillway::plugins::postgres
 
 namespace {
-const sw_option kOptions[] = {
-    {"url", SW_OPT_STRING, SW_OPT_REQUIRED | SW_OPT_SECRET, nullptr,
-     "libpq connection string: key=value pairs (\"host=db dbname=app user=relay\") or a postgresql:// "
-     "(postgres://) URI with user, password, host, port, database and ?parameters (sslmode, "
-     "application_name, connect_timeout...); checked with libpq's parser"},
-    {"pool_size", SW_OPT_INT, 0, "4",
-     "connections kept open; appends from several threads and the relay use them concurrently"},
-    {"prepare", SW_OPT_BOOL, 0, "true",
-     "prepare the claim's statements once per connection (PREPARE/EXECUTE), sparing the server parsing and "
-     "planning them on every claim; turn off behind a pooler that hands transactions to other server "
-     "connections (PgBouncer in transaction mode)"},
-    SPILLWAY_OUTBOX_COMMON_OPTIONS,
-};
+const spillway::plugins::outbox::StoreOptions kOptions(spillway::plugins::postgres::kPostgresOptions);
 }  // namespace
 
 SW_EXPORT_STORE(spillway::plugins::postgres::PostgresStore, "postgres", "1.1.0",

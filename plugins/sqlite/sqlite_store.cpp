@@ -9,7 +9,9 @@
 #include <soci/sqlite3/soci-sqlite3.h>
 
 #include <cctype>
+#include <cstdint>
 #include <set>
+#include <string>
 
 namespace spillway::plugins::sqlite {
 
@@ -34,14 +36,28 @@ const char* column_type(Col c) {
     }
 }
 
+// The options only this store has; the shared ones are outbox::Options. Defaults and
+// descriptions are the table's (the engine fills unset options from it).
+struct Settings {
+    std::string path;
+    int64_t busy_timeout_ms;
+};
+
+const sdk::Options<Settings> kSqliteOptions{
+    sdk::option<&Settings::path>("path", nullptr, "the SQLite database file (created if missing)").required(),
+    sdk::duration<&Settings::busy_timeout_ms>(
+        "busy_timeout", "5s", "how long a write waits for another process's lock before answering RETRY"),
+};
+
 }  // namespace
 
 class SqliteStore final : public outbox::OutboxStore {
 public:
     explicit SqliteStore(sdk::Host host)
-        : OutboxStore(host, "sqlite", false), path_(host.string("path")), busy_timeout_ms_(host.duration_ms("busy_timeout")) {
-        if (path_.empty()) throw sdk::ConfigError("path", "path must name the SQLite database file");
-        if (path_.find('"') != std::string::npos) throw sdk::ConfigError("path", "path must not contain '\"'");
+        : OutboxStore(host, "sqlite", false), settings_(kSqliteOptions.read(host)) {
+        if (settings_.path.empty()) throw sdk::ConfigError("path", "path must name the SQLite database file");
+        if (settings_.path.find('"') != std::string::npos)
+            throw sdk::ConfigError("path", "path must not contain '\"'");
         if (!options().adopt_order_by.empty())
             throw sdk::ConfigError("adopt_order_by",
                                    "adopt_order_by applies when the migration adds columns.id, which SQLite cannot: "
@@ -50,10 +66,10 @@ public:
 
 protected:
     void connect() override {
-        auto s = std::make_unique<soci::session>(soci::sqlite3, "db=\"" + path_ + "\"");
+        auto s = std::make_unique<soci::session>(soci::sqlite3, "db=\"" + settings_.path + "\"");
         // The busy timeout first: switching a new file to WAL needs a lock that another process
         // (or store instance) starting at the same moment may hold.
-        *s << "PRAGMA busy_timeout = " + std::to_string(busy_timeout_ms_);
+        *s << "PRAGMA busy_timeout = " + std::to_string(settings_.busy_timeout_ms);
         // Readers never block the writer and a crash mid-write loses nothing committed.
         std::string mode;
         *s << "PRAGMA journal_mode = WAL", soci::into(mode);
@@ -205,8 +221,7 @@ protected:
     }
 
 private:
-    std::string path_;
-    int64_t busy_timeout_ms_;
+    const Settings settings_;
     std::mutex mutex_;
     std::unique_ptr<soci::session> session_;
 };
@@ -214,12 +229,7 @@ private:
 }  // namespace spillway::plugins::sqlite
 
 namespace {
-const sw_option kOptions[] = {
-    {"path", SW_OPT_STRING, SW_OPT_REQUIRED, nullptr, "the SQLite database file (created if missing)"},
-    {"busy_timeout", SW_OPT_DURATION, 0, "5s",
-     "how long a write waits for another process's lock before answering RETRY"},
-    SPILLWAY_OUTBOX_COMMON_OPTIONS,
-};
+const spillway::plugins::outbox::StoreOptions kOptions(spillway::plugins::sqlite::kSqliteOptions);
 }  // namespace
 
 SW_EXPORT_STORE(spillway::plugins::sqlite::SqliteStore, "sqlite", "1.1.0",
