@@ -59,7 +59,8 @@ template <size_t C>
 Option column_option() {
     static const std::string key = std::string("columns.") + kColumnNames[C];
     static const std::string description =
-        std::string("physical name of the '") + kColumnNames[C] + "' column (to adopt an existing outbox table)";
+        std::string("physical column name of the `") + kColumnNames[C] +
+        "` field, to adopt an existing table; same identifier rules as `table`, and two fields cannot share a column";
     return Option(key.c_str(), SW_OPT_STRING, kColumnNames[C], description.c_str(),
                   [](Options& o, const sdk::Host& host, const Option& self) {
                       o.columns[C] = host.opt_string(self.name()).value_or(kColumnNames[C]);
@@ -81,44 +82,57 @@ const sdk::Options<Options>& shared_options_with(std::index_sequence<C...>) {
     static const sdk::Options<Options> table{
         sdk::option<&Options::table>(
             "table", "spillway_outbox",
-            "outbox table name: an identifier ([A-Za-z_][A-Za-z0-9_]*, at most 40 characters)"),
+            "the outbox table: letters, digits and `_`, not starting with a digit, at most 40 characters; on "
+            "PostgreSQL also `schema.table`. Anything else is a configuration error"),
         sdk::option<&Options::max_pending>(
             "max_pending", "1000000",
-            "append answers FULL once a pipeline has this many pending rows; 0 = unbounded. Finite by default so that "
-            "a dead Kafka cannot fill the database: 1,000,000 rows is about 1 GB at 1 KiB each, a 17-minute outage "
-            "at 1,000 events/s; appends below it count nothing")
+            "backlog bound per pipeline: an append that would make more than this many pending rows answers FULL "
+            "(HTTP 503) and stores nothing of its batch; `0` = unbounded. Finite by default so that a dead Kafka "
+            "cannot fill the database (1,000,000 rows is about 1 GB at 1 KiB per event); below the bound it costs "
+            "appends nothing")
             .at_least(0),
         sdk::option<&Options::max_attempts>(
-            "max_attempts", "10", "a row that failed this many delivery attempts becomes dead; 0 = retry forever")
+            "max_attempts", "10",
+            "a row whose delivery failed this many times (RETRY or REJECT) becomes dead; `0` = retry forever")
             .at_least(0),
-        sdk::duration<&Options::backoff_base_ms>("backoff_base", "100ms",
-                                                 "delay before the first retry; doubles per attempt, with jitter")
+        sdk::duration<&Options::backoff_base_ms>(
+            "backoff_base", "100ms", "delay before the first retry of a row; it doubles per attempt, up to `backoff_max`")
             .at_least(1),
-        sdk::duration<&Options::backoff_max_ms>("backoff_max", "30s", "upper bound of the retry delay"),
+        sdk::duration<&Options::backoff_max_ms>(
+            "backoff_max", "30s",
+            "upper bound of the retry delay; each delay is jittered to between 50% and 100% of its step"),
         sdk::duration<&Options::retention_ms>(
             "retention", "0s",
-            "keep published rows this long (state 'published'), then purge them in pages; 0 = delete on publish"),
+            "`0`: a published row is deleted. Otherwise it is kept as `state = 'published'` with `published_at` for "
+            "this long, then purged in pages of 1000 rows"),
         sdk::option<&Options::keep_published>(
             "keep_published", "false",
-            "mark published rows (state and published_at) and never delete them, for tables whose owner purges them"),
+            "mark published rows (`state`, `published_at`) and never delete them: for an adopted table whose owner "
+            "purges it"),
         sdk::option<&Options::auto_migrate>(
-            "auto_migrate", "true", "create or upgrade the schema at start (otherwise run `spillway outbox migrate`)"),
+            "auto_migrate", "true",
+            "create or upgrade the schema when the store starts; with `false`, run `spillway outbox migrate` (the "
+            "store's `migrate` operation) first"),
         sdk::option<&Options::adopt_pipeline>(
             "adopt_pipeline", "",
-            "adopting a table: the pipeline that takes rows written without one (pipeline ''), those there at "
-            "migration and those the application inserts later"),
+            "adopting a table: the pipeline that takes rows written without one (`pipeline = ''`), those there when "
+            "the migration runs and those the application inserts later. Empty: none, and the store warns at start "
+            "about pending rows without a pipeline"),
         json_path_option<&Options::event_id_field>(
             "event_id_field",
-            "adopting a table: the JSON payload field (path like \"event_id\" or \"meta.id\") holding the event id "
-            "of rows the application wrote without one"),
+            "adopting a table: the field of the JSON payload holding the event id of rows the application wrote "
+            "(their `event_id` column is NULL), as a path of member names: `\"event_id\"`, `\"metadata.event_id\"`. "
+            "Rows whose payload is not JSON or lacks the field get `<table>-<row id>`"),
         json_path_option<&Options::headers_field>(
             "headers_field",
-            "adopting a table: the JSON payload field holding an object of headers; in rows the application wrote "
-            "it becomes the Kafka headers and leaves the payload"),
+            "adopting a table: the field of the JSON payload holding an object of headers (`{\"trace_id\": "
+            "\"abc\"}`) in rows the application wrote; it becomes the event's (Kafka) headers and is taken out of "
+            "the payload sent"),
         sdk::option<&Options::adopt_order_by>(
             "adopt_order_by", "",
-            "adopting a table without an integer id (PostgreSQL): the table's column (e.g. created_at) whose order "
-            "numbers the rows already there when the migration adds columns.id; unset: their physical order"),
+            "adopting a table without an integer id (PostgreSQL): the table's column (e.g. `created_at`) whose order "
+            "numbers the rows already there when the migration adds `columns.id`; claims, and so each key's "
+            "deliveries, go in that order. Empty: the table's physical order"),
         column_option<C>()...,
     };
     return table;

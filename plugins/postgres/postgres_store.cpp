@@ -66,19 +66,20 @@ struct Settings {
 const sdk::Options<Settings> kPostgresOptions{
     sdk::option<&Settings::url>(
         "url", nullptr,
-        "libpq connection string: key=value pairs (\"host=db dbname=app user=relay\") or a postgresql:// "
-        "(postgres://) URI with user, password, host, port, database and ?parameters (sslmode, "
-        "application_name, connect_timeout...); checked with libpq's parser")
+        "libpq connection string: key=value pairs (`host=db port=5432 dbname=app user=relay sslmode=require`) or a "
+        "`postgresql://` (`postgres://`) URI; any libpq parameter goes here. libpq's parser checks it, so `spillway "
+        "validate` refuses a malformed string; at start a url the server refuses for good is a configuration error "
+        "(exit 1), an unreachable server is not (exit 3). The password is never printed")
         .required()
         .secret(),
-    sdk::option<&Settings::pool_size>(
-        "pool_size", "4", "connections kept open; appends from several threads and the relay use them concurrently")
+    sdk::option<&Settings::pool_size>("pool_size", "4",
+                                      "connections kept open; concurrent appends and the relay share them")
         .range(1, 256),
     sdk::option<&Settings::prepare>(
         "prepare", "true",
-        "prepare the claim's statements once per connection (PREPARE/EXECUTE), sparing the server parsing and "
-        "planning them on every claim; turn off behind a pooler that hands transactions to other server "
-        "connections (PgBouncer in transaction mode)"),
+        "the claim's four statements are prepared once per connection and run by `EXECUTE`, sparing the server "
+        "parsing and planning them on every claim. Turn it off behind a pooler that hands a session's transactions "
+        "to different server connections (PgBouncer in transaction mode)"),
 };
 
 }  // namespace

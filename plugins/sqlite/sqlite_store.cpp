@@ -44,9 +44,12 @@ struct Settings {
 };
 
 const sdk::Options<Settings> kSqliteOptions{
-    sdk::option<&Settings::path>("path", nullptr, "the SQLite database file (created if missing)").required(),
+    sdk::option<&Settings::path>("path", nullptr, "the SQLite database file, created if missing; opened in WAL mode")
+        .required(),
     sdk::duration<&Settings::busy_timeout_ms>(
-        "busy_timeout", "5s", "how long a write waits for another process's lock before answering RETRY"),
+        "busy_timeout", "5s",
+        "how long a write waits for another process's lock before the call answers RETRY (`sqlite: append: "
+        "database is locked`)"),
 };
 
 }  // namespace
