@@ -21,12 +21,6 @@ using test_support::MockKafka;
 using test_support::wait_until;
 using Clock = std::chrono::steady_clock;
 
-testkit::Config config_for(const MockKafka& kafka) {
-    return testkit::Config{{"bootstrap.servers", kafka.bootstraps()},
-                           {"reconnect.backoff.ms", "10"},
-                           {"reconnect.backoff.max.ms", "200"}};
-}
-
 EventBatch& fill(EventBatch& batch, const std::string& topic, size_t n, const std::string& prefix = "evt",
                  const std::string& key = "k") {
     for (size_t i = 0; i < n; ++i)

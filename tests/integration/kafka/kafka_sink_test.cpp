@@ -17,12 +17,6 @@ namespace {
 using namespace std::chrono_literals;
 using test_support::MockKafka;
 
-testkit::Config config_for(const MockKafka& kafka) {
-    return testkit::Config{{"bootstrap.servers", kafka.bootstraps()},
-                           {"reconnect.backoff.ms", "10"},
-                           {"reconnect.backoff.max.ms", "200"}};
-}
-
 size_t index_of(const std::string& event_id) { return std::stoul(event_id.substr(event_id.find('-') + 1)); }
 
 TEST(KafkaSink, TenThousandKeyedEventsArriveWithKeyPayloadHeadersAndOrder) {

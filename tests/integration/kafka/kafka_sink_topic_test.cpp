@@ -23,12 +23,6 @@ using test_support::MockKafka;
 using test_support::wait_until;
 using Clock = std::chrono::steady_clock;
 
-testkit::Config config_for(const MockKafka& kafka) {
-    return testkit::Config{{"bootstrap.servers", kafka.bootstraps()},
-                           {"reconnect.backoff.ms", "10"},
-                           {"reconnect.backoff.max.ms", "200"}};
-}
-
 // A bare librdkafka producer counting its delivery reports, for the cache on its own.
 class RawProducer {
 public:

@@ -167,10 +167,7 @@ TEST(MockKafkaTool, DownAndUpCommandsAreSeenByAProducer) {
     Spawned mock({SPILLWAY_MOCK_KAFKA_BIN, "--brokers", "2"});
     const std::string bootstrap = bootstrap_of(mock);
     ASSERT_FALSE(bootstrap.empty());
-    testkit::SinkInstance sink(kafka_plugin(), testkit::Config{{"bootstrap.servers", bootstrap},
-                                                               {"reconnect.backoff.ms", "10"},
-                                                               {"reconnect.backoff.max.ms", "200"},
-                                                               {"message.timeout.ms", "2000"}});
+    testkit::SinkInstance sink(kafka_plugin(), config_for(bootstrap).set("message.timeout.ms", "2000"));
     auto send_one = [&](int64_t timeout_ms) {
         EventBatch batch;
         batch.add({"evt", "tool", "k", "p", {}, {}, {}});

@@ -29,6 +29,14 @@ const testkit::Plugin& kafka_plugin() {
     return plugin;
 }
 
+testkit::Config config_for(const std::string& bootstrap_servers) {
+    return testkit::Config{{"bootstrap.servers", bootstrap_servers},
+                           {"reconnect.backoff.ms", "10"},
+                           {"reconnect.backoff.max.ms", "200"}};
+}
+
+testkit::Config config_for(const test_support::MockKafka& kafka) { return config_for(kafka.bootstraps()); }
+
 sw_status send(testkit::SinkInstance& sink, const EventBatch& batch, std::vector<sw_result>& results,
                int64_t timeout_ms) {
     results.assign(batch.size(), sw_result{});

@@ -1,8 +1,9 @@
-// Helpers shared by the kafka sink tests and the benchmark: events with owned storage, and the
-// plugin loaded once per process.
+// Helpers shared by the kafka sink tests and the benchmark: events with owned storage, the plugin
+// loaded once per process, and the sink's configuration for a test cluster.
 #pragma once
 
 #include <spillway/plugin.h>
+#include <spillway/test_support/mock_kafka.hpp>
 #include <spillway/testkit/host.hpp>
 
 #include <deque>
@@ -43,6 +44,11 @@ private:
 };
 
 const testkit::Plugin& kafka_plugin();
+
+// The sink's configuration for these brokers, reconnecting within 200 ms: a test that stops and
+// restarts brokers sees them back without waiting out librdkafka's default backoff.
+testkit::Config config_for(const std::string& bootstrap_servers);
+testkit::Config config_for(const test_support::MockKafka& kafka);
 
 // Sends the batch through the C ABI; results.size() == batch.size().
 sw_status send(testkit::SinkInstance& sink, const EventBatch& batch, std::vector<sw_result>& results,
