@@ -296,6 +296,12 @@ private:
         return i->get();
     }
 
+    std::optional<bool> flag(const toml::node& n, const std::string& key) {
+        if (auto b = n.as_boolean()) return b->get();
+        error(n, key, std::string("expected true or false, got ") + type_name(n));
+        return std::nullopt;
+    }
+
     std::optional<std::string> one_of(const toml::node& n, const std::string& key, std::initializer_list<const char*> choices) {
         auto s = text(n, key);
         if (!s) return std::nullopt;
@@ -313,8 +319,7 @@ private:
 
     void read_http_limit(const toml::node& n, const std::string& path, const HttpLimitKey& k, HttpLimits& limits) {
         if (k.kind == HttpLimitKey::Flag) {
-            if (auto b = n.as_boolean()) limits.gzip = b->get();
-            else error(n, path, std::string("expected true or false, got ") + type_name(n));
+            if (auto b = flag(n, path)) limits.gzip = *b;
             return;
         }
         std::optional<int64_t> v;
@@ -415,12 +420,17 @@ public:
     }
 
 private:
+    // The row of `keys` (engine_keys(), pipeline_keys()) for `key`, or null.
+    template <class Key>
+    static const Key* find_key(const std::vector<Key>& keys, const std::string& key) {
+        const auto entry = std::find_if(keys.begin(), keys.end(), [&](const Key& k) { return key == k.key; });
+        return entry == keys.end() ? nullptr : &*entry;
+    }
+
     void read_engine(const toml::table& t, Engine& e) {
         for (const auto& [k, node] : t) {
             const std::string key(k.str()), path = "engine." + key;
-            const auto& keys = engine_keys();
-            const auto entry = std::find_if(keys.begin(), keys.end(), [&](const EngineKey& ek) { return key == ek.key; });
-            if (entry != keys.end()) entry->read(*this, node, path, e);
+            if (const EngineKey* entry = find_key(engine_keys(), key)) entry->read(*this, node, path, e);
             else if (const HttpLimitKey* limit = http_limit_key(key)) read_http_limit(node, path, *limit, e.http);
             else error(node, path, "unknown key; [engine] takes " + join(config::engine_key_names()));
         }
@@ -481,17 +491,24 @@ private:
         }
     }
 
+    // A [<kind>.<name>] or [pipeline.<name>] entry is a table under a name of letters, digits, '_'
+    // and '-'; reports it when not. `what`: "instance" or "pipeline", for the message.
+    bool named_table(const toml::node& node, const std::string& name, const std::string& path, const char* what) {
+        if (!node.is_table()) {
+            error(node, path, std::string("expected a table [") + path + "], got " + type_name(node));
+            return false;
+        }
+        if (!is_identifier(name)) {
+            error(node, path, std::string(what) + " names may use letters, digits, '_' and '-' only");
+            return false;
+        }
+        return true;
+    }
+
     void read_components(const char* kind, const toml::table& t, Config& cfg) {
         for (const auto& [k, node] : t) {
             const std::string name(k.str()), path = std::string(kind) + "." + name;
-            if (!node.is_table()) {
-                error(node, path, std::string("expected a table [") + path + "], got " + type_name(node));
-                continue;
-            }
-            if (!is_identifier(name)) {
-                error(node, path, "instance names may use letters, digits, '_' and '-' only");
-                continue;
-            }
+            if (!named_table(node, name, path, "instance")) continue;
             const auto& table = *node.as_table();
             Component c;
             c.kind = kind;
@@ -522,6 +539,22 @@ private:
         const char* meaning;       // keys with the same meaning share a row there
         void (*read)(Loader& l, const toml::node& v, const std::string& kpath, const std::string& key, PipelineDraft& d);
     };
+
+    // Readers of the keys whose value is stored as the check returns it, in the Pipeline member named.
+    template <int64_t Pipeline::*member>
+    static void positive_int_into(Loader& l, const toml::node& v, const std::string& kpath, const std::string&,
+                                  PipelineDraft& d) {
+        if (auto i = l.positive_int(v, kpath)) d.p.*member = *i;
+    }
+    template <int64_t Pipeline::*member>
+    static void duration_into(Loader& l, const toml::node& v, const std::string& kpath, const std::string&,
+                              PipelineDraft& d) {
+        if (auto ms = l.duration(v, kpath)) d.p.*member = *ms;
+    }
+    template <bool Pipeline::*member>
+    static void flag_into(Loader& l, const toml::node& v, const std::string& kpath, const std::string&, PipelineDraft& d) {
+        if (auto b = l.flag(v, kpath)) d.p.*member = *b;
+    }
 
     static const std::vector<PipelineKey>& pipeline_keys() {
         static const std::vector<PipelineKey> keys = [] {
@@ -585,11 +618,7 @@ private:
                          d.p.direct_timeout_where = l.at(v);
                      }
                  }},
-                {"batch_size", "`100`",
-                 "rows the relay claims per round",
-                 [](Loader& l, N& v, S& kpath, S&, D& d) {
-                     if (auto i = l.positive_int(v, kpath)) d.p.batch_size = *i;
-                 }},
+                {"batch_size", "`100`", "rows the relay claims per round", positive_int_into<&Pipeline::batch_size>},
                 {"drain_batch_size", "`1000` (or `batch_size` if larger)",
                  "while claims come back full (a backlog), each next claim doubles, up to this; the first claim that"
                  " is not full, or a failed send, goes back to `batch_size`. Set it to `batch_size` for rounds of one"
@@ -603,27 +632,17 @@ private:
                 {"claim_ahead", "`true`",
                  "while a backlog drains, claim the next batch (and settle the last) while one is being sent; `false`"
                  " claims, sends and settles one batch at a time. Needs a store with `claim_next` (both bundled ones)",
-                 [](Loader& l, N& v, S& kpath, S&, D& d) {
-                     if (auto b = v.as_boolean()) d.p.claim_ahead = b->get();
-                     else l.error(v, kpath, std::string("expected true or false, got ") + type_name(v));
-                 }},
+                 flag_into<&Pipeline::claim_ahead>},
                 {"lease", "`30s`",
                  "how long a claimed row stays this relay's; a crashed relay's rows come back after it (at once when"
                  " the crashed engine ran on the same host: the next engine's first claim takes back the leases of a"
                  " process that is gone)",
-                 [](Loader& l, N& v, S& kpath, S&, D& d) {
-                     if (auto ms = l.duration(v, kpath)) d.p.lease_ms = *ms;
-                 }},
+                 duration_into<&Pipeline::lease_ms>},
                 {"circuit_threshold", "`3`",
                  "consecutive direct failures that open the circuit (all brokers down opens it at once)",
-                 [](Loader& l, N& v, S& kpath, S&, D& d) {
-                     if (auto i = l.positive_int(v, kpath)) d.p.circuit_threshold = *i;
-                 }},
-                {"shutdown_timeout", "`10s`",
-                 "how long stop may take to finish the relay's batch and flush the sink",
-                 [](Loader& l, N& v, S& kpath, S&, D& d) {
-                     if (auto ms = l.duration(v, kpath)) d.p.shutdown_timeout_ms = *ms;
-                 }},
+                 positive_int_into<&Pipeline::circuit_threshold>},
+                {"shutdown_timeout", "`10s`", "how long stop may take to finish the relay's batch and flush the sink",
+                 duration_into<&Pipeline::shutdown_timeout_ms>},
                 {"on_reject", "`refuse`",
                  "a permanently failing event on the direct path: `refuse` tells the caller; `dead-letter` stores it"
                  " and parks it as a dead letter",
@@ -652,23 +671,14 @@ private:
     void read_pipelines(const toml::table& t, Config& cfg) {
         for (const auto& [k, node] : t) {
             const std::string name(k.str()), path = "pipeline." + name;
-            if (!node.is_table()) {
-                error(node, path, std::string("expected a table [") + path + "], got " + type_name(node));
-                continue;
-            }
-            if (!is_identifier(name)) {
-                error(node, path, "pipeline names may use letters, digits, '_' and '-' only");
-                continue;
-            }
+            if (!named_table(node, name, path, "pipeline")) continue;
             Pipeline p;
             p.name = name;
             p.where = at(node);
             PipelineDraft draft{p, cfg, nullptr};
             for (const auto& [pk, v] : *node.as_table()) {
                 const std::string key(pk.str()), kpath = path + "." + key;
-                const auto& keys = pipeline_keys();
-                const auto entry = std::find_if(keys.begin(), keys.end(), [&](const PipelineKey& k) { return key == k.key; });
-                if (entry != keys.end()) entry->read(*this, v, kpath, key, draft);
+                if (const PipelineKey* entry = find_key(pipeline_keys(), key)) entry->read(*this, v, kpath, key, draft);
                 else error(v, kpath, "unknown key; a pipeline takes " + join(config::pipeline_key_names()));
             }
             const toml::node* drain_set = draft.drain_set;  // where drain_batch_size was written
@@ -703,7 +713,7 @@ private:
 
     // The HTTP ingress is public when it listens on anything but loopback: then a pipeline that
     // does not say which topics clients may name takes its own `topic` only, so an exposed port
-    // cannot write every topic the producer's credentials reach.
+    // cannot write every topic the producer's credentials reach; and no http_token is warned about.
     static bool ingress_public(const std::string& http_listen) {
         if (http_listen.empty()) return false;
         std::string host = http_listen.substr(0, http_listen.rfind(':'));
@@ -730,10 +740,7 @@ private:
     // reach the port. Legal (a private network, a proxy in front that authenticates), so a warning.
     void warn_open_listener(Config& cfg) {
         const Engine& e = cfg.engine;
-        if (e.http_listen.empty() || !e.http_token.empty()) return;
-        std::string host = e.http_listen.substr(0, e.http_listen.rfind(':'));
-        if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-        if (host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0) return;
+        if (!e.http_token.empty() || !ingress_public(e.http_listen)) return;
         cfg.warnings.push_back({e.http_listen_where, "engine.http_listen",
                                 "\"" + e.http_listen + "\" accepts connections from other hosts and no http_token is "
                                 "set: anyone who reaches the port can publish events and use the admin API; set "
