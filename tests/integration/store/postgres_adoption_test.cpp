@@ -2,30 +2,16 @@
 // its id is a UUID, it has no event-id column and no pipeline, its event_data is a JSON envelope
 // carrying the event id, the topic and optional headers, and published_at NULL means unpublished.
 // The store is configured as configs/examples/adopt-event-outbox.toml configures it.
-#include <spillway/test_support/postgres.hpp>
-#define SPILLWAY_STORE_SUITE_HELPERS_ONLY
-#include <spillway/testkit/store_suite.hpp>
+#include "store_test_support.hpp"
 
 namespace {
 
 using namespace spillway::testkit;
 using namespace spillway::testkit::store_suite;
+using spillway::store_test::postgres_plugin;
 using spillway::test_support::Postgres;
 
-const std::string& database() {
-    static const std::string conninfo = Postgres::shared().create_database("store_adoption");
-    return conninfo;
-}
-
-Postgres& server() {
-    database();
-    return Postgres::shared();
-}
-
-Plugin& postgres_plugin() {
-    static Plugin plugin(plugin_file("postgres"));
-    return plugin;
-}
+spillway::store_test::PostgresDatabase database("store_adoption");
 
 std::string migrate_report(StoreInstance& s) {
     {
@@ -69,7 +55,7 @@ void create_event_outbox(Postgres& pg, const std::string& table) {
 
 // configs/examples/adopt-event-outbox.toml's store section.
 Config event_outbox_config(const std::string& table) {
-    return Config{{"url", database()},
+    return Config{{"url", database.conninfo()},
                   {"table", table},
                   {"columns.id", "spillway_id"},
                   {"columns.key", "event_key"},
@@ -84,7 +70,7 @@ Config event_outbox_config(const std::string& table) {
 }
 
 TEST(PostgresAdoption, TheOriginalEventOutboxIsRelayedWithItsEventIdsKeysTopicsAndHeaders) {
-    auto& pg = server();
+    auto& pg = database.server();
     create_event_outbox(pg, "event_outbox");
     StoreInstance s(postgres_plugin(), event_outbox_config("event_outbox"));
 
@@ -137,7 +123,7 @@ TEST(PostgresAdoption, TheOriginalEventOutboxIsRelayedWithItsEventIdsKeysTopicsA
 }
 
 TEST(PostgresAdoption, WithoutAdoptPipelineTheRowsAreCountedOnlyInTheWholeTable) {
-    auto& pg = server();
+    auto& pg = database.server();
     create_event_outbox(pg, "event_outbox_unadopted");
     Config config = event_outbox_config("event_outbox_unadopted");
     config.values.erase("adopt_pipeline");
@@ -156,7 +142,7 @@ TEST(PostgresAdoption, WithoutAdoptPipelineTheRowsAreCountedOnlyInTheWholeTable)
 // relay's retry_count += 1) moves a row to the end of the table, and numbered in physical order
 // a key's earlier event got the higher id and went out after its later one.
 TEST(PostgresAdoption, ExistingRowsAreNumberedByAdoptOrderByNotByTheirPlaceOnDisk) {
-    auto& pg = server();
+    auto& pg = database.server();
     for (const std::string table : {"event_outbox_ordered", "event_outbox_physical"}) {
         pg.psql("store_adoption",
                 "CREATE TABLE " + table + " (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), event_data JSON NOT NULL, "
@@ -206,7 +192,7 @@ TEST(PostgresAdoption, ExistingRowsAreNumberedByAdoptOrderByNotByTheirPlaceOnDis
 // An envelope's headers leave the payload only when they become the row's headers: an object, in
 // a row with no headers of its own.
 TEST(PostgresAdoption, AHeadersFieldThatIsNotAnObjectOrNotUsedStaysInThePayload) {
-    auto& pg = server();
+    auto& pg = database.server();
     pg.psql("store_adoption",
             "CREATE TABLE event_outbox_headers (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), event_data JSON NOT NULL, "
             "event_key VARCHAR(255), topic VARCHAR(255) NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now());"
@@ -231,7 +217,7 @@ TEST(PostgresAdoption, AHeadersFieldThatIsNotAnObjectOrNotUsedStaysInThePayload)
 // "<table>-<row id>" repeated in every service's own event_outbox; the token drawn at adoption
 // tells them apart and stays the same for the table from then on.
 TEST(PostgresAdoption, DerivedEventIdsAreStableAcrossRestartsAndDifferBetweenDatabases) {
-    auto& pg = server();
+    auto& pg = database.server();
     static const std::string other = pg.create_database("store_adoption_other");
     auto legacy = [&](const std::string& db) {
         pg.psql(db, "CREATE TABLE event_outbox_ids (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), event_data TEXT NOT NULL, "
@@ -268,7 +254,7 @@ TEST(PostgresAdoption, DerivedEventIdsAreStableAcrossRestartsAndDifferBetweenDat
 
 // The pipeline column's default follows adopt_pipeline both ways, as SQLite's trigger does.
 TEST(PostgresAdoption, RemovingAdoptPipelineResetsTheColumnDefault) {
-    auto& pg = server();
+    auto& pg = database.server();
     create_event_outbox(pg, "event_outbox_default");
     { StoreInstance s(postgres_plugin(), event_outbox_config("event_outbox_default")); }
     Config config = event_outbox_config("event_outbox_default");
@@ -289,7 +275,7 @@ TEST(PostgresAdoption, RemovingAdoptPipelineResetsTheColumnDefault) {
 // auto_migrate = false on a table whose migration has not created what the options read the
 // payload with: one clear error at start, naming the remedy.
 TEST(PostgresAdoption, AMissingJsonFunctionIsReportedAtStartWithoutAutoMigrate) {
-    auto& pg = server();
+    auto& pg = database.server();
     create_event_outbox(pg, "event_outbox_nofn");
     { StoreInstance s(postgres_plugin(), event_outbox_config("event_outbox_nofn")); }
     pg.psql("store_adoption", "DROP FUNCTION event_outbox_nofn_json(text)");
@@ -303,7 +289,7 @@ TEST(PostgresAdoption, AMissingJsonFunctionIsReportedAtStartWithoutAutoMigrate) 
 }
 
 TEST(PostgresAdoption, AUuidIdColumnMustBeMappedAway) {
-    auto& pg = server();
+    auto& pg = database.server();
     create_event_outbox(pg, "event_outbox_unmapped");
     Config config = event_outbox_config("event_outbox_unmapped");
     config.values.erase("columns.id");

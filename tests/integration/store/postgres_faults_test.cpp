@@ -2,11 +2,10 @@
 // write: two claimers hammering one table while rows keep arriving, a connection killed in the
 // middle of a claim, the server going away and coming back, Debezium's outbox layout, and a
 // table that marks rows published_at instead of deleting them.
+#include "store_test_support.hpp"
+
 #include <spillway/test_support/ports.hpp>
-#include <spillway/test_support/postgres.hpp>
 #include <spillway/test_support/wait.hpp>
-#define SPILLWAY_STORE_SUITE_HELPERS_ONLY
-#include <spillway/testkit/store_suite.hpp>
 
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
@@ -17,25 +16,12 @@ namespace {
 
 using namespace spillway::testkit;
 using namespace spillway::testkit::store_suite;
+using spillway::store_test::postgres_plugin;
 using spillway::test_support::Postgres;
 using spillway::test_support::wait_until;
 using namespace std::chrono_literals;
 
-const std::string& database() {
-    static const std::string conninfo = Postgres::shared().create_database("store_faults");
-    return conninfo;
-}
-
-// The shared server with this file's database created (each test may run in its own process).
-Postgres& server() {
-    database();
-    return Postgres::shared();
-}
-
-Plugin& postgres_plugin() {
-    static Plugin plugin(plugin_file("postgres"));
-    return plugin;
-}
+spillway::store_test::PostgresDatabase database("store_faults");
 
 // Checks, across claimers, that no row is out twice at once and that each key's rows are handed
 // out in sequence. Rows are named "<key>-<seq>" (keyless rows "n-<seq>").
@@ -107,7 +93,7 @@ sw_status complete_with(StoreInstance& s, const std::vector<Row>& rows, const st
 // deliveries fail and are retried. The issue asks for 20 s of hammering; this load phase takes about
 // 5-8 s here (then the relays drain), which keeps CI time sane and still covers hundreds of claims.
 TEST(PostgresStore, TwoClaimersHammeringOneTableNeverShareARowNorBreakKeyOrder) {
-    const Config config{{"url", database()}, {"table", "hammer"}, {"backoff_base", "1ms"}, {"backoff_max", "20ms"},
+    const Config config{{"url", database.conninfo()}, {"table", "hammer"}, {"backoff_base", "1ms"}, {"backoff_max", "20ms"},
                         {"max_attempts", "0"}};
     StoreInstance appender(postgres_plugin(), config);
     constexpr int kKeys = 16, kLoad = 20'000;
@@ -169,19 +155,19 @@ TEST(PostgresStore, TwoClaimersHammeringOneTableNeverShareARowNorBreakKeyOrder) 
 // A claim blocked inside PostgreSQL has its connection terminated: it answers RETRY with the
 // server's message, the next calls reconnect, and every row is still delivered.
 TEST(PostgresStore, ConnectionTerminatedMidClaimLosesNothing) {
-    const Config config{{"url", database()}, {"table", "terminated"}, {"pool_size", "2"}};
+    const Config config{{"url", database.conninfo()}, {"table", "terminated"}, {"pool_size", "2"}};
     StoreInstance s(postgres_plugin(), config);
     std::vector<Event> evs;
     for (int i = 0; i < 300; ++i) evs.push_back(ev("t-" + std::to_string(i), "k" + std::to_string(i % 7)));
     ASSERT_EQ(append(s, evs), SW_OK) << s.host().last_error();
 
     // Hold the table so the next claim waits inside the server.
-    soci::session blocker(soci::postgresql, database());
+    soci::session blocker(soci::postgresql, database.conninfo());
     blocker << "BEGIN";
     blocker << "LOCK TABLE terminated IN ACCESS EXCLUSIVE MODE";
     sw_status claim_status = SW_OK;
     std::thread claimer([&] { claim(s, "orders", 100, 30'000, &claim_status); });
-    auto& pg = server();
+    auto& pg = database.server();
     const std::string waiting =
         "SELECT count(*) FROM pg_stat_activity WHERE datname = 'store_faults' AND wait_event_type = 'Lock'";
     ASSERT_TRUE(wait_until([&] { return pg.scalar("store_faults", waiting) == "1"; }, 10s));
@@ -250,14 +236,14 @@ TEST(PostgresStore, UnreachableServerAtStartIsRetry) {
 constexpr const char* kPassword = "Hunter2-s3cret";  // trust auth ignores it; it must never be printed
 
 std::string uri(const std::string& userinfo, const std::string& path_and_query) {
-    return "postgresql://" + userinfo + "@127.0.0.1:" + std::to_string(server().port()) + "/" + path_and_query;
+    return "postgresql://" + userinfo + "@127.0.0.1:" + std::to_string(database.server().port()) + "/" + path_and_query;
 }
 
 // The server answers, and no wait will change its answer: no such database, no such role. Start
 // blames url (the engine prints its file:line:col and exits 1), with the server's SQLSTATE and
 // without the password.
 TEST(PostgresStore, UrlTheServerRefusesForGoodIsAConfigErrorAtStart) {
-    const std::string port = std::to_string(server().port());
+    const std::string port = std::to_string(database.server().port());
     const std::vector<std::pair<std::string, std::string>> cases = {
         {uri(std::string("postgres:") + kPassword, "no_such_db"), "3D000"},
         {"host=127.0.0.1 port=" + port + " dbname=store_faults user=no_such_role password='" + kPassword + "'", "28000"},
@@ -304,7 +290,7 @@ TEST(PostgresStore, MalformedUrlIsAConfigErrorAtValidate) {
 // user, password, percent-encoded parts, query parameters, host in the query) and key=value
 // (quoted values with spaces, which SOCI's own tokeniser used to split).
 TEST(PostgresStore, UrlAsUriOrKeyValueConnects) {
-    const std::string port = std::to_string(server().port());
+    const std::string port = std::to_string(database.server().port());
     const std::vector<std::string> urls = {
         uri("postgres", "store_faults"),
         "postgres://postgres:" + std::string(kPassword) + "@127.0.0.1:" + port +
@@ -320,10 +306,10 @@ TEST(PostgresStore, UrlAsUriOrKeyValueConnects) {
         StoreInstance s(postgres_plugin(), Config{{"url", urls[i]}, {"table", table}, {"pool_size", "2"}});
         ASSERT_EQ(append(s, {ev("u-" + std::to_string(i), "A")}), SW_OK) << s.host().last_error();
         EXPECT_EQ(event_ids(claim(s, "orders", 10)), (std::vector<std::string>{"u-" + std::to_string(i)}));
-        EXPECT_EQ(server().scalar("store_faults", "SELECT count(*) FROM " + table), "1");
+        EXPECT_EQ(database.server().scalar("store_faults", "SELECT count(*) FROM " + table), "1");
         // The sessions are named as the url says, or spillway-postgres when it does not.
         const std::string name = i == 0 ? "spillway-postgres" : "url form " + std::to_string(i);
-        EXPECT_EQ(server().scalar("store_faults", "SELECT count(*) >= 2 FROM pg_stat_activity WHERE "
+        EXPECT_EQ(database.server().scalar("store_faults", "SELECT count(*) >= 2 FROM pg_stat_activity WHERE "
                                                   "datname = 'store_faults' AND application_name = '" + name + "'"),
                   "t");
     }
@@ -332,13 +318,13 @@ TEST(PostgresStore, UrlAsUriOrKeyValueConnects) {
 // Debezium's outbox layout (id uuid, aggregatetype, aggregateid, type, payload jsonb), already
 // written by an application: Spillway adds its bookkeeping columns and relays the rows.
 TEST(PostgresStore, AdoptsADebeziumOutboxTable) {
-    auto& pg = server();
+    auto& pg = database.server();
     pg.psql("store_faults",
             "CREATE TABLE outboxevent (id uuid PRIMARY KEY, aggregatetype varchar(255) NOT NULL, "
             "aggregateid varchar(255) NOT NULL, type varchar(255) NOT NULL, payload jsonb);"
             "INSERT INTO outboxevent VALUES ('6f1c7a6e-0000-4000-8000-000000000001', 'order', 'o-1', "
             "'OrderCreated', '{\"total\": 3}')");
-    const Config config{{"url", database()},          {"table", "outboxevent"},        {"columns.id", "spillway_id"},
+    const Config config{{"url", database.conninfo()},          {"table", "outboxevent"},        {"columns.id", "spillway_id"},
                         {"columns.event_id", "id"},   {"columns.topic", "aggregatetype"}, {"columns.key", "aggregateid"},
                         {"columns.event_type", "type"}};
     StoreInstance s(postgres_plugin(), config);
@@ -363,14 +349,14 @@ TEST(PostgresStore, AdoptsADebeziumOutboxTable) {
 
 // A table whose application marks rows published_at (a timestamp) instead of deleting them.
 TEST(PostgresStore, AdoptsATableThatMarksPublishedAt) {
-    auto& pg = server();
+    auto& pg = database.server();
     pg.psql("store_faults",
             "CREATE TABLE app_outbox (id bigserial PRIMARY KEY, event_id text UNIQUE NOT NULL, "
             "pipeline text NOT NULL DEFAULT 'orders', topic text NOT NULL, key text, payload text, "
             "created_at timestamptz NOT NULL DEFAULT now(), published_at timestamptz);"
             "INSERT INTO app_outbox (event_id, topic, key, payload, published_at) VALUES "
             "('old', 't', 'k', '{}', now() - interval '1 day'), ('new', 't', 'k', '{}', NULL)");
-    const Config config{{"url", database()},
+    const Config config{{"url", database.conninfo()},
                         {"table", "app_outbox"},
                         {"keep_published", "true"},
                         {"columns.created_at", "spillway_created_at"}};
@@ -386,12 +372,12 @@ TEST(PostgresStore, AdoptsATableThatMarksPublishedAt) {
 }
 
 TEST(PostgresStore, RetentionKeepsPublishedRowsThenPurgesThem) {
-    const Config config{{"url", database()}, {"table", "retained"}, {"retention", "300ms"}};
+    const Config config{{"url", database.conninfo()}, {"table", "retained"}, {"retention", "300ms"}};
     StoreInstance s(postgres_plugin(), config);
     ASSERT_EQ(append(s, {ev("keep-1", "A"), ev("keep-2", "B")}), SW_OK);
     auto rows = claim(s, "orders", 10);
     ASSERT_EQ(complete(s, rows, SW_OK), SW_OK);
-    auto& pg = server();
+    auto& pg = database.server();
     EXPECT_EQ(pg.scalar("store_faults", "SELECT count(*) FROM retained WHERE state = 'published'"), "2");
     EXPECT_EQ(stats(s, "orders").pending, 0);
     // Purging runs from claim (at most every second here): poll with claims until the rows go.
@@ -407,10 +393,10 @@ TEST(PostgresStore, RetentionKeepsPublishedRowsThenPurgesThem) {
 // appear under an id smaller than rows claimed already. claim_next, which looks back only at what
 // lies between the rows still out, must find it there, before the later rows of its key.
 TEST(PostgresStore, ClaimNextTakesARowCommittedLateUnderASmallerId) {
-    StoreInstance s(postgres_plugin(), Config{{"url", database()}, {"table", "late"}});
+    StoreInstance s(postgres_plugin(), Config{{"url", database.conninfo()}, {"table", "late"}});
     ASSERT_TRUE(has_claim_next(s));
     ASSERT_EQ(append(s, {ev("a-1", "A")}), SW_OK) << s.host().last_error();
-    soci::session late(soci::postgresql, database());
+    soci::session late(soci::postgresql, database.conninfo());
     late << "BEGIN";
     late << "INSERT INTO late (event_id, pipeline, key, payload) VALUES ('a-2', 'orders', 'A', 'late')";
     ASSERT_EQ(append(s, {ev("b-1", "B")}), SW_OK) << s.host().last_error();
@@ -432,9 +418,9 @@ TEST(PostgresStore, ClaimsRunPreparedStatementsUnlessToldNot) {
         const std::string table = prepare ? "prepared_on" : "prepared_off";
         const std::string pipeline = "probe-" + table;
         StoreInstance s(postgres_plugin(),
-                        Config{{"url", database()}, {"table", table}, {"prepare", prepare ? "true" : "false"}});
+                        Config{{"url", database.conninfo()}, {"table", table}, {"prepare", prepare ? "true" : "false"}});
         EXPECT_TRUE(claim(s, pipeline, 10).empty()) << s.host().last_error();  // the due probe alone
-        const std::string executed = server().scalar(
+        const std::string executed = database.server().scalar(
             "store_faults", "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'EXECUTE spillway_due(''" + pipeline + "''%'");
         EXPECT_EQ(executed, prepare ? "1" : "0") << "prepare = " << prepare;
         std::vector<Event> evs{ev("a-1", "A"), ev("b-1", "B"), ev("a-2", "A"), ev("c-1", "C")};
@@ -457,9 +443,9 @@ TEST(PostgresStore, ClaimsRunPreparedStatementsUnlessToldNot) {
 // ALL, in the store's own session) plays the pooler: the store gives up preparing, says so, and
 // goes on; nothing is lost.
 TEST(PostgresStore, StatementsPreparedAwayBehindAPoolerTurnPreparingOff) {
-    StoreInstance s(postgres_plugin(), Config{{"url", database()}, {"table", "pooled"}, {"pool_size", "1"}});
+    StoreInstance s(postgres_plugin(), Config{{"url", database.conninfo()}, {"table", "pooled"}, {"pool_size", "1"}});
     EXPECT_TRUE(claim(s, "orders", 10).empty()) << s.host().last_error();  // prepares them
-    server().psql("store_faults",
+    database.server().psql("store_faults",
                   "CREATE OR REPLACE FUNCTION pooled_forget() RETURNS trigger LANGUAGE plpgsql AS "
                   "$$ BEGIN EXECUTE 'DEALLOCATE ALL'; RETURN NEW; END $$;"
                   "CREATE TRIGGER pooled_forget AFTER INSERT ON pooled_leases FOR EACH ROW EXECUTE FUNCTION pooled_forget()");
@@ -486,11 +472,11 @@ TEST(PostgresStore, StatementsPreparedAwayBehindAPoolerTurnPreparingOff) {
 }
 
 TEST(PostgresStore, SchemaQualifiedTable) {
-    server().psql("store_faults", "CREATE SCHEMA IF NOT EXISTS relay");
-    StoreInstance s(postgres_plugin(), Config{{"url", database()}, {"table", "relay.outbox"}});
+    database.server().psql("store_faults", "CREATE SCHEMA IF NOT EXISTS relay");
+    StoreInstance s(postgres_plugin(), Config{{"url", database.conninfo()}, {"table", "relay.outbox"}});
     ASSERT_EQ(append(s, {ev("q-1", "A")}), SW_OK) << s.host().last_error();
     EXPECT_EQ(event_ids(claim(s, "orders", 10)), (std::vector<std::string>{"q-1"}));
-    EXPECT_EQ(server().scalar("store_faults", "SELECT count(*) FROM relay.outbox"), "1");
+    EXPECT_EQ(database.server().scalar("store_faults", "SELECT count(*) FROM relay.outbox"), "1");
 }
 
 }  // namespace

@@ -1,10 +1,10 @@
 // Adopting an outbox table an application already writes, on SQLite: a table without an event-id
 // column, rows with no pipeline, envelope headers inside a JSON payload, what the migration
 // reports having done, and `spillway outbox` status/migrate on such a table.
+#include "store_test_support.hpp"
+
 #include <spillway/test_support/run_command.hpp>
 #include <spillway/test_support/temp_dir.hpp>
-#define SPILLWAY_STORE_SUITE_HELPERS_ONLY
-#include <spillway/testkit/store_suite.hpp>
 
 #include <sqlite3.h>
 
@@ -15,13 +15,9 @@ namespace {
 
 using namespace spillway::testkit;
 using namespace spillway::testkit::store_suite;
+using spillway::store_test::sqlite_plugin;
 using spillway::test_support::TempDir;
 using namespace std::chrono_literals;
-
-Plugin& sqlite_plugin() {
-    static Plugin plugin(plugin_file("sqlite"));
-    return plugin;
-}
 
 // Runs SQL as the application would, on its own connection.
 void exec(const std::string& path, const std::string& sql) {

@@ -1,10 +1,10 @@
 // The SQLite store when another process holds the file's lock: writes answer RETRY with SQLite's
 // message after busy_timeout, nothing is corrupted, and everything works once the lock is gone.
+#include "store_test_support.hpp"
+
 #include <spillway/test_support/child_process.hpp>
 #include <spillway/test_support/temp_dir.hpp>
 #include <spillway/test_support/wait.hpp>
-#define SPILLWAY_STORE_SUITE_HELPERS_ONLY
-#include <spillway/testkit/store_suite.hpp>
 
 #include <sqlite3.h>
 
@@ -15,6 +15,7 @@ namespace {
 
 using namespace spillway::testkit;
 using namespace spillway::testkit::store_suite;
+using spillway::store_test::sqlite_plugin;
 using spillway::test_support::ChildProcess;
 using spillway::test_support::ChildSpec;
 using spillway::test_support::TempDir;
@@ -45,7 +46,7 @@ std::string integrity_check(const std::string& path) {
 TEST(SqliteStore, FileLockedByAnotherProcessGivesRetryAndNoCorruption) {
     TempDir dir("store-sqlite-lock");
     const std::string db = dir.path() + "/outbox.db";
-    Plugin plugin(plugin_file("sqlite"));
+    Plugin& plugin = sqlite_plugin();
     StoreInstance store(plugin, Config{{"path", db}, {"busy_timeout", "200ms"}});
     ASSERT_EQ(append(store, {ev("before-1", "A")}), SW_OK) << store.host().last_error();
 
@@ -74,7 +75,7 @@ TEST(SqliteStore, FileLockedByAnotherProcessGivesRetryAndNoCorruption) {
 }
 
 TEST(SqliteStore, SchemaPrefixInTableIsRejected) {
-    Plugin plugin(plugin_file("sqlite"));
+    Plugin& plugin = sqlite_plugin();
     HostContext host(plugin, Config{{"path", "/tmp/never-opened.db"}, {"table", "main.outbox"}});
     EXPECT_EQ(validate(plugin, host), SW_INVALID_CONFIG);
     ASSERT_FALSE(host.config_errors().empty());
