@@ -1,6 +1,8 @@
 // pgnotify doorbell against a real PostgreSQL 15 (tests/support): the conformance suite, the
 // shipped outbox trigger (a commit by another session rings, a rollback does not), and the
 // server stopped mid-wait and started again.
+#include "doorbell_test_support.hpp"
+
 #include <spillway/test_support/ports.hpp>
 #include <spillway/test_support/postgres.hpp>
 #include <spillway/test_support/wait.hpp>
@@ -19,6 +21,9 @@ namespace spillway::testkit {
 namespace {
 
 using namespace std::chrono_literals;
+using spillway::doorbell_test::health;
+using spillway::doorbell_test::wait;
+using spillway::doorbell_test::Waited;
 using spillway::test_support::Postgres;
 using spillway::test_support::wait_until;
 using Clock = std::chrono::steady_clock;
@@ -47,24 +52,6 @@ const std::string& outbox_db() {
 
 INSTANTIATE_TEST_SUITE_P(Pgnotify, NotifierConformance,
                          ::testing::Values(NotifierCase{"pgnotify", [] { return Config{{"url", outbox_db()}}; }, 1000}));
-
-struct Waited {
-    sw_status status;
-    bool woken;
-    std::chrono::milliseconds elapsed;
-};
-Waited wait(NotifierInstance& n, const std::string& channel, int64_t timeout_ms) {
-    int woken = -1;
-    const auto t0 = Clock::now();
-    const sw_status st = n.vt().wait(n.get(), channel.c_str(), timeout_ms, &woken);
-    return {st, woken == 1, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0)};
-}
-sw_health health(NotifierInstance& n) {
-    sw_health h{};
-    h.struct_size = sizeof(h);
-    n.vt().health(n.get(), &h);
-    return h;
-}
 
 // Another application session, as in outbox-first mode.
 class AppSession {

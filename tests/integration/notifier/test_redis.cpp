@@ -1,5 +1,7 @@
 // redis doorbell against a real redis-server (tests/support): the conformance suite, coalescing of
 // a 10,000-ring burst, Redis killed mid-wait and restarted, credentials checked at start.
+#include "doorbell_test_support.hpp"
+
 #include <spillway/test_support/ports.hpp>
 #include <spillway/test_support/redis.hpp>
 #include <spillway/test_support/wait.hpp>
@@ -16,6 +18,9 @@ namespace spillway::testkit {
 namespace {
 
 using namespace std::chrono_literals;
+using spillway::doorbell_test::health;
+using spillway::doorbell_test::wait;
+using spillway::doorbell_test::Waited;
 using spillway::test_support::Redis;
 using spillway::test_support::RedisOptions;
 using spillway::test_support::wait_until;
@@ -31,24 +36,7 @@ Config config_for(const Redis& r) { return Config{{"host", r.host()}, {"port", s
 INSTANTIATE_TEST_SUITE_P(Redis, NotifierConformance,
                          ::testing::Values(NotifierCase{"redis", [] { return config_for(Redis::shared()); }, 1000}));
 
-struct Waited {
-    sw_status status;
-    bool woken;
-    std::chrono::milliseconds elapsed;
-};
-Waited wait(NotifierInstance& n, const std::string& channel, int64_t timeout_ms) {
-    int woken = -1;
-    const auto t0 = Clock::now();
-    const sw_status st = n.vt().wait(n.get(), channel.c_str(), timeout_ms, &woken);
-    return {st, woken == 1, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0)};
-}
 sw_status notify(NotifierInstance& n, const std::string& channel) { return n.vt().notify(n.get(), channel.c_str()); }
-sw_health health(NotifierInstance& n) {
-    sw_health h{};
-    h.struct_size = sizeof(h);
-    n.vt().health(n.get(), &h);
-    return h;
-}
 // True once redis-server shows a client blocked in BLPOP.
 bool blpop_blocked(Redis& r) {
     try {
