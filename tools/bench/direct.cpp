@@ -96,9 +96,7 @@ std::string per_event_us(const Spent& s, double events) {
 Report run_direct(Context& ctx) {
     Report rep("direct");
     const auto& s = ctx.settings;
-    RigOptions o;
-    o.store_url = ctx.database("bench_direct");
-    o.topic = ctx.fresh_topic("direct");
+    RigOptions o = own_store_and_topic(ctx, "bench_direct", "direct");
     o.probe = false;
     o.pipelines = 4;  // p0 for the comparison; all four for the scaling sweep
     Rig rig(ctx, o);

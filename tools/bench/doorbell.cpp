@@ -138,20 +138,16 @@ Report run_doorbell(Context& ctx) {
     const auto raw = raw_blpop(redis, std::min<size_t>(s.samples, 1000));
 
     // Two outbox-first engines, one per doorbell, used in alternating rounds.
-    RigOptions pg;
+    RigOptions pg = own_store_and_topic(ctx, "bench_ring_pgnotify", "pgnotify");
     pg.mode = "outbox-first";
-    pg.store_url = ctx.database("bench_ring_pgnotify");
-    pg.topic = ctx.fresh_topic("pgnotify");
     pg.notifier = "pgnotify";
     pg.notifier_toml = "url = \"" + pg.store_url + "\"\n";
     Rig pg_rig(ctx, pg);
     ctx.postgres().psql("bench_ring_pgnotify", read_file(SPILLWAY_SOURCE_DIR "/plugins/pgnotify/trigger.sql"));
 
-    RigOptions rd = pg;
-    rd.store_url = ctx.database("bench_ring_redis");
-    rd.topic = ctx.fresh_topic("redis");
-    rd.notifier = "redis";
-    rd.notifier_toml = "host = \"127.0.0.1\"\nport = " + std::to_string(redis.port()) + "\n";
+    RigOptions rd = own_store_and_topic(ctx, "bench_ring_redis", "redis");
+    rd.mode = "outbox-first";
+    ring_redis(rd, ctx);
     Rig rd_rig(ctx, rd);
 
     RawStore pg_app(pg.store_url, "p0"), rd_app(rd.store_url, "p0");
@@ -198,18 +194,14 @@ Report run_doorbell(Context& ctx) {
         "the floor a Redis doorbell can reach on this machine: one loopback round trip and a thread wake-up";
 
     // The seed design against direct-first with the doorbell, interleaved event by event.
-    RigOptions before;
+    RigOptions before = own_store_and_topic(ctx, "bench_seed_before", "seed-before");
     before.mode = "outbox-first";
-    before.store_url = ctx.database("bench_seed_before");
-    before.topic = ctx.fresh_topic("seed-before");
     before.notifier = "inproc";  // nobody rings it: the application only INSERTs
     before.scheduler_toml = "ladder = []\nceiling = \"5s\"\n";
     Rig before_rig(ctx, before);
-    RigOptions after;
-    after.store_url = ctx.database("bench_seed_after");
-    after.topic = ctx.fresh_topic("seed-after");
-    after.notifier = "redis";
-    after.notifier_toml = rd.notifier_toml + "key_prefix = \"bench:seed:\"\n";
+    RigOptions after = own_store_and_topic(ctx, "bench_seed_after", "seed-after");
+    ring_redis(after, ctx);
+    after.notifier_toml += "key_prefix = \"bench:seed:\"\n";
     Rig after_rig(ctx, after);
     RawStore seed_app(before.store_url, "p0");
 

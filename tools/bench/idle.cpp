@@ -36,11 +36,8 @@ Report run_idle(Context& ctx) {
     Report rep("idle");
     const auto& s = ctx.settings;
     auto& pg = ctx.postgres();
-    RigOptions o;
-    o.store_url = ctx.database("bench_idle");
-    o.topic = ctx.fresh_topic("idle");
-    o.notifier = "redis";
-    o.notifier_toml = "host = \"127.0.0.1\"\nport = " + std::to_string(ctx.redis().port()) + "\n";
+    RigOptions o = own_store_and_topic(ctx, "bench_idle", "idle");
+    ring_redis(o, ctx);
     o.probe = false;
     o.log_level = "info";
     test_support::TempDir dir("bench-idle");

@@ -34,9 +34,7 @@ std::string ndjson(size_t& seq) {
 Report run_ingress(Context& ctx) {
     Report rep("ingress");
     const auto& s = ctx.settings;
-    RigOptions o;
-    o.store_url = ctx.database("bench_ingress");
-    o.topic = ctx.fresh_topic("ingress");
+    RigOptions o = own_store_and_topic(ctx, "bench_ingress", "ingress");
     o.probe = false;
     Rig rig(ctx, o);
     http::Server server(rig.engine(), "127.0.0.1:0", "");

@@ -39,6 +39,19 @@ struct BrokerRtt {
     test_support::MockKafka& kafka;
 };
 
+// An engine with a database and topic of its own (bench_<name>, bench.<name>.N) that fails fast
+// against a mock cluster going down and up (short reconnect backoff, as the toolchain notes
+// advise), with direct_timeout and message.timeout.ms both `timeout_s`: a direct publish waits that
+// long for its delivery report, and librdkafka gives the message up after as long.
+RigOptions failing_fast(Context& ctx, const std::string& name, int timeout_s) {
+    RigOptions o = own_store_and_topic(ctx, "bench_" + name, name);
+    o.probe = false;
+    o.sink_toml = "\"reconnect.backoff.ms\" = 10\n\"reconnect.backoff.max.ms\" = 200\n\"message.timeout.ms\" = " +
+                  std::to_string(timeout_s * 1000) + "\n";
+    o.pipeline_toml = "direct_timeout = \"" + std::to_string(timeout_s) + "s\"\n";
+    return o;
+}
+
 struct Call {
     Clock::time_point started, ended;
     pipeline::Path path;
@@ -50,13 +63,7 @@ struct Call {
 void measure_onset(Context& ctx, Report& rep) {
     constexpr int kCallers = 6;
     constexpr int kRttMs = 50;  // so that every caller is waiting for a report when the brokers go
-    RigOptions o;
-    o.store_url = ctx.database("bench_onset");
-    o.topic = ctx.fresh_topic("onset");
-    o.probe = false;
-    o.sink_toml = "\"reconnect.backoff.ms\" = 10\n\"reconnect.backoff.max.ms\" = 200\n\"message.timeout.ms\" = 10000\n";
-    o.pipeline_toml = "direct_timeout = \"10s\"\n";
-    Rig rig(ctx, o);
+    Rig rig(ctx, failing_fast(ctx, "onset", 10));
     auto& p = rig.pipeline();
     auto& kafka = ctx.kafka();
     plugin::Instance* sink = rig.engine().instance("p0", "sink");
@@ -161,13 +168,7 @@ Report run_outage(Context& ctx) {
     const auto& s = ctx.settings;
     // First, with its own engine, database and topic: the engine below keeps its brokers' state.
     measure_onset(ctx, rep);
-    RigOptions o;
-    o.store_url = ctx.database("bench_outage");
-    o.topic = ctx.fresh_topic("outage");
-    o.probe = false;
-    // Fail fast, as the toolchain notes advise for a mock cluster that goes down and up.
-    o.sink_toml = "\"reconnect.backoff.ms\" = 10\n\"reconnect.backoff.max.ms\" = 200\n\"message.timeout.ms\" = 1000\n";
-    o.pipeline_toml = "direct_timeout = \"1s\"\n";
+    const RigOptions o = failing_fast(ctx, "outage", 1);
     Rig rig(ctx, o);
     auto& p = rig.pipeline();
     RawStore raw(o.store_url);

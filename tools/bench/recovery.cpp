@@ -64,9 +64,7 @@ Report run_recovery(Context& ctx) {
     Report rep("recovery");
     const auto& s = ctx.settings;
     const std::string db = "bench_recovery";
-    RigOptions o;
-    o.store_url = ctx.database(db);
-    o.topic = ctx.fresh_topic("recovery");
+    RigOptions o = own_store_and_topic(ctx, db, "recovery");
     o.probe = false;
     o.log_level = "info";  // the store says when it takes back a dead engine's leases
     const int port = test_support::free_port();

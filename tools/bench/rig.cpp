@@ -8,6 +8,18 @@
 
 namespace spillway::bench {
 
+RigOptions own_store_and_topic(Context& ctx, const std::string& database, const std::string& topic_stem) {
+    RigOptions o;
+    o.store_url = ctx.database(database);
+    o.topic = ctx.fresh_topic(topic_stem);
+    return o;
+}
+
+void ring_redis(RigOptions& o, Context& ctx) {
+    o.notifier = "redis";
+    o.notifier_toml = "host = \"127.0.0.1\"\nport = " + std::to_string(ctx.redis().port()) + "\n";
+}
+
 std::string rig_toml(const RigOptions& o, const std::string& bootstraps) {
     test_support::PipelineToml toml(SPILLWAY_PLUGIN_DIR);
     toml.engine().set("log_level", o.log_level).add_lines(o.engine_toml);

@@ -31,6 +31,12 @@ struct RigOptions {
     std::string log_level = "error";
 };
 
+// Options for an engine with a store and a topic of its own: a fresh database named `database`, a
+// fresh topic from `topic_stem`, the rest as RigOptions has it.
+RigOptions own_store_and_topic(Context& ctx, const std::string& database, const std::string& topic_stem);
+// `o`'s doorbell: the bench's Redis server.
+void ring_redis(RigOptions& o, Context& ctx);
+
 // The pipeline file for `o`, with Kafka at `bootstraps`.
 std::string rig_toml(const RigOptions& o, const std::string& bootstraps);
 
