@@ -19,17 +19,10 @@ Plugin& adaptive() {
 
 constexpr uint64_t kLimit = 100;
 
+// The testkit's next_delay with this file's defaults: a timer round of kLimit that went well.
 int64_t next(SchedulerInstance& s, uint64_t claimed, sw_status status = SW_OK, int32_t cause = SW_WAKE_TIMER,
              uint64_t limit = kLimit) {
-    sw_round round{};
-    round.struct_size = sizeof(round);
-    round.status = status;
-    round.cause = cause;
-    round.claimed = claimed;
-    round.limit = limit;
-    int64_t delay = -1;
-    EXPECT_EQ(s.vt().next_delay(s.get(), &round, &delay), SW_OK) << s.host().last_error();
-    return delay;
+    return next_delay(s, status, claimed, limit, cause);
 }
 
 std::vector<int64_t> idle_rounds(SchedulerInstance& s, int n) {

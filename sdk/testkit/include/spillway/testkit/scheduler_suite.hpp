@@ -29,6 +29,21 @@ struct SchedulerCase {
 
 inline void PrintTo(const SchedulerCase& c, std::ostream* os) { *os << c.plugin << "@" << c.environment; }
 
+// Reports one relay round to the scheduler and returns the delay it asks for; a call that does not
+// answer SW_OK fails the test (and returns -1). For a plugin's own tests as for the suite.
+inline int64_t next_delay(SchedulerInstance& s, int32_t status, uint64_t claimed, uint64_t limit,
+                          int32_t cause = SW_WAKE_TIMER) {
+    sw_round round{};
+    round.struct_size = sizeof(round);
+    round.status = status;
+    round.cause = cause;
+    round.claimed = claimed;
+    round.limit = limit;
+    int64_t delay = -1;
+    EXPECT_EQ(s.vt().next_delay(s.get(), &round, &delay), SW_OK) << s.host().last_error();
+    return delay;
+}
+
 class SchedulerConformance : public ::testing::TestWithParam<SchedulerCase> {
 protected:
     static Plugin& plugin(const std::string& name) {
@@ -40,18 +55,6 @@ protected:
     std::unique_ptr<SchedulerInstance> make() {
         const SchedulerCase& c = GetParam();
         return std::make_unique<SchedulerInstance>(plugin(c.plugin), c.config, true, c.environment);
-    }
-    static int64_t next(SchedulerInstance& s, int32_t status, uint64_t claimed, uint64_t limit,
-                        int32_t cause = SW_WAKE_TIMER) {
-        sw_round round{};
-        round.struct_size = sizeof(round);
-        round.status = status;
-        round.cause = cause;
-        round.claimed = claimed;
-        round.limit = limit;
-        int64_t delay = -1;
-        EXPECT_EQ(s.vt().next_delay(s.get(), &round, &delay), SW_OK) << s.host().last_error();
-        return delay;
     }
 };
 
@@ -68,7 +71,7 @@ TEST_P(SchedulerConformance, DescriptorIsASchedulerWithItsSlots) {
 TEST_P(SchedulerConformance, IdleRoundsNeverSpin) {
     auto s = make();
     for (int i = 0; i < 50; ++i) {
-        const int64_t d = next(*s, SW_OK, 0, 100, i % 2 ? SW_WAKE_DOORBELL : SW_WAKE_TIMER);
+        const int64_t d = next_delay(*s, SW_OK, 0, 100, i % 2 ? SW_WAKE_DOORBELL : SW_WAKE_TIMER);
         EXPECT_GT(d, 0) << "idle round " << i;
         EXPECT_LE(d, 24 * 3600 * 1000LL) << "idle round " << i;
     }
@@ -77,15 +80,15 @@ TEST_P(SchedulerConformance, IdleRoundsNeverSpin) {
 TEST_P(SchedulerConformance, FailedRoundsNeverSpin) {
     auto s = make();
     for (int i = 0; i < 10; ++i) {
-        EXPECT_GT(next(*s, SW_RETRY, 0, 100), 0);
-        EXPECT_GT(next(*s, SW_FATAL, 100, 100), 0);
+        EXPECT_GT(next_delay(*s, SW_RETRY, 0, 100), 0);
+        EXPECT_GT(next_delay(*s, SW_FATAL, 100, 100), 0);
     }
 }
 
 TEST_P(SchedulerConformance, FullBatchIsAnsweredQuickly) {
     auto s = make();
-    for (int i = 0; i < 20; ++i) next(*s, SW_OK, 0, 100);
-    const int64_t d = next(*s, SW_OK, 100, 100);
+    for (int i = 0; i < 20; ++i) next_delay(*s, SW_OK, 0, 100);
+    const int64_t d = next_delay(*s, SW_OK, 100, 100);
     EXPECT_GE(d, 0);
     EXPECT_LE(d, 100) << "a full batch means a backlog: the relay should not idle on it";
 }
@@ -93,7 +96,7 @@ TEST_P(SchedulerConformance, FullBatchIsAnsweredQuickly) {
 TEST_P(SchedulerConformance, ResetAndHealthAreAlwaysAllowed) {
     auto s = make();
     s->vt().reset(s->get());
-    next(*s, SW_OK, 0, 100);
+    next_delay(*s, SW_OK, 0, 100);
     s->vt().reset(s->get());
     sw_health h{};
     h.struct_size = sizeof(h);
