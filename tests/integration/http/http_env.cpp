@@ -1,26 +1,31 @@
 #include "http_env.hpp"
 
+#include <spillway/test_support/pipeline_toml.hpp>
+
 #include <fstream>
 
 namespace spillway::http_test {
 
 std::string pipeline_toml(const EnvOptions& o, const std::string& bootstraps, const std::string& sqlite_path,
                           const std::string& topic) {
-    std::string t;
-    t += "[engine]\nplugin_path = [\"" + std::string(SPILLWAY_PLUGIN_DIR) + "\"]\nlog_level = \"warn\"\n\n";
-    t += "[sink.kafka]\nplugin = \"kafka\"\n\"bootstrap.servers\" = \"" + bootstraps + "\"\n";
+    test_support::PipelineToml toml(SPILLWAY_PLUGIN_DIR);
+    toml.engine().set("log_level", "warn");
     // Fast reconnects and a message timeout within direct_timeout (see the toolchain notes).
-    t += "\"reconnect.backoff.ms\" = 10\n\"reconnect.backoff.max.ms\" = 200\n\"message.timeout.ms\" = 1000\n\n";
-    if (o.pg_conninfo.empty())
-        t += "[store.outbox]\nplugin = \"sqlite\"\npath = \"" + sqlite_path + "\"\n";
-    else
-        t += "[store.outbox]\nplugin = \"postgres\"\nurl = \"" + o.pg_conninfo + "\"\n";
-    t += o.extra_store + "\n";
-    t += "[notifier.bell]\nplugin = \"inproc\"\n\n[scheduler.poll]\nplugin = \"adaptive\"\n\n";
-    t += "[pipeline.orders]\nsink = \"kafka\"\nstore = \"outbox\"\nnotifier = \"bell\"\nscheduler = \"poll\"\n";
-    t += "mode = \"" + o.mode + "\"\ntopic = \"" + topic + "\"\ndirect_timeout = \"1s\"\nlease = \"5s\"\n";
-    t += o.extra_pipeline;
-    return t;
+    toml.kafka_sink(bootstraps)
+        .set_integer("reconnect.backoff.ms", 10)
+        .set_integer("reconnect.backoff.max.ms", 200)
+        .set_integer("message.timeout.ms", 1000);
+    auto& store = o.pg_conninfo.empty() ? toml.sqlite_store(sqlite_path) : toml.postgres_store(o.pg_conninfo);
+    store.add_lines(o.extra_store);
+    toml.notifier("inproc");
+    toml.adaptive_scheduler();
+    toml.pipeline("orders")
+        .set("mode", o.mode)
+        .set("topic", topic)
+        .set("direct_timeout", "1s")
+        .set("lease", "5s")
+        .add_lines(o.extra_pipeline);
+    return toml.text();
 }
 
 Env::Env(EnvOptions options) : options_(std::move(options)) {

@@ -5,12 +5,11 @@
 #include "engine/config/config.hpp"
 #include "producer_config.hpp"
 
+#include <spillway/test_support/pipeline_toml.hpp>
 #include <spillway/test_support/run_command.hpp>
 #include <spillway/test_support/temp_dir.hpp>
 
 #include <gtest/gtest.h>
-
-#include <fstream>
 
 namespace spillway::kafka_test {
 namespace {
@@ -113,13 +112,13 @@ TEST(KafkaSinkConfig, DefaultMessageTimeoutIsThePipelinesDefaultDirectTimeout) {
 TEST(KafkaSinkConfig, ValidateWarnsWhenMessageTimeoutIsAboveDirectTimeout) {
     test_support::TempDir dir("kafka-validate");
     const std::string file = dir.path() + "/pipes.toml";
-    std::ofstream(file) << "[engine]\nplugin_path = [\"" SPILLWAY_PLUGIN_DIR "\"]\n\n"
-                        << "[sink.kafka]\nplugin = \"kafka\"\n\"bootstrap.servers\" = \"127.0.0.1:9092\"\n"
-                        << "\"message.timeout.ms\" = 5000\n\n"
-                        << "[store.outbox]\nplugin = \"sqlite\"\npath = \"" << dir.path() << "/outbox.db\"\n\n"
-                        << "[notifier.bell]\nplugin = \"inproc\"\n\n[scheduler.poll]\nplugin = \"adaptive\"\n\n"
-                        << "[pipeline.essays]\nsink = \"kafka\"\nstore = \"outbox\"\nnotifier = \"bell\"\n"
-                        << "scheduler = \"poll\"\ndirect_timeout = \"1s\"\n";
+    test_support::PipelineToml toml(SPILLWAY_PLUGIN_DIR);
+    toml.kafka_sink("127.0.0.1:9092").set_integer("message.timeout.ms", 5000);  // the file's 7:24, named below
+    toml.sqlite_store(dir.path() + "/outbox.db");
+    toml.notifier("inproc");
+    toml.adaptive_scheduler();
+    toml.pipeline("essays").set("direct_timeout", "1s");
+    toml.write(file);
     const auto r = test_support::run_command({SPILLWAY_BIN, "validate", file}, "", {},
                                              {"SPILLWAY_ENV", "ENVIRONMENT", "SPILLWAY_PLUGIN_PATH"});
     EXPECT_EQ(r.code, 0) << r.err;  // a warning, not an error

@@ -3,12 +3,12 @@
 // reports having done, and `spillway outbox` status/migrate on such a table.
 #include "store_test_support.hpp"
 
+#include <spillway/test_support/pipeline_toml.hpp>
 #include <spillway/test_support/run_command.hpp>
 #include <spillway/test_support/temp_dir.hpp>
 
 #include <sqlite3.h>
 
-#include <fstream>
 #include <stdexcept>
 
 namespace {
@@ -330,15 +330,17 @@ TEST(SqliteAdoption, BadJsonFieldPathIsAConfigError) {
 // The same through `spillway outbox`, as an operator runs it.
 namespace {
 
-std::string write_config(const std::string& dir, const std::string& db, const std::string& store_extra) {
+// A pipeline file whose store is the application's table in `db`.
+std::string write_config(const std::string& dir, const std::string& db, const std::string& adopt_pipeline = "") {
+    spillway::test_support::PipelineToml toml(SPILLWAY_PLUGIN_DIR);
+    toml.kafka_sink("embedded");
+    auto& store = toml.sqlite_store(db).set("table", "legacy_outbox");
+    if (!adopt_pipeline.empty()) store.set("adopt_pipeline", adopt_pipeline);
+    toml.notifier("inproc");
+    toml.adaptive_scheduler();
+    toml.pipeline("orders").set("topic", "orders.v1");
     const std::string path = dir + "/spillway.toml";
-    std::ofstream(path) << "[engine]\nplugin_path = [\"" SPILLWAY_PLUGIN_DIR "\"]\n"
-                        << "[sink.kafka]\nplugin = \"kafka\"\n\"bootstrap.servers\" = \"embedded\"\n"
-                        << "[store.outbox]\nplugin = \"sqlite\"\npath = \"" << db << "\"\ntable = \"legacy_outbox\"\n"
-                        << store_extra
-                        << "[notifier.bell]\nplugin = \"inproc\"\n[scheduler.poll]\nplugin = \"adaptive\"\n"
-                        << "[pipeline.orders]\nsink = \"kafka\"\nstore = \"outbox\"\nnotifier = \"bell\"\n"
-                        << "scheduler = \"poll\"\ntopic = \"orders.v1\"\n";
+    toml.write(path);
     return path;
 }
 
@@ -348,7 +350,7 @@ TEST(SqliteAdoptionCli, StatusWarnsOfRowsNoPipelineRelaysAndMigrateSaysWhatItDid
     create_legacy_table(db);
     using spillway::test_support::run_command;
 
-    std::string config = write_config(dir.path(), db, "");
+    std::string config = write_config(dir.path(), db);
     auto r = run_command({SPILLWAY_BIN, "outbox", config, "status"});
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.err.find("warning: store.outbox holds 3 pending row(s) that no configured pipeline relays"),
@@ -357,7 +359,7 @@ TEST(SqliteAdoptionCli, StatusWarnsOfRowsNoPipelineRelaysAndMigrateSaysWhatItDid
     EXPECT_NE(r.err.find("3 of them have no pipeline at all"), std::string::npos) << r.err;
 
     // The store's start (auto_migrate) adopts them; migrate reports that rather than "up to date".
-    config = write_config(dir.path(), db, "adopt_pipeline = \"orders\"\n");
+    config = write_config(dir.path(), db, "orders");
     r = run_command({SPILLWAY_BIN, "outbox", config, "migrate"});
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("store.outbox: 3 row(s) without a pipeline adopted by pipeline 'orders'"), std::string::npos)
