@@ -174,6 +174,21 @@ Raw bench_raw(soci::session& s, bool postgres, int appends, int rows) {
     return out;
 }
 
+// The PostgreSQL database to measure on: --pg's, else one on a server of this run with PostgreSQL's
+// default durability (the tests' servers run with fsync off).
+struct BenchDatabase {
+    std::unique_ptr<spillway::test_support::Postgres> server;  // none with --pg
+    std::string conninfo;
+
+    explicit BenchDatabase(const std::string& given) : conninfo(given) {
+        if (!conninfo.empty()) return;
+        spillway::test_support::PostgresOptions options;
+        options.fast = false;
+        server = std::make_unique<spillway::test_support::Postgres>(options);
+        conninfo = server->create_database("bench");
+    }
+};
+
 void report(const char* db, Latency store_append, Latency raw_append, double store_drain, double raw_drain) {
     std::printf("%-10s append p50 %7.3f ms  p99 %7.3f ms   (raw SOCI insert+commit p50 %7.3f ms  p99 %7.3f ms)\n", db,
                 store_append.p50_ms, store_append.p99_ms, raw_append.p50_ms, raw_append.p99_ms);
@@ -206,16 +221,9 @@ int main(int argc, char** argv) {
             bench_backlog("sqlite", s, appends, backlog);
         }
         if (only.empty() || only == "postgres") {
-            std::unique_ptr<spillway::test_support::Postgres> pg;
-            std::string conninfo = pg_conninfo;
-            if (conninfo.empty()) {
-                spillway::test_support::PostgresOptions po;
-                po.fast = false;
-                pg = std::make_unique<spillway::test_support::Postgres>(po);
-                conninfo = pg->create_database("bench");
-            }
+            const BenchDatabase db(pg_conninfo);
             Plugin plugin(plugin_file("postgres"));
-            Config c{{"url", conninfo}, {"table", "bench_backlog"}};
+            Config c{{"url", db.conninfo}, {"table", "bench_backlog"}};
             if (!max_pending.empty()) c.set("max_pending", max_pending);
             StoreInstance s(plugin, c);
             bench_backlog("postgres", s, appends, backlog);
@@ -226,14 +234,8 @@ int main(int argc, char** argv) {
 
     // PostgreSQL with default durability.
     if (only.empty() || only == "postgres") {
-        std::unique_ptr<spillway::test_support::Postgres> pg;
-        std::string conninfo = pg_conninfo;
-        if (conninfo.empty()) {
-            spillway::test_support::PostgresOptions po;
-            po.fast = false;
-            pg = std::make_unique<spillway::test_support::Postgres>(po);
-            conninfo = pg->create_database("bench");
-        }
+        const BenchDatabase db(pg_conninfo);
+        const std::string& conninfo = db.conninfo;
         Plugin plugin(plugin_file("postgres"));
         Latency append_lat;
         double drain = 0;
