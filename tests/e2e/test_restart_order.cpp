@@ -36,6 +36,15 @@ nlohmann::json pipeline_status(const std::string& base_url) {
     return j.is_discarded() ? nlohmann::json() : j;
 }
 
+// Publishes `options`' whole load against one engine that stays up; returns what was accepted.
+std::vector<std::pair<std::string, std::string>> publish_all(const std::string& base_url,
+                                                             const CausalLoad::Options& options) {
+    CausalLoad load(base_url, options);
+    load.start();
+    load.wait_done();
+    return load.accepted();
+}
+
 int64_t relayed(const std::string& base_url) {
     const auto j = pipeline_status(base_url);
     return j.is_object() ? j["counts"].value("relayed", int64_t{-1}) : -1;
@@ -67,14 +76,9 @@ TEST_P(RestartOrder, KeysWithAMultiRowBacklogAtStartKeepTheirOrder) {
 
     // Kafka down: every key builds a backlog of hundreds of rows.
     w.kafka.all_down();
-    CausalLoad::Options lo;
-    lo.keys = 4;
-    lo.events_per_key = 300;
-    lo.threads = 4;
-    CausalLoad before(engine.base_url(), lo);
-    before.start();
-    before.wait_done();
-    ASSERT_EQ(before.accepted_count(), 1200u);
+    CausalLoad::Options lo{.keys = 4, .events_per_key = 300, .threads = 4};
+    auto accepted = publish_all(engine.base_url(), lo);
+    ASSERT_EQ(accepted.size(), 1200u);
     const auto status = pipeline_status(engine.base_url());
     ASSERT_TRUE(status.is_object());
     EXPECT_GE(status.value("pending", int64_t{0}), 1000) << status.dump();
@@ -85,13 +89,10 @@ TEST_P(RestartOrder, KeysWithAMultiRowBacklogAtStartKeepTheirOrder) {
     w.kafka.all_up();
     ASSERT_TRUE(engine.start()) << engine.log_tail();
     lo.events_per_key = 150;
-    CausalLoad after(engine.base_url(), lo);
-    after.start();
-    after.wait_done();
-    ASSERT_EQ(after.accepted_count(), 600u);
+    const auto after = publish_all(engine.base_url(), lo);
+    ASSERT_EQ(after.size(), 600u);
 
-    auto accepted = before.accepted();
-    for (auto& a : after.accepted()) accepted.push_back(std::move(a));
+    accepted.insert(accepted.end(), after.begin(), after.end());
     const auto d = await_records(w.kafka, w.topic, accepted, 120s);
     ASSERT_EQ(d.lost, 0u) << d.first_problem << "\n" << engine.log_tail();
     EXPECT_EQ(d.order_violations, 0u) << d.first_problem;
@@ -172,14 +173,8 @@ TEST_P(RestartOrder, RecoveryAfterSigkillDoesNotWaitOutTheLease) {
     // Fill the outbox while Kafka is down, 25 keys.
     w.kafka.all_down();
     ASSERT_TRUE(engine.start()) << engine.log_tail();
-    CausalLoad::Options lo;
-    lo.keys = 25;
-    lo.events_per_key = 80;
-    lo.threads = 5;
-    CausalLoad fill(engine.base_url(), lo);
-    fill.start();
-    fill.wait_done();
-    ASSERT_EQ(fill.accepted_count(), 2000u);
+    const auto filled = publish_all(engine.base_url(), {.keys = 25, .events_per_key = 80, .threads = 5});
+    ASSERT_EQ(filled.size(), 2000u);
     engine.kill();
 
     // A relay with small rounds that holds a lease on a row of every key when it is killed.
@@ -201,7 +196,7 @@ TEST_P(RestartOrder, RecoveryAfterSigkillDoesNotWaitOutTheLease) {
     std::printf("recovery: the drain resumed %.3f s after the restart (lease 30 s)\n", resumed_s);
     EXPECT_LT(resumed_s, 5.0) << "the new engine waited for the dead one's leases";
 
-    const auto d = await_records(w.kafka, w.topic, fill.accepted(), 120s);
+    const auto d = await_records(w.kafka, w.topic, filled, 120s);
     ASSERT_EQ(d.lost, 0u) << d.first_problem << "\n" << engine.log_tail();
     EXPECT_EQ(d.order_violations, 0u) << d.first_problem;
     EXPECT_TRUE(engine.stop()) << engine.log_tail();
@@ -261,11 +256,9 @@ TEST_P(RestartOrder, OutageOnsetReleasesTheCallsInFlightAtOnce) {
     w.kafka.set_rtt(1, 0);
     w.kafka.all_up();
     lo.events_per_key = 20;
-    CausalLoad after(engine.base_url(), lo);
-    after.start();
-    after.wait_done();
+    const auto after = publish_all(engine.base_url(), lo);
     auto accepted = load.accepted();
-    for (auto& a : after.accepted()) accepted.push_back(std::move(a));
+    accepted.insert(accepted.end(), after.begin(), after.end());
     const auto d = await_records(w.kafka, w.topic, accepted, 120s);
     ASSERT_EQ(d.lost, 0u) << d.first_problem << "\n" << engine.log_tail();
     EXPECT_EQ(d.order_violations, 0u) << d.first_problem;
