@@ -2,6 +2,9 @@
 #include "engine/pipeline/pipeline.hpp"
 
 #include "engine/observe/log.hpp"
+#include "engine/pipeline/member.hpp"
+
+#include <cstdlib>
 
 namespace spillway::pipeline {
 
@@ -44,6 +47,7 @@ Pipeline::Pipeline(const config::Pipeline& spec, plugin::Instance& sink, plugin:
 Pipeline::~Pipeline() { stop(); }
 
 void Pipeline::start() {
+    hold();
     relay_.seed_sticky_keys();
     shared_.stopping = false;
     relay_.start();
@@ -52,6 +56,33 @@ void Pipeline::start() {
     shared_.log->info("pipeline {} running ({}, sink {}, store {}, doorbell {}, scheduler {})", shared_.spec.name,
                       shared_.spec.mode == config::Mode::DirectFirst ? "direct-first" : "outbox-first",
                       sink_.port().id(), store_.id(), doorbell_.id(), scheduler_.id());
+}
+
+// coordination = "single": a direct-first pipeline runs in one engine only. Two would reorder a
+// key: one's direct sends overtake the rows the other spilled (SCALE-OUT.md §1). The store keeps
+// the hold where every engine on the outbox sees it; outbox-first engines share theirs.
+void Pipeline::hold() {
+    const auto& spec = shared_.spec;
+    const bool direct = spec.mode == config::Mode::DirectFirst;
+    if (const char* off = std::getenv("SPILLWAY_UNSAFE_NO_SINGLE_GUARD"); off && std::string(off) == "1") {
+        shared_.log->warn("pipeline {}: SPILLWAY_UNSAFE_NO_SINGLE_GUARD=1: another engine may run it at the same time, "
+                          "and per-key order is not kept then (for tests that show why the guard exists)",
+                          spec.name);
+        return;
+    }
+    const sw_status st = store_.has_hold() ? store_.hold(spec.name, direct ? SW_HOLD_EXCLUSIVE : SW_HOLD_SHARED,
+                                                         holder_name())
+                                           : SW_UNSUPPORTED;
+    if (st == SW_OK) return;
+    if (st == SW_UNSUPPORTED) {
+        store_.forget_error();
+        if (direct)
+            shared_.log->warn("pipeline {}: store {} cannot keep another engine off this direct-first pipeline (it "
+                              "has no hold, ABI 1.2): run it in one engine only, or per-key order may break",
+                              spec.name, store_.id());
+        return;
+    }
+    throw plugin::PluginError(st, store_.id() + ": " + store_.describe(st));
 }
 
 Outcome Pipeline::publish(Event event) {

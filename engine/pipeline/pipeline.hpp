@@ -38,7 +38,9 @@ public:
     Pipeline(const Pipeline&) = delete;
     Pipeline& operator=(const Pipeline&) = delete;
 
-    // Seeds the sticky keys from the store and starts the relay thread.
+    // Holds the pipeline in the store (one direct-first engine per pipeline), seeds the sticky
+    // keys from the store and starts the relay thread. Throws plugin::PluginError when another
+    // engine runs the pipeline in a conflicting mode.
     void start();
     // Stops accepting, finishes or releases the relay's batch, flushes the sink.
     void stop();
@@ -55,6 +57,8 @@ public:
     void wake();
 
 private:
+    void hold();
+
     Shared shared_;
     plugin::StorePort store_;
     plugin::NotifierPort doorbell_;

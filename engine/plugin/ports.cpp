@@ -41,6 +41,13 @@ sw_status StorePort::claim_next(const sw_batch& prev, size_t limit, int64_t leas
     return i_->vt<sw_store_vtable>().claim_next(i_->get(), &prev, limit, lease_ms, &out);
 }
 
+bool StorePort::has_hold() const { return i_->has_slot(offsetof(sw_store_vtable, hold)); }
+
+sw_status StorePort::hold(const std::string& pipeline, sw_hold_mode mode, const std::string& holder) const {
+    auto scope = i_->call("hold");
+    return i_->vt<sw_store_vtable>().hold(i_->get(), pipeline.c_str(), static_cast<uint32_t>(mode), holder.c_str());
+}
+
 void StorePort::release_batch(sw_batch& batch) const {
     auto scope = i_->call("release_batch");
     i_->vt<sw_store_vtable>().release_batch(i_->get(), &batch);

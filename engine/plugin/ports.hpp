@@ -49,6 +49,8 @@ public:
     sw_status claim(const std::string& pipeline, size_t limit, int64_t lease_ms, sw_batch& out) const;
     bool has_claim_next() const;
     sw_status claim_next(const sw_batch& prev, size_t limit, int64_t lease_ms, sw_batch& out) const;
+    bool has_hold() const;
+    sw_status hold(const std::string& pipeline, sw_hold_mode mode, const std::string& holder) const;
     void release_batch(sw_batch& batch) const;
     sw_status complete(std::span<const int64_t> row_ids, std::span<const sw_result> results) const;
     sw_status release_leases(std::span<const int64_t> row_ids) const;

@@ -293,8 +293,8 @@ ConnectFailure failure_of(PGconn* conn, const Conninfo& info) {
     return f;
 }
 
-std::optional<ConnectFailure> probe(const Conninfo& info, const char* fallback_application_name,
-                                    std::chrono::milliseconds timeout) {
+PGconn* connect(const Conninfo& info, const char* fallback_application_name, std::chrono::milliseconds timeout,
+                ConnectFailure& failure) {
     using Clock = std::chrono::steady_clock;
     std::unique_ptr<PGconn, decltype(&PQfinish)> conn(start_connection(info, fallback_application_name), &PQfinish);
     std::optional<Clock::time_point> deadline;
@@ -306,25 +306,36 @@ std::optional<ConnectFailure> probe(const Conninfo& info, const char* fallback_a
         const auto per_host = std::chrono::seconds(std::max(2, std::stoi(*t)));
         deadline = Clock::now() + per_host * (1 + std::count(hosts.begin(), hosts.end(), ','));
     }
-    if (PQstatus(conn.get()) == CONNECTION_BAD) return failure_of(conn.get(), info);
+    auto failed = [&](ConnectFailure f) -> PGconn* {
+        failure = std::move(f);
+        return nullptr;
+    };
+    if (PQstatus(conn.get()) == CONNECTION_BAD) return failed(failure_of(conn.get(), info));
     for (PostgresPollingStatusType st = PGRES_POLLING_WRITING;; st = PQconnectPoll(conn.get())) {
-        if (st == PGRES_POLLING_OK) return std::nullopt;
-        if (st == PGRES_POLLING_FAILED) return failure_of(conn.get(), info);
+        if (st == PGRES_POLLING_OK) return conn.release();
+        if (st == PGRES_POLLING_FAILED) return failed(failure_of(conn.get(), info));
         for (;;) {
             int wait_ms = -1;
             if (deadline) {
                 const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now());
-                if (left.count() <= 0)
-                    return ConnectFailure{"", false, "no answer from " + info.where() + " in time"};
+                if (left.count() <= 0) return failed(ConnectFailure{"", false, "no answer from " + info.where() + " in time"});
                 wait_ms = static_cast<int>(std::min<int64_t>(left.count(), 1'000'000'000));
             }
             pollfd fd{PQsocket(conn.get()), static_cast<short>(st == PGRES_POLLING_READING ? POLLIN : POLLOUT), 0};
             const int n = ::poll(&fd, 1, wait_ms);
             if (n > 0) break;
-            if (n < 0 && errno != EINTR)
-                return ConnectFailure{"", false, std::string("poll: ") + std::strerror(errno)};
+            if (n < 0 && errno != EINTR) return failed(ConnectFailure{"", false, std::string("poll: ") + std::strerror(errno)});
         }
     }
+}
+
+std::optional<ConnectFailure> probe(const Conninfo& info, const char* fallback_application_name,
+                                    std::chrono::milliseconds timeout) {
+    ConnectFailure failure;
+    PGconn* conn = connect(info, fallback_application_name, timeout, failure);
+    if (!conn) return failure;
+    PQfinish(conn);
+    return std::nullopt;
 }
 
 }  // namespace spillway::plugins::pg

@@ -72,6 +72,11 @@ PGconn* start_connection(const Conninfo& info, const char* fallback_application_
 // What went wrong on a connection started by start_connection whose poll failed.
 ConnectFailure failure_of(PGconn* conn, const Conninfo& info);
 
+// Connects, blocking at most `timeout` (as probe below): the open connection, which the caller
+// owns (PQfinish), or null with `failure` filled.
+PGconn* connect(const Conninfo& info, const char* fallback_application_name, std::chrono::milliseconds timeout,
+                ConnectFailure& failure);
+
 // Connects once and disconnects: nullopt when it worked. Blocks at most `timeout`; zero means the
 // string's own connect_timeout per host (libpq's rule, at least 2 s) or, without one, as long as
 // the network takes, as a plain PQconnectdb would.

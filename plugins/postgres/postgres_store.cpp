@@ -3,6 +3,8 @@
 // Every transaction that changes leases (claim, complete, release) first takes one
 // transaction-scoped advisory lock per table, so claims never interleave. Rows are not locked with
 // SKIP LOCKED: a claimer that skipped a locked earlier row of a key could hand out a later one.
+#include "single_guard.hpp"
+
 #include <outbox_store.hpp>
 #include <pg-common/conninfo.hpp>
 
@@ -103,6 +105,29 @@ public:
         OutboxStore::start();
         // An adopted table may keep published_at as a timestamp rather than epoch microseconds.
         with_published_type();
+    }
+    void stop(int64_t timeout_ms) override {
+        {
+            std::lock_guard lock(guard_mutex_);
+            guard_.reset();  // its session closes: the holds go
+        }
+        OutboxStore::stop(timeout_ms);
+    }
+    void hold(std::string_view pipeline, sw_hold_mode mode, std::string_view holder) override {
+        std::lock_guard lock(guard_mutex_);
+        if (!guard_) guard_ = std::make_unique<SingleGuard>(conninfo_, options().table, host());
+        guard_->hold(std::string(pipeline), mode, std::string(holder));
+    }
+    void health(sw_health& out) override {
+        OutboxStore::health(out);
+        std::string trouble;
+        {
+            std::lock_guard lock(guard_mutex_);
+            if (guard_) trouble = guard_->trouble();
+        }
+        if (trouble.empty() || out.state == SW_HEALTH_DOWN) return;
+        out.state = SW_HEALTH_DEGRADED;
+        sdk::set_message(out, "the single-engine guard lost a hold: " + trouble);
     }
 
 protected:
@@ -480,6 +505,8 @@ private:
     std::string schema_, table_name_;
     bool published_is_timestamp_ = false;
     std::unique_ptr<soci::connection_pool> pool_;
+    std::mutex guard_mutex_;
+    std::unique_ptr<SingleGuard> guard_;  // made by the first hold
     std::mutex prepared_mutex_;
     std::array<Prepared, static_cast<size_t>(Hot::kCount)> prepared_;
     std::set<std::pair<const void*, int>> prepared_on_;  // connections the hot statements are prepared on
@@ -491,6 +518,6 @@ namespace {
 const spillway::plugins::outbox::StoreOptions kOptions(spillway::plugins::postgres::kPostgresOptions);
 }  // namespace
 
-SW_EXPORT_STORE(spillway::plugins::postgres::PostgresStore, "postgres", "1.1.0",
+SW_EXPORT_STORE(spillway::plugins::postgres::PostgresStore, "postgres", "1.2.0",
                 "durable outbox in a PostgreSQL table (SOCI): leases, per-key order, dead letters", kOptions,
                 SW_PLUGIN_THREAD_SAFE)

@@ -4,6 +4,8 @@
 // write lock up front instead of failing half-way), waits up to busy_timeout for another process,
 // and otherwise answers RETRY with SQLite's "database is locked". Within the process one session
 // behind a mutex serialises the callers.
+#include "single_guard.hpp"
+
 #include <outbox_store.hpp>
 
 #include <soci/sqlite3/soci-sqlite3.h>
@@ -65,6 +67,21 @@ public:
             throw sdk::ConfigError("adopt_order_by",
                                    "adopt_order_by applies when the migration adds columns.id, which SQLite cannot: "
                                    "an adopted SQLite table keeps its INTEGER PRIMARY KEY, and rows go in its order");
+    }
+
+    void stop(int64_t timeout_ms) override {
+        {
+            std::lock_guard lock(guard_mutex_);
+            guard_.reset();  // its lock files close: the holds go
+        }
+        OutboxStore::stop(timeout_ms);
+    }
+    void hold(std::string_view pipeline, sw_hold_mode mode, std::string_view holder) override {
+        // A private in-memory database cannot be shared: nothing to keep another engine off.
+        if (settings_.path == ":memory:") return;
+        std::lock_guard lock(guard_mutex_);
+        if (!guard_) guard_ = std::make_unique<SingleGuard>(settings_.path);
+        guard_->hold(std::string(pipeline), mode, std::string(holder));
     }
 
 protected:
@@ -225,6 +242,8 @@ protected:
 
 private:
     const Settings settings_;
+    std::mutex guard_mutex_;
+    std::unique_ptr<SingleGuard> guard_;  // made by the first hold
     std::mutex mutex_;
     std::unique_ptr<soci::session> session_;
 };
@@ -235,6 +254,6 @@ namespace {
 const spillway::plugins::outbox::StoreOptions kOptions(spillway::plugins::sqlite::kSqliteOptions);
 }  // namespace
 
-SW_EXPORT_STORE(spillway::plugins::sqlite::SqliteStore, "sqlite", "1.1.0",
+SW_EXPORT_STORE(spillway::plugins::sqlite::SqliteStore, "sqlite", "1.2.0",
                 "durable outbox in a SQLite file (SOCI, WAL): leases, per-key order, dead letters", kOptions,
                 SW_PLUGIN_THREAD_SAFE)

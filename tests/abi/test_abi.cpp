@@ -54,9 +54,9 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         RefusalCase{"bad-magic", "bad magic 0xdeadbeef (expected 0x53574c31): not a Spillway plugin descriptor"},
         RefusalCase{"bad-major", "built for ABI major 2, this engine speaks major 1"},
-        RefusalCase{"bad-minor", "needs ABI 1.2, newer than this engine's 1.1"},
+        RefusalCase{"bad-minor", "needs ABI 1.3, newer than this engine's 1.2"},
         RefusalCase{"bad-kind", "unknown plugin kind 42"},
-        RefusalCase{"bad-null", "sw_plugin_entry returned NULL (the plugin declined this host's ABI 1.1)"},
+        RefusalCase{"bad-null", "sw_plugin_entry returned NULL (the plugin declined this host's ABI 1.2)"},
         RefusalCase{"bad-no-entry",
                     "no sw_plugin_entry symbol (not a Spillway plugin, or built without the export macro)"},
         RefusalCase{"bad-small-vtable", "notifier vtable struct_size 8 is smaller than ABI 1.0's 80"}),

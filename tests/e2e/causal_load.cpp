@@ -15,20 +15,31 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 EngineProcess::EngineProcess(const std::string& dir, const HarnessOptions& options, const std::string& bootstraps,
-                             const std::string& topic)
-    : config_path_(dir + "/pipeline.toml"), log_path_(dir + "/run.log") {
+                             const std::string& topic, const std::string& sqlite_path, std::vector<std::string> env)
+    : config_path_(dir + "/pipeline.toml"), log_path_(dir + "/run.log"), env_(std::move(env)) {
     port_ = test_support::free_port();
     base_url_ = "http://127.0.0.1:" + std::to_string(port_);
     HarnessOptions o = options;
     o.extra_engine += "http_listen = \"127.0.0.1:" + std::to_string(port_) + "\"\n";
-    std::ofstream(config_path_) << pipeline_toml(o, bootstraps, dir + "/outbox.db", topic);
+    std::ofstream(config_path_) << pipeline_toml(o, bootstraps, sqlite_path.empty() ? dir + "/outbox.db" : sqlite_path,
+                                                 topic);
 }
 
 EngineProcess::~EngineProcess() { kill(); }
 
 bool EngineProcess::start(std::chrono::milliseconds deadline) {
-    child_.emplace(test_support::spawn_spillway_run({.binary = SPILLWAY_BIN, .config_path = config_path_, .log_path = log_path_}));
+    child_.emplace(test_support::spawn_spillway_run(
+        {.binary = SPILLWAY_BIN, .config_path = config_path_, .log_path = log_path_, .env = env_}));
     return test_support::wait_ready(*child_, "127.0.0.1", port_, deadline);
+}
+
+std::string EngineProcess::start_refused(std::chrono::milliseconds deadline) {
+    child_.emplace(test_support::spawn_spillway_run(
+        {.binary = SPILLWAY_BIN, .config_path = config_path_, .log_path = log_path_, .env = env_}));
+    child_->wait_exit(deadline);
+    const std::string how = child_->describe_exit();
+    kill();
+    return how;
 }
 
 void EngineProcess::kill() {
@@ -47,7 +58,10 @@ bool EngineProcess::stop() {
 
 std::string EngineProcess::log_tail(size_t lines) const { return test_support::file_tail(log_path_, lines); }
 
-CausalLoad::CausalLoad(std::string base_url, Options options) : base_url_(std::move(base_url)), options_(options) {}
+CausalLoad::CausalLoad(std::string base_url, Options options) : base_urls_{std::move(base_url)}, options_(options) {}
+
+CausalLoad::CausalLoad(std::vector<std::string> base_urls, Options options)
+    : base_urls_(std::move(base_urls)), options_(options) {}
 
 CausalLoad::~CausalLoad() { stop(); }
 
@@ -70,7 +84,8 @@ void CausalLoad::run(int thread) {
     // This thread's keys, each with the sequence number of its next event.
     std::vector<std::pair<std::string, int>> keys;
     for (int k = thread; k < options_.keys; k += options_.threads) keys.emplace_back(options_.prefix + std::to_string(k), 0);
-    std::unique_ptr<httplib::Client> client;
+    std::vector<std::unique_ptr<httplib::Client>> clients(base_urls_.size());  // one per replica
+    std::vector<size_t> attempts(keys.size());                                  // per key
     size_t turn = 0;
     while (!stopping_) {
         // The next key that still has events to publish, round robin.
@@ -78,9 +93,13 @@ void CausalLoad::run(int thread) {
         for (const auto& [_, seq] : keys) left += seq < options_.events_per_key;
         if (left == 0) break;
         while (keys[turn % keys.size()].second >= options_.events_per_key) ++turn;
-        auto& [key, seq] = keys[turn++ % keys.size()];
+        const size_t k = turn++ % keys.size();
+        auto& [key, seq] = keys[k];
+        // Each attempt goes to the next replica: a key's next event never where its previous went.
+        const size_t replica = (k + attempts[k]++) % base_urls_.size();
+        auto& client = clients[replica];
         if (!client) {
-            client = std::make_unique<httplib::Client>(base_url_);
+            client = std::make_unique<httplib::Client>(base_urls_[replica]);
             client->set_connection_timeout(1s);
             client->set_read_timeout(60s);
             client->set_keep_alive(true);

@@ -22,13 +22,18 @@ namespace spillway::e2e {
 // port so that a restarted engine answers where its predecessor did.
 class EngineProcess {
 public:
+    // `sqlite_path`: the outbox file (default <dir>/outbox.db), for engines that share one.
+    // `env`: "NAME=value" for the engine's environment (SPILLWAY_MEMBER_ID, ...).
     EngineProcess(const std::string& dir, const HarnessOptions& options, const std::string& bootstraps,
-                  const std::string& topic);
+                  const std::string& topic, const std::string& sqlite_path = {}, std::vector<std::string> env = {});
     ~EngineProcess();
 
     // Spawns the engine and waits until /readyz answers 200; returns false (log in log_tail())
     // when it does not within the deadline.
     bool start(std::chrono::milliseconds deadline = std::chrono::seconds(30));
+    // Spawns the engine expecting it to refuse to start: how it exited ("exited with status 3"),
+    // or "running" when it was still up at the deadline (then it is killed).
+    std::string start_refused(std::chrono::milliseconds deadline = std::chrono::seconds(30));
     void kill();                        // SIGKILL, reaped
     bool stop();                        // SIGTERM within 20 s; true on a clean exit
     bool running() { return child_ && child_->running(); }
@@ -38,6 +43,7 @@ public:
 
 private:
     std::string config_path_, log_path_, base_url_;
+    std::vector<std::string> env_;
     int port_ = 0;
     std::optional<test_support::ChildProcess> child_;
 };
@@ -56,6 +62,9 @@ public:
         std::chrono::milliseconds pause{0};  // between one key's events (0: as fast as accepted)
     };
     CausalLoad(std::string base_url, Options options);
+    // Replicas: a key's next event always goes to another engine than its previous one (the next
+    // in the list), as a load balancer without affinity may send it.
+    CausalLoad(std::vector<std::string> base_urls, Options options);
     ~CausalLoad();
 
     void start();
@@ -76,7 +85,7 @@ public:
 private:
     void run(int thread);
 
-    std::string base_url_;
+    std::vector<std::string> base_urls_;
     Options options_;
     std::vector<std::thread> threads_;
     std::atomic<bool> stopping_{false};

@@ -28,7 +28,7 @@ extern "C" {
 
 #define SW_ABI_MAGIC 0x53574C31u /* "SWL1" */
 #define SW_ABI_MAJOR 1
-#define SW_ABI_MINOR 1
+#define SW_ABI_MINOR 2
 #define SW_ENTRY_SYMBOL "sw_plugin_entry"
 
 #if defined(_WIN32)
@@ -247,6 +247,13 @@ typedef struct sw_store_stats {
 
 typedef void (*sw_key_visit_fn)(void *user, sw_bytes key);
 
+/* How an engine runs a pipeline, for sw_store_vtable.hold. */
+typedef enum sw_hold_mode {
+    SW_HOLD_SHARED = 1,   /* outbox-first: any number of engines may run it at once            */
+    SW_HOLD_EXCLUSIVE = 2 /* direct-first: only this engine (the others' direct sends would
+                           * overtake the rows this one spilled, and the reverse)              */
+} sw_hold_mode;
+
 /* Store: the durable outbox. */
 typedef struct sw_store_vtable {
     SW_VTABLE_COMMON;
@@ -295,7 +302,13 @@ typedef struct sw_store_vtable {
      * to deliver, so order per key holds. */
     sw_status (*claim_next)(sw_instance *self, const sw_batch *prev, size_t limit, int64_t lease_ms,
                             sw_batch *out);
-    void *reserved[3];
+    /* ABI 1.2, optional (NULL: the host cannot keep a second engine off a pipeline, and warns).
+     * Mark `pipeline` of this outbox as run by this instance, in `mode` (sw_hold_mode), until stop
+     * or destroy; `holder` names this engine for operators (member id, host, pid). Every engine of
+     * any process on the same outbox sees the hold. SW_REJECT when another holder's mode
+     * conflicts, with a message naming it; SW_RETRY when the store cannot tell now. */
+    sw_status (*hold)(sw_instance *self, const char *pipeline, uint32_t mode, const char *holder);
+    void *reserved[2];
 } sw_store_vtable;
 
 /* Notifier: the relay's doorbell. A doorbell is a hint; the relay always re-reads the store. */

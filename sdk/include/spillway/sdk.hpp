@@ -224,6 +224,11 @@ public:
         throw Error(SW_UNSUPPORTED, "claim_next is not supported");
     }
     virtual void complete(std::span<const int64_t> row_ids, std::span<const sw_result> results) = 0;
+    // Mark `pipeline` as run by this instance (see sw_store_vtable.hold); throw Error(SW_REJECT,
+    // naming the other holder) on a conflict. Optional.
+    virtual void hold(std::string_view /*pipeline*/, sw_hold_mode /*mode*/, std::string_view /*holder*/) {
+        throw Error(SW_UNSUPPORTED, "hold is not supported");
+    }
     virtual void release_leases(std::span<const int64_t> row_ids) = 0;
     virtual Stats stats(std::string_view pipeline) = 0;
     virtual void pending_keys(std::string_view /*pipeline*/, sw_key_visit_fn /*visit*/, void* /*user*/) {
@@ -409,6 +414,15 @@ sw_status store_claim_next(sw_instance* p, const sw_batch* prev, size_t limit, i
     });
 }
 template <class T>
+sw_status store_hold(sw_instance* p, const char* pipeline, uint32_t mode, const char* holder) noexcept {
+    auto* s = self<T>(p);
+    return guard(s->api, s->ctx, SW_RETRY, [&] {
+        if (mode != SW_HOLD_SHARED && mode != SW_HOLD_EXCLUSIVE)
+            throw Error(SW_REJECT, "hold: unknown mode " + std::to_string(mode));
+        s->object->hold(pipeline, static_cast<sw_hold_mode>(mode), holder ? holder : "");
+    });
+}
+template <class T>
 void store_release_batch(sw_instance*, sw_batch* batch) noexcept {
     delete static_cast<Batch*>(batch->plugin_data);
     batch->plugin_data = nullptr;
@@ -473,7 +487,7 @@ const sw_store_vtable* store_vtable() noexcept {
         sizeof(sw_store_vtable), &create<T>, &validate<T>, &start<T>, &stop<T>, &destroy<T>, &health<T>,
         &store_migrate<T>, &store_append<T>, &store_claim<T>, &store_release_batch<T>, &store_complete<T>,
         &store_release_leases<T>, &store_stats<T>, &store_pending_keys<T>, &store_list_dead<T>,
-        &store_replay_dead<T>, &store_purge_dead<T>, &store_claim_next<T>, {}};
+        &store_replay_dead<T>, &store_purge_dead<T>, &store_claim_next<T>, &store_hold<T>, {}};
     return &vt;
 }
 

@@ -1,0 +1,13 @@
+// Who this engine is to the other engines on the same outbox and to operators.
+#pragma once
+
+#include <string>
+
+namespace spillway::pipeline {
+
+// $SPILLWAY_MEMBER_ID (a pod name, or "%H-%i" under systemd), else "<host>-<pid>".
+std::string member_id();
+// The member id with the host and pid: what a refused engine's message names.
+std::string holder_name();
+
+}  // namespace spillway::pipeline

@@ -1,0 +1,215 @@
+#include "single_guard.hpp"
+
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace spillway::plugins::postgres {
+
+namespace {
+
+// The advisory locks' first key: one namespace for every guard ("SWG1"); the second is the
+// (table, pipeline) pair's hash, kept positive so pg_locks.objid shows it as written.
+constexpr int kGuardSpace = 0x53574731;
+constexpr auto kCallTimeout = std::chrono::seconds(5);
+constexpr auto kWatchEvery = std::chrono::seconds(2);
+
+int guard_key(const std::string& table, const std::string& pipeline) {
+    uint32_t h = 2166136261u;
+    for (unsigned char c : table + '\n' + pipeline) h = (h ^ c) * 16777619u;
+    return static_cast<int>(h & 0x7fffffffu);
+}
+
+using Result = std::unique_ptr<PGresult, decltype(&PQclear)>;
+
+std::string one_line(std::string s) {
+    std::replace(s.begin(), s.end(), '\n', ' ');
+    while (!s.empty() && s.back() == ' ') s.pop_back();
+    return s;
+}
+
+// Runs `sql` with text parameters, waiting at most kCallTimeout for the answer (a blocking PQexec
+// would wait on a silent network for as long as TCP does). Null when it failed or timed out; then
+// `error` says why.
+Result run(PGconn* c, const char* sql, const std::vector<std::string>& params, std::string& error) {
+    std::vector<const char*> values;
+    for (const auto& p : params) values.push_back(p.c_str());
+    Result none(nullptr, &PQclear);
+    if (!PQsendQueryParams(c, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0)) {
+        error = one_line(PQerrorMessage(c));
+        return none;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + kCallTimeout;
+    while (PQisBusy(c)) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            error = "no answer in " + std::to_string(kCallTimeout.count()) + " s";
+            return none;
+        }
+        pollfd fd{PQsocket(c), POLLIN, 0};
+        const int n = ::poll(&fd, 1, static_cast<int>(left.count()));
+        if (n < 0 && errno != EINTR) {
+            error = std::string("poll: ") + std::strerror(errno);
+            return none;
+        }
+        if (n > 0 && !PQconsumeInput(c)) {
+            error = one_line(PQerrorMessage(c));
+            return none;
+        }
+    }
+    Result last(nullptr, &PQclear);
+    while (PGresult* r = PQgetResult(c)) last.reset(r);
+    if (!last || (PQresultStatus(last.get()) != PGRES_TUPLES_OK && PQresultStatus(last.get()) != PGRES_COMMAND_OK)) {
+        error = one_line(last ? PQresultErrorMessage(last.get()) : PQerrorMessage(c));
+        return none;
+    }
+    return last;
+}
+
+const char* mode_name(sw_hold_mode m) { return m == SW_HOLD_EXCLUSIVE ? "direct-first" : "outbox-first"; }
+
+}  // namespace
+
+SingleGuard::SingleGuard(const pg::Conninfo& conninfo, std::string table, sdk::Host host)
+    : conninfo_(conninfo), table_(std::move(table)), host_(host) {}
+
+SingleGuard::~SingleGuard() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_all();
+    if (watcher_.joinable()) watcher_.join();
+    if (session_) PQfinish(session_);
+}
+
+void SingleGuard::open_session(const std::string& holder) {
+    if (session_ && PQstatus(session_) == CONNECTION_OK) return;
+    if (session_) PQfinish(std::exchange(session_, nullptr));
+    pg::ConnectFailure failure;
+    PGconn* c = pg::connect(conninfo_, "spillway-postgres", kCallTimeout, failure);
+    if (!c)
+        throw sdk::Error(SW_RETRY, conninfo_.redact("postgres: cannot connect to " + conninfo_.where() +
+                                                    " to hold the pipeline: " + failure.message));
+    std::string error;
+    // The name operators see in pg_stat_activity, and the refused engine in its message. The TCP
+    // settings make the server drop this session (and its holds) within ~15 s of this host going
+    // silent; they are ignored on a Unix socket, where a dead process closes it at once.
+    const std::string name = ("spillway " + holder).substr(0, 63);
+    if (!run(c, "SELECT set_config('application_name', $1, false)", {name}, error) ||
+        !run(c, "SELECT set_config('tcp_keepalives_idle', '5', false), set_config('tcp_keepalives_interval', '2', false), "
+                "set_config('tcp_keepalives_count', '3', false), set_config('tcp_user_timeout', '10000', false)",
+             {}, error)) {
+        PQfinish(c);
+        throw sdk::Error(SW_RETRY, conninfo_.redact("postgres: preparing the guard session on " + conninfo_.where() +
+                                                    ": " + error));
+    }
+    session_ = c;
+}
+
+std::string SingleGuard::take(const std::string& pipeline, sw_hold_mode mode) {
+    const int key = guard_key(table_, pipeline);
+    std::string error;
+    const char* sql = mode == SW_HOLD_EXCLUSIVE ? "SELECT pg_try_advisory_lock($1::int, $2::int)"
+                                                : "SELECT pg_try_advisory_lock_shared($1::int, $2::int)";
+    Result r = run(session_, sql, {std::to_string(kGuardSpace), std::to_string(key)}, error);
+    if (!r) throw sdk::Error(SW_RETRY, "postgres: taking the pipeline's hold: " + error);
+    if (std::strcmp(PQgetvalue(r.get(), 0, 0), "t") == 0) return {};
+    const std::string who = holders_of(key);
+    return who.empty() ? "another engine (it let go just now: try again)" : who;
+}
+
+// Who holds the lock: the sessions pg_locks names, with their application_name (which says
+// "spillway <member> (host ..., pid ...)") and client address.
+std::string SingleGuard::holders_of(int key) const {
+    std::string error;
+    Result r = run(session_,
+                   "SELECT l.pid, l.mode, COALESCE(a.application_name, ''), COALESCE(host(a.client_addr), 'local') "
+                   "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND "
+                   "l.classid = $1::bigint AND l.objid = $2::bigint AND l.objsubid = 2 AND l.granted AND "
+                   "l.pid <> pg_backend_pid() ORDER BY l.pid",
+                   {std::to_string(kGuardSpace), std::to_string(key)}, error);
+    if (!r) return {};
+    std::string out;
+    const int n = PQntuples(r.get());
+    for (int i = 0; i < n && i < 4; ++i) {
+        const std::string app = PQgetvalue(r.get(), i, 2);
+        const bool exclusive = std::strcmp(PQgetvalue(r.get(), i, 1), "ExclusiveLock") == 0;
+        out += (out.empty() ? "" : "; ") + (app.empty() ? std::string("a session") : "'" + app + "'") + " from " +
+               PQgetvalue(r.get(), i, 3) + ", server pid " + PQgetvalue(r.get(), i, 0) + ", running it " +
+               (exclusive ? "direct-first" : "outbox-first");
+    }
+    if (n > 4) out += "; and " + std::to_string(n - 4) + " more";
+    return out;
+}
+
+void SingleGuard::hold(const std::string& pipeline, sw_hold_mode mode, const std::string& holder) {
+    std::unique_lock lock(mutex_);
+    if (auto it = holds_.find(pipeline); it != holds_.end()) {
+        if (it->second.mode == mode) return;
+        throw sdk::Error(SW_REJECT, "pipeline '" + pipeline + "' is held already in another mode by this store");
+    }
+    open_session(holder);
+    if (const std::string other = take(pipeline, mode); !other.empty())
+        throw sdk::Error(SW_REJECT,
+                         "pipeline '" + pipeline + "' of outbox " + table_ + " is run by another engine: " + other +
+                             ". With coordination = \"single\" a direct-first pipeline runs in one engine only (two "
+                             "would reorder a key: one's direct sends overtake the other's spilled rows); this one "
+                             "wanted it " + mode_name(mode) +
+                             ". Stop the other engine, or run both outbox-first. If that engine is gone, the database "
+                             "drops its session within about 15 s of its host going silent");
+    holds_[pipeline] = Hold{mode, holder, true};
+    if (!watcher_.joinable()) watcher_ = std::thread([this] { watch(); });
+}
+
+std::string SingleGuard::trouble() const {
+    std::lock_guard lock(mutex_);
+    return trouble_;
+}
+
+void SingleGuard::watch() {
+    std::unique_lock lock(mutex_);
+    while (!wake_.wait_for(lock, kWatchEvery, [this] { return stopping_; })) {
+        std::string error;
+        if (!session_ || PQstatus(session_) != CONNECTION_OK || !run(session_, "SELECT 1", {}, error)) {
+            // The session is gone, and its holds with it.
+            if (session_) PQfinish(std::exchange(session_, nullptr));
+            for (auto& [pipeline, h] : holds_) h.taken = false;
+        }
+        if (std::all_of(holds_.begin(), holds_.end(), [](const auto& p) { return p.second.taken; })) {
+            if (!trouble_.empty()) host_.info("postgres: the guard of " + table_ + " holds every pipeline again");
+            trouble_.clear();
+            continue;
+        }
+        // Open another session and take them again. This runs under the lock, as hold() does: a
+        // start waits at most one round of it.
+        std::string lost;
+        try {
+            open_session(holds_.begin()->second.holder);
+            for (auto& [pipeline, h] : holds_) {
+                if (h.taken) continue;
+                const std::string other = take(pipeline, h.mode);
+                h.taken = other.empty();
+                if (!h.taken) lost += (lost.empty() ? "" : "; ") + ("pipeline '" + pipeline + "' is held by " + other);
+            }
+        } catch (const sdk::Error& e) {
+            lost = std::string("cannot take the holds again: ") + e.what();
+        }
+        if (lost.empty()) {
+            host_.info("postgres: the guard session of " + table_ + " was lost and is back, every hold taken again");
+        } else if (lost != trouble_) {
+            host_.error("postgres: the guard session of " + table_ + " was lost; " + lost +
+                        ": another engine may be running a pipeline this one runs direct-first");
+        }
+        trouble_ = lost;
+    }
+}
+
+}  // namespace spillway::plugins::postgres
