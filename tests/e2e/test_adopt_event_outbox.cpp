@@ -115,6 +115,21 @@ std::string describe(const KafkaRecord& r) {
     return s;
 }
 
+// `spillway outbox status --json`, which must succeed without a warning and list one pipeline,
+// "events": its entry (null when there is not one, the failure reported).
+nlohmann::json events_status(const std::string& config, const std::vector<std::string>& env) {
+    const auto r = run_command({SPILLWAY_BIN, "outbox", config, "status", "--json"}, "", env);
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
+    const auto status = nlohmann::json::parse(r.out, nullptr, false);
+    if (!status.is_array() || status.size() != 1) {
+        ADD_FAILURE() << "not one pipeline's status: " << r.out;
+        return nullptr;
+    }
+    EXPECT_EQ(status[0]["pipeline"], "events");
+    return status[0];
+}
+
 TEST(AdoptEventOutbox, TheExampleConfigRelaysTheOriginalTableToKafkaEndToEnd) {
     auto& pg = Postgres::shared();
     const std::string db = "e2e_adopt_" + std::to_string(getpid());
@@ -176,15 +191,9 @@ TEST(AdoptEventOutbox, TheExampleConfigRelaysTheOriginalTableToKafkaEndToEnd) {
     ASSERT_EQ(r.code, 0) << r.out << r.err;
     EXPECT_EQ(r.out, "store.event_outbox: schema up to date\n");
     // The legacy rows are pending for the pipeline, none is left to no one.
-    r = run_command({SPILLWAY_BIN, "outbox", config, "status", "--json"}, "", env);
-    ASSERT_EQ(r.code, 0) << r.out << r.err;
-    EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
-    {
-        const auto status = nlohmann::json::parse(r.out);
-        ASSERT_EQ(status.size(), 1u) << r.out;
-        EXPECT_EQ(status[0]["pipeline"], "events");
-        EXPECT_EQ(status[0]["pending"], static_cast<int64_t>(legacy_rows)) << r.out;
-    }
+    const auto adopted = events_status(config, env);
+    ASSERT_TRUE(adopted.is_object());
+    EXPECT_EQ(adopted["pending"], static_cast<int64_t>(legacy_rows)) << adopted;
 
     // --- The engine, as `spillway run configs/examples/adopt-event-outbox.toml`.
     const std::string log = dir.path() + "/run.log";
@@ -290,15 +299,11 @@ TEST(AdoptEventOutbox, TheExampleConfigRelaysTheOriginalTableToKafkaEndToEnd) {
     EXPECT_TRUE(engine.exited_ok()) << engine.describe_exit() << "\n" << test_support::file_tail(log);
 
     // --- status: nothing pending, no row left that no pipeline relays.
-    r = run_command({SPILLWAY_BIN, "outbox", config, "status", "--json"}, "", env);
-    ASSERT_EQ(r.code, 0) << r.out << r.err;
-    EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
-    const auto status = nlohmann::json::parse(r.out);
-    ASSERT_EQ(status.size(), 1u) << r.out;
-    EXPECT_EQ(status[0]["pipeline"], "events");
-    EXPECT_EQ(status[0]["pending"], 0) << r.out;
-    EXPECT_EQ(status[0]["leased"], 0) << r.out;
-    EXPECT_EQ(status[0]["dead"], 0) << r.out;
+    const auto drained = events_status(config, env);
+    ASSERT_TRUE(drained.is_object());
+    EXPECT_EQ(drained["pending"], 0) << drained;
+    EXPECT_EQ(drained["leased"], 0) << drained;
+    EXPECT_EQ(drained["dead"], 0) << drained;
 }
 
 }  // namespace
