@@ -1,11 +1,21 @@
-// redis: the doorbell over Redis lists.
+// redis: the doorbell over Redis lists, or over pub/sub when every waiter must wake.
 //
+// fan_out = "one" (the default):
 //   notify(P)  LPUSH <key_prefix>P 1, then LTRIM to one element (pipelined, one round trip), on a
 //              connection of its own shared by the publisher threads under a mutex. It fails fast
 //              (connect_timeout bounds it) and is never retried inline: the event is already
 //              durable, and the relay polls anyway.
 //   wait(P)    BLPOP on a dedicated connection that only the relay thread uses, polled next to an
-//              eventfd so that interrupt() can release it from any thread at once.
+//              eventfd so that interrupt() can release it from any thread at once. One token wakes
+//              one waiter.
+// fan_out = "all" (several engines on one outbox, any of which may own the spilled row):
+//   notify(P)  PUBLISH <key_prefix>P 1 on the notify connection, bounded and failing as above.
+//   wait(P)    SUBSCRIBE on the wait connection, held across waits: a ring that comes while the
+//              relay is busy queues on the socket, and the next wait takes every queued one at once
+//              (a burst is one wake). Redis keeps nothing for a channel nobody subscribes to, so,
+//              as pgnotify does with LISTEN: a ring through this same instance before its channel
+//              was first subscribed is kept in memory, and after a reconnect each channel counts as
+//              rung once (rings sent while the connection was down are gone with it).
 //
 // Redis down: notify returns RETRY at once (after one connection attempt per backoff step); wait
 // sleeps out its timeout and returns "not rung" with health DOWN — the relay then polls the store
@@ -19,6 +29,8 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
+#include <set>
 
 namespace spillway::plugins::redis {
 
@@ -47,15 +59,30 @@ public:
 
     void notify(std::string_view channel) override {
         const std::string key = settings_.key_prefix + std::string(channel);
+        if (settings_.fan_out_all()) {
+            std::lock_guard local(local_mutex_);
+            if (!subscribed_once_.count(key)) local_rung_.insert(key);
+        }
         auto lock = backend_.notify.lock();
-        backend_.notify.use_or_retry([&] { return reopen(); }, [&](Connection& conn) { conn.ring(key); });
+        backend_.notify.use_or_retry([&] { return reopen(); }, [&](Connection& conn) {
+            if (settings_.fan_out_all()) conn.publish(key);
+            else conn.ring(key);
+        });
     }
 
     bool wait(std::string_view channel, int64_t timeout_ms) override {
         const std::string key = settings_.key_prefix + std::string(channel);
         const auto deadline = doorbell::wait_deadline(timeout_ms);
+        auto lock = backend_.wait.lock();  // one relay waits per instance; a second would queue here
+        return settings_.fan_out_all() ? wait_subscribed(key, deadline) : wait_popped(key, deadline);
+    }
+
+    void interrupt() override { backend_.interrupt(); }
+
+private:
+    // fan_out = "one": BLPOP. Under the wait link's lock.
+    bool wait_popped(const std::string& key, Backoff::Clock::time_point deadline) {
         auto& link = backend_.wait;
-        auto lock = link.lock();  // one relay waits per instance; a second would queue here
         for (;;) {
             if (!link.await(deadline, backend_.interrupter, [&] { return reopen(); })) return false;
             const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Backoff::Clock::now());
@@ -76,9 +103,51 @@ public:
         }
     }
 
-    void interrupt() override { backend_.interrupt(); }
+    // fan_out = "all": the held SUBSCRIBE. Under the wait link's lock.
+    bool wait_subscribed(const std::string& key, Backoff::Clock::time_point deadline) {
+        auto& link = backend_.wait;
+        waited_.insert(key);
+        for (;;) {
+            if (!link.await(deadline, backend_.interrupter, [&] { return open_subscriber(); })) return false;
+            try {
+                if (!link->subscribe(key, rung_, backend_.interrupter.fd())) {
+                    link.drop();  // its SUBSCRIBE is still unconfirmed
+                    return false;
+                }
+                {
+                    std::lock_guard local(local_mutex_);
+                    subscribed_once_.insert(key);
+                }
+                // As with BLPOP, only a command that worked ends an outage.
+                link.worked();
+                // A ring kept in memory needs no waiting, only the messages already received
+                // taken with it, so that the same burst does not wake the next wait again.
+                const bool kept = take_local(key);
+                const auto heard = link->listen(key, rung_, kept ? Backoff::Clock::now() : deadline,
+                                                backend_.interrupter.fd());
+                return kept || heard == Connection::Heard::ring;
+            } catch (const Unreachable& e) {
+                link.failed(e.what());
+            }
+            if (Backoff::Clock::now() >= deadline) return false;
+        }
+    }
 
-private:
+    // Under the wait link's lock.
+    std::unique_ptr<Connection> open_subscriber() {
+        auto conn = reopen();
+        // Rings published while no connection was subscribed are gone: count every channel as
+        // rung once, so the relay reads the store instead of trusting the silence.
+        if (connected_before_) rung_.insert(waited_.begin(), waited_.end());
+        connected_before_ = true;
+        return conn;
+    }
+    // A ring this instance made before its channel was first subscribed.
+    bool take_local(const std::string& key) {
+        std::lock_guard lock(local_mutex_);
+        return local_rung_.erase(key) > 0;
+    }
+
     // After start, credentials changed under us are an outage until they match again.
     std::unique_ptr<Connection> reopen() const {
         try {
@@ -90,10 +159,20 @@ private:
 
     const Settings settings_;
     doorbell::Backend<Connection> backend_;
+
+    // fan_out = "all", under the wait link's lock.
+    std::set<std::string> waited_;  // every channel ever waited on, counted as rung after a reconnect
+    std::set<std::string> rung_;    // channels with a ring not yet taken by a wait
+    bool connected_before_ = false;
+
+    // fan_out = "all", shared with the publisher threads.
+    std::mutex local_mutex_;
+    std::set<std::string> subscribed_once_;  // channels subscribed at least once
+    std::set<std::string> local_rung_;       // rings made here before their channel was subscribed
 };
 
 }  // namespace spillway::plugins::redis
 
 SW_EXPORT_NOTIFIER(spillway::plugins::redis::RedisNotifier, "redis", "1.0.0",
-                   "Redis doorbell: LPUSH+LTRIM to ring, BLPOP to wait", spillway::plugins::redis::kOptions,
+                   "Redis doorbell: LPUSH+LTRIM to ring, BLPOP to wait (fan_out = \"all\": PUBLISH, SUBSCRIBE)", spillway::plugins::redis::kOptions,
                    SW_PLUGIN_THREAD_SAFE)
