@@ -42,15 +42,20 @@ Latency percentiles(std::vector<double> us) {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-Latency bench_store_append(StoreInstance& s, int n) {
+// A small order event's payload, the same in every scenario.
+constexpr const char* kPayload = R"({"order":12345,"amount":"19.99","currency":"EUR"})";
+
+// `n` single-event appends, one commit each, of events "<prefix><i>": their latency. `what` names
+// them when one fails (the benchmark stops).
+Latency bench_store_append(StoreInstance& s, int n, const std::string& prefix = "lat-", const char* what = "append") {
     std::vector<double> us;
     us.reserve(n);
     for (int i = 0; i < n; ++i) {
-        Event e = ev("lat-" + std::to_string(i), "k" + std::to_string(i % 64));
-        e.payload = R"({"order":12345,"amount":"19.99","currency":"EUR"})";
+        Event e = ev(prefix + std::to_string(i), "k" + std::to_string(i % 64));
+        e.payload = kPayload;
         const auto t = Clock::now();
         if (append(s, {e}) != SW_OK) {
-            std::fprintf(stderr, "append failed: %s\n", s.host().last_error().c_str());
+            std::fprintf(stderr, "%s failed: %s\n", what, s.host().last_error().c_str());
             std::exit(1);
         }
         us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
@@ -63,7 +68,7 @@ void preload(StoreInstance& s, int rows, const std::string& prefix) {
         std::vector<Event> batch;
         for (int j = i; j < std::min(rows, i + 500); ++j) {
             Event e = ev(prefix + std::to_string(j), "k" + std::to_string(j % 1000));
-            e.payload = R"({"order":12345,"amount":"19.99","currency":"EUR"})";
+            e.payload = kPayload;
             batch.push_back(std::move(e));
         }
         if (append(s, batch) != SW_OK) {
@@ -80,18 +85,7 @@ void bench_backlog(const char* db, StoreInstance& s, int appends, int backlog) {
     const auto t = Clock::now();
     preload(s, backlog, "backlog-");
     const double preload_s = seconds_since(t);
-    std::vector<double> us;
-    for (int i = 0; i < appends; ++i) {
-        Event e = ev("late-" + std::to_string(i), "k" + std::to_string(i % 64));
-        e.payload = R"({"order":12345,"amount":"19.99","currency":"EUR"})";
-        const auto at = Clock::now();
-        if (append(s, {e}) != SW_OK) {
-            std::fprintf(stderr, "append at backlog failed: %s\n", s.host().last_error().c_str());
-            std::exit(1);
-        }
-        us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - at).count());
-    }
-    const Latency full = percentiles(us);
+    const Latency full = bench_store_append(s, appends, "late-", "append at backlog");
     std::printf("%-10s append p50 %7.3f ms  p99 %7.3f ms at 0 pending;  p50 %7.3f ms  p99 %7.3f ms at %d pending "
                 "(preloaded in %.1f s)\n",
                 db, empty.p50_ms, empty.p99_ms, full.p50_ms, full.p99_ms, backlog + appends, preload_s);
@@ -125,8 +119,7 @@ Raw bench_raw(soci::session& s, bool postgres, int appends, int rows) {
     s << "DROP TABLE IF EXISTS raw_outbox";
     s << std::string("CREATE TABLE raw_outbox (id ") + (postgres ? "BIGSERIAL" : "INTEGER") +
              " PRIMARY KEY, event_id TEXT UNIQUE NOT NULL, pipeline TEXT, topic TEXT, key TEXT, payload TEXT)";
-    std::string id, pipeline = "orders", topic = "orders.events", key,
-                payload = R"({"order":12345,"amount":"19.99","currency":"EUR"})";
+    std::string id, pipeline = "orders", topic = "orders.events", key, payload = kPayload;
     std::vector<double> us;
     for (int i = 0; i < appends; ++i) {
         id = "lat-" + std::to_string(i);
