@@ -51,8 +51,12 @@ double percentile(std::vector<double> v, double p) {
 
 // wait(): blocks until rung (true) or its timeout (false). ring(): rings once, false on failure
 // (then it is made again, and counted: a notify may fail on a loaded machine, e.g. a Redis reply
-// later than connect_timeout).
+// later than connect_timeout). 200 untimed rounds come first, to warm connections and caches.
 Result measure(const std::string& name, int rounds, const std::function<bool()>& wait, const std::function<bool()>& ring) {
+    for (int i = 0; i < 200; ++i) {
+        ring();
+        wait();
+    }
     Result r{name, {}, 0, 0, 0};
     r.us.reserve(rounds);
     std::vector<Clock::time_point> t0(rounds), t1(rounds), started(rounds);
@@ -113,10 +117,6 @@ Result plugin_run(const std::string& name, const std::string& plugin_name, Confi
     };
     std::function<bool()> ring = ring_override;
     if (!ring) ring = [&] { return n.vt().notify(n.get(), channel) == SW_OK; };
-    for (int i = 0; i < 200; ++i) {  // warm-up
-        ring();
-        wait();
-    }
     return measure(name, rounds, wait, ring);
 }
 
@@ -141,10 +141,6 @@ Result raw_hiredis(int port, int rounds) {
         freeReplyObject(r);
         return r != nullptr;
     };
-    for (int i = 0; i < 200; ++i) {
-        ring();
-        wait();
-    }
     Result r = measure("raw hiredis LPUSH/BLPOP", rounds, wait, ring);
     redisFree(waiter);
     redisFree(ringer);
@@ -176,10 +172,6 @@ Result raw_libpq(const std::string& url, int rounds) {
         PQclear(r);
         return ok;
     };
-    for (int i = 0; i < 200; ++i) {
-        ring();
-        wait();
-    }
     Result r = measure("raw libpq pg_notify/LISTEN", rounds, wait, ring);
     PQfinish(waiter);
     PQfinish(ringer);
