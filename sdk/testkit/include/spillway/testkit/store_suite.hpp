@@ -33,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -192,6 +193,27 @@ inline bool has_claim_next(StoreInstance& s) {
     if (st == SW_OK) s.vt().release_batch(s.get(), &out);
     (void)s.host().last_error();
     return st != SW_UNSUPPORTED;
+}
+
+// True when the store implements pending_among (optional since ABI 1.2; needed for
+// coordination = "shards").
+inline bool has_pending_among(StoreInstance& s) {
+    if (s.vt().struct_size < offsetof(sw_store_vtable, pending_among) + sizeof(void*) || !s.vt().pending_among)
+        return false;
+    const sw_status st = s.vt().pending_among(s.get(), "orders", nullptr, 0, nullptr);
+    (void)s.host().last_error();
+    return st != SW_UNSUPPORTED;
+}
+
+// pending_among over `keys` (nullopt: an absent key), as 0/1 per key; one call.
+inline std::vector<int> pending_among(StoreInstance& s, const std::string& pipeline,
+                                      const std::vector<std::optional<std::string>>& keys) {
+    std::vector<sw_bytes> raw;
+    for (const auto& k : keys) raw.push_back(k ? span(*k) : sw_bytes{nullptr, 0});
+    std::vector<uint8_t> found(keys.size(), 7);  // the store must write every element
+    EXPECT_EQ(s.vt().pending_among(s.get(), pipeline.c_str(), raw.data(), raw.size(), found.data()), SW_OK)
+        << s.host().last_error();
+    return std::vector<int>(found.begin(), found.end());
 }
 
 inline std::vector<Row> list_dead(StoreInstance& s, const std::string& pipeline, int64_t after = 0, size_t limit = 1000) {
@@ -742,6 +764,81 @@ TEST_P(StoreConformance, PendingKeysAreVisitedOncePerPendingRow) {
     auto visit = [](void* user, sw_bytes k) { ++(*static_cast<std::map<std::string, int>*>(user))[str(k)]; };
     ASSERT_EQ(s->vt().pending_keys(s->get(), "orders", visit, &keys), SW_OK) << s->host().last_error();
     EXPECT_EQ(keys, (std::map<std::string, int>{{"A", 3}, {"B", 1}}));
+}
+
+// The pending-key probe of coordination = "shards": a key is found while the pipeline has a row of
+// it that no relay has settled (pending, leased or backing off), whichever engine appended it.
+TEST_P(StoreConformance, PendingAmongFindsKeysWithUnsettledRowsOnly) {
+    for (const char* retention : {"0s", "1h"}) {  // settled rows deleted, or kept as published
+        SCOPED_TRACE(std::string("retention ") + retention);
+        config_ = GetParam().fresh();
+        auto s = open({{"backoff_base", "60s"}, {"backoff_max", "60s"}, {"retention", retention}});
+        if (!has_pending_among(*s)) GTEST_SKIP() << "pending_among is optional";
+        Event other = ev("o-1", "O");
+        other.pipeline = "other";
+        ASSERT_EQ(append(*s, {ev("l-1", "L"), ev("r-1", "R"), ev("p-1", "P"), ev("x-1", "X"), ev("w-1", "W"),
+                              ev("k-1", "", false), other}),
+                  SW_OK);
+        const auto rows = claim(*s, "orders", 4);  // l-1 stays leased
+        ASSERT_EQ(event_ids(rows), (std::vector<std::string>{"l-1", "r-1", "p-1", "x-1"}));
+        ASSERT_EQ(complete(*s, {rows[1]}, SW_RETRY, "later"), SW_OK) << s->host().last_error();  // backs off
+        ASSERT_EQ(complete(*s, {rows[2]}, SW_OK), SW_OK) << s->host().last_error();
+        ASSERT_EQ(complete(*s, {rows[3]}, SW_REJECT, "poison"), SW_OK) << s->host().last_error();  // dead
+        EXPECT_EQ(pending_among(*s, "orders", {"W", "L", "R", "P", "X", "O", "N"}),
+                  (std::vector<int>{1, 1, 1, 0, 0, 0, 0}))
+            << "W pending, L leased, R backing off; P published, X dead, O another pipeline's, N never appended";
+        EXPECT_EQ(pending_among(*s, "other", {"O", "W"}), (std::vector<int>{1, 0}));
+        // Another instance on the same store (another engine) sees the same rows.
+        auto elsewhere = open();
+        EXPECT_EQ(pending_among(*elsewhere, "orders", {"L", "P"}), (std::vector<int>{1, 0}));
+    }
+}
+
+TEST_P(StoreConformance, PendingAmongTakesNoKeysDuplicatesAndAbsentKeys) {
+    auto s = open();
+    if (!has_pending_among(*s)) GTEST_SKIP() << "pending_among is optional";
+    EXPECT_TRUE(pending_among(*s, "orders", {}).empty());
+    Event empty_key = ev("e-1");
+    empty_key.has_key = true;  // the key "" is a key
+    ASSERT_EQ(append(*s, {ev("a-1", "A"), ev("a-2", "A"), empty_key}), SW_OK);
+    EXPECT_EQ(pending_among(*s, "orders", {"A", "B", "A", std::nullopt, "A", ""}), (std::vector<int>{1, 0, 1, 0, 1, 1}));
+}
+
+// Keys are bytes. A key compares equal only to itself, and a key whose append the store took is
+// found by the same bytes, whatever they are; a key it refused (PostgreSQL refuses bytes that are not
+// UTF-8 in a text column) is not found, and asking about it is no error.
+TEST_P(StoreConformance, PendingAmongComparesKeysAsTheAppendStoredThem) {
+    auto s = open();
+    if (!has_pending_among(*s)) GTEST_SKIP() << "pending_among is optional";
+    ASSERT_EQ(append(*s, {ev("k-1", "k")}), SW_OK);
+    EXPECT_EQ(pending_among(*s, "orders", {"k", "K", "k ", " k", "kk"}), (std::vector<int>{1, 0, 0, 0, 0}));
+    using namespace std::string_literals;
+    const std::vector<std::string> odd = {"nul\0inside"s, "\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87",
+                                          "quote\" back\\slash ' semi;colon", "[\"json\"]", "%_like*",
+                                          "\xff\xfe not utf-8"};
+    for (size_t i = 0; i < odd.size(); ++i) {
+        SCOPED_TRACE("odd key " + std::to_string(i));
+        const sw_status appended = append(*s, {ev("odd-" + std::to_string(i), odd[i])});
+        (void)s->host().last_error();
+        EXPECT_EQ(pending_among(*s, "orders", {odd[i], "k"}), (std::vector<int>{appended == SW_OK ? 1 : 0, 1}));
+    }
+}
+
+TEST_P(StoreConformance, PendingAmongAnswersThousandsOfKeysInOneCall) {
+    auto s = open();
+    if (!has_pending_among(*s)) GTEST_SKIP() << "pending_among is optional";
+    constexpr int kKeys = 2500;
+    std::vector<Event> evs;
+    std::vector<std::optional<std::string>> keys;
+    std::vector<int> expected;
+    for (int i = 0; i < kKeys; ++i) {
+        const std::string key = "key-" + std::to_string(i);
+        keys.push_back(key);
+        expected.push_back(i % 7 == 3 ? 1 : 0);
+        if (i % 7 == 3) evs.push_back(ev("m-" + std::to_string(i), key));
+    }
+    ASSERT_EQ(append(*s, evs), SW_OK) << s->host().last_error();
+    EXPECT_EQ(pending_among(*s, "orders", keys), expected);
 }
 
 TEST_P(StoreConformance, ConcurrentAppendsAllLand) {
