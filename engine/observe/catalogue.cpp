@@ -5,6 +5,10 @@ namespace spillway::observe {
 const MetricFamily kEngineMetrics[] = {
     {"publish_total", "counter", "pipeline,path,reason", "Events answered by publish, by path (direct, outbox, refused) and reason"},
     {"publish_latency_seconds", "histogram", "pipeline,path", "Time from publish to durable (Kafka ack or outbox commit) or refusal"},
+    {"direct_probe_seconds", "histogram", "pipeline",
+     "coordination = shards: time the pending-key probe took (one store call per publish call with keyed events to send direct)"},
+    {"direct_probe_failures_total", "counter", "pipeline",
+     "coordination = shards: pending-key probes that failed; their calls' keyed events that would have gone direct were refused"},
     {"circuit_state", "gauge", "pipeline", "Direct-path circuit: 0 closed, 1 open, 2 half-open"},
     {"circuit_transitions_total", "counter", "pipeline,from,to", "Circuit state changes, by from and to"},
     {"outbox_pending", "gauge", "pipeline", "Rows waiting in the outbox, including leased ones"},

@@ -40,6 +40,7 @@ enum class Reason {
     None,
     DirectFailed,  // Kafka could not confirm in time: spilled to the outbox
     StickyKey,     // its key has events in the outbox: sent after them
+    StickyDb,      // coordination = "shards": the store has pending rows of its key (any engine's)
     CircuitOpen,   // Kafka is down: straight to the outbox
     Relayed,       // outbox-first: stored for the relay
     Rejected,      // Kafka refused it permanently (too large, unknown topic, not authorised)

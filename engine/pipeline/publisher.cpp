@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace spillway::pipeline {
@@ -142,6 +144,8 @@ void Publisher::publish_direct(std::vector<Event>& events, std::vector<Outcome>&
             direct.push_back(i);
         }
     }
+    if (s_.spec.coordination == config::Coordination::Shards && !direct.empty())
+        probe_pending_keys(events, direct, spill, spill_reason, out);
 
     std::vector<std::string> direct_errors(events.size());
     if (!direct.empty()) {
@@ -180,6 +184,54 @@ void Publisher::publish_direct(std::vector<Event>& events, std::vector<Outcome>&
     for (size_t i : spill)
         if (out[i].path == Path::Outbox && spill_reason[i] == Reason::DirectFailed)
             s_.log->debug("event {} spilled to the outbox: {}", events[i].event_id, direct_errors[i]);
+}
+
+// Another engine may have spilled an earlier event of a key this one has never seen: its own sticky
+// keys cannot tell, the outbox can (SCALE-OUT.md §3.7). The probe reads committed rows after this
+// call began, so an earlier event of the key that was accepted (its call ended) is either in Kafka
+// or a pending row the probe finds. A key found spills behind its rows; so do its other events of
+// this call, which keeps them in their order.
+void Publisher::probe_pending_keys(const std::vector<Event>& events, std::vector<size_t>& direct,
+                                   std::vector<size_t>& spill, std::vector<Reason>& spill_reason,
+                                   std::vector<Outcome>& out) {
+    std::vector<sw_bytes> keys;
+    std::unordered_map<std::string_view, size_t> key_index;  // key -> its place in `keys`
+    for (size_t i : direct) {
+        if (!events[i].key) continue;
+        const std::string& k = *events[i].key;
+        if (key_index.try_emplace(k, keys.size()).second) keys.push_back(sw_bytes{k.data(), k.size()});
+    }
+    if (keys.empty()) return;
+    std::vector<uint8_t> found(keys.size(), 0);
+    const int64_t started = observe::monotonic_us();
+    const sw_status st = store_.has_pending_among() ? store_.pending_among(s_.spec.name, keys, found) : SW_UNSUPPORTED;
+    s_.metrics.observe("direct_probe_seconds", s_.labels,
+                       static_cast<double>(observe::monotonic_us() - started) / 1e6);
+    std::vector<size_t> still_direct;
+    still_direct.reserve(direct.size());
+    if (st != SW_OK) {
+        s_.metrics.add("direct_probe_failures_total", s_.labels);
+        const std::string why = store_.has_pending_among() ? store_.describe(st) : "the store cannot answer it (no pending_among)";
+        const std::string message = store_.id() + " could not tell whether earlier events of this key wait in "
+                                    "the outbox (" + why + "), so sending it to Kafka now might overtake them: refused";
+        for (size_t i : direct) {
+            if (events[i].key) out[i] = {{}, Path::Refused, Reason::Unavailable, message};
+            else still_direct.push_back(i);
+        }
+        s_.log->warn("pipeline {}: {} keyed event(s) refused: the pending-key probe failed: {}", s_.spec.name,
+                     direct.size() - still_direct.size(), why);
+        s_.set_last_error("outbox: pending-key probe: " + why);
+    } else {
+        for (size_t i : direct) {
+            if (events[i].key && found[key_index.at(*events[i].key)]) {
+                spill.push_back(i);
+                spill_reason[i] = Reason::StickyDb;
+            } else {
+                still_direct.push_back(i);
+            }
+        }
+    }
+    direct = std::move(still_direct);
 }
 
 void Publisher::append(std::vector<Event>& events, const std::vector<size_t>& pick, const std::vector<Reason>& reasons,

@@ -33,6 +33,11 @@ private:
     // Fills out[i] for an event the pipeline refuses as it is; false for a valid one.
     bool refuse_invalid(const Event& e, Outcome& out) const;
     void publish_direct(std::vector<Event>& events, std::vector<Outcome>& out);
+    // coordination = "shards": asks the store once which keys of events[direct] have pending rows
+    // (any engine's). Their events move to `spill` (StickyDb); if the store cannot answer, the keyed
+    // ones are refused (Unavailable). Keyless events stay in `direct`.
+    void probe_pending_keys(const std::vector<Event>& events, std::vector<size_t>& direct, std::vector<size_t>& spill,
+                            std::vector<Reason>& spill_reason, std::vector<Outcome>& out);
     // Appends events[pick] in one transaction; each accepted one gets path Outbox and reasons[i]
     // (and, after a failed direct send, its reason in the message).
     void append(std::vector<Event>& events, const std::vector<size_t>& pick, const std::vector<Reason>& reasons,
