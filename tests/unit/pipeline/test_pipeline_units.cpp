@@ -11,6 +11,7 @@
 #include "engine/observe/log.hpp"
 
 #include "scripted/control.hpp"
+#include "temp_dir.hpp"
 
 #include <spillway/test_support/wait.hpp>
 
@@ -66,25 +67,7 @@ bool rdkafka_loaded() {
     return found;
 }
 
-// A throwaway directory (test_support's TempDir lives in a library that links librdkafka).
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "spillway-pipeline-unit-XXXXXX").string();
-        if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        if (!std::getenv("SPILLWAY_KEEP_TEST_DIRS")) std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
+using pipeline_unit::TempDir;
 
 // --- the engine ---
 
