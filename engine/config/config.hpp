@@ -70,6 +70,9 @@ struct Component {
 };
 
 enum class Mode { DirectFirst, OutboxFirst };
+// How engines on one outbox share a pipeline (../shared/design/SCALE-OUT.md): `single`, one
+// direct-first engine (or any number of outbox-first ones); `shards`, N engines splitting its rows.
+enum class Coordination { Single, Shards };
 
 // [pipeline.<name>]
 struct Pipeline {
@@ -95,6 +98,8 @@ struct Pipeline {
     int64_t circuit_threshold = 3;     // consecutive direct failures that open the circuit
     int64_t shutdown_timeout_ms = 10000;
     bool dead_letter_rejects = false;  // on_reject = "dead-letter" (else "refuse")
+    Coordination coordination = Coordination::Single;
+    Location coordination_where;       // line 0: not written
 };
 
 // The keys [engine] and [pipeline.<name>] take, as the loader's tables declare them (the only

@@ -643,6 +643,19 @@ private:
                  positive_int_into<&Pipeline::circuit_threshold>},
                 {"shutdown_timeout", "`10s`", "how long stop may take to finish the relay's batch and flush the sink",
                  duration_into<&Pipeline::shutdown_timeout_ms>},
+                {"coordination", "`single`",
+                 "how engines on one outbox share this pipeline. `single`: one engine runs it direct-first (a second"
+                 " one refuses to start, naming the first; outbox-first engines may be many); `shards`: any number of"
+                 " engines run it, each relaying the rows of the shards it owns (256 per pipeline, by key), and"
+                 " direct-first stays in order across them by asking the outbox which keys wait there. `shards` needs"
+                 " a `postgres` store and a doorbell that wakes every engine (`pgnotify`, or `redis` with"
+                 " `fan_out = \"all\"`); see Scale-out below",
+                 [](Loader& l, N& v, S& kpath, S&, D& d) {
+                     if (auto s = l.one_of(v, kpath, {"single", "shards"})) {
+                         d.p.coordination = *s == "shards" ? Coordination::Shards : Coordination::Single;
+                         d.p.coordination_where = l.at(v);
+                     }
+                 }},
                 {"on_reject", "`refuse`",
                  "a permanently failing event on the direct path: `refuse` tells the caller; `dead-letter` stores it"
                  " and parks it as a dead letter",
@@ -692,7 +705,32 @@ private:
             for (const char* kind : kKinds)
                 if (!p.uses.count(kind))
                     error(node, path, std::string("missing '") + kind + "' (every pipeline names a sink, store, notifier and scheduler)");
+            if (p.coordination == Coordination::Shards) check_shards(p, cfg, *node.as_table()->get("coordination"), path);
             cfg.pipelines[name] = std::move(p);
+        }
+    }
+
+    // coordination = "shards" needs a store every engine reaches (SQLite is one host's file) and a
+    // doorbell that wakes every engine (a spill in one may be a row another owns).
+    void check_shards(const Pipeline& p, const Config& cfg, const toml::node& v, const std::string& path) {
+        const std::string kpath = path + ".coordination";
+        auto uses = [&](const char* kind) -> const Component* {
+            auto it = p.uses.find(kind);
+            return it == p.uses.end() ? nullptr : cfg.component(kind, it->second);
+        };
+        if (const Component* store = uses("store"); store && store->plugin == "sqlite")
+            error(v, kpath, "\"shards\" needs a store every engine reaches: [store." + store->name +
+                                "] is sqlite, one host's file (use a postgres store, or coordination = \"single\")");
+        const Component* bell = uses("notifier");
+        if (bell && bell->plugin == "inproc")
+            error(v, kpath, "\"shards\" needs a doorbell that wakes every engine: [notifier." + bell->name +
+                                "] is inproc, which wakes only its own (use pgnotify, or redis with fan_out = \"all\")");
+        if (bell && bell->plugin == "redis") {
+            auto it = bell->options.find("fan_out");
+            if (it == bell->options.end() || it->second.render() != "\"all\"")
+                error(v, kpath, "\"shards\" needs a doorbell that wakes every engine: [notifier." + bell->name +
+                                    "] is redis with fan_out = \"one\", which wakes one engine per ring (set fan_out = "
+                                    "\"all\" there)");
         }
     }
 

@@ -77,6 +77,7 @@ json pipeline_status(Engine& engine, pipeline::Pipeline& p) {
     const pipeline::Status s = p.status();
     json j = {{"name", s.name},
               {"mode", s.mode},
+              {"coordination", p.spec().coordination == config::Coordination::Shards ? "shards" : "single"},
               {"topic", p.spec().topic},
               {"circuit", s.circuit},
               {"store_reachable", s.pending >= 0},
@@ -124,6 +125,7 @@ RouteMatch match_route(std::string_view method, std::string_view path) {
     const std::string_view tail = slash == std::string_view::npos ? "" : rest.substr(slash);
     if (tail.empty()) return want("GET", Route::Status);
     if (tail == "/events") return want("POST", Route::Publish);
+    if (tail == "/shards") return want("GET", Route::Shards);
     if (tail == "/dead-letters") return want("GET", Route::DeadLetters);
     if (tail == "/dead-letters/replay") return want("POST", Route::Replay);
     m.pipeline.clear();
@@ -135,6 +137,7 @@ const char* route_label(Route route) {
         case Route::Publish: return "/v1/pipelines/{name}/events";
         case Route::List: return "/v1/pipelines";
         case Route::Status: return "/v1/pipelines/{name}";
+        case Route::Shards: return "/v1/pipelines/{name}/shards";
         case Route::DeadLetters: return "/v1/pipelines/{name}/dead-letters";
         case Route::Replay: return "/v1/pipelines/{name}/dead-letters/replay";
         case Route::Metrics: return "/metrics";
@@ -177,6 +180,7 @@ Response Api::handle(const Request& req) {
     switch (req.match.route) {
         case Route::Status: return reply(200, pipeline_status(engine_, *engine_.pipeline(req.match.pipeline)));
         case Route::Publish: return publish(req);
+        case Route::Shards: return shards(*engine_.pipeline(req.match.pipeline));
         case Route::DeadLetters: return list_dead(req);
         case Route::Replay: return replay(req);
         default: return error_response(404, "no route " + req.target.substr(0, 200));
@@ -218,6 +222,16 @@ Response Api::publish(const Request& req) {
     res.status = refused == 0 ? 202 : any_temporary ? 503 : all_invalid && refused == outcomes.size() ? 400 : 422;
     if (any_temporary) res.headers.emplace_back("Retry-After", "1");
     return res;
+}
+
+// GET /v1/pipelines/{name}/shards: how engines share the pipeline, as the store tells it (members,
+// owners, epochs, lease deadlines); {"coordination":"single"} for a pipeline one engine runs.
+Response Api::shards(pipeline::Pipeline& p) {
+    std::string text;
+    if (!p.coordination(text)) return error_response(503, "the store cannot tell: " + text);
+    json j = json::parse(text, nullptr, false);
+    if (j.is_discarded()) return error_response(502, "the store's answer is not JSON");
+    return reply(200, j);
 }
 
 Response Api::list_dead(const Request& req) {

@@ -20,9 +20,13 @@ namespace spillway {
 class Engine;
 }
 
+namespace spillway::pipeline {
+class Pipeline;
+}  // namespace spillway::pipeline
+
 namespace spillway::http {
 
-enum class Route { Publish, List, Status, DeadLetters, Replay, Metrics, Healthz, Readyz, NotFound, WrongMethod };
+enum class Route { Publish, List, Status, Shards, DeadLetters, Replay, Metrics, Healthz, Readyz, NotFound, WrongMethod };
 
 struct RouteMatch {
     Route route = Route::NotFound;
@@ -74,6 +78,7 @@ public:
 private:
     Response publish(const Request& req);
     Response list_dead(const Request& req);
+    Response shards(pipeline::Pipeline& p);
     Response replay(const Request& req);
     Response ready();
     Response metrics();

@@ -19,8 +19,4 @@ std::string member_id() {
     return host_name() + "-" + std::to_string(::getpid());
 }
 
-std::string holder_name() {
-    return member_id() + " (host " + host_name() + ", pid " + std::to_string(::getpid()) + ")";
-}
-
 }  // namespace spillway::pipeline

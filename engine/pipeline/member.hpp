@@ -7,7 +7,5 @@ namespace spillway::pipeline {
 
 // $SPILLWAY_MEMBER_ID (a pod name, or "%H-%i" under systemd), else "<host>-<pid>".
 std::string member_id();
-// The member id with the host and pid: what a refused engine's message names.
-std::string holder_name();
 
 }  // namespace spillway::pipeline

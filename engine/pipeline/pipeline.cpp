@@ -61,20 +61,27 @@ void Pipeline::start() {
 // coordination = "single": a direct-first pipeline runs in one engine only. Two would reorder a
 // key: one's direct sends overtake the rows the other spilled (SCALE-OUT.md §1). The store keeps
 // the hold where every engine on the outbox sees it; outbox-first engines share theirs.
+// coordination = "shards": the store joins this engine to the pipeline's members, and from then
+// on claims only the rows of the shards it owns.
 void Pipeline::hold() {
     const auto& spec = shared_.spec;
     const bool direct = spec.mode == config::Mode::DirectFirst;
-    if (const char* off = std::getenv("SPILLWAY_UNSAFE_NO_SINGLE_GUARD"); off && std::string(off) == "1") {
+    const bool shards = spec.coordination == config::Coordination::Shards;
+    if (const char* off = std::getenv("SPILLWAY_UNSAFE_NO_SINGLE_GUARD"); !shards && off && std::string(off) == "1") {
         shared_.log->warn("pipeline {}: SPILLWAY_UNSAFE_NO_SINGLE_GUARD=1: another engine may run it at the same time, "
                           "and per-key order is not kept then (for tests that show why the guard exists)",
                           spec.name);
         return;
     }
-    const sw_status st = store_.has_hold() ? store_.hold(spec.name, direct ? SW_HOLD_EXCLUSIVE : SW_HOLD_SHARED,
-                                                         holder_name())
-                                           : SW_UNSUPPORTED;
+    if (shards && direct && !store_.has_pending_among())
+        throw plugin::PluginError(SW_INVALID_CONFIG,
+                                  store_.id() + ": cannot run a direct-first pipeline with coordination = \"shards\": it "
+                                                "has no pending_among (ABI 1.2), which keeps a key's direct sends behind "
+                                                "the events other engines spilled");
+    const sw_hold_mode mode = shards ? SW_HOLD_SHARDS : direct ? SW_HOLD_EXCLUSIVE : SW_HOLD_SHARED;
+    const sw_status st = store_.has_hold() ? store_.hold(spec.name, mode, member_id()) : SW_UNSUPPORTED;
     if (st == SW_OK) return;
-    if (st == SW_UNSUPPORTED) {
+    if (st == SW_UNSUPPORTED && !shards) {
         store_.forget_error();
         if (direct)
             shared_.log->warn("pipeline {}: store {} cannot keep another engine off this direct-first pipeline (it "
@@ -82,7 +89,9 @@ void Pipeline::hold() {
                               spec.name, store_.id());
         return;
     }
-    throw plugin::PluginError(st, store_.id() + ": " + store_.describe(st));
+    throw plugin::PluginError(st == SW_UNSUPPORTED ? SW_INVALID_CONFIG : st,
+                              store_.id() + (st == SW_UNSUPPORTED ? ": cannot run coordination = \"shards\" (no hold)"
+                                                                  : ": " + store_.describe(st)));
 }
 
 Outcome Pipeline::publish(Event event) {
@@ -101,6 +110,17 @@ void Pipeline::stop() {
     relay_.stop();  // the relay finishes (settles or gives back) the batch it holds
     sink_.flush(shared_.spec.shutdown_timeout_ms);
     shared_.log->info("pipeline {} stopped", shared_.spec.name);
+}
+
+bool Pipeline::coordination(std::string& out) {
+    if (shared_.spec.coordination != config::Coordination::Shards || !store_.has_coordination()) {
+        out = R"({"coordination":"single"})";
+        return true;
+    }
+    const sw_status st = store_.coordination(shared_.spec.name, out);
+    if (st == SW_OK) return true;
+    out = store_.describe(st);
+    return false;
 }
 
 Status Pipeline::status() {

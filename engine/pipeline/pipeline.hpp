@@ -50,6 +50,9 @@ public:
     std::vector<Outcome> publish(std::vector<Event> events) { return publisher_.publish(std::move(events)); }
 
     Status status();
+    // The store's JSON account of how engines share the pipeline (GET .../shards) into `out`;
+    // false with the store's message in `out` when it cannot tell now.
+    bool coordination(std::string& out);
     const std::string& name() const { return shared_.spec.name; }
     const config::Pipeline& spec() const { return shared_.spec; }
     Circuit::State circuit() const { return shared_.circuit.state(); }

@@ -258,10 +258,24 @@ Relay::Round Relay::drain(Claimed first, size_t limit) {
     return r;
 }
 
+// coordination = "shards": the other members learn through the store whether this engine's sink
+// works, so that an engine cut off from Kafka gives its shards to one that is not. Told on change;
+// the sink's health is an in-memory read.
+void Relay::tell_sink_health() {
+    if (s_.spec.coordination != config::Coordination::Shards || !store_.has_sink_health()) return;
+    sw_health h{};
+    h.struct_size = sizeof h;
+    const auto state = sink_.port().health(h) == SW_OK ? static_cast<sw_health_state>(h.state) : SW_HEALTH_UNKNOWN;
+    if (state == told_sink_health_) return;
+    if (store_.sink_health(s_.spec.name, state) == SW_OK) told_sink_health_ = state;
+    else store_.forget_error();
+}
+
 void Relay::loop() {
     int cause = SW_WAKE_START;
     while (!s_.stopping) {
         if (!s_.seeded) seed_sticky_keys();
+        tell_sink_health();
         sink_.rebuild_if_fatal();
         Round r{0, next_limit_, SW_OK};
         const bool open = s_.circuit.state() == Circuit::State::Open;
@@ -296,6 +310,9 @@ void Relay::loop() {
         said.limit = static_cast<uint64_t>(r.limit);
         int64_t delay = scheduler_.next_delay(said, 1000);
         if (!s_.circuit.closed()) delay = std::min(delay, sink_says_down ? kHealthPollMs : kProbeIntervalMs);
+        // coordination = "shards": shards this engine acquires (a member died or left) ring no
+        // doorbell, so an idle relay looks at least this often; failover waits for it.
+        if (s_.spec.coordination == config::Coordination::Shards) delay = std::min(delay, kShardsPollMs);
         s_.poll_interval_ms = delay;
         s_.metrics.set("relay_interval_seconds", s_.labels, static_cast<double>(delay) / 1000.0);
         if (s_.stopping) break;

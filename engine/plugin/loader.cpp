@@ -51,7 +51,8 @@ std::mutex& loaded_mutex() {
 size_t min_vtable_size(uint32_t kind) {
     switch (kind) {
         case SW_KIND_SINK: return offsetof(sw_sink_vtable, reserved);
-        case SW_KIND_STORE: return offsetof(sw_store_vtable, reserved);
+        // 1.2 grew the store's vtable past 1.0's: its last 1.0 slot is the bound.
+        case SW_KIND_STORE: return offsetof(sw_store_vtable, purge_dead) + sizeof(void*);
         case SW_KIND_NOTIFIER: return offsetof(sw_notifier_vtable, reserved);
         case SW_KIND_SCHEDULER: return offsetof(sw_scheduler_vtable, reserved);
         default: return 0;

@@ -1,5 +1,6 @@
 #include "engine/plugin/ports.hpp"
 
+#include <algorithm>
 #include <cstddef>
 
 namespace spillway::plugin {
@@ -41,11 +42,35 @@ sw_status StorePort::claim_next(const sw_batch& prev, size_t limit, int64_t leas
     return i_->vt<sw_store_vtable>().claim_next(i_->get(), &prev, limit, lease_ms, &out);
 }
 
+bool StorePort::has_pending_among() const { return i_->has_slot(offsetof(sw_store_vtable, pending_among)); }
+
+sw_status StorePort::pending_among(const std::string& pipeline, std::span<const sw_bytes> keys,
+                                   std::span<uint8_t> found) const {
+    auto scope = i_->call("pending_among");
+    return i_->vt<sw_store_vtable>().pending_among(i_->get(), pipeline.c_str(), keys.data(),
+                                                   std::min(keys.size(), found.size()), found.data());
+}
+
+bool StorePort::has_coordination() const { return i_->has_slot(offsetof(sw_store_vtable, coordination)); }
+
+sw_status StorePort::coordination(const std::string& pipeline, std::string& out) const {
+    auto scope = i_->call("coordination");
+    auto visit = [](void* user, sw_bytes text) { static_cast<std::string*>(user)->assign(text.ptr, text.len); };
+    return i_->vt<sw_store_vtable>().coordination(i_->get(), pipeline.c_str(), visit, &out);
+}
+
+bool StorePort::has_sink_health() const { return i_->has_slot(offsetof(sw_store_vtable, sink_health)); }
+
+sw_status StorePort::sink_health(const std::string& pipeline, sw_health_state state) const {
+    auto scope = i_->call("sink_health");
+    return i_->vt<sw_store_vtable>().sink_health(i_->get(), pipeline.c_str(), static_cast<int32_t>(state));
+}
+
 bool StorePort::has_hold() const { return i_->has_slot(offsetof(sw_store_vtable, hold)); }
 
-sw_status StorePort::hold(const std::string& pipeline, sw_hold_mode mode, const std::string& holder) const {
+sw_status StorePort::hold(const std::string& pipeline, sw_hold_mode mode, const std::string& member) const {
     auto scope = i_->call("hold");
-    return i_->vt<sw_store_vtable>().hold(i_->get(), pipeline.c_str(), static_cast<uint32_t>(mode), holder.c_str());
+    return i_->vt<sw_store_vtable>().hold(i_->get(), pipeline.c_str(), static_cast<uint32_t>(mode), member.c_str());
 }
 
 void StorePort::release_batch(sw_batch& batch) const {

@@ -49,8 +49,16 @@ public:
     sw_status claim(const std::string& pipeline, size_t limit, int64_t lease_ms, sw_batch& out) const;
     bool has_claim_next() const;
     sw_status claim_next(const sw_batch& prev, size_t limit, int64_t lease_ms, sw_batch& out) const;
+    bool has_pending_among() const;
+    // found[i] = 1 when the pipeline has a pending row of keys[i] (sizes equal).
+    sw_status pending_among(const std::string& pipeline, std::span<const sw_bytes> keys, std::span<uint8_t> found) const;
+    bool has_coordination() const;
+    // The store's JSON account of how the pipeline is coordinated, into `out`.
+    sw_status coordination(const std::string& pipeline, std::string& out) const;
+    bool has_sink_health() const;
+    sw_status sink_health(const std::string& pipeline, sw_health_state state) const;
     bool has_hold() const;
-    sw_status hold(const std::string& pipeline, sw_hold_mode mode, const std::string& holder) const;
+    sw_status hold(const std::string& pipeline, sw_hold_mode mode, const std::string& member) const;
     void release_batch(sw_batch& batch) const;
     sw_status complete(std::span<const int64_t> row_ids, std::span<const sw_result> results) const;
     sw_status release_leases(std::span<const int64_t> row_ids) const;

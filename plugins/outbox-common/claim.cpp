@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <string>
 
 namespace spillway::plugins::outbox {
@@ -12,6 +13,18 @@ namespace spillway::plugins::outbox {
 namespace {
 
 constexpr int64_t kLeaseSweepUs = 10'000'000;  // how often a claim deletes expired leases
+
+// The values of a sharded read's shard condition (:sp, :sm, :ss, :sg), alive while it runs.
+struct ShardBinds {
+    template <class Filter>  // OutboxStore::ShardFilter
+    ShardBinds(const std::string& pipeline, const Filter& f) : p(pipeline), m(f.member), ss(f.shards), g(f.guard_ms) {}
+    void to(soci::statement& st) {
+        st.exchange(soci::use(p, "sp")), st.exchange(soci::use(m, "sm")), st.exchange(soci::use(ss, "ss"));
+        st.exchange(soci::use(g, "sg"));
+    }
+    std::string p, m, ss;
+    long long g;
+};
 
 }  // namespace
 
@@ -62,8 +75,10 @@ void OutboxStore::pick_range(soci::session& s, const std::string& pipeline, size
         soci::statement st(s);
         st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
         st.exchange(soci::use(after, "after")), st.exchange(soci::use(upto, "upto")), st.exchange(soci::use(lim, "lim"));
+        std::optional<ShardBinds> shards;
+        if (picker.shards) shards.emplace(pipeline, *picker.shards).to(st);
         rows.bind(st);
-        prepare_once(st, statements_.scan);
+        prepare_once(st, picker.shards ? sharded_.scan : statements_.scan);
         if (rows.feed(st, limit, picker) < chunk) break;
         after = std::stoll(rows.ids.back());
     }
@@ -82,8 +97,10 @@ void OutboxStore::pick_ids(soci::session& s, const std::string& pipeline, size_t
         soci::statement st(s);
         st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
         st.exchange(soci::use(list, "ids"));
+        std::optional<ShardBinds> shards;
+        if (picker.shards) shards.emplace(pipeline, *picker.shards).to(st);
         rows.bind(st);
-        prepare_once(st, statements_.scan_ids);
+        prepare_once(st, picker.shards ? sharded_.scan_ids : statements_.scan_ids);
         rows.feed(st, limit, picker);
     }
 }
@@ -193,16 +210,24 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
                                                   std::vector<std::pair<long long, std::string>>& malformed) {
     const long long now = host().now_unix_us();
     const long long from = prev ? prev->cursor : 0;
+    // coordination = "shards": only the rows of shards this engine owns, and owns for long enough
+    // (checked again by the reads' SQL on the database's clock). Owners touch disjoint rows, and
+    // no key spans two shards, so the claim takes no table lock.
+    const std::optional<ShardFilter> shards = shard_filter(p);
+    if (shards && shards->shards.empty()) return nothing_claimed(p, from, prev ? &prev->own : nullptr);
+    if (shards) lease_ms = std::min<int64_t>(lease_ms, shards->lease_cap_ms);
     // After a claim that found rows more are likely (a stream of events, a backlog): the claim
     // goes straight to its transaction, one round trip sooner than asking first.
-    if (!prev && !last_claim_found_rows(p) && !anything_due(s, p, now)) return nothing_claimed(p, from, nullptr);
+    if (!prev && !last_claim_found_rows(p) && !anything_due(s, p, now, shards ? &*shards : nullptr))
+        return nothing_claimed(p, from, nullptr);
     // BEGIN, the lock and the live leases in one round trip where the database allows it.
-    const std::string begin = begin_lease_change_sql();
+    const std::string begin = shards ? begin_settle_sql() : begin_lease_change_sql();
     const bool folded = begin_takes_a_statement();
     Tx tx(s, folded ? std::string() : begin);
     std::vector<Lease> leases = live_leases(s, now, folded ? &begin : nullptr);
     sweep_leases_when_due(s, now, leases);
     Picker picker = picker_for(leases, prev);
+    picker.shards = shards ? &*shards : nullptr;
     Picked picked = pick(s, p, limit, now, prev, picker);
     remember_found(p, !picker.picked.empty());
     const long long cursor = std::max(picker.seen, from);
@@ -225,10 +250,17 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
 }
 
 // An idle poll costs this one statement: no transaction, no lock, when nothing is due.
-bool OutboxStore::anything_due(soci::session& s, const std::string& pipeline, long long now) {
+bool OutboxStore::anything_due(soci::session& s, const std::string& pipeline, long long now,
+                               const ShardFilter* shards) {
     std::string p = pipeline;
     long long now1 = now, now2 = now;
     int due = 0;
+    if (shards) {
+        ShardBinds b(pipeline, *shards);
+        s << sharded_.due, soci::use(p, "p"), soci::use(now1, "now1"), soci::use(now2, "now2"), soci::use(b.p, "sp"),
+            soci::use(b.m, "sm"), soci::use(b.ss, "ss"), soci::use(b.g, "sg"), soci::into(due);
+        return s.got_data();
+    }
     const std::string text = statement(s, Hot::kDue, {{"p", p}, {"now1", now1}, {"now2", now2}});
     if (text.empty())
         s << statements_.due, soci::use(p, "p"), soci::use(now1, "now1"), soci::use(now2, "now2"), soci::into(due);
@@ -297,13 +329,17 @@ size_t OutboxStore::read_head(soci::session& s, const std::string& pipeline, siz
     soci::statement st(s);
     rows.bind(st);
     st.exchange(soci::into(blocks));
+    // A sharded head runs as text: its shard list changes from claim to claim.
     const std::string text =
-        statement(s, Hot::kHead, {{"now1", now1}, {"now2", now2}, {"p", p}, {"after", after}, {"lim", lim}});
+        picker.shards ? std::string()
+                      : statement(s, Hot::kHead, {{"now1", now1}, {"now2", now2}, {"p", p}, {"after", after}, {"lim", lim}});
+    std::optional<ShardBinds> shards;
     if (text.empty()) {
         st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
         st.exchange(soci::use(after, "after")), st.exchange(soci::use(lim, "lim"));
+        if (picker.shards) shards.emplace(pipeline, *picker.shards).to(st);
     }
-    prepare_once(st, text.empty() ? statements_.head : text);
+    prepare_once(st, !text.empty() ? text : picker.shards ? sharded_.head : statements_.head);
     if (st.execute(true)) read = rows.size();
     std::vector<size_t> keep;
     for (size_t i = 0; i < read && picker.picked.size() < limit; ++i) {

@@ -2,10 +2,20 @@
 #include "outbox_store.hpp"
 #include "store_internal.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <string>
 
 namespace spillway::plugins::outbox {
+
+std::string engine_name(std::string_view member) {
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "unknown");
+    return std::string(member) + " (host " + host + ", pid " + std::to_string(getpid()) + ")";
+}
+
 
 // One line of a database message: soci appends the statement text after a newline.
 std::string short_message(const std::exception& e) {
@@ -98,6 +108,18 @@ const std::string& OutboxStore::hot_sql(Hot h) const {
 void OutboxStore::start() {
     // Statements with an id list, which only the database subclass can spell.
     statements_.add_id_lists(sql_, in_ids(":ids"));
+    if (const std::string r = shard_condition("r."); !r.empty()) {
+        // Each read ends in ORDER BY or LIMIT; the condition goes in before it.
+        auto with = [](const std::string& sql, const std::string& cond) {
+            size_t at = sql.rfind(" ORDER BY ");
+            if (at == std::string::npos) at = sql.rfind(" LIMIT ");
+            return sql.substr(0, at) + " AND " + cond + sql.substr(at);
+        };
+        sharded_.due = with(statements_.due, shard_condition(""));
+        sharded_.head = with(statements_.head, r);
+        sharded_.scan = with(statements_.scan, r);
+        sharded_.scan_ids = with(statements_.scan_ids, r);
+    }
     try {
         connect();
     } catch (const sdk::Error&) {

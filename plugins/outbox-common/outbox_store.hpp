@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -28,6 +29,9 @@
 #include <vector>
 
 namespace spillway::plugins::outbox {
+
+// `member` with this process's host and pid: how a hold names its engine to another one.
+std::string engine_name(std::string_view member);
 
 // A session borrowed for one operation: from a pool, or a single session behind a mutex.
 struct Conn {
@@ -53,6 +57,8 @@ public:
     void release_leases(std::span<const int64_t> row_ids) override;
     sdk::Stats stats(std::string_view pipeline) override;
     void pending_keys(std::string_view pipeline, sw_key_visit_fn visit, void* user) override;
+    // probe.cpp: one statement over the partial index of pending keys (schema 5 on PostgreSQL).
+    void pending_among(std::string_view pipeline, std::span<const sw_bytes> keys, std::span<uint8_t> found) override;
     std::unique_ptr<sdk::Batch> list_dead(std::string_view pipeline, int64_t after_row_id, size_t limit) override;
     int64_t replay_dead(std::string_view pipeline, std::span<const sw_bytes> event_ids) override;
     int64_t purge_dead(std::string_view pipeline, std::span<const sw_bytes> event_ids) override;
@@ -97,6 +103,24 @@ protected:
     }
     // Told of every database error a call ends in, before it is answered as RETRY.
     virtual void failed(const std::exception& e) { (void)e; }
+    // coordination = "shards" (PostgreSQL): which rows of a pipeline a claim may take. None: all
+    // of them (coordination = "single").
+    struct ShardFilter {
+        std::string shards;          // smallint[] literal of the shards claimable now; "" for none
+        std::string member;          // who the claim's SQL checks owns them,
+        long long guard_ms = 0;      // and by how much their lease must outlast the database's now
+        long long lease_cap_ms = 0;  // row leases last at most this (the heartbeat renews them)
+    };
+    virtual std::optional<ShardFilter> shard_filter(const std::string& pipeline) const {
+        (void)pipeline;
+        return std::nullopt;
+    }
+    // The SQL condition "this row's shard is claimable" (binding :sp, :sm, :ss, :sg as in
+    // ShardFilter), over columns qualified by `q` ("r." or ""); "" when the store has no shards.
+    virtual std::string shard_condition(const std::string& q) const {
+        (void)q;
+        return {};
+    }
     // Whether begin_lease_change_sql() and a statement after it may travel as one query (one
     // round trip; the result is the last statement's): a claim's BEGIN, lock and live-lease read.
     virtual bool begin_takes_a_statement() const { return false; }
@@ -110,7 +134,8 @@ protected:
     // 3: leases move to <table>_leases, one row per claimed batch (create_leases_v3), instead of
     // an UPDATE of every claimed row.
     // 4: <table>_meta with the table's adoption token (create_meta_v4), part of derived event ids.
-    static constexpr int kSchemaVersion = 4;
+    // 5: PostgreSQL: coordination = "shards" (<table>_shards, <table>_members, spillway_shard()).
+    static constexpr int kSchemaVersion = 5;
     virtual void upgrade_schema(soci::session& s, int version) = 0;
     // Run by every migration after the versioned steps, for the options that adopt a table
     // (adopt_pipeline, event_id_field, headers_field), which may change between runs: rows the
@@ -177,6 +202,7 @@ private:
         std::unordered_set<std::string> blocked;    // keys held back by an earlier row
         std::vector<long long> picked;
         long long seen = 0;                         // the largest id looked at
+        const ShardFilter* shards = nullptr;        // coordination = "shards": the rows it may take
         bool take(long long id, const std::string* key, bool blocks);  // key: nullptr when none
     };
     // Where a claimed batch ends, for the claim_next after it.
@@ -212,7 +238,7 @@ private:
     std::unique_ptr<sdk::Batch> claim_in(soci::session& s, const std::string& pipeline, size_t limit, int64_t lease_ms,
                                          const Continuation* prev,
                                          std::vector<std::pair<long long, std::string>>& malformed);
-    bool anything_due(soci::session& s, const std::string& pipeline, long long now);
+    bool anything_due(soci::session& s, const std::string& pipeline, long long now, const ShardFilter* shards);
     void remember_found(const std::string& pipeline, bool found);
     void sweep_leases_when_due(soci::session& s, long long now, std::vector<Lease>& leases);
     static Picker picker_for(const std::vector<Lease>& leases, const Continuation* prev);
@@ -307,6 +333,10 @@ private:
     std::vector<std::string> notes_;  // what migrations did since migrate() last reported
 
     Statements statements_;  // built once, by the constructor and start()
+    // The claim's reads with the shard condition (coordination = "shards"), built by start().
+    struct ShardedReads {
+        std::string due, head, scan, scan_ids;
+    } sharded_;
     std::mutex leases_mutex_;
     std::unordered_map<long long, long long> lease_of_row_;  // claimed row -> its lease id
     std::unordered_map<long long, MyLease> my_leases_;       // lease id -> lease

@@ -3,6 +3,7 @@
 // Every transaction that changes leases (claim, complete, release) first takes one
 // transaction-scoped advisory lock per table, so claims never interleave. Rows are not locked with
 // SKIP LOCKED: a claimer that skipped a locked earlier row of a key could hand out a later one.
+#include "shard_coordinator.hpp"
 #include "single_guard.hpp"
 
 #include <outbox_store.hpp>
@@ -16,6 +17,7 @@
 #include <cctype>
 #include <cstdio>
 #include <ctime>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -63,6 +65,7 @@ struct Settings {
     std::string url;  // parsed by pg::Conninfo right after the read
     int64_t pool_size;
     bool prepare;
+    int64_t shard_heartbeat_ms, shard_ttl_ms, claim_guard_ms;
 };
 
 const sdk::Options<Settings> kPostgresOptions{
@@ -82,6 +85,22 @@ const sdk::Options<Settings> kPostgresOptions{
         "the claim's four statements are prepared once per connection and run by `EXECUTE`, sparing the server "
         "parsing and planning them on every claim. Turn it off behind a pooler that hands a session's transactions "
         "to different server connections (PgBouncer in transaction mode)"),
+    sdk::duration<&Settings::shard_heartbeat_ms>(
+        "shard_heartbeat", "1s",
+        "coordination = \"shards\": how often an engine renews its membership and shards, takes over a crashed "
+        "member's shards and rebalances")
+        .at_least(50),
+    sdk::duration<&Settings::shard_ttl_ms>(
+        "shard_ttl", "10s",
+        "coordination = \"shards\": how long a shard stays its owner's without a renewal; a paused or cut-off "
+        "engine's shards move after it (a crashed engine's at once, on its next heartbeat)")
+        .at_least(200),
+    sdk::duration<&Settings::claim_guard_ms>(
+        "claim_guard", "6s",
+        "coordination = \"shards\": a claim takes rows only of shards whose lease outlasts it by this much; keep "
+        "it above the relay's send time (the sink's `message.timeout.ms`) and below `shard_ttl` minus two "
+        "heartbeats")
+        .at_least(1),
 };
 
 }  // namespace
@@ -108,15 +127,44 @@ public:
     }
     void stop(int64_t timeout_ms) override {
         {
+            // The relay has stopped: hand the shards over first, then let go of the holds.
             std::lock_guard lock(guard_mutex_);
+            for (auto& [pipeline, c] : coordinators_) c->stop(timeout_ms);
+            coordinators_.clear();
             guard_.reset();  // its session closes: the holds go
         }
         OutboxStore::stop(timeout_ms);
     }
-    void hold(std::string_view pipeline, sw_hold_mode mode, std::string_view holder) override {
+    void hold(std::string_view pipeline, sw_hold_mode mode, std::string_view member) override {
         std::lock_guard lock(guard_mutex_);
         if (!guard_) guard_ = std::make_unique<SingleGuard>(conninfo_, options().table, host());
-        guard_->hold(std::string(pipeline), mode, std::string(holder));
+        const std::string p(pipeline);
+        if (coordinators_.count(p)) throw sdk::Error(SW_REJECT, "postgres: pipeline '" + p + "' is held already");
+        guard_->hold(p, mode, outbox::engine_name(member));
+        if (mode != SW_HOLD_SHARDS) return;
+        if (settings_.claim_guard_ms + 2 * settings_.shard_heartbeat_ms >= settings_.shard_ttl_ms)
+            throw sdk::ConfigError("claim_guard", "claim_guard (" + std::to_string(settings_.claim_guard_ms) +
+                                                      " ms) plus two shard_heartbeat must stay below shard_ttl (" +
+                                                      std::to_string(settings_.shard_ttl_ms) + " ms)");
+        create_pending_key_index();
+        auto c = std::make_unique<ShardCoordinator>(
+            conninfo_, shard_tables(), p, std::string(member), lease_owner(),
+            ShardTimings{settings_.shard_heartbeat_ms, settings_.shard_ttl_ms, settings_.claim_guard_ms,
+                         std::min<int64_t>(500, settings_.shard_heartbeat_ms)},
+            host());
+        c->start();
+        coordinators_[p] = std::move(c);
+    }
+    void sink_health(std::string_view pipeline, sw_health_state state) override {
+        std::lock_guard lock(guard_mutex_);
+        if (auto it = coordinators_.find(std::string(pipeline)); it != coordinators_.end())
+            it->second->sink_state(state == SW_HEALTH_DOWN);
+    }
+    std::string coordination(std::string_view pipeline) override {
+        std::lock_guard lock(guard_mutex_);
+        auto it = coordinators_.find(std::string(pipeline));
+        if (it == coordinators_.end()) return R"({"coordination":"single"})";
+        return it->second->json();
     }
     void health(sw_health& out) override {
         OutboxStore::health(out);
@@ -258,6 +306,20 @@ protected:
         s << "SET LOCAL client_min_messages = warning";  // no "already exists, skipping" notices
         long long key = migrate_lock_;
         s << "SELECT pg_advisory_xact_lock(:k)", soci::use(key, "k");
+    }
+
+    std::optional<ShardFilter> shard_filter(const std::string& pipeline) const override {
+        std::lock_guard lock(guard_mutex_);
+        auto it = coordinators_.find(pipeline);
+        if (it == coordinators_.end()) return std::nullopt;
+        const ShardCoordinator& c = *it->second;
+        return ShardFilter{c.claimable(), c.member(), c.claim_guard_ms(), c.ttl_ms()};
+    }
+    std::string shard_condition(const std::string& q) const override {
+        return shard_function() + "(" + q + sql().c[outbox::kKey] + ", " + q + sql().c[outbox::kId] +
+               ") IN (SELECT shard FROM " + shards_table() +
+               " WHERE pipeline = :sp AND owner = :sm AND shard = ANY(CAST(:ss AS SMALLINT[])) AND expires_at > "
+               "clock_timestamp() + :sg * interval '1 millisecond')";
     }
 
     void create_schema(soci::session& s) override {
@@ -419,6 +481,21 @@ protected:
     }
 
     void upgrade_schema(soci::session& s, int version) override {
+        if (version == 5) {
+            // A row's shard is computed where a claim reads it, not stored: adding a stored column
+            // would rewrite an adopted table, and the rows an application inserts need nothing.
+            s << "CREATE OR REPLACE FUNCTION " + shard_function() +
+                     "(k text, id bigint) RETURNS smallint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT CAST(CASE "
+                     "WHEN k IS NULL THEN id % 256 ELSE get_byte(decode(md5(k), 'hex'), 0) END AS smallint) $$";
+            s << "CREATE TABLE IF NOT EXISTS " + shards_table() +
+                     " (pipeline TEXT NOT NULL, shard SMALLINT NOT NULL, owner TEXT, epoch BIGINT NOT NULL DEFAULT 0, "
+                     "expires_at TIMESTAMPTZ NOT NULL DEFAULT '-infinity', PRIMARY KEY (pipeline, shard))";
+            s << "CREATE TABLE IF NOT EXISTS " + members_table() +
+                     " (pipeline TEXT NOT NULL, member TEXT NOT NULL, incarnation TEXT NOT NULL, lease_owner TEXT NOT "
+                     "NULL, sink_ok BOOLEAN NOT NULL DEFAULT true, expires_at TIMESTAMPTZ NOT NULL, PRIMARY KEY "
+                     "(pipeline, member))";
+            return;
+        }
         if (version == 3) {
             // Claims no longer update the rows (leases are rows of their own), so the room kept
             // for those updates goes: fewer pages for a claim to read. Retries keep some.
@@ -447,6 +524,31 @@ protected:
     }
 
 private:
+    std::string shard_function() const {
+        return (schema_.empty() ? std::string() : "\"" + schema_ + "\".") + "spillway_shard";
+    }
+    std::string shards_table() const { return sql().table.substr(0, sql().table.size() - 1) + "_shards\""; }
+    std::string members_table() const { return sql().table.substr(0, sql().table.size() - 1) + "_members\""; }
+    ShardTables shard_tables() const {
+        return ShardTables{sql().table, shards_table(), members_table(),
+                           sql().table.substr(0, sql().table.size() - 1) + "_leases\"",
+                           shard_function() + "(r." + sql().c[outbox::kKey] + ", r." + sql().c[outbox::kId] + ")",
+                           sql().c[outbox::kId]};
+    }
+    // The pending-key probe's index (pending_among), made when a pipeline first runs in shards
+    // mode: a single-engine outbox does not pay for it on every append.
+    void create_pending_key_index() {
+        try {
+            soci::session s(*pool_);
+            s << "CREATE INDEX IF NOT EXISTS \"" + sql().table_base + "_pending_key_idx\" ON " + sql().table + " (" +
+                     sql().c[outbox::kPipeline] + ", " + sql().c[outbox::kKey] + ") WHERE " + sql().c[outbox::kState] +
+                     " = 'pending'";
+        } catch (const std::exception& e) {
+            throw sdk::Error(SW_RETRY, std::string("postgres: creating the pending-key index of ") + options().table +
+                                           ": " + e.what());
+        }
+    }
+
     struct Prepared {
         std::string name, prepare;        // prepare: PREPARE name AS <the SQL with $1..$n>
         std::vector<std::string> params;  // the SQL's :names, in the order of $1..$n
@@ -505,8 +607,9 @@ private:
     std::string schema_, table_name_;
     bool published_is_timestamp_ = false;
     std::unique_ptr<soci::connection_pool> pool_;
-    std::mutex guard_mutex_;
+    mutable std::mutex guard_mutex_;
     std::unique_ptr<SingleGuard> guard_;  // made by the first hold
+    std::map<std::string, std::unique_ptr<ShardCoordinator>> coordinators_;  // coordination = "shards", by pipeline
     std::mutex prepared_mutex_;
     std::array<Prepared, static_cast<size_t>(Hot::kCount)> prepared_;
     std::set<std::pair<const void*, int>> prepared_on_;  // connections the hot statements are prepared on

@@ -1,7 +1,6 @@
 #include "single_guard.hpp"
 
-#include <libpq-fe.h>
-#include <poll.h>
+#include <pg-common/query.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -18,6 +17,9 @@ namespace {
 // The advisory locks' first key: one namespace for every guard ("SWG1"); the second is the
 // (table, pipeline) pair's hash, kept positive so pg_locks.objid shows it as written.
 constexpr int kGuardSpace = 0x53574731;
+constexpr int kOutboxFirstSpace = kGuardSpace + 1;  // see SingleGuard::take
+constexpr int kShardsSpace = kGuardSpace + 2;
+constexpr int kSerialSpace = kGuardSpace + 3;
 constexpr auto kCallTimeout = std::chrono::seconds(5);
 constexpr auto kWatchEvery = std::chrono::seconds(2);
 
@@ -27,53 +29,16 @@ int guard_key(const std::string& table, const std::string& pipeline) {
     return static_cast<int>(h & 0x7fffffffu);
 }
 
-using Result = std::unique_ptr<PGresult, decltype(&PQclear)>;
+using pg::Result;
 
-std::string one_line(std::string s) {
-    std::replace(s.begin(), s.end(), '\n', ' ');
-    while (!s.empty() && s.back() == ' ') s.pop_back();
-    return s;
-}
-
-// Runs `sql` with text parameters, waiting at most kCallTimeout for the answer (a blocking PQexec
-// would wait on a silent network for as long as TCP does). Null when it failed or timed out; then
-// `error` says why.
+// One guard query, bounded by kCallTimeout.
 Result run(PGconn* c, const char* sql, const std::vector<std::string>& params, std::string& error) {
-    std::vector<const char*> values;
-    for (const auto& p : params) values.push_back(p.c_str());
-    Result none(nullptr, &PQclear);
-    if (!PQsendQueryParams(c, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0)) {
-        error = one_line(PQerrorMessage(c));
-        return none;
-    }
-    const auto deadline = std::chrono::steady_clock::now() + kCallTimeout;
-    while (PQisBusy(c)) {
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) {
-            error = "no answer in " + std::to_string(kCallTimeout.count()) + " s";
-            return none;
-        }
-        pollfd fd{PQsocket(c), POLLIN, 0};
-        const int n = ::poll(&fd, 1, static_cast<int>(left.count()));
-        if (n < 0 && errno != EINTR) {
-            error = std::string("poll: ") + std::strerror(errno);
-            return none;
-        }
-        if (n > 0 && !PQconsumeInput(c)) {
-            error = one_line(PQerrorMessage(c));
-            return none;
-        }
-    }
-    Result last(nullptr, &PQclear);
-    while (PGresult* r = PQgetResult(c)) last.reset(r);
-    if (!last || (PQresultStatus(last.get()) != PGRES_TUPLES_OK && PQresultStatus(last.get()) != PGRES_COMMAND_OK)) {
-        error = one_line(last ? PQresultErrorMessage(last.get()) : PQerrorMessage(c));
-        return none;
-    }
-    return last;
+    return pg::query(c, sql, params, kCallTimeout, error);
 }
 
-const char* mode_name(sw_hold_mode m) { return m == SW_HOLD_EXCLUSIVE ? "direct-first" : "outbox-first"; }
+const char* mode_name(sw_hold_mode m) {
+    return m == SW_HOLD_EXCLUSIVE ? "direct-first" : m == SW_HOLD_SHARDS ? "with coordination = \"shards\"" : "outbox-first";
+}
 
 }  // namespace
 
@@ -114,37 +79,78 @@ void SingleGuard::open_session(const std::string& holder) {
     session_ = c;
 }
 
+// The locks, all on the guard session (session locks outlive the transaction they are taken in):
+//   direct-first (single):  exclusive on (kGuardSpace, key)
+//   outbox-first (single):  shared on (kGuardSpace, key) and on (kOutboxFirstSpace, key)
+//   shards:                 shared on (kGuardSpace, key) and on (kShardsSpace, key)
+// so a direct-first engine excludes every other, and outbox-first engines exclude shards engines
+// and the reverse (a claim in shards mode takes no table lock, so it must not meet a claimer that
+// ignores shards). The check of the other kind's lock and the taking of one's own run under a
+// transaction lock, so two engines of different kinds starting at once cannot both pass.
 std::string SingleGuard::take(const std::string& pipeline, sw_hold_mode mode) {
     const int key = guard_key(table_, pipeline);
+    const std::vector<std::string> guard = {std::to_string(kGuardSpace), std::to_string(key)};
     std::string error;
-    const char* sql = mode == SW_HOLD_EXCLUSIVE ? "SELECT pg_try_advisory_lock($1::int, $2::int)"
-                                                : "SELECT pg_try_advisory_lock_shared($1::int, $2::int)";
-    Result r = run(session_, sql, {std::to_string(kGuardSpace), std::to_string(key)}, error);
-    if (!r) throw sdk::Error(SW_RETRY, "postgres: taking the pipeline's hold: " + error);
-    if (std::strcmp(PQgetvalue(r.get(), 0, 0), "t") == 0) return {};
-    const std::string who = holders_of(key);
-    return who.empty() ? "another engine (it let go just now: try again)" : who;
+    auto must = [&](Result r) {
+        if (!r) throw sdk::Error(SW_RETRY, "postgres: taking the pipeline's hold: " + error);
+        return r;
+    };
+    auto yes = [](const Result& r) { return std::strcmp(PQgetvalue(r.get(), 0, 0), "t") == 0; };
+    if (mode == SW_HOLD_EXCLUSIVE) {
+        if (yes(must(run(session_, "SELECT pg_try_advisory_lock($1::int, $2::int)", guard, error)))) return {};
+        const std::string who = holders_of(kGuardSpace, key);
+        return who.empty() ? "another engine (it let go just now: try again)" : who;
+    }
+    const int mine = mode == SW_HOLD_SHARDS ? kShardsSpace : kOutboxFirstSpace;
+    const int theirs = mode == SW_HOLD_SHARDS ? kOutboxFirstSpace : kShardsSpace;
+    must(run(session_, "BEGIN", {}, error));
+    std::string refused;
+    try {
+        must(run(session_, "SELECT pg_advisory_xact_lock($1::int, $2::int)", {std::to_string(kSerialSpace), guard[1]},
+                 error));
+        if (!yes(must(run(session_, "SELECT pg_try_advisory_lock_shared($1::int, $2::int)", guard, error)))) {
+            refused = holders_of(kGuardSpace, key);
+            if (refused.empty()) refused = "another engine (it let go just now: try again)";
+        } else if (const std::string other = holders_of(theirs, key); !other.empty()) {
+            must(run(session_, "SELECT pg_advisory_unlock_shared($1::int, $2::int)", guard, error));
+            refused = other;
+        } else {
+            must(run(session_, "SELECT pg_advisory_lock_shared($1::int, $2::int)", {std::to_string(mine), guard[1]},
+                     error));
+        }
+        must(run(session_, "COMMIT", {}, error));
+    } catch (...) {
+        std::string ignored;
+        run(session_, "ROLLBACK", {}, ignored);
+        throw;
+    }
+    return refused;
 }
 
-// Who holds the lock: the sessions pg_locks names, with their application_name (which says
-// "spillway <member> (host ..., pid ...)") and client address.
-std::string SingleGuard::holders_of(int key) const {
+// Who holds (space, key): the sessions pg_locks names, with their application_name (which says
+// "spillway <member> (host ..., pid ...)") and client address; "" when none.
+std::string SingleGuard::holders_of(int space, int key) const {
     std::string error;
     Result r = run(session_,
-                   "SELECT l.pid, l.mode, COALESCE(a.application_name, ''), COALESCE(host(a.client_addr), 'local') "
+                   "SELECT l.pid, l.mode, COALESCE(a.application_name, ''), COALESCE(host(a.client_addr), 'local'), "
+                   "EXISTS (SELECT 1 FROM pg_locks x WHERE x.pid = l.pid AND x.locktype = 'advisory' AND x.classid = "
+                   "$3::bigint AND x.objid = l.objid AND x.objsubid = 2) "
                    "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND "
                    "l.classid = $1::bigint AND l.objid = $2::bigint AND l.objsubid = 2 AND l.granted AND "
                    "l.pid <> pg_backend_pid() ORDER BY l.pid",
-                   {std::to_string(kGuardSpace), std::to_string(key)}, error);
+                   {std::to_string(space), std::to_string(key), std::to_string(kShardsSpace)}, error);
     if (!r) return {};
     std::string out;
     const int n = PQntuples(r.get());
     for (int i = 0; i < n && i < 4; ++i) {
         const std::string app = PQgetvalue(r.get(), i, 2);
         const bool exclusive = std::strcmp(PQgetvalue(r.get(), i, 1), "ExclusiveLock") == 0;
+        const bool shards = std::strcmp(PQgetvalue(r.get(), i, 4), "t") == 0;
+        const char* how = shards ? "with coordination = \"shards\""
+                          : exclusive           ? "direct-first"
+                                                : "outbox-first";
         out += (out.empty() ? "" : "; ") + (app.empty() ? std::string("a session") : "'" + app + "'") + " from " +
-               PQgetvalue(r.get(), i, 3) + ", server pid " + PQgetvalue(r.get(), i, 0) + ", running it " +
-               (exclusive ? "direct-first" : "outbox-first");
+               PQgetvalue(r.get(), i, 3) + ", server pid " + PQgetvalue(r.get(), i, 0) + ", running it " + how;
     }
     if (n > 4) out += "; and " + std::to_string(n - 4) + " more";
     return out;
@@ -157,14 +163,23 @@ void SingleGuard::hold(const std::string& pipeline, sw_hold_mode mode, const std
         throw sdk::Error(SW_REJECT, "pipeline '" + pipeline + "' is held already in another mode by this store");
     }
     open_session(holder);
-    if (const std::string other = take(pipeline, mode); !other.empty())
-        throw sdk::Error(SW_REJECT,
-                         "pipeline '" + pipeline + "' of outbox " + table_ + " is run by another engine: " + other +
-                             ". With coordination = \"single\" a direct-first pipeline runs in one engine only (two "
-                             "would reorder a key: one's direct sends overtake the other's spilled rows); this one "
-                             "wanted it " + mode_name(mode) +
-                             ". Stop the other engine, or run both outbox-first. If that engine is gone, the database "
-                             "drops its session within about 15 s of its host going silent");
+    if (const std::string other = take(pipeline, mode); !other.empty()) {
+        const bool shards_meet_outbox_first =
+            mode != SW_HOLD_EXCLUSIVE && other.find("direct-first") == std::string::npos;
+        throw sdk::Error(
+            SW_REJECT,
+            "pipeline '" + pipeline + "' of outbox " + table_ + " is run by another engine: " + other +
+                "; this one wanted to run it " + mode_name(mode) + ". " +
+                (shards_meet_outbox_first
+                     ? "Engines with coordination = \"shards\" and outbox-first engines with coordination = \"single\" "
+                       "cannot share a pipeline (the latter claim rows whatever their shard): give every engine of "
+                       "the pipeline the same coordination"
+                     : "With coordination = \"single\" a direct-first pipeline runs in one engine only (two would "
+                       "reorder a key: one's direct sends overtake the other's spilled rows). Stop the other engine, "
+                       "run them all outbox-first, or use coordination = \"shards\"") +
+                ". If that engine is gone, the database drops its session within about 15 s of its host going "
+                "silent");
+    }
     holds_[pipeline] = Hold{mode, holder, true};
     if (!watcher_.joinable()) watcher_ = std::thread([this] { watch(); });
 }

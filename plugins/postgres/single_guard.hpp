@@ -49,7 +49,7 @@ private:
     void open_session(const std::string& holder);
     // Takes one hold on the open session: "" when taken, else who holds it.
     std::string take(const std::string& pipeline, sw_hold_mode mode);
-    std::string holders_of(int key) const;
+    std::string holders_of(int space, int key) const;
     void watch();  // every 2 s: is the session alive? if not, reopen it and take the holds again
 
     const pg::Conninfo& conninfo_;

@@ -76,12 +76,15 @@ public:
         }
         OutboxStore::stop(timeout_ms);
     }
-    void hold(std::string_view pipeline, sw_hold_mode mode, std::string_view holder) override {
+    void hold(std::string_view pipeline, sw_hold_mode mode, std::string_view member) override {
+        if (mode == SW_HOLD_SHARDS)
+            throw sdk::Error(SW_INVALID_CONFIG, "sqlite: coordination = \"shards\" needs a store every engine reaches; "
+                                                "a SQLite file is one host's (use a postgres store)");
         // A private in-memory database cannot be shared: nothing to keep another engine off.
         if (settings_.path == ":memory:") return;
         std::lock_guard lock(guard_mutex_);
         if (!guard_) guard_ = std::make_unique<SingleGuard>(settings_.path);
-        guard_->hold(std::string(pipeline), mode, std::string(holder));
+        guard_->hold(std::string(pipeline), mode, outbox::engine_name(member));
     }
 
 protected:

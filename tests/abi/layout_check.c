@@ -25,7 +25,15 @@ _Static_assert(offsetof(sw_sink_vtable, send) == 56, "sink.send");
 _Static_assert(sizeof(sw_sink_vtable) == 104, "sink vtable");
 _Static_assert(offsetof(sw_store_vtable, migrate) == 56, "store.migrate");
 _Static_assert(offsetof(sw_store_vtable, purge_dead) == 136, "store.purge_dead");
+#if SW_ABI_MINOR >= 2
+/* 1.2: hold, pending_among and coordination fill the three reserved slots 1.0 left; sink_health and
+ * three reserved slots follow. */
+_Static_assert(offsetof(sw_store_vtable, hold) == 152, "store.hold");
+_Static_assert(offsetof(sw_store_vtable, sink_health) == 176, "store.sink_health starts where 1.0's vtable ended");
+_Static_assert(sizeof(sw_store_vtable) == 208, "store vtable");
+#else
 _Static_assert(sizeof(sw_store_vtable) == 176, "store vtable");
+#endif
 _Static_assert(offsetof(sw_notifier_vtable, interrupt) == 72, "notifier.interrupt");
 _Static_assert(sizeof(sw_notifier_vtable) == 112, "notifier vtable");
 _Static_assert(offsetof(sw_scheduler_vtable, reset) == 64, "scheduler.reset");

@@ -37,6 +37,7 @@ public:
     void kill();                        // SIGKILL, reaped
     bool stop();                        // SIGTERM within 20 s; true on a clean exit
     bool running() { return child_ && child_->running(); }
+    pid_t pid() const { return child_ ? child_->pid() : -1; }
     const std::string& base_url() const { return base_url_; }
     int port() const { return port_; }
     std::string log_tail(size_t lines = 40) const;

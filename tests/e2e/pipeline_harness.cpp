@@ -23,8 +23,8 @@ std::string pipeline_toml(const HarnessOptions& o, const std::string& bootstraps
         .set_integer("reconnect.backoff.max.ms", 200)
         .set_integer("message.timeout.ms", o.message_timeout_ms)
         .add_lines(o.extra_sink);
-    if (o.store == StoreKind::Sqlite) toml.sqlite_store(sqlite_path);
-    else toml.postgres_store(o.pg_conninfo);
+    if (o.store == StoreKind::Sqlite) toml.sqlite_store(sqlite_path).add_lines(o.extra_store);
+    else toml.postgres_store(o.pg_conninfo).add_lines(o.extra_store);
     toml.notifier(o.notifier).add_lines(o.extra_notifier);
     toml.adaptive_scheduler();
     toml.pipeline("orders")

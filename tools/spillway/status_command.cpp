@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <functional>
 #include <iostream>
 #include <sstream>
 
@@ -39,7 +40,25 @@ std::string text(const json& j, const char* key) {
     return j.contains(key) && j.at(key).is_string() ? j.at(key).get<std::string>() : std::string();
 }
 
-std::string render(const json& body, const std::string& url) {
+// coordination = "shards": one line per member (its shards, when its membership runs out) and the
+// shards nobody owns, from GET /v1/pipelines/{name}/shards.
+std::string render_shards(const std::string& name, const json& s) {
+    std::ostringstream o;
+    o << "\nshards of " << name << " (this engine: " << text(s, "member") << ")\n";
+    for (const auto& m : s.value("members", json::array()))
+        o << "  " << text(m, "member") << "  " << m.value("shards", 0) << " shards"
+          << (m.value("sink_ok", true) ? "" : "  sink down") << "  membership " << age(m.at("expires_in_ms"))
+          << " left\n";
+    int free = 0;
+    for (const auto& sh : s.value("shards", json::array()))
+        if (sh.at("owner").is_null() || !sh.at("expires_in_ms").is_number() || sh.at("expires_in_ms").get<int64_t>() <= 0)
+            ++free;
+    if (free) o << "  " << free << " shard(s) without a live owner\n";
+    if (s.contains("error")) o << "  " << text(s, "error") << "\n";
+    return o.str();
+}
+
+std::string render(const json& body, const std::string& url, const std::function<json(const std::string&)>& shards) {
     std::ostringstream o;
     char when[32];
     const std::time_t now = std::time(nullptr);
@@ -61,6 +80,8 @@ std::string render(const json& body, const std::string& url) {
         o << line;
         if (const std::string e = text(p, "last_error"); !e.empty()) errors += "  " + text(p, "name") + ": " + e + "\n";
     }
+    for (const auto& p : body.at("pipelines"))
+        if (text(p, "coordination") == "shards") o << render_shards(text(p, "name"), shards(text(p, "name")));
     if (!errors.empty()) o << "\nlast errors:\n" << errors;
     return o.str();
 }
@@ -78,7 +99,14 @@ int status(const StatusOptions& options) {
         bool failed = false;
         try {
             const json body = json::parse(http::admin_get(options.url, "/v1/pipelines", token));
-            screen = render(body, options.url);
+            auto shards = [&](const std::string& name) {
+                try {
+                    return json::parse(http::admin_get(options.url, "/v1/pipelines/" + name + "/shards", token));
+                } catch (const std::exception& e) {
+                    return json{{"error", e.what()}};
+                }
+            };
+            screen = render(body, options.url, shards);
         } catch (const std::exception& e) {  // unreachable, 401, or not our API
             screen = std::string("spillway status: ") + e.what() + "\n";
             failed = true;

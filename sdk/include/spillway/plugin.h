@@ -249,9 +249,12 @@ typedef void (*sw_key_visit_fn)(void *user, sw_bytes key);
 
 /* How an engine runs a pipeline, for sw_store_vtable.hold. */
 typedef enum sw_hold_mode {
-    SW_HOLD_SHARED = 1,   /* outbox-first: any number of engines may run it at once            */
-    SW_HOLD_EXCLUSIVE = 2 /* direct-first: only this engine (the others' direct sends would
-                           * overtake the rows this one spilled, and the reverse)              */
+    SW_HOLD_SHARED = 1,    /* coordination "single", outbox-first: any number of engines at once */
+    SW_HOLD_EXCLUSIVE = 2, /* coordination "single", direct-first: this engine only (another's
+                            * direct sends would overtake the rows this one spilled)            */
+    SW_HOLD_SHARDS = 3     /* coordination "shards": engines split the pipeline's rows by shard
+                            * of the key; claim and claim_next hand out only rows of the shards
+                            * this instance owns now; pending_among keeps direct sends in order */
 } sw_hold_mode;
 
 /* Store: the durable outbox. */
@@ -304,11 +307,25 @@ typedef struct sw_store_vtable {
                             sw_batch *out);
     /* ABI 1.2, optional (NULL: the host cannot keep a second engine off a pipeline, and warns).
      * Mark `pipeline` of this outbox as run by this instance, in `mode` (sw_hold_mode), until stop
-     * or destroy; `holder` names this engine for operators (member id, host, pid). Every engine of
-     * any process on the same outbox sees the hold. SW_REJECT when another holder's mode
-     * conflicts, with a message naming it; SW_RETRY when the store cannot tell now. */
-    sw_status (*hold)(sw_instance *self, const char *pipeline, uint32_t mode, const char *holder);
-    void *reserved[2];
+     * or destroy; `member` names this engine among the others (unique per live engine). Every
+     * engine of any process on the same outbox sees the hold. SW_REJECT when another holder's
+     * mode conflicts, with a message naming it; SW_INVALID_CONFIG when the store cannot run the
+     * mode (SQLite: shards); SW_RETRY when the store cannot tell now. */
+    sw_status (*hold)(sw_instance *self, const char *pipeline, uint32_t mode, const char *member);
+    /* ABI 1.2, optional (needed for SW_HOLD_SHARDS). found[i] = 1 when `pipeline` has a pending
+     * row (leased or backing off included) whose key is keys[i], else 0, read from committed
+     * data on the primary at the time of the call: a keyed event may go to the sink directly
+     * only while no earlier event of its key waits in the outbox, whichever engine spilled it. */
+    sw_status (*pending_among)(sw_instance *self, const char *pipeline, const sw_bytes *keys, size_t n,
+                               uint8_t *found);
+    /* ABI 1.2, optional. One JSON object describing how `pipeline` is coordinated (mode, this
+     * member, members, shard owners, epochs, lease deadlines), passed to `visit` once. */
+    sw_status (*coordination)(sw_instance *self, const char *pipeline, sw_key_visit_fn visit, void *user);
+    /* ABI 1.2, optional. The health (sw_health_state) of the sink `pipeline` sends to, told when it
+     * changes: with SW_HOLD_SHARDS, a member whose sink stays down gives its shards to members
+     * whose sink works, rather than holding their rows back. */
+    sw_status (*sink_health)(sw_instance *self, const char *pipeline, int32_t state);
+    void *reserved[3];
 } sw_store_vtable;
 
 /* Notifier: the relay's doorbell. A doorbell is a hint; the relay always re-reads the store. */

@@ -19,6 +19,7 @@
 
 #include <spillway/plugin.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -226,9 +227,20 @@ public:
     virtual void complete(std::span<const int64_t> row_ids, std::span<const sw_result> results) = 0;
     // Mark `pipeline` as run by this instance (see sw_store_vtable.hold); throw Error(SW_REJECT,
     // naming the other holder) on a conflict. Optional.
-    virtual void hold(std::string_view /*pipeline*/, sw_hold_mode /*mode*/, std::string_view /*holder*/) {
+    virtual void hold(std::string_view /*pipeline*/, sw_hold_mode /*mode*/, std::string_view /*member*/) {
         throw Error(SW_UNSUPPORTED, "hold is not supported");
     }
+    // found[i] = whether `pipeline` has a pending row of keys[i] (see sw_store_vtable.pending_among).
+    virtual void pending_among(std::string_view /*pipeline*/, std::span<const sw_bytes> /*keys*/,
+                               std::span<uint8_t> /*found*/) {
+        throw Error(SW_UNSUPPORTED, "pending_among is not supported");
+    }
+    // How `pipeline` is coordinated, as one JSON object (see sw_store_vtable.coordination).
+    virtual std::string coordination(std::string_view /*pipeline*/) {
+        throw Error(SW_UNSUPPORTED, "coordination is not supported");
+    }
+    // The health of the sink `pipeline` sends to (see sw_store_vtable.sink_health).
+    virtual void sink_health(std::string_view /*pipeline*/, sw_health_state /*state*/) {}
     virtual void release_leases(std::span<const int64_t> row_ids) = 0;
     virtual Stats stats(std::string_view pipeline) = 0;
     virtual void pending_keys(std::string_view /*pipeline*/, sw_key_visit_fn /*visit*/, void* /*user*/) {
@@ -414,13 +426,35 @@ sw_status store_claim_next(sw_instance* p, const sw_batch* prev, size_t limit, i
     });
 }
 template <class T>
-sw_status store_hold(sw_instance* p, const char* pipeline, uint32_t mode, const char* holder) noexcept {
+sw_status store_hold(sw_instance* p, const char* pipeline, uint32_t mode, const char* member) noexcept {
     auto* s = self<T>(p);
     return guard(s->api, s->ctx, SW_RETRY, [&] {
-        if (mode != SW_HOLD_SHARED && mode != SW_HOLD_EXCLUSIVE)
+        if (mode != SW_HOLD_SHARED && mode != SW_HOLD_EXCLUSIVE && mode != SW_HOLD_SHARDS)
             throw Error(SW_REJECT, "hold: unknown mode " + std::to_string(mode));
-        s->object->hold(pipeline, static_cast<sw_hold_mode>(mode), holder ? holder : "");
+        s->object->hold(pipeline, static_cast<sw_hold_mode>(mode), member ? member : "");
     });
+}
+template <class T>
+sw_status store_pending_among(sw_instance* p, const char* pipeline, const sw_bytes* keys, size_t n,
+                              uint8_t* found) noexcept {
+    auto* s = self<T>(p);
+    return guard(s->api, s->ctx, SW_RETRY, [&] {
+        std::fill(found, found + n, uint8_t{0});
+        s->object->pending_among(pipeline, std::span<const sw_bytes>(keys, n), std::span<uint8_t>(found, n));
+    });
+}
+template <class T>
+sw_status store_coordination(sw_instance* p, const char* pipeline, sw_key_visit_fn visit, void* user) noexcept {
+    auto* s = self<T>(p);
+    return guard(s->api, s->ctx, SW_RETRY, [&] {
+        const std::string text = s->object->coordination(pipeline);
+        visit(user, sw_bytes{text.data(), text.size()});
+    });
+}
+template <class T>
+sw_status store_sink_health(sw_instance* p, const char* pipeline, int32_t state) noexcept {
+    auto* s = self<T>(p);
+    return guard(s->api, s->ctx, SW_RETRY, [&] { s->object->sink_health(pipeline, static_cast<sw_health_state>(state)); });
 }
 template <class T>
 void store_release_batch(sw_instance*, sw_batch* batch) noexcept {
@@ -487,7 +521,8 @@ const sw_store_vtable* store_vtable() noexcept {
         sizeof(sw_store_vtable), &create<T>, &validate<T>, &start<T>, &stop<T>, &destroy<T>, &health<T>,
         &store_migrate<T>, &store_append<T>, &store_claim<T>, &store_release_batch<T>, &store_complete<T>,
         &store_release_leases<T>, &store_stats<T>, &store_pending_keys<T>, &store_list_dead<T>,
-        &store_replay_dead<T>, &store_purge_dead<T>, &store_claim_next<T>, &store_hold<T>, {}};
+        &store_replay_dead<T>, &store_purge_dead<T>, &store_claim_next<T>, &store_hold<T>,
+        &store_pending_among<T>, &store_coordination<T>, &store_sink_health<T>, {}};
     return &vt;
 }
 
