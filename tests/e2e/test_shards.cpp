@@ -6,6 +6,7 @@
 // paused past its lease.
 #include "causal_load.hpp"
 
+#include <spillway/test_support/ports.hpp>
 #include <spillway/test_support/wait.hpp>
 
 #include <gtest/gtest.h>
@@ -39,10 +40,12 @@ struct Cluster {
         kafka.create_topic(topic, 8, 1);
     }
 
-    EngineProcess& add(const std::string& member) {
+    // `bootstraps`: where this engine looks for Kafka (default: the cluster everyone uses).
+    EngineProcess& add(const std::string& member, const std::string& bootstraps = {}) {
         dirs.push_back(std::make_unique<test_support::TempDir>("shards-" + member));
-        engines[member] = std::make_unique<EngineProcess>(dirs.back()->path(), options, kafka.bootstraps(), topic, "",
-                                                          std::vector<std::string>{"SPILLWAY_MEMBER_ID=" + member});
+        engines[member] =
+            std::make_unique<EngineProcess>(dirs.back()->path(), options, bootstraps.empty() ? kafka.bootstraps() : bootstraps,
+                                            topic, "", std::vector<std::string>{"SPILLWAY_MEMBER_ID=" + member});
         return *engines[member];
     }
     std::vector<std::string> urls() {
@@ -186,7 +189,103 @@ TEST_P(Shards, APausedEngineLosesItsShardsAndComesBackWithoutReorderingAKey) {
                 GetParam().c_str(), failover, load.accepted_count(), d.duplicates);
 }
 
-INSTANTIATE_TEST_SUITE_P(E2E, Shards, ::testing::Values("outbox-first"),
+// SIGTERM hands the engine's shards over: the relay settles what it holds, the store releases the
+// shards, the others take them at their next heartbeat. No duplicates (nothing was in flight).
+// Then scale 2 -> 3 -> 4 -> 3 under load: each join and leave moves about 1/N of the shards.
+TEST_P(Shards, GracefulStopAndScalingMoveShardsWithoutLossOrReorder) {
+    Cluster c("scale", GetParam());
+    for (const char* m : {"r1", "r2", "r3"}) ASSERT_TRUE(c.add(m).start()) << c.log_tails();
+    ASSERT_TRUE(wait_until([&] { return c.owned_by({"r1", "r2", "r3"}); }, 20s)) << c.log_tails();
+
+    CausalLoad::Options lo;
+    lo.keys = 30;
+    lo.events_per_key = 60;
+    lo.threads = 6;
+    lo.pause = 5ms;
+    CausalLoad load(c.urls(), lo);  // calls to a stopped engine fail and go to the next one
+    load.start();
+    ASSERT_TRUE(wait_until([&] { return load.accepted_count() >= 200; }, 60s));
+    const auto stopping = Clock::now();
+    EXPECT_TRUE(c.engines["r3"]->stop()) << c.engines["r3"]->log_tail();
+    ASSERT_TRUE(wait_until([&] { return c.owned_by({"r1", "r2"}); }, 20s)) << c.log_tails();
+    const double handoff = std::chrono::duration<double>(Clock::now() - stopping).count();
+
+    ASSERT_TRUE(wait_until([&] { return load.accepted_count() >= 600; }, 60s));
+    ASSERT_TRUE(c.engines["r3"]->start()) << c.log_tails();
+    ASSERT_TRUE(c.add("r4").start()) << c.log_tails();
+    ASSERT_TRUE(wait_until([&] { return c.owned_by({"r1", "r2", "r3", "r4"}); }, 20s)) << c.log_tails();
+    ASSERT_TRUE(wait_until([&] { return load.accepted_count() >= 1000; }, 60s));
+    EXPECT_TRUE(c.engines["r4"]->stop()) << c.engines["r4"]->log_tail();
+    ASSERT_TRUE(wait_until([&] { return c.owned_by({"r1", "r2", "r3"}); }, 20s)) << c.log_tails();
+
+    load.wait_done();
+    const auto d = await_records(c.kafka, c.topic, load.accepted(), 90s);
+    EXPECT_EQ(d.lost, 0u) << d.first_problem << "\n" << c.log_tails();
+    EXPECT_EQ(d.order_violations, 0u) << d.first_problem;
+    std::printf("SIGTERM of 1 of 3 (%s): exited and its shards owned by the others %.2f s after the signal; then 3 -> 4 "
+                "-> 3; %zu accepted, %zu duplicates\n",
+                GetParam().c_str(), handoff, load.accepted_count(), d.duplicates);
+}
+
+// Kafka down for every engine, then back: the relays back off on their shards and resume; the
+// shards stay where they are (no member has a working sink to give them to).
+TEST_P(Shards, KafkaDownForEveryEngineThenBack) {
+    Cluster c("kafka", GetParam());
+    for (const char* m : {"r1", "r2", "r3"}) ASSERT_TRUE(c.add(m).start()) << c.log_tails();
+    ASSERT_TRUE(wait_until([&] { return c.owned_by({"r1", "r2", "r3"}); }, 20s)) << c.log_tails();
+    CausalLoad::Options lo;
+    lo.keys = 30;
+    lo.events_per_key = 30;
+    lo.threads = 6;
+    lo.pause = 5ms;
+    CausalLoad load(c.urls(), lo);
+    load.start();
+    ASSERT_TRUE(wait_until([&] { return load.accepted_count() >= 200; }, 60s));
+    c.kafka.all_down();
+    ASSERT_TRUE(wait_until([&] { return load.accepted_count() >= 500; }, 60s)) << "publishing stopped with Kafka down";
+    c.kafka.all_up();
+    load.wait_done();
+    const auto d = await_records(c.kafka, c.topic, load.accepted(), 90s);
+    EXPECT_EQ(d.lost, 0u) << d.first_problem << "\n" << c.log_tails();
+    EXPECT_EQ(d.order_violations, 0u) << d.first_problem;
+    EXPECT_TRUE(c.owned_by({"r1", "r2", "r3"})) << testing::PrintToString(c.owners());
+    std::printf("Kafka down for all 3 (%s), then up: %zu accepted, %zu duplicates\n", GetParam().c_str(),
+                load.accepted_count(), d.duplicates);
+}
+
+// SCALE-OUT.md's S1, the reorder the single-mode guard exists for, now with three direct-first
+// engines: r1 cannot reach Kafka, so it spills every event; each key's next event goes to another
+// engine, which asks the outbox (pending_among) and spills it behind the first instead of sending
+// it straight to Kafka. r1's sink stays down, so after two shard leases it gives its shards to
+// the engines whose sink works, which relay everything.
+TEST(ShardsDirectFirst, AKeySpilledByAnEngineCutOffFromKafkaIsNotOvertakenByAnother) {
+    Cluster c("cutoff", "direct-first");
+    const std::string nowhere = "127.0.0.1:" + std::to_string(test_support::free_port());
+    ASSERT_TRUE(c.add("r1", nowhere).start()) << c.log_tails();
+    for (const char* m : {"r2", "r3"}) ASSERT_TRUE(c.add(m).start()) << c.log_tails();
+    // r1's sink is down from the start: the shards go to r2 and r3 (sink_ok) within 2 ttl.
+    ASSERT_TRUE(wait_until([&] { return c.owned_by({"r2", "r3"}); }, 30s))
+        << testing::PrintToString(c.owners()) << "\n" << c.log_tails();
+
+    CausalLoad::Options lo;
+    lo.keys = 12;
+    lo.events_per_key = 6;
+    lo.threads = 6;
+    CausalLoad load(c.urls(), lo);
+    load.start();
+    load.wait_done();
+    ASSERT_EQ(load.accepted_count(), 72u);
+    const auto d = await_records(c.kafka, c.topic, load.accepted(), 60s);
+    EXPECT_EQ(d.lost, 0u) << d.first_problem << "\n" << c.log_tails();
+    EXPECT_EQ(d.order_violations, 0u) << "a key's event sent direct by one engine overtook the one another engine "
+                                         "spilled: "
+                                      << d.first_problem;
+    std::printf("shards, direct-first, one engine cut off from Kafka: %zu events, %zu keys out of order, %zu "
+                "duplicates\n",
+                d.unique, d.order_violations, d.duplicates);
+}
+
+INSTANTIATE_TEST_SUITE_P(E2E, Shards, ::testing::Values("outbox-first", "direct-first"),
                          [](const auto& info) { return info.param == "outbox-first" ? "outbox_first" : "direct_first"; });
 
 }  // namespace
