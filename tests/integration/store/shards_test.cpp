@@ -6,6 +6,7 @@
 //   - the acquire CAS, raced by two sessions on one expired shard, makes exactly one owner;
 //   - a renewal with a stale epoch changes nothing, and its member stops claiming that shard;
 //   - a settlement after the row lease and the shards expired settles nothing; the new owner does;
+//   - a shard is not handed over while a claim of its rows is still in flight;
 //   - a crashed member's shards move at once (its member lock is free), well before shard_ttl, and
 //     a member id in use by a live engine is refused;
 //   - SQLite refuses the mode, and PostgreSQL timings under which a claim could outlive its shard.
@@ -648,6 +649,68 @@ TEST(PostgresShards, ASettlementAfterTheLeaseExpiredSettlesNothingAndTheShardsNe
     EXPECT_EQ(db.scalar("SELECT count(*) FROM outbox"), "0");
 }
 
+// 5. Drain before release, with a claim in flight: a's claim has read its rows (of 32 shards) but
+// not yet committed its lease when b joins, as a claim slowed down by the database would be (a
+// trigger makes the lease insert wait for a lock the test holds). The shards of those rows must
+// stay a's until that claim is settled: given away meanwhile, b takes them, claims the same rows
+// (it cannot see a's uncommitted lease) and both have them out at once.
+TEST(PostgresShards, AShardIsNotHandedOverWhileAClaimOfItsRowsIsInFlight) {
+    const std::string conninfo = Postgres::shared().create_database("shards_inflight");
+    StoreInstance a(postgres_plugin(), shards_config(conninfo));
+    StoreInstance b(postgres_plugin(), shards_config(conninfo));
+    Session db(conninfo);
+    ASSERT_EQ(hold_shards(a, "a"), SW_OK) << a.host().last_error();
+    std::string state;
+    ASSERT_TRUE(wait_until([&] { return converged(db, Members{{"a", &a}}, &state); }, 10s)) << state;
+    const auto [shards, events, shard_of_event] = spread_over_shards(db);
+    ASSERT_EQ(append(a, events), SW_OK) << a.host().last_error();
+
+    db.exec("CREATE FUNCTION stall_lease() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "PERFORM pg_advisory_xact_lock_shared(4242); RETURN NEW; END $$; "
+            "CREATE TRIGGER stall_lease BEFORE INSERT ON outbox_leases FOR EACH ROW EXECUTE FUNCTION stall_lease()");
+    const auto stalled_claims = [&] {
+        return std::stoi(db.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                                   "wait_event_type = 'Lock' AND wait_event = 'advisory'"));
+    };
+    Threads threads;
+    std::vector<Row> a_rows, b_rows;
+    std::atomic<bool> b_returned{false};
+    auto gate = std::make_unique<Session>(conninfo);  // after threads: gone first, so a stalled claim ends
+    gate->query("SELECT pg_advisory_lock(4242)");
+    threads.all.emplace_back([&] { a_rows = claim(a, "orders", 100); });
+    ASSERT_TRUE(wait_until([&] { return stalled_claims() == 1; }, 5s)) << "a's claim did not reach its lease insert";
+
+    ASSERT_EQ(hold_shards(b, "b"), SW_OK) << b.host().last_error();
+    ASSERT_TRUE(heartbeats_pass(a, 5));
+    ASSERT_TRUE(heartbeats_pass(b, 5));
+    const auto owners_meanwhile = live_owners(db);
+    threads.all.emplace_back([&] {
+        b_rows = claim(b, "orders", 100);
+        b_returned = true;
+    });
+    // b's claim either finds nothing of its own or picks rows and waits at its lease insert too.
+    EXPECT_TRUE(wait_until([&] { return b_returned || stalled_claims() == 2; }, 5s));
+    gate.reset();
+    threads.join();
+
+    std::vector<std::string> moved;
+    for (int s : shards)
+        if (owners_meanwhile[static_cast<size_t>(s)] != "a")
+            moved.push_back("shard " + std::to_string(s) + " went to '" + owners_meanwhile[static_cast<size_t>(s)] +
+                            "' while a's claim of its rows was in flight");
+    EXPECT_TRUE(moved.empty()) << moved.size() << " of 32:" << joined(moved, 5);
+    EXPECT_EQ(a_rows.size(), events.size());
+    std::set<int64_t> a_ids;
+    for (const auto& r : a_rows) a_ids.insert(r.row_id);
+    std::vector<std::string> both;
+    for (const auto& r : b_rows)
+        if (a_ids.count(r.row_id)) both.push_back(r.event_id + " (shard " + std::to_string(shard_of_event.at(r.event_id)) + ")");
+    EXPECT_TRUE(both.empty()) << both.size() << " row(s) out with a and b at once:" << joined(both, 5);
+    // Settled, so that stopping does not wait for them.
+    EXPECT_EQ(complete(a, a_rows, SW_OK), SW_OK) << a.host().last_error();
+    EXPECT_EQ(complete(b, b_rows, SW_OK), SW_OK) << b.host().last_error();
+}
+
 // While alive, restores the database's ALLOW_CONNECTIONS.
 struct NoNewConnections {
     explicit NoNewConnections(std::string db) : name(std::move(db)) {
@@ -661,7 +724,7 @@ struct NoNewConnections {
     bool on = true;
 };
 
-// 5. a crashes: its coordination session ends (pg_terminate_backend) and does not come back (the
+// 6. a crashes: its coordination session ends (pg_terminate_backend) and does not come back (the
 // database takes no new connections meanwhile, as a dead process would not reconnect). Its
 // member lock is free, so b frees a's shards on its next heartbeat and takes them on the one
 // after: all 256 are b's well before shard_ttl (4 s here), and a's rows are b's to claim. Once a
@@ -725,7 +788,7 @@ TEST(PostgresShards, ACrashedMembersShardsMoveAtOnceAndAMemberIdInUseIsRefused) 
     EXPECT_GT(split.count("a") ? split.at("a") : 0, 80) << describe(split);
 }
 
-// 6. SQLite cannot run coordination = "shards" (a file is one host's): hold refuses the mode as a
+// 7. SQLite cannot run coordination = "shards" (a file is one host's): hold refuses the mode as a
 // configuration error and says what to use; the other modes still hold.
 TEST(SqliteShards, HoldingWithCoordinationShardsIsAConfigurationError) {
     spillway::test_support::TempDir dir("sqlite-shards");
