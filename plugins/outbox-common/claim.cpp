@@ -221,7 +221,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
     if (!prev && !last_claim_found_rows(p) && !anything_due(s, p, now, shards ? &*shards : nullptr))
         return nothing_claimed(p, from, nullptr);
     // BEGIN, the lock and the live leases in one round trip where the database allows it.
-    const std::string begin = shards ? begin_settle_sql() : begin_lease_change_sql();
+    const std::string begin = shards ? begin_sharded_claim_sql(p) : begin_lease_change_sql();
     const bool folded = begin_takes_a_statement();
     Tx tx(s, folded ? std::string() : begin);
     std::vector<Lease> leases = live_leases(s, now, folded ? &begin : nullptr);

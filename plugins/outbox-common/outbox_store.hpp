@@ -121,6 +121,13 @@ protected:
         (void)q;
         return {};
     }
+    // Begins a claim of `pipeline` in shards mode: no table lock (owners claim disjoint rows), but a
+    // shared lock that a handoff of the pipeline's shards takes exclusively, so a shard is never
+    // released while a claim of its rows has not committed its lease yet.
+    virtual std::string begin_sharded_claim_sql(const std::string& pipeline) const {
+        (void)pipeline;
+        return begin_settle_sql();
+    }
     // Whether begin_lease_change_sql() and a statement after it may travel as one query (one
     // round trip; the result is the last statement's): a claim's BEGIN, lock and live-lease read.
     virtual bool begin_takes_a_statement() const { return false; }

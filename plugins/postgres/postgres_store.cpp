@@ -148,7 +148,7 @@ public:
                                                       std::to_string(settings_.shard_ttl_ms) + " ms)");
         create_pending_key_index();
         auto c = std::make_unique<ShardCoordinator>(
-            conninfo_, shard_tables(), p, std::string(member), lease_owner(),
+            conninfo_, shard_tables(p), p, std::string(member), lease_owner(),
             ShardTimings{settings_.shard_heartbeat_ms, settings_.shard_ttl_ms, settings_.claim_guard_ms,
                          std::min<int64_t>(500, settings_.shard_heartbeat_ms)},
             host());
@@ -298,6 +298,10 @@ protected:
         if (!pe || pe->sqlstate() != "26000" || !prepare_.exchange(false)) return;
         host().warn("postgres: statements prepared on a connection vanished from it (a pooler in transaction "
                     "mode?): claims run unprepared from now on; set prepare = false to say so");
+    }
+    std::string begin_sharded_claim_sql(const std::string& pipeline) const override {
+        return "BEGIN; SELECT pg_advisory_xact_lock_shared(" + std::to_string(handoff_lock(pipeline)) +
+               "), set_config('synchronous_commit', 'off', true)";
     }
     std::string begin_settle_sql() const override {
         return "BEGIN; SELECT set_config('synchronous_commit', 'off', true)";
@@ -529,11 +533,16 @@ private:
     }
     std::string shards_table() const { return sql().table.substr(0, sql().table.size() - 1) + "_shards\""; }
     std::string members_table() const { return sql().table.substr(0, sql().table.size() - 1) + "_members\""; }
-    ShardTables shard_tables() const {
-        return ShardTables{sql().table, shards_table(), members_table(),
+    // The lock a shards-mode claim of `pipeline` holds shared and a handoff takes exclusively.
+    long long handoff_lock(const std::string& pipeline) const { return lock_key(options().table + "/handoff/" + pipeline); }
+    ShardTables shard_tables(const std::string& pipeline) const {
+        return ShardTables{sql().table,
+                           shards_table(),
+                           members_table(),
                            sql().table.substr(0, sql().table.size() - 1) + "_leases\"",
                            shard_function() + "(r." + sql().c[outbox::kKey] + ", r." + sql().c[outbox::kId] + ")",
-                           sql().c[outbox::kId]};
+                           sql().c[outbox::kId],
+                           std::to_string(handoff_lock(pipeline))};
     }
     // The pending-key probe's index (pending_among), made when a pipeline first runs in shards
     // mode: a single-engine outbox does not pay for it on every append.

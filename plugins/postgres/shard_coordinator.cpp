@@ -323,8 +323,37 @@ void ShardCoordinator::take_over_dead(const std::vector<Member>& live) {
          " WHERE pipeline = $1 AND member <> $2) AS candidates WHERE pg_try_advisory_lock($3::int, hashtext($1 || '/' || m))")
             .c_str(),
         {pipeline_, member_, ms(kMemberSpace)}, kCallTimeout, error));
-    for (int i = 0; i < PQntuples(dead.get()); ++i) {
-        const std::string m = pg::value(dead, i, 0);
+    // The query took the lock of every member it returned: each is let go of, whatever happens.
+    std::vector<std::string> held;
+    for (int i = 0; i < PQntuples(dead.get()); ++i) held.push_back(pg::value(dead, i, 0));
+    auto let_go = [&](size_t from, size_t to) {
+        for (size_t k = from; k < to; ++k) {
+            std::string ignored;
+            pg::query(session_, "SELECT pg_advisory_unlock($1::int, hashtext($2))",
+                      {ms(kMemberSpace), pipeline_ + "/" + held[k]}, kCallTimeout, ignored);
+        }
+    };
+    for (size_t i = 0; i < held.size(); ++i) {
+        const std::string& m = held[i];
+        try {
+            free_dead_member(m);
+        } catch (...) {
+            std::string ignored;
+            pg::query(session_, "ROLLBACK", {}, kCallTimeout, ignored);
+            let_go(i, held.size());
+            throw;
+        }
+        let_go(i, i + 1);
+    }
+}
+
+void ShardCoordinator::free_dead_member(const std::string& m) {
+    std::string error;
+    auto must = [&](pg::Result r) {
+        if (!r) throw sdk::Error(SW_RETRY, error);
+        return r;
+    };
+    {
         must(pg::query(session_, "BEGIN", {}, kCallTimeout, error));
         auto freed = must(pg::query(session_, ("UPDATE " + t_.shards + " SET expires_at = clock_timestamp() WHERE pipeline = "
                                                "$1 AND owner = $2 AND expires_at > clock_timestamp()")
@@ -337,8 +366,6 @@ void ShardCoordinator::take_over_dead(const std::vector<Member>& live) {
         must(pg::query(session_, ("DELETE FROM " + t_.members + " WHERE pipeline = $1 AND member = $2").c_str(),
                        {pipeline_, m}, kCallTimeout, error));
         must(pg::query(session_, "COMMIT", {}, kCallTimeout, error));
-        must(pg::query(session_, "SELECT pg_advisory_unlock($1::int, hashtext($2))", {ms(kMemberSpace), pipeline_ + "/" + m},
-                       kCallTimeout, error));
         const std::string n = PQcmdTuples(freed.get());
         if (n != "0") {
             host_.info("postgres: shards of '" + pipeline_ + "': member " + m + " has no session any more (crashed or cut "
@@ -398,25 +425,49 @@ void ShardCoordinator::give_away(const std::array<int, kShards>& target, const s
         any = any || o.giving;
     }
     if (!any) return;
-    std::array<bool, kShards> busy{};
-    for (int s : busy_shards())
-        if (s >= 0 && s < kShards) busy[static_cast<size_t>(s)] = true;
+    // Under the handoff lock: a claim of these shards' rows still uncommitted holds it shared, and
+    // its lease (which busy_shards reads) is visible once the lock is ours.
+    std::string error;
+    auto must = [&](pg::Result r) {
+        if (!r) throw sdk::Error(SW_RETRY, error);
+        return r;
+    };
+    must(pg::query(session_, "BEGIN", {}, kCallTimeout, error));
     std::vector<int64_t> give, epochs;
-    for (int s = 0; s < kShards; ++s) {
-        const Owned& o = owned_[static_cast<size_t>(s)];
-        if (o.epoch > 0 && o.giving && !busy[static_cast<size_t>(s)]) {
-            give.push_back(s);
-            epochs.push_back(o.epoch);
+    try {
+        // Waited for briefly: claims take milliseconds, and claims that start meanwhile queue
+        // behind this request, so a steady stream of claims cannot starve the handoff. A claim
+        // stuck longer keeps its shards until a later heartbeat, and this one goes on.
+        must(pg::query(session_, "SELECT set_config('lock_timeout', $1, true)",
+                       {ms(std::clamp<int64_t>(timings_.heartbeat_ms / 2, 10, 500)) + "ms"}, kCallTimeout, error));
+        if (!pg::query(session_, "SELECT pg_advisory_xact_lock($1::bigint)", {t_.handoff_lock}, kCallTimeout, error)) {
+            must(pg::query(session_, "ROLLBACK", {}, kCallTimeout, error));
+            return;
         }
+        std::array<bool, kShards> busy{};
+        for (int s : busy_shards())
+            if (s >= 0 && s < kShards) busy[static_cast<size_t>(s)] = true;
+        for (int s = 0; s < kShards; ++s) {
+            const Owned& o = owned_[static_cast<size_t>(s)];
+            if (o.epoch > 0 && o.giving && !busy[static_cast<size_t>(s)]) {
+                give.push_back(s);
+                epochs.push_back(o.epoch);
+            }
+        }
+        if (!give.empty())
+            must(pg::query(session_,
+                           ("UPDATE " + t_.shards + " SET owner = NULL, expires_at = '-infinity' WHERE pipeline = $1 AND "
+                            "owner = $2 AND (shard, epoch) IN (SELECT * FROM unnest(CAST($3 AS smallint[]), CAST($4 AS "
+                            "bigint[])))")
+                               .c_str(),
+                           {pipeline_, member_, int_array(give), int_array(epochs)}, kCallTimeout, error));
+        must(pg::query(session_, "COMMIT", {}, kCallTimeout, error));
+    } catch (...) {
+        std::string ignored;
+        pg::query(session_, "ROLLBACK", {}, kCallTimeout, ignored);
+        throw;
     }
     if (give.empty()) return;
-    std::string error;
-    auto r = pg::query(session_,
-                       ("UPDATE " + t_.shards + " SET owner = NULL, expires_at = '-infinity' WHERE pipeline = $1 AND owner = "
-                        "$2 AND (shard, epoch) IN (SELECT * FROM unnest(CAST($3 AS smallint[]), CAST($4 AS bigint[])))")
-                           .c_str(),
-                       {pipeline_, member_, int_array(give), int_array(epochs)}, kCallTimeout, error);
-    if (!r) throw sdk::Error(SW_RETRY, error);
     for (int64_t s : give) owned_[static_cast<size_t>(s)] = Owned{};
     metric("coord_shard_released_total", static_cast<double>(give.size()), all ? "reason=shutdown" : "reason=rebalance");
 }

@@ -45,6 +45,7 @@ struct ShardTables {
     std::string leases;        // <table>_leases
     std::string shard_of_row;  // the SQL of a row's shard, over columns r."key" and r."id"
     std::string row_id;        // the quoted id column
+    std::string handoff_lock;  // the advisory lock key claims hold shared and a release exclusively
 };
 
 struct ShardTimings {
@@ -104,6 +105,7 @@ private:
     void renew(int64_t sent_us);
     std::vector<Member> live_members();
     void take_over_dead(const std::vector<Member>& live);
+    void free_dead_member(const std::string& member);  // its shards expire, its leases and row go
     std::array<int, kShards> targets(const std::vector<Member>& live) const;  // index into live, -1: none
     void give_away(const std::array<int, kShards>& target, const std::vector<Member>& live, bool all);
     void acquire(const std::array<int, kShards>& target, const std::vector<Member>& live);
