@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -162,6 +163,12 @@ protected:
     // it to the column's type: epoch microseconds by default.
     virtual std::string published_time(int64_t unix_us) const { return std::to_string(unix_us); }
 
+    // Adopting an existing table: adds the bookkeeping columns it lacks (has(k): column k was
+    // there), typed by `type`; notes what was added (after `added`, what the caller added itself);
+    // marks published the rows with published_at set when the table had no state column; makes
+    // the indexes.
+    void adopt_columns(soci::session& s, const std::function<bool(size_t)>& has, const char* (*type)(Col),
+                       std::string added);
     // Index DDL both databases spell alike. `qualifier` is the index's schema with its dot ("" for
     // the default).
     void create_indexes_v1(soci::session& s);

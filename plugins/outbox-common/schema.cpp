@@ -119,6 +119,28 @@ void OutboxStore::migrate() {
     if (!report.empty() && host().api() && host().api()->set_error) host().api()->set_error(host().ctx(), report.c_str());
 }
 
+void OutboxStore::adopt_columns(soci::session& s, const std::function<bool(size_t)>& has, const char* (*type)(Col),
+                                std::string added) {
+    const std::string& T = sql_.table;
+    const auto& c = sql_.c;
+    for (size_t k = 1; k < kColumnCount; ++k) {
+        if (has(k)) continue;
+        // The application's rows, there now and inserted later, have no event id: NULL, read as
+        // the payload's event_id_field or one made from the row id (see Sql::event_id).
+        s << "ALTER TABLE " + T + " ADD COLUMN " + c[k] + " " + (k == kEventId ? "TEXT" : type(Col(k)));
+        added += (added.empty() ? "" : ", ") + opts_.columns[k];
+    }
+    note("adopted existing table " + opts_.table + (added.empty() ? "" : ", added columns: " + added));
+    if (!has(kState) && has(kPublishedAt)) {
+        soci::statement st = (s.prepare << "UPDATE " + T + " SET " + c[kState] + " = 'published' WHERE " +
+                                               c[kPublishedAt] + " IS NOT NULL");
+        st.execute(true);
+        if (const long long n = st.get_affected_rows(); n > 0)
+            note(std::to_string(n) + " row(s) with published_at set marked published");
+    }
+    create_indexes_v1(s);
+}
+
 void OutboxStore::create_indexes_v1(soci::session& s) {
     const std::string& T = sql_.table;
     const auto& c = sql_.c;

@@ -359,23 +359,7 @@ protected:
             note("adopt_order_by is not used: " + options().columns[outbox::kId] +
                  " exists, and rows go in its order");
         }
-        for (size_t k = 1; k < outbox::kColumnCount; ++k) {
-            if (!had[k].empty()) continue;
-            // The application's rows, there now and inserted later, have no event id: NULL, read
-            // as the payload's event_id_field or one made from the row id (see Sql::event_id).
-            s << "ALTER TABLE " + T + " ADD COLUMN " + c[k] + " " +
-                     (k == outbox::kEventId ? "TEXT" : column_type(Col(k)));
-            added += (added.empty() ? "" : ", ") + options().columns[k];
-        }
-        note("adopted existing table " + options().table + (added.empty() ? "" : ", added columns: " + added));
-        if (had[outbox::kState].empty() && !had[outbox::kPublishedAt].empty()) {
-            soci::statement st = (s.prepare << "UPDATE " + T + " SET " + c[outbox::kState] + " = 'published' WHERE " +
-                                                   c[outbox::kPublishedAt] + " IS NOT NULL");
-            st.execute(true);
-            if (const long long n = st.get_affected_rows(); n > 0)
-                note(std::to_string(n) + " row(s) with published_at set marked published");
-        }
-        create_indexes_v1(s);
+        adopt_columns(s, [&](size_t k) { return !had[k].empty(); }, &column_type, std::move(added));
     }
 
     // Every migration: what the adoption options ask of the table (they may change between runs).

@@ -152,26 +152,7 @@ protected:
             return;
         }
         require_integer_primary_key(s);
-        const bool had_state = have.count(options().columns[outbox::kState]) > 0;
-        const bool had_published_at = have.count(options().columns[outbox::kPublishedAt]) > 0;
-        std::string added;
-        for (size_t k = 1; k < outbox::kColumnCount; ++k) {
-            if (have.count(options().columns[k])) continue;
-            // The application's rows, there now and inserted later, have no event id: NULL, read
-            // as the payload's event_id_field or one made from the row id (see Sql::event_id).
-            s << "ALTER TABLE " + T + " ADD COLUMN " + c[k] + " " +
-                     (k == outbox::kEventId ? "TEXT" : column_type(Col(k)));
-            added += (added.empty() ? "" : ", ") + options().columns[k];
-        }
-        note("adopted existing table " + options().table + (added.empty() ? "" : ", added columns: " + added));
-        if (!had_state && had_published_at) {
-            soci::statement st = (s.prepare << "UPDATE " + T + " SET " + c[outbox::kState] + " = 'published' WHERE " +
-                                                   c[outbox::kPublishedAt] + " IS NOT NULL");
-            st.execute(true);
-            if (const long long n = st.get_affected_rows(); n > 0)
-                note(std::to_string(n) + " row(s) with published_at set marked published");
-        }
-        create_indexes_v1(s);
+        adopt_columns(s, [&](size_t k) { return have.count(options().columns[k]) > 0; }, &column_type, "");
     }
 
     // SQLite cannot change a column's default: a trigger gives the rows the application inserts
