@@ -48,6 +48,12 @@ struct Cluster {
                                             topic, "", std::vector<std::string>{"SPILLWAY_MEMBER_ID=" + member});
         return *engines[member];
     }
+    // r1, r2 and r3 started, and every shard owned by one of them.
+    bool start_three() {
+        for (const char* m : {"r1", "r2", "r3"})
+            if (!add(m).start()) return false;
+        return wait_until([&] { return owned_by({"r1", "r2", "r3"}); }, 20s);
+    }
     std::vector<std::string> urls() {
         std::vector<std::string> out;
         for (auto& [m, e] : engines) out.push_back(e->base_url());
@@ -85,6 +91,16 @@ struct Cluster {
     std::vector<std::unique_ptr<test_support::TempDir>> dirs;
     std::map<std::string, std::unique_ptr<EngineProcess>> engines;
 };
+
+// Keys over six threads, a key's events 5 ms apart at least: a load that goes on through a fault.
+CausalLoad::Options paced_load(int keys, int events_per_key) {
+    CausalLoad::Options lo;
+    lo.keys = keys;
+    lo.events_per_key = events_per_key;
+    lo.threads = 6;
+    lo.pause = 5ms;
+    return lo;
+}
 
 class Shards : public ::testing::TestWithParam<std::string> {};
 
@@ -129,14 +145,9 @@ TEST_P(Shards, ThreeEnginesSplitTheShardsAndKeepEveryKeyInOrder) {
 // free at its next heartbeat and frees its shards at once, instead of waiting out their lease.
 TEST_P(Shards, AKilledEnginesShardsMoveWithinAFewHeartbeats) {
     Cluster c("kill", GetParam());
-    for (const char* m : {"r1", "r2", "r3"}) ASSERT_TRUE(c.add(m).start()) << c.log_tails();
-    ASSERT_TRUE(wait_until([&] { return c.owned_by({"r1", "r2", "r3"}); }, 20s)) << c.log_tails();
+    ASSERT_TRUE(c.start_three()) << c.log_tails();
 
-    CausalLoad::Options lo;
-    lo.keys = 30;
-    lo.events_per_key = 40;
-    lo.threads = 6;
-    lo.pause = 5ms;
+    const CausalLoad::Options lo = paced_load(30, 40);
     CausalLoad load(c.urls(), lo);
     load.start();
     ASSERT_TRUE(wait_until([&] { return load.accepted_count() >= 300; }, 60s));
@@ -158,14 +169,9 @@ TEST_P(Shards, AKilledEnginesShardsMoveWithinAFewHeartbeats) {
 // zombie whose claims and settlements find no shard and no lease: duplicates at most, no reorder.
 TEST_P(Shards, APausedEngineLosesItsShardsAndComesBackWithoutReorderingAKey) {
     Cluster c("pause", GetParam());
-    for (const char* m : {"r1", "r2", "r3"}) ASSERT_TRUE(c.add(m).start()) << c.log_tails();
-    ASSERT_TRUE(wait_until([&] { return c.owned_by({"r1", "r2", "r3"}); }, 20s)) << c.log_tails();
+    ASSERT_TRUE(c.start_three()) << c.log_tails();
 
-    CausalLoad::Options lo;
-    lo.keys = 30;
-    lo.events_per_key = 40;
-    lo.threads = 6;
-    lo.pause = 5ms;
+    const CausalLoad::Options lo = paced_load(30, 40);
     CausalLoad load(c.urls(), lo);  // calls to the paused engine time out and go to another
     load.start();
     ASSERT_TRUE(wait_until([&] { return load.accepted_count() >= 300; }, 60s));
@@ -194,14 +200,9 @@ TEST_P(Shards, APausedEngineLosesItsShardsAndComesBackWithoutReorderingAKey) {
 // Then scale 2 -> 3 -> 4 -> 3 under load: each join and leave moves about 1/N of the shards.
 TEST_P(Shards, GracefulStopAndScalingMoveShardsWithoutLossOrReorder) {
     Cluster c("scale", GetParam());
-    for (const char* m : {"r1", "r2", "r3"}) ASSERT_TRUE(c.add(m).start()) << c.log_tails();
-    ASSERT_TRUE(wait_until([&] { return c.owned_by({"r1", "r2", "r3"}); }, 20s)) << c.log_tails();
+    ASSERT_TRUE(c.start_three()) << c.log_tails();
 
-    CausalLoad::Options lo;
-    lo.keys = 30;
-    lo.events_per_key = 60;
-    lo.threads = 6;
-    lo.pause = 5ms;
+    const CausalLoad::Options lo = paced_load(30, 60);
     CausalLoad load(c.urls(), lo);  // calls to a stopped engine fail and go to the next one
     load.start();
     ASSERT_TRUE(wait_until([&] { return load.accepted_count() >= 200; }, 60s));
@@ -231,13 +232,8 @@ TEST_P(Shards, GracefulStopAndScalingMoveShardsWithoutLossOrReorder) {
 // shards stay where they are (no member has a working sink to give them to).
 TEST_P(Shards, KafkaDownForEveryEngineThenBack) {
     Cluster c("kafka", GetParam());
-    for (const char* m : {"r1", "r2", "r3"}) ASSERT_TRUE(c.add(m).start()) << c.log_tails();
-    ASSERT_TRUE(wait_until([&] { return c.owned_by({"r1", "r2", "r3"}); }, 20s)) << c.log_tails();
-    CausalLoad::Options lo;
-    lo.keys = 30;
-    lo.events_per_key = 30;
-    lo.threads = 6;
-    lo.pause = 5ms;
+    ASSERT_TRUE(c.start_three()) << c.log_tails();
+    const CausalLoad::Options lo = paced_load(30, 30);
     CausalLoad load(c.urls(), lo);
     load.start();
     ASSERT_TRUE(wait_until([&] { return load.accepted_count() >= 200; }, 60s));
