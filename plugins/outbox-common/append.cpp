@@ -101,7 +101,7 @@ void OutboxStore::insert(soci::session& s, std::span<const sw_event> events, std
     // Prepared on the server only when it runs more than once.
     prepare_once(st, statements_.insert, events.size() == 1 ? soci::details::st_one_time_query
                                                       : soci::details::st_repeatable_query);
-    const int64_t now = host().now_unix_us();
+    const int64_t now = clock_us();
     for (size_t i = 0; i < events.size(); ++i) {
         const sw_event& ev = events[i];
         if (!sdk::present(ev.event_id) || ev.event_id.len == 0)

@@ -208,7 +208,7 @@ struct OutboxStore::Picked {
 std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::string& p, size_t limit,
                                                   int64_t lease_ms, const Continuation* prev,
                                                   std::vector<std::pair<long long, std::string>>& malformed) {
-    const long long now = host().now_unix_us();
+    const long long now = clock_us();
     const long long from = prev ? prev->cursor : 0;
     // coordination = "shards": only the rows of shards this engine owns, and owns for long enough
     // (checked again by the reads' SQL on the database's clock). Owners touch disjoint rows, and

@@ -198,7 +198,7 @@ void OutboxStore::release_leases(std::span<const int64_t> row_ids) {
     with_session("release_leases", [&](soci::session& s) {
         Tx tx(s, begin_lease_change_sql());
         std::unordered_set<long long> held;
-        const Unlease ended = end_leases(s, host().now_unix_us(), v, held);
+        const Unlease ended = end_leases(s, clock_us(), v, held);
         tx.commit();
         commit_unlease(ended);
     });

@@ -104,6 +104,11 @@ protected:
     }
     // Told of every database error a call ends in, before it is answered as RETRY.
     virtual void failed(const std::exception& e) { (void)e; }
+    // The time, unix microseconds, that leases, backoffs and published_at are written and compared
+    // in. The engine's clock by default; a store whose engines share the rows (coordination =
+    // "shards") reads the database's, so that one engine's clock running ahead cannot end another
+    // engine's row lease early (SCALE-OUT.md §3.5).
+    virtual long long clock_us() const { return host().now_unix_us(); }
     // coordination = "shards" (PostgreSQL): which rows of a pipeline a claim may take. None: all
     // of them (coordination = "single").
     struct ShardFilter {

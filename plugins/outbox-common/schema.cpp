@@ -41,7 +41,7 @@ void OutboxStore::run_migrations() {
             if (version == 3) create_leases_v3(s);
             if (version == 4) create_meta_v4(s);
             if (version > 1) upgrade_schema(s, version);
-            long long now = host().now_unix_us();
+            long long now = clock_us();
             s << "INSERT INTO " + versions + " (version, applied_at) VALUES (:v, :t)", soci::use(version, "v"),
                 soci::use(now, "t");
             note("schema version " + std::to_string(version) + " applied (" + kWhat[version] +

@@ -197,7 +197,7 @@ void OutboxStore::purge_published(soci::session& s, int64_t now_us) {
 void OutboxStore::purge_published_when_due() {
     if ((opts_.retention_ms > 0 && !opts_.keep_published) && host().monotonic_us() >= next_purge_us_.load()) {
         next_purge_us_ = host().monotonic_us() + std::clamp<int64_t>(opts_.retention_ms / 2, 1000, 60'000) * 1000;
-        with_session("purge published", [&](soci::session& s) { purge_published(s, host().now_unix_us()); });
+        with_session("purge published", [&](soci::session& s) { purge_published(s, clock_us()); });
     }
 }
 
@@ -221,7 +221,7 @@ void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_
     with_session("complete", [&](soci::session& s) {
         left.clear();
         Tx tx(s, begin_settle_sql());
-        const long long now = host().now_unix_us();
+        const long long now = clock_us();
         std::vector<long long> all(row_ids.begin(), row_ids.end());
         std::unordered_set<long long> ours;
         const Unlease ended = end_leases(s, now, all, ours);

@@ -13,7 +13,7 @@ sdk::Stats OutboxStore::stats(std::string_view pipeline_name) {
     const bool whole_table = pipeline_name == "*";
     return with_session("stats", [&](soci::session& s) {
         std::string p(pipeline_name);
-        long long now = host().now_unix_us();
+        long long now = clock_us();
         long long pending = 0, leased = 0, dead = 0, oldest = 0;
         soci::indicator oldest_ind = soci::i_null;
         std::string counts = statements_.stats, lease_rows = statements_.leased_count;

@@ -64,4 +64,24 @@ Result query(PGconn* c, const char* sql, const std::vector<std::string>& params,
     return last;
 }
 
+PGconn* open_dedicated_session(const Conninfo& info, const std::string& application_name,
+                               std::chrono::milliseconds timeout, std::string& error) {
+    ConnectFailure failure;
+    PGconn* c = connect(info, "spillway-postgres", timeout, failure);
+    if (!c) {
+        error = "cannot connect to " + info.where() + ": " + failure.message;
+        return nullptr;
+    }
+    if (!query(c,
+               "SELECT set_config('application_name', $1, false), set_config('tcp_keepalives_idle', '5', false), "
+               "set_config('tcp_keepalives_interval', '2', false), set_config('tcp_keepalives_count', '3', false), "
+               "set_config('tcp_user_timeout', '10000', false)",
+               {application_name.substr(0, 63)}, timeout, error)) {
+        error = info.redact("preparing a session on " + info.where() + ": " + error);
+        PQfinish(c);
+        return nullptr;
+    }
+    return c;
+}
+
 }  // namespace spillway::plugins::pg

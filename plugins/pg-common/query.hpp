@@ -3,6 +3,8 @@
 #ifndef SPILLWAY_PLUGINS_PG_COMMON_QUERY_HPP
 #define SPILLWAY_PLUGINS_PG_COMMON_QUERY_HPP
 
+#include "pg-common/conninfo.hpp"
+
 #include <libpq-fe.h>
 
 #include <chrono>
@@ -23,6 +25,15 @@ Result query(PGconn* c, const char* sql, const std::vector<std::string>& params,
 inline std::string value(const Result& r, int row, int column) {
     return PQgetisnull(r.get(), row, column) ? std::string() : std::string(PQgetvalue(r.get(), row, column));
 }
+
+// A session of its own for a holder of session state (advisory locks, a member row): connected
+// within `timeout`, named `application_name` (cut to PostgreSQL's 63 bytes) for pg_stat_activity,
+// and with server-side TCP keepalives and a user timeout, so that the server drops the session,
+// and the holds with it, within about 15 s of this host going silent (ignored on a Unix socket,
+// where a dead process closes it at once). The open connection, which the caller owns (PQfinish),
+// or null with `error` saying why on one line, the password redacted.
+PGconn* open_dedicated_session(const Conninfo& info, const std::string& application_name,
+                               std::chrono::milliseconds timeout, std::string& error);
 
 }  // namespace spillway::plugins::pg
 

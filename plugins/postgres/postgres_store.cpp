@@ -129,8 +129,11 @@ public:
         {
             // The relay has stopped: hand the shards over first, then let go of the holds.
             std::lock_guard lock(guard_mutex_);
-            for (auto& [pipeline, c] : coordinators_) c->stop(timeout_ms);
-            coordinators_.clear();
+            for (auto& [pipeline, c] : coordinators()) c->stop(timeout_ms);
+            {
+                std::lock_guard map_lock(coordinators_mutex_);
+                coordinators_.clear();
+            }
             guard_.reset();  // its session closes: the holds go
         }
         OutboxStore::stop(timeout_ms);
@@ -139,7 +142,7 @@ public:
         std::lock_guard lock(guard_mutex_);
         if (!guard_) guard_ = std::make_unique<SingleGuard>(conninfo_, options().table, host());
         const std::string p(pipeline);
-        if (coordinators_.count(p)) throw sdk::Error(SW_REJECT, "postgres: pipeline '" + p + "' is held already");
+        if (coordinator(p)) throw sdk::Error(SW_REJECT, "postgres: pipeline '" + p + "' is held already");
         guard_->hold(p, mode, outbox::engine_name(member));
         if (mode != SW_HOLD_SHARDS) return;
         if (settings_.claim_guard_ms + 2 * settings_.shard_heartbeat_ms >= settings_.shard_ttl_ms)
@@ -147,24 +150,21 @@ public:
                                                       " ms) plus two shard_heartbeat must stay below shard_ttl (" +
                                                       std::to_string(settings_.shard_ttl_ms) + " ms)");
         create_pending_key_index();
-        auto c = std::make_unique<ShardCoordinator>(
+        auto c = std::make_shared<ShardCoordinator>(
             conninfo_, shard_tables(p), p, std::string(member), lease_owner(),
             ShardTimings{settings_.shard_heartbeat_ms, settings_.shard_ttl_ms, settings_.claim_guard_ms,
                          std::min<int64_t>(500, settings_.shard_heartbeat_ms)},
-            host());
+            host(), db_clock_offset_us_);
         c->start();
+        std::lock_guard map_lock(coordinators_mutex_);
         coordinators_[p] = std::move(c);
     }
     void sink_health(std::string_view pipeline, sw_health_state state) override {
-        std::lock_guard lock(guard_mutex_);
-        if (auto it = coordinators_.find(std::string(pipeline)); it != coordinators_.end())
-            it->second->sink_state(state == SW_HEALTH_DOWN);
+        if (auto c = coordinator(std::string(pipeline))) c->sink_state(state == SW_HEALTH_DOWN);
     }
     std::string coordination(std::string_view pipeline) override {
-        std::lock_guard lock(guard_mutex_);
-        auto it = coordinators_.find(std::string(pipeline));
-        if (it == coordinators_.end()) return R"({"coordination":"single"})";
-        return it->second->json();
+        auto c = coordinator(std::string(pipeline));
+        return c ? c->json() : R"({"coordination":"single"})";
     }
     void health(sw_health& out) override {
         OutboxStore::health(out);
@@ -312,12 +312,14 @@ protected:
         s << "SELECT pg_advisory_xact_lock(:k)", soci::use(key, "k");
     }
 
+    // In shards mode every engine writes and compares row leases on the database's clock (its
+    // offset from this host's, as the coordinators' heartbeats last measured it).
+    long long clock_us() const override { return host().now_unix_us() + db_clock_offset_us_.load(); }
+
     std::optional<ShardFilter> shard_filter(const std::string& pipeline) const override {
-        std::lock_guard lock(guard_mutex_);
-        auto it = coordinators_.find(pipeline);
-        if (it == coordinators_.end()) return std::nullopt;
-        const ShardCoordinator& c = *it->second;
-        return ShardFilter{c.claimable(), c.member(), c.claim_guard_ms(), c.ttl_ms()};
+        auto c = coordinator(pipeline);
+        if (!c) return std::nullopt;
+        return ShardFilter{c->claimable(), c->member(), c->claim_guard_ms(), c->ttl_ms()};
     }
     std::string shard_condition(const std::string& q) const override {
         return shard_function() + "(" + q + sql().c[outbox::kKey] + ", " + q + sql().c[outbox::kId] +
@@ -600,9 +602,23 @@ private:
     std::string schema_, table_name_;
     bool published_is_timestamp_ = false;
     std::unique_ptr<soci::connection_pool> pool_;
-    mutable std::mutex guard_mutex_;
+    // Every claim looks its pipeline's coordinator up: that takes only coordinators_mutex_, held
+    // for the map lookup, never while a coordinator or the guard talks to the database.
+    std::shared_ptr<ShardCoordinator> coordinator(const std::string& pipeline) const {
+        std::lock_guard lock(coordinators_mutex_);
+        auto it = coordinators_.find(pipeline);
+        return it == coordinators_.end() ? nullptr : it->second;
+    }
+    std::map<std::string, std::shared_ptr<ShardCoordinator>> coordinators() const {
+        std::lock_guard lock(coordinators_mutex_);
+        return coordinators_;
+    }
+
+    std::mutex guard_mutex_;  // guard_, and one hold or stop at a time
     std::unique_ptr<SingleGuard> guard_;  // made by the first hold
-    std::map<std::string, std::unique_ptr<ShardCoordinator>> coordinators_;  // coordination = "shards", by pipeline
+    mutable std::mutex coordinators_mutex_;
+    std::atomic<int64_t> db_clock_offset_us_{0};  // 0 until a coordinator measures it
+    std::map<std::string, std::shared_ptr<ShardCoordinator>> coordinators_;  // coordination = "shards", by pipeline
     std::mutex prepared_mutex_;
     std::array<Prepared, static_cast<size_t>(Hot::kCount)> prepared_;
     std::set<std::pair<const void*, int>> prepared_on_;  // connections the hot statements are prepared on

@@ -18,6 +18,8 @@ namespace {
 // the server for the holder and for whoever probes it alike.
 constexpr int kMemberSpace = 0x53574d31;
 constexpr auto kCallTimeout = std::chrono::seconds(5);
+// The database's clock in unix microseconds: row leases' until_us are on it in this mode.
+constexpr const char* kDbNowUs = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)";
 
 std::string ms(int64_t v) { return std::to_string(v); }
 
@@ -49,14 +51,16 @@ std::string new_incarnation() {
 }  // namespace
 
 ShardCoordinator::ShardCoordinator(const pg::Conninfo& conninfo, ShardTables tables, std::string pipeline,
-                                   std::string member, std::string lease_owner, ShardTimings timings, sdk::Host host)
+                                   std::string member, std::string lease_owner, ShardTimings timings, sdk::Host host,
+                                   std::atomic<int64_t>& db_clock_offset_us)
     : conninfo_(conninfo),
       t_(std::move(tables)),
       pipeline_(std::move(pipeline)),
       member_(std::move(member)),
       lease_owner_(std::move(lease_owner)),
       timings_(timings),
-      host_(host) {}
+      host_(host),
+      db_clock_offset_us_(db_clock_offset_us) {}
 
 ShardCoordinator::~ShardCoordinator() {
     {
@@ -81,12 +85,10 @@ void ShardCoordinator::connect() {
     if (session_ && PQstatus(session_) == CONNECTION_OK) return;
     if (session_) PQfinish(std::exchange(session_, nullptr));
     for (auto& o : owned_) o = Owned{};
-    pg::ConnectFailure failure;
-    PGconn* c = pg::connect(conninfo_, "spillway-postgres", kCallTimeout, failure);
-    if (!c)
-        throw sdk::Error(SW_RETRY, conninfo_.redact("postgres: shards of '" + pipeline_ + "': cannot connect to " +
-                                                    conninfo_.where() + ": " + failure.message));
+    publish_claimable();
     std::string error;
+    PGconn* c = pg::open_dedicated_session(conninfo_, "spillway " + member_ + " shards", kCallTimeout, error);
+    if (!c) throw sdk::Error(SW_RETRY, "postgres: shards of '" + pipeline_ + "': " + error);
     auto must = [&](pg::Result r) {
         if (!r) {
             PQfinish(c);
@@ -94,11 +96,6 @@ void ShardCoordinator::connect() {
         }
         return r;
     };
-    const std::string name = ("spillway " + member_ + " shards").substr(0, 63);
-    must(pg::query(c, "SELECT set_config('application_name', $1, false), set_config('tcp_keepalives_idle', '5', false), "
-                      "set_config('tcp_keepalives_interval', '2', false), set_config('tcp_keepalives_count', '3', false), "
-                      "set_config('tcp_user_timeout', '10000', false)",
-                   {name}, kCallTimeout, error));
     const std::string lock_name = pipeline_ + "/" + member_;
     auto locked = must(pg::query(c, "SELECT pg_try_advisory_lock($1::int, hashtext($2))", {ms(kMemberSpace), lock_name},
                                  kCallTimeout, error));
@@ -140,6 +137,7 @@ void ShardCoordinator::connect() {
                                               sent + (timings_.ttl_ms - timings_.epsilon_ms) * 1000, false};
     }
     session_ = c;
+    publish_claimable();
     metric("coord_member_up", 1);
 }
 
@@ -223,16 +221,22 @@ void ShardCoordinator::renew(int64_t sent_us) {
             epochs.push_back(owned_[static_cast<size_t>(s)].epoch);
         }
     const std::string ttl = ms(timings_.ttl_ms);
-    const int64_t now_us = host_.now_unix_us();
     must(pg::query(session_, "BEGIN", {}, kCallTimeout, error));
     try {
+        const int64_t asked_us = host_.now_unix_us();
         auto me = must(pg::query(session_, ("UPDATE " + t_.members + " SET expires_at = clock_timestamp() + $4 * interval "
                                             "'1 millisecond', sink_ok = $5 WHERE pipeline = $1 AND member = $2 AND "
-                                            "incarnation = $3")
+                                            "incarnation = $3 RETURNING " + kDbNowUs)
                                                .c_str(),
                                  {pipeline_, member_, incarnation_, ttl, sink_ok_ ? "true" : "false"}, kCallTimeout,
                                  error));
-        if (std::string(PQcmdTuples(me.get())) == "0") {
+        if (PQntuples(me.get()) == 1) {
+            // The server read its clock between our send and its answer: the midpoint is off by
+            // at most half the round trip.
+            const int64_t answered_us = host_.now_unix_us();
+            db_clock_offset_us_ = std::stoll(pg::value(me, 0, 0)) - (asked_us + answered_us) / 2;
+        }
+        if (PQntuples(me.get()) == 0) {
             // Declared dead by another member (our session blinked): nothing we held is ours.
             must(pg::query(session_, "ROLLBACK", {}, kCallTimeout, error));
             lose_everything("another member found this engine's session gone and took its shards");
@@ -252,10 +256,10 @@ void ShardCoordinator::renew(int64_t sent_us) {
              "bigint[]))) AND expires_at > clock_timestamp() RETURNING shard")
                 .c_str(),
             {pipeline_, member_, ttl, int_array(shards), int_array(epochs)}, kCallTimeout, error));
-        must(pg::query(session_, ("UPDATE " + t_.leases + " SET until_us = $3 WHERE pipeline = $1 AND lease_owner = $2 AND "
-                                  "until_us > $4 AND until_us < $3")
+        must(pg::query(session_, ("UPDATE " + t_.leases + " SET until_us = " + kDbNowUs + " + $3 WHERE pipeline = $1 AND "
+                                  "lease_owner = $2 AND until_us > " + kDbNowUs + " AND until_us < " + kDbNowUs + " + $3")
                                      .c_str(),
-                       {pipeline_, lease_owner_, ms(now_us + timings_.ttl_ms * 1000), ms(now_us)}, kCallTimeout, error));
+                       {pipeline_, lease_owner_, ms(timings_.ttl_ms * 1000)}, kCallTimeout, error));
         must(pg::query(session_, "COMMIT", {}, kCallTimeout, error));
         std::array<bool, kShards> renewed{};
         for (int i = 0; i < PQntuples(kept.get()); ++i) {
@@ -272,6 +276,7 @@ void ShardCoordinator::renew(int64_t sent_us) {
                 metric("coord_shard_lost_total", 1);
             }
         }
+        publish_claimable();
     } catch (...) {
         std::string ignored;
         pg::query(session_, "ROLLBACK", {}, kCallTimeout, ignored);
@@ -286,6 +291,7 @@ void ShardCoordinator::lose_everything(const std::string& why) {
             o = Owned{};
             ++lost;
         }
+    publish_claimable();
     if (lost) metric("coord_shard_lost_total", lost);
     host_.warn("postgres: shards of '" + pipeline_ + "': " + why + "; " + std::to_string(lost) +
                " shard(s) lost, joining again");
@@ -402,9 +408,9 @@ std::vector<int> ShardCoordinator::busy_shards() {
     auto r = pg::query(session_,
                        ("SELECT DISTINCT " + t_.shard_of_row + " FROM " + t_.leases + " l JOIN " + t_.outbox + " r ON r." +
                         t_.row_id + " = ANY(CAST(l.row_ids AS BIGINT[])) WHERE l.pipeline = $1 AND l.lease_owner = $2 "
-                        "AND l.until_us > $3")
+                        "AND l.until_us > " + kDbNowUs)
                            .c_str(),
-                       {pipeline_, lease_owner_, ms(host_.now_unix_us())}, kCallTimeout, error);
+                       {pipeline_, lease_owner_}, kCallTimeout, error);
     if (!r) throw sdk::Error(SW_RETRY, error);
     std::vector<int> out;
     for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(std::stoi(pg::value(r, i, 0)));
@@ -424,6 +430,7 @@ void ShardCoordinator::give_away(const std::array<int, kShards>& target, const s
         o.giving = !ours;
         any = any || o.giving;
     }
+    publish_claimable();  // a shard being given takes no new claim from now on
     if (!any) return;
     // Under the handoff lock: a claim of these shards' rows still uncommitted holds it shared, and
     // its lease (which busy_shards reads) is visible once the lock is ours.
@@ -469,6 +476,7 @@ void ShardCoordinator::give_away(const std::array<int, kShards>& target, const s
     }
     if (give.empty()) return;
     for (int64_t s : give) owned_[static_cast<size_t>(s)] = Owned{};
+    publish_claimable();
     metric("coord_shard_released_total", static_cast<double>(give.size()), all ? "reason=shutdown" : "reason=rebalance");
 }
 
@@ -497,17 +505,30 @@ void ShardCoordinator::acquire(const std::array<int, kShards>& target, const std
         owned_[static_cast<size_t>(s)] = {std::stoll(pg::value(r, i, 1)),
                                           sent + (timings_.ttl_ms - timings_.epsilon_ms) * 1000, false};
     }
+    publish_claimable();
     if (PQntuples(r.get()) > 0) metric("coord_shard_acquired_total", PQntuples(r.get()));
 }
 
-std::string ShardCoordinator::claimable() const {
-    std::lock_guard lock(mutex_);
-    const int64_t now = host_.monotonic_us();
-    std::vector<int64_t> v;
+void ShardCoordinator::publish_claimable() {
+    std::array<int64_t, kShards> until{};
     for (int s = 0; s < kShards; ++s) {
         const Owned& o = owned_[static_cast<size_t>(s)];
-        if (o.epoch > 0 && !o.giving && o.deadline_us - now > timings_.claim_guard_ms * 1000) v.push_back(s);
+        until[static_cast<size_t>(s)] = o.epoch > 0 && !o.giving ? o.deadline_us : 0;
     }
+    std::lock_guard lock(claimable_mutex_);
+    claimable_until_ = until;
+}
+
+std::string ShardCoordinator::claimable() const {
+    std::array<int64_t, kShards> until;
+    {
+        std::lock_guard lock(claimable_mutex_);
+        until = claimable_until_;
+    }
+    const int64_t now = host_.monotonic_us();
+    std::vector<int64_t> v;
+    for (int s = 0; s < kShards; ++s)
+        if (until[static_cast<size_t>(s)] - now > timings_.claim_guard_ms * 1000) v.push_back(s);
     return v.empty() ? std::string() : int_array(v);
 }
 

@@ -59,8 +59,11 @@ class ShardCoordinator {
 public:
     static constexpr int kShards = 256;
 
+    // `db_clock_offset_us`: where each heartbeat writes the database clock minus this host's
+    // (unix microseconds), measured around the renewal's round trip.
     ShardCoordinator(const pg::Conninfo& conninfo, ShardTables tables, std::string pipeline, std::string member,
-                     std::string lease_owner, ShardTimings timings, sdk::Host host);
+                     std::string lease_owner, ShardTimings timings, sdk::Host host,
+                     std::atomic<int64_t>& db_clock_offset_us);
     ~ShardCoordinator();
     ShardCoordinator(const ShardCoordinator&) = delete;
     ShardCoordinator& operator=(const ShardCoordinator&) = delete;
@@ -73,7 +76,8 @@ public:
     // most timeout_ms), and leaves the members.
     void stop(int64_t timeout_ms);
 
-    // The shards a claim may read now, "{1,7,...}" (a smallint[] literal), or "" when none.
+    // The shards a claim may read now, "{1,7,...}" (a smallint[] literal), or "" when none. Reads
+    // the snapshot the heartbeat publishes, never waiting on a heartbeat's database calls.
     std::string claimable() const;
     const std::string& member() const { return member_; }
     const std::string& pipeline() const { return pipeline_; }
@@ -111,6 +115,7 @@ private:
     void acquire(const std::array<int, kShards>& target, const std::vector<Member>& live);
     std::vector<int> busy_shards();
     void lose_everything(const std::string& why);
+    void publish_claimable();  // owned_ as claims may see it; called with mutex_ held
     void metric(const char* name, double v, const char* extra = nullptr);
 
     const pg::Conninfo& conninfo_;
@@ -118,6 +123,7 @@ private:
     const std::string pipeline_, member_, lease_owner_;
     const ShardTimings timings_;
     sdk::Host host_;
+    std::atomic<int64_t>& db_clock_offset_us_;
     std::string incarnation_;
     std::atomic<bool> sink_ok_{true};
     std::atomic<int64_t> sink_down_since_us_{0};  // monotonic; 0 while the sink works
@@ -128,6 +134,12 @@ private:
     PGconn* session_ = nullptr;
     std::array<Owned, kShards> owned_{};  // epoch 0: not owned
     std::thread thread_;
+
+    // What claimable() reads: each shard's local deadline, 0 when a claim may not use it (not
+    // owned, or being given away). Its own mutex, held only to copy: a heartbeat holds mutex_ for
+    // its database round trips, which must not stall the relay's claims.
+    mutable std::mutex claimable_mutex_;
+    std::array<int64_t, kShards> claimable_until_{};
 };
 
 }  // namespace spillway::plugins::postgres

@@ -58,24 +58,10 @@ SingleGuard::~SingleGuard() {
 void SingleGuard::open_session(const std::string& holder) {
     if (session_ && PQstatus(session_) == CONNECTION_OK) return;
     if (session_) PQfinish(std::exchange(session_, nullptr));
-    pg::ConnectFailure failure;
-    PGconn* c = pg::connect(conninfo_, "spillway-postgres", kCallTimeout, failure);
-    if (!c)
-        throw sdk::Error(SW_RETRY, conninfo_.redact("postgres: cannot connect to " + conninfo_.where() +
-                                                    " to hold the pipeline: " + failure.message));
+    // The name operators see in pg_stat_activity, and the refused engine in its message.
     std::string error;
-    // The name operators see in pg_stat_activity, and the refused engine in its message. The TCP
-    // settings make the server drop this session (and its holds) within ~15 s of this host going
-    // silent; they are ignored on a Unix socket, where a dead process closes it at once.
-    const std::string name = ("spillway " + holder).substr(0, 63);
-    if (!run(c, "SELECT set_config('application_name', $1, false)", {name}, error) ||
-        !run(c, "SELECT set_config('tcp_keepalives_idle', '5', false), set_config('tcp_keepalives_interval', '2', false), "
-                "set_config('tcp_keepalives_count', '3', false), set_config('tcp_user_timeout', '10000', false)",
-             {}, error)) {
-        PQfinish(c);
-        throw sdk::Error(SW_RETRY, conninfo_.redact("postgres: preparing the guard session on " + conninfo_.where() +
-                                                    ": " + error));
-    }
+    PGconn* c = pg::open_dedicated_session(conninfo_, "spillway " + holder, kCallTimeout, error);
+    if (!c) throw sdk::Error(SW_RETRY, "postgres: cannot hold the pipeline: " + error);
     session_ = c;
 }
 

@@ -190,9 +190,10 @@ void metric_observe(sw_host_ctx* ctx, const char* name, const char* labels, doub
     H(ctx).metrics[metric_key(name, labels)] += value;
     H(ctx).metrics[metric_key(name, labels) + "_count"] += 1;
 }
-int64_t now_unix_us(sw_host_ctx*) {
+int64_t now_unix_us(sw_host_ctx* ctx) {
     return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::system_clock::now().time_since_epoch()).count();
+               std::chrono::system_clock::now().time_since_epoch()).count() +
+           H(ctx).wall_clock_skew_us.load();
 }
 int64_t monotonic_us(sw_host_ctx*) {
     return std::chrono::duration_cast<std::chrono::microseconds>(

@@ -649,6 +649,53 @@ TEST(PostgresShards, ASettlementAfterTheLeaseExpiredSettlesNothingAndTheShardsNe
     EXPECT_EQ(db.scalar("SELECT count(*) FROM outbox"), "0");
 }
 
+// 4b. Row leases are on the database's clock: b's wall clock runs two minutes ahead of a's (and
+// of the database's), as two hosts' clocks may. A claim sweeps the table's expired row leases;
+// on its own clock b would find a's live lease expired and delete it, and a's settlement of the
+// rows it sent would then settle nothing (every row sent again). On the database's clock a's
+// lease is live for b too, and b's own lease ends when the shard lease says, not two minutes on.
+TEST(PostgresShards, RowLeasesRunOnTheDatabasesClockSoAnEngineWhoseClockIsAheadEndsNoOtherEnginesLease) {
+    const std::string conninfo = Postgres::shared().create_database("shards_clock");
+    StoreInstance a(postgres_plugin(), shards_config(conninfo, "2s"));
+    StoreInstance b(postgres_plugin(), shards_config(conninfo, "2s"));
+    b.host().wall_clock_skew_us = 120'000'000;
+    Session db(conninfo);
+    ASSERT_EQ(hold_shards(a, "a", "orders"), SW_OK) << a.host().last_error();
+    ASSERT_EQ(hold_shards(b, "b", "other"), SW_OK) << b.host().last_error();
+    std::string state;
+    ASSERT_TRUE(wait_until([&] { return converged(db, Members{{"a", &a}}, &state); }, 10s)) << state;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            const nlohmann::json j = coordination(b, "other");
+            return j.is_object() && j.value("owned", 0) == kShards;
+        },
+        10s));
+
+    const auto [shards, events, shard_of_event] = spread_over_shards(db);
+    ASSERT_EQ(append(a, events), SW_OK) << a.host().last_error();
+    const auto batch = claim(a, "orders", 100);
+    ASSERT_EQ(batch.size(), events.size());
+
+    Event other = ev("other-1", "k-other");
+    other.pipeline = "other";
+    ASSERT_EQ(append(b, {other}), SW_OK) << b.host().last_error();
+    const auto b_batch = claim(b, "other", 10);  // its first claim sweeps expired row leases
+    ASSERT_EQ(b_batch.size(), 1u) << b.host().last_error();
+    const auto lease_left_ms = [&](const std::string& member, const std::string& pipeline) {
+        return std::stoll(db.scalar(
+            "SELECT (MAX(until_us) - CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)) / 1000 FROM "
+            "outbox_leases WHERE pipeline = $1 AND lease_owner = (SELECT lease_owner FROM outbox_members WHERE "
+            "pipeline = $1 AND member = $2)",
+            {pipeline, member}));
+    };
+    EXPECT_GT(lease_left_ms("a", "orders"), 0) << "b's claim swept a's live lease";
+    EXPECT_LE(lease_left_ms("b", "other"), 2'000 + 500) << "b's lease runs on b's clock, not the database's";
+
+    EXPECT_EQ(complete(a, batch, SW_OK), SW_OK) << a.host().last_error();
+    EXPECT_EQ(complete(b, b_batch, SW_OK), SW_OK) << b.host().last_error();
+    EXPECT_EQ(db.scalar("SELECT count(*) FROM outbox"), "0") << "a settlement found its lease gone";
+}
+
 // 5. Drain before release, with a claim in flight: a's claim has read its rows (of 32 shards) but
 // not yet committed its lease when b joins, as a claim slowed down by the database would be (a
 // trigger makes the lease insert wait for a lock the test holds). The shards of those rows must

@@ -9,6 +9,7 @@
 
 #include <spillway/plugin.h>
 
+#include <atomic>
 #include <deque>
 #include <map>
 #include <memory>
@@ -93,6 +94,9 @@ public:
     std::vector<LogLine> log_lines;
     std::map<std::string, double> metrics;  // "name{labels}" -> value (sum of observations for histograms)
     std::deque<std::string> scratch;        // strings handed to the plugin stay alive (and in place) here
+    // Added to the wall clock the plugin reads (now_unix_us): a host whose clock is off, as
+    // engines on several hosts are from each other. The monotonic clock is left alone.
+    std::atomic<int64_t> wall_clock_skew_us{0};
 };
 
 // An instance created through the plugin's vtable; stop+destroy on destruction.
