@@ -9,12 +9,18 @@
 #include <spillway/test_support/child_process.hpp>
 
 #include <atomic>
+#include <memory>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
+
+namespace httplib {
+class Client;
+}
 
 namespace spillway::e2e {
 
@@ -37,6 +43,9 @@ public:
     void kill();                        // SIGKILL, reaped
     bool stop();                        // SIGTERM within 20 s; true on a clean exit
     bool running() { return child_ && child_->running(); }
+    // Starts the engine through `launcher` (an executable that runs the program and arguments it is
+    // given, e.g. in another network namespace) instead of running spillway directly.
+    void set_launcher(std::string launcher) { binary_ = std::move(launcher); }
     pid_t pid() const { return child_ ? child_->pid() : -1; }
     const std::string& base_url() const { return base_url_; }
     int port() const { return port_; }
@@ -44,6 +53,7 @@ public:
 
 private:
     std::string config_path_, log_path_, base_url_;
+    std::string binary_ = SPILLWAY_BIN;
     std::vector<std::string> env_;
     int port_ = 0;
     std::optional<test_support::ChildProcess> child_;
@@ -61,6 +71,9 @@ public:
         int events_per_key = 100;
         int threads = 4;
         std::chrono::milliseconds pause{0};  // between one key's events (0: as fast as accepted)
+        // Every keyless_every-th publish of a thread is an event without a key (5: 20% keyless),
+        // besides the keys' events; such events are owed delivery but no order. 0: none.
+        int keyless_every = 0;
     };
     CausalLoad(std::string base_url, Options options);
     // Replicas: a key's next event always goes to another engine than its previous one (the next
@@ -73,10 +86,18 @@ public:
     void wait_done(); // until every key published all its events, or stop()
     bool done() const { return finished_.load() == options_.threads; }
 
-    // (event_id, key) in accept order per key (keys interleave arbitrarily).
+    // (event_id, key) in accept order per key (keys interleave arbitrarily); key "" for keyless events.
     std::vector<std::pair<std::string, std::string>> accepted() const;
     size_t accepted_count() const { return n_accepted_.load(); }
     size_t failed_calls() const { return n_failed_.load(); }
+    size_t keyless_accepted() const { return n_keyless_.load(); }
+    // Refused calls (an answer other than 202) and calls without an answer (connection error or
+    // timeout), per replica in the order of the constructor's list.
+    std::vector<size_t> refused_by_replica() const;
+    std::vector<size_t> unanswered_by_replica() const;
+    // Accepted events per replica by how the engine made them durable: "direct", "outbox/sticky",
+    // "outbox/circuit", ... (the answer's path and reason), "keyless direct", ... for keyless events.
+    std::vector<std::map<std::string, size_t>> accepted_paths() const;
     // The longest publish call that got an answer, and when it started (steady clock).
     std::chrono::microseconds slowest_call() const;
     // The longest of the answered calls that started in [from, until].
@@ -85,13 +106,18 @@ public:
 
 private:
     void run(int thread);
+    httplib::Client& client_for(std::vector<std::unique_ptr<httplib::Client>>& clients, size_t replica);
+    void publish_keyless(std::vector<std::unique_ptr<httplib::Client>>& clients, size_t n);
+    static std::optional<std::string> accepted_id(int status, const std::string& body, std::string& path);
 
     std::vector<std::string> base_urls_;
     Options options_;
     std::vector<std::thread> threads_;
     std::atomic<bool> stopping_{false};
     std::atomic<int> finished_{0};
-    std::atomic<size_t> n_accepted_{0}, n_failed_{0};
+    std::atomic<size_t> n_accepted_{0}, n_failed_{0}, n_keyless_{0};
+    std::vector<size_t> refused_, unanswered_;  // per replica, under mutex_
+    std::vector<std::map<std::string, size_t>> paths_;
     mutable std::mutex mutex_;
     std::vector<std::pair<std::string, std::string>> accepted_;
     struct Call {

@@ -84,7 +84,8 @@ Harness::Delivery await_records(const test_support::MockKafka& kafka, const std:
                                 const std::vector<std::pair<std::string, std::string>>& accepted,
                                 std::chrono::milliseconds deadline);
 
-// Checks `records` against `accepted` (event_id, key) in accept order.
+// Checks `records` against `accepted` (event_id, key) in accept order; key "" is a keyless event,
+// checked for loss only.
 Harness::Delivery check_delivery(const std::vector<test_support::KafkaRecord>& records,
                                  const std::vector<std::pair<std::string, std::string>>& accepted);
 
