@@ -3,8 +3,9 @@
 // 2 s, claim guard 1.2 s). Load is causally sequenced per key and each key's next event goes to
 // another engine than its previous one. An independent consumer checks what reached Kafka: 0 lost,
 // 0 per-key first-delivery reorders, duplicates counted. Faults: an engine killed, an engine
-// paused past its lease.
-#include "causal_load.hpp"
+// paused past its lease, stopped, added; Kafka down for all. An engine cut off the database or off
+// Kafka alone: test_shards_faults.cpp.
+#include "shards_cluster.hpp"
 
 #include <spillway/test_support/ports.hpp>
 #include <spillway/test_support/wait.hpp>
@@ -14,7 +15,6 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
-#include <map>
 #include <thread>
 
 namespace spillway::e2e {
@@ -22,85 +22,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using test_support::Postgres;
 using test_support::wait_until;
-
-constexpr int kShards = 256;
-
-struct Cluster {
-    explicit Cluster(const std::string& name, const std::string& mode) : db("shards_" + name + "_" + std::to_string(getpid())) {
-        options.store = StoreKind::Postgres;
-        options.pg_conninfo = Postgres::shared().create_database(db);
-        options.mode = mode;
-        options.notifier = "pgnotify";
-        options.extra_notifier = "url = \"" + options.pg_conninfo + "\"\n";
-        options.extra_pipeline = "coordination = \"shards\"\n";
-        options.extra_store = "shard_heartbeat = \"250ms\"\nshard_ttl = \"2s\"\nclaim_guard = \"1200ms\"\n";
-        options.lease = "5s";
-        kafka.create_topic(topic, 8, 1);
-    }
-
-    // `bootstraps`: where this engine looks for Kafka (default: the cluster everyone uses).
-    EngineProcess& add(const std::string& member, const std::string& bootstraps = {}) {
-        dirs.push_back(std::make_unique<test_support::TempDir>("shards-" + member));
-        engines[member] =
-            std::make_unique<EngineProcess>(dirs.back()->path(), options, bootstraps.empty() ? kafka.bootstraps() : bootstraps,
-                                            topic, "", std::vector<std::string>{"SPILLWAY_MEMBER_ID=" + member});
-        return *engines[member];
-    }
-    // r1, r2 and r3 started, and every shard owned by one of them.
-    bool start_three() {
-        for (const char* m : {"r1", "r2", "r3"})
-            if (!add(m).start()) return false;
-        return wait_until([&] { return owned_by({"r1", "r2", "r3"}); }, 20s);
-    }
-    std::vector<std::string> urls() {
-        std::vector<std::string> out;
-        for (auto& [m, e] : engines) out.push_back(e->base_url());
-        return out;
-    }
-    // Live owners and how many shards each holds now (the database's view).
-    std::map<std::string, int> owners() {
-        std::map<std::string, int> out;
-        for (const auto& row : Postgres::shared().query(
-                 db, "SELECT owner, COUNT(*) FROM spillway_outbox_shards WHERE pipeline = 'orders' AND owner IS NOT NULL "
-                     "AND expires_at > clock_timestamp() GROUP BY owner"))
-            out[row[0]] = std::stoi(row[1]);
-        return out;
-    }
-    // Every shard owned, by exactly the members in `want`.
-    bool owned_by(std::initializer_list<std::string> want) {
-        const auto o = owners();
-        int total = 0;
-        for (const auto& [m, n] : o) total += n;
-        if (total != kShards || o.size() != want.size()) return false;
-        for (const auto& m : want)
-            if (!o.count(m)) return false;
-        return true;
-    }
-    std::string log_tails() {
-        std::string out;
-        for (auto& [m, e] : engines) out += "--- " + m + "\n" + e->log_tail(15);
-        return out;
-    }
-
-    std::string db;
-    HarnessOptions options;
-    test_support::MockKafka kafka{1};
-    std::string topic = "orders.events";
-    std::vector<std::unique_ptr<test_support::TempDir>> dirs;
-    std::map<std::string, std::unique_ptr<EngineProcess>> engines;
-};
-
-// Keys over six threads, a key's events 5 ms apart at least: a load that goes on through a fault.
-CausalLoad::Options paced_load(int keys, int events_per_key) {
-    CausalLoad::Options lo;
-    lo.keys = keys;
-    lo.events_per_key = events_per_key;
-    lo.threads = 6;
-    lo.pause = 5ms;
-    return lo;
-}
 
 class Shards : public ::testing::TestWithParam<std::string> {};
 
