@@ -20,7 +20,7 @@ const char* reason_name(Reason r) {
         case Reason::None: return "none";
         case Reason::DirectFailed: return "failure";
         case Reason::StickyKey: return "sticky";
-        case Reason::StickyDb: return "sticky_db";
+        case Reason::StickyDb: return "sticky-db";
         case Reason::CircuitOpen: return "circuit";
         case Reason::Relayed: return "outbox-first";
         case Reason::Rejected: return "rejected";

@@ -127,6 +127,10 @@ void Publisher::publish_direct(std::vector<Event>& events, std::vector<Outcome>&
     const bool circuit_closed = s_.circuit.closed();
 
     // Split: keys already in the outbox (or all, with the circuit open) follow their backlog.
+    // With coordination = "shards" the outbox itself says which keys wait there (the probe below):
+    // this engine's own count of a key does not come down when another engine relays its rows, so
+    // it would keep the key on the outbox path here long after its backlog left.
+    const bool shards = s_.spec.coordination == config::Coordination::Shards;
     std::vector<size_t> direct, spill;
     std::vector<Reason> spill_reason(events.size(), Reason::None);
     std::unordered_set<std::string> spilled_keys;  // keys spilled earlier in this batch
@@ -136,7 +140,7 @@ void Publisher::publish_direct(std::vector<Event>& events, std::vector<Outcome>&
         if (!circuit_closed) {
             spill.push_back(i);
             spill_reason[i] = Reason::CircuitOpen;
-        } else if (e.key && (!s_.seeded.load() || s_.sticky.contains(*e.key) || spilled_keys.count(*e.key))) {
+        } else if (e.key && !shards && (!s_.seeded.load() || s_.sticky.contains(*e.key) || spilled_keys.count(*e.key))) {
             spill.push_back(i);
             spill_reason[i] = Reason::StickyKey;
             spilled_keys.insert(*e.key);
@@ -144,8 +148,7 @@ void Publisher::publish_direct(std::vector<Event>& events, std::vector<Outcome>&
             direct.push_back(i);
         }
     }
-    if (s_.spec.coordination == config::Coordination::Shards && !direct.empty())
-        probe_pending_keys(events, direct, spill, spill_reason, out);
+    if (shards && !direct.empty()) probe_pending_keys(events, direct, spill, spill_reason, out);
 
     std::vector<std::string> direct_errors(events.size());
     if (!direct.empty()) {

@@ -214,6 +214,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
     // (checked again by the reads' SQL on the database's clock). Owners touch disjoint rows, and
     // no key spans two shards, so the claim takes no table lock.
     const std::optional<ShardFilter> shards = shard_filter(p);
+    if (shards && shards->fenced > 0) host().count("relay_fenced_total", 1, ("pipeline=" + p + ",op=claim").c_str());
     if (shards && shards->shards.empty()) return nothing_claimed(p, from, prev ? &prev->own : nullptr);
     if (shards) lease_ms = std::min<int64_t>(lease_ms, shards->lease_cap_ms);
     // After a claim that found rows more are likely (a stream of events, a backlog): the claim

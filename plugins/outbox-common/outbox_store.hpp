@@ -116,6 +116,7 @@ protected:
         std::string member;          // who the claim's SQL checks owns them,
         long long guard_ms = 0;      // and by how much their lease must outlast the database's now
         long long lease_cap_ms = 0;  // row leases last at most this (the heartbeat renews them)
+        int fenced = 0;              // owned shards left out: their lease ends too soon for a claim
     };
     virtual std::optional<ShardFilter> shard_filter(const std::string& pipeline) const {
         (void)pipeline;

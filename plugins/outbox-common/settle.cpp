@@ -218,13 +218,18 @@ void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_
     if (row_ids.empty()) return;
     Outcomes rows = by_outcome(row_ids, results);
     LeftByPipeline left;
+    std::unordered_map<std::string, long long> fenced;  // by pipeline: rows whose lease had ended
     with_session("complete", [&](soci::session& s) {
         left.clear();
+        fenced.clear();
         Tx tx(s, begin_settle_sql());
         const long long now = clock_us();
         std::vector<long long> all(row_ids.begin(), row_ids.end());
         std::unordered_set<long long> ours;
         const Unlease ended = end_leases(s, now, all, ours);
+        for (const auto& [lid, lease] : ended.ended)
+            for (long long r : lease.rows)
+                if (!ours.count(r) && std::find(all.begin(), all.end(), r) != all.end()) ++fenced[lease.pipeline];
         keep_held(rows, ours);
         const Settling settling{s, now, statements_, opts_, in_ids(":ids"), published_time(now),
                                 [&](std::span<const long long> ids) { return encode_ids(ids); },
@@ -240,6 +245,10 @@ void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_
         commit_unlease(ended);
     });
     for (const auto& [pipeline, l] : left) settled(pipeline, l.rows, l.epoch);
+    // Settlements the lease fence turned away: the lease ran out (a pause, a lost shard) and the
+    // rows may be someone else's now, whose settlement counts.
+    for (const auto& [pipeline, n] : fenced)
+        host().count("relay_fenced_total", static_cast<double>(n), ("pipeline=" + pipeline + ",op=settle").c_str());
 }
 
 }  // namespace spillway::plugins::outbox

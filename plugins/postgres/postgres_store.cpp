@@ -319,7 +319,9 @@ protected:
     std::optional<ShardFilter> shard_filter(const std::string& pipeline) const override {
         auto c = coordinator(pipeline);
         if (!c) return std::nullopt;
-        return ShardFilter{c->claimable(), c->member(), c->claim_guard_ms(), c->ttl_ms()};
+        int fenced = 0;
+        std::string shards = c->claimable(&fenced);
+        return ShardFilter{std::move(shards), c->member(), c->claim_guard_ms(), c->ttl_ms(), fenced};
     }
     std::string shard_condition(const std::string& q) const override {
         return shard_function() + "(" + q + sql().c[outbox::kKey] + ", " + q + sql().c[outbox::kId] +
@@ -528,7 +530,8 @@ private:
                            sql().table.substr(0, sql().table.size() - 1) + "_leases\"",
                            shard_function() + "(r." + sql().c[outbox::kKey] + ", r." + sql().c[outbox::kId] + ")",
                            sql().c[outbox::kId],
-                           std::to_string(handoff_lock(pipeline))};
+                           std::to_string(handoff_lock(pipeline)),
+                           "r." + sql().c[outbox::kPipeline] + " = $1 AND r." + sql().c[outbox::kState] + " = 'pending'"};
     }
     // The pending-key probe's index (pending_among), made when a pipeline first runs in shards
     // mode: a single-engine outbox does not pay for it on every append.

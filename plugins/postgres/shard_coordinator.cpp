@@ -198,6 +198,7 @@ void ShardCoordinator::tick() {
             ++owned;
             soonest = soonest < 0 ? o.deadline_us : std::min(soonest, o.deadline_us);
         }
+    count_owned_backlog();
     metric("coord_members", static_cast<double>(live.size()));
     metric("coord_shards_owned", owned);
     metric("coord_lease_remaining_seconds", soonest < 0 ? 0 : static_cast<double>(soonest - host_.monotonic_us()) / 1e6);
@@ -282,6 +283,30 @@ void ShardCoordinator::renew(int64_t sent_us) {
         pg::query(session_, "ROLLBACK", {}, kCallTimeout, ignored);
         throw;
     }
+}
+
+// The pending rows of the shards this engine owns: its share of the pipeline's backlog (the
+// engine's own outbox_pending counts the whole pipeline, the same on every engine). A scan of the
+// pending rows, so every fifth heartbeat (5 s by default), as often as the engine counts its backlog.
+void ShardCoordinator::count_owned_backlog() {
+    const int64_t now = host_.monotonic_us();
+    if (now < next_backlog_count_us_) return;
+    next_backlog_count_us_ = now + 5 * timings_.heartbeat_ms * 1000;
+    std::vector<int64_t> mine;
+    for (int s = 0; s < kShards; ++s)
+        if (owned_[static_cast<size_t>(s)].epoch > 0) mine.push_back(s);
+    double pending = 0;
+    if (!mine.empty()) {
+        std::string error;
+        auto r = pg::query(session_,
+                           ("SELECT COUNT(*) FROM " + t_.outbox + " r WHERE " + t_.pending_rows + " AND " +
+                            t_.shard_of_row + " = ANY(CAST($2 AS smallint[]))")
+                               .c_str(),
+                           {pipeline_, int_array(mine)}, kCallTimeout, error);
+        if (!r) throw sdk::Error(SW_RETRY, "counting the owned shards' backlog: " + error);
+        pending = std::stod(pg::value(r, 0, 0));
+    }
+    metric("outbox_pending", pending, "scope=owned");
 }
 
 void ShardCoordinator::lose_everything(const std::string& why) {
@@ -463,7 +488,7 @@ void ShardCoordinator::give_away(const std::array<int, kShards>& target, const s
         }
         if (!give.empty())
             must(pg::query(session_,
-                           ("UPDATE " + t_.shards + " SET owner = NULL, expires_at = '-infinity' WHERE pipeline = $1 AND "
+                           ("UPDATE " + t_.shards + " SET owner = NULL, expires_at = clock_timestamp() WHERE pipeline = $1 AND "
                             "owner = $2 AND (shard, epoch) IN (SELECT * FROM unnest(CAST($3 AS smallint[]), CAST($4 AS "
                             "bigint[])))")
                                .c_str(),
@@ -492,21 +517,31 @@ void ShardCoordinator::acquire(const std::array<int, kShards>& target, const std
     if (want.empty()) return;
     const int64_t sent = host_.monotonic_us();
     std::string error;
+    // With each shard taken: whether it was free (given back, or never owned) or its owner's
+    // lease had run out, and how long ago that release or expiry was (the handoff's length).
     auto r = pg::query(session_,
-                       ("UPDATE " + t_.shards + " SET owner = $2, epoch = epoch + 1, expires_at = clock_timestamp() + $4 * "
-                        "interval '1 millisecond' WHERE pipeline = $1 AND shard = ANY(CAST($3 AS smallint[])) AND (owner "
-                        "IS NULL OR expires_at <= clock_timestamp()) RETURNING shard, epoch")
+                       ("UPDATE " + t_.shards + " s SET owner = $2, epoch = s.epoch + 1, expires_at = clock_timestamp() + "
+                        "$4 * interval '1 millisecond' FROM (SELECT shard, owner, expires_at FROM " + t_.shards +
+                        " WHERE pipeline = $1 AND shard = ANY(CAST($3 AS smallint[]))) AS was WHERE s.pipeline = $1 AND "
+                        "s.shard = was.shard AND (s.owner IS NULL OR s.expires_at <= clock_timestamp()) RETURNING s.shard, "
+                        "s.epoch, was.owner IS NULL, CASE WHEN was.expires_at = '-infinity' THEN NULL ELSE "
+                        "EXTRACT(EPOCH FROM clock_timestamp() - was.expires_at) END")
                            .c_str(),
                        {pipeline_, member_, int_array(want), ms(timings_.ttl_ms)}, kCallTimeout, error);
     if (!r) throw sdk::Error(SW_RETRY, error);
+    int free = 0, expired = 0;
     for (int i = 0; i < PQntuples(r.get()); ++i) {
         const int s = std::stoi(pg::value(r, i, 0));
         if (s < 0 || s >= kShards) continue;
         owned_[static_cast<size_t>(s)] = {std::stoll(pg::value(r, i, 1)),
                                           sent + (timings_.ttl_ms - timings_.epsilon_ms) * 1000, false};
+        ++(pg::value(r, i, 2) == "t" ? free : expired);
+        if (const std::string since = pg::value(r, i, 3); !since.empty())
+            host_.observe("coord_handoff_seconds", std::max(0.0, std::stod(since)), ("pipeline=" + pipeline_).c_str());
     }
     publish_claimable();
-    if (PQntuples(r.get()) > 0) metric("coord_shard_acquired_total", PQntuples(r.get()));
+    if (free) metric("coord_shard_acquired_total", free, "reason=free");
+    if (expired) metric("coord_shard_acquired_total", expired, "reason=expired");
 }
 
 void ShardCoordinator::publish_claimable() {
@@ -519,7 +554,7 @@ void ShardCoordinator::publish_claimable() {
     claimable_until_ = until;
 }
 
-std::string ShardCoordinator::claimable() const {
+std::string ShardCoordinator::claimable(int* fenced) const {
     std::array<int64_t, kShards> until;
     {
         std::lock_guard lock(claimable_mutex_);
@@ -527,8 +562,13 @@ std::string ShardCoordinator::claimable() const {
     }
     const int64_t now = host_.monotonic_us();
     std::vector<int64_t> v;
-    for (int s = 0; s < kShards; ++s)
-        if (until[static_cast<size_t>(s)] - now > timings_.claim_guard_ms * 1000) v.push_back(s);
+    int left_out = 0;
+    for (int s = 0; s < kShards; ++s) {
+        const int64_t u = until[static_cast<size_t>(s)];
+        if (u - now > timings_.claim_guard_ms * 1000) v.push_back(s);
+        else if (u != 0) ++left_out;
+    }
+    if (fenced) *fenced = left_out;
     return v.empty() ? std::string() : int_array(v);
 }
 
@@ -579,7 +619,7 @@ std::string ShardCoordinator::json() {
                                         "clock_timestamp()) FROM " + t_.members + " m WHERE m.pipeline = $1 ORDER BY 1")
                                            .c_str(),
                              {pipeline_}, kCallTimeout, error);
-    auto shards = pg::query(session_, ("SELECT shard, owner, epoch, CASE WHEN expires_at = '-infinity' THEN NULL ELSE "
+    auto shards = pg::query(session_, ("SELECT shard, owner, epoch, CASE WHEN owner IS NULL THEN NULL ELSE "
                                        "CAST(EXTRACT(EPOCH FROM (expires_at - clock_timestamp())) * 1000 AS BIGINT) END "
                                        "FROM " + t_.shards + " WHERE pipeline = $1 ORDER BY shard")
                                           .c_str(),

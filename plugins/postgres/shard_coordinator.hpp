@@ -46,6 +46,7 @@ struct ShardTables {
     std::string shard_of_row;  // the SQL of a row's shard, over columns r."key" and r."id"
     std::string row_id;        // the quoted id column
     std::string handoff_lock;  // the advisory lock key claims hold shared and a release exclusively
+    std::string pending_rows;  // the SQL condition "row r is a pending row of pipeline $1"
 };
 
 struct ShardTimings {
@@ -78,7 +79,9 @@ public:
 
     // The shards a claim may read now, "{1,7,...}" (a smallint[] literal), or "" when none. Reads
     // the snapshot the heartbeat publishes, never waiting on a heartbeat's database calls.
-    std::string claimable() const;
+    // `fenced`: how many owned shards were left out because their lease ends within claim_guard
+    // (the heartbeats are late: the database is slow or out of reach).
+    std::string claimable(int* fenced = nullptr) const;
     const std::string& member() const { return member_; }
     const std::string& pipeline() const { return pipeline_; }
     int64_t claim_guard_ms() const { return timings_.claim_guard_ms; }
@@ -115,6 +118,7 @@ private:
     void acquire(const std::array<int, kShards>& target, const std::vector<Member>& live);
     std::vector<int> busy_shards();
     void lose_everything(const std::string& why);
+    void count_owned_backlog();  // the gauge outbox_pending{scope="owned"}, every few seconds
     void publish_claimable();  // owned_ as claims may see it; called with mutex_ held
     void metric(const char* name, double v, const char* extra = nullptr);
 
@@ -134,6 +138,7 @@ private:
     PGconn* session_ = nullptr;
     std::array<Owned, kShards> owned_{};  // epoch 0: not owned
     std::thread thread_;
+    int64_t next_backlog_count_us_ = 0;  // monotonic
 
     // What claimable() reads: each shard's local deadline, 0 when a claim may not use it (not
     // owned, or being given away). Its own mutex, held only to copy: a heartbeat holds mutex_ for

@@ -696,6 +696,60 @@ TEST(PostgresShards, RowLeasesRunOnTheDatabasesClockSoAnEngineWhoseClockIsAheadE
     EXPECT_EQ(db.scalar("SELECT count(*) FROM outbox"), "0") << "a settlement found its lease gone";
 }
 
+// 4c. What the coordinator tells operators: its share of the backlog (outbox_pending{scope=owned}),
+// settlements the lease fence turned away, claims that left out shards whose lease ends too soon
+// because the heartbeat is stuck (and that such a claim does not wait for the stuck heartbeat),
+// and shards taken with the reason and the handoff's length.
+TEST(PostgresShards, MetricsTellTheOwnedBacklogFencedSettlementsAndClaimsAndHandoffs) {
+    const std::string conninfo = Postgres::shared().create_database("shards_metrics");
+    StoreInstance a(postgres_plugin(), shards_config(conninfo));
+    StoreInstance b(postgres_plugin(), shards_config(conninfo));
+    Session db(conninfo);
+    ASSERT_EQ(hold_shards(a, "a"), SW_OK) << a.host().last_error();
+    std::string state;
+    ASSERT_TRUE(wait_until([&] { return converged(db, Members{{"a", &a}}, &state); }, 10s)) << state;
+    const auto [shards, events, shard_of_event] = spread_over_shards(db);
+    ASSERT_EQ(append(a, events), SW_OK) << a.host().last_error();
+    EXPECT_TRUE(wait_until(
+        [&] { return a.host().metric("outbox_pending", "pipeline=orders,scope=owned") == static_cast<double>(events.size()); },
+        5s))
+        << a.host().metric("outbox_pending", "pipeline=orders,scope=owned");
+
+    // A settlement after its row lease ended settles nothing, and says so.
+    const auto batch = claim(a, "orders", 100);
+    ASSERT_EQ(batch.size(), events.size());
+    db.exec("UPDATE outbox_leases SET until_us = 0");
+    EXPECT_EQ(complete(a, batch, SW_OK), SW_OK) << a.host().last_error();
+    EXPECT_EQ(a.host().metric("relay_fenced_total", "pipeline=orders,op=settle"), static_cast<double>(events.size()));
+    EXPECT_EQ(db.scalar("SELECT count(*) FROM outbox"), std::to_string(events.size()));
+
+    // The heartbeat stuck behind a lock on a's member row: a claim neither waits for it nor takes
+    // rows of shards whose lease would end within claim_guard.
+    Session blocker(conninfo);
+    blocker.exec("BEGIN; SELECT * FROM outbox_members WHERE member = 'a' FOR UPDATE");
+    const auto stuck = [&] {
+        return db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'spillway a shards' AND "
+                         "wait_event_type = 'Lock'") == "1";
+    };
+    ASSERT_TRUE(wait_until(stuck, 5s)) << "a's heartbeat never waited on the lock";
+    EXPECT_TRUE(wait_until(
+        [&] {
+            claim(a, "orders", 100);  // takes the rows while the shards' leases are long enough
+            return a.host().metric("relay_fenced_total", "pipeline=orders,op=claim") > 0;
+        },
+        3s, 20ms));
+    EXPECT_TRUE(claim(a, "orders", 100).empty()) << "a claim took rows of shards whose lease ends within claim_guard";
+    EXPECT_TRUE(stuck()) << "the claims above waited for the heartbeat to come unstuck";
+    blocker.exec("ROLLBACK");
+
+    // b joins: the shards a gives it were free, after a handoff measured from their release.
+    ASSERT_EQ(hold_shards(b, "b"), SW_OK) << b.host().last_error();
+    ASSERT_TRUE(wait_until([&] { return converged(db, Members{{"a", &a}, {"b", &b}}, &state); }, 10s)) << state;
+    EXPECT_GT(b.host().metric("coord_shard_acquired_total", "pipeline=orders,reason=free"), 0);
+    std::lock_guard lock(b.host().mutex);
+    EXPECT_GT(b.host().metrics["coord_handoff_seconds{pipeline=orders}_count"], 0) << "no handoff observed";
+}
+
 // 5. Drain before release, with a claim in flight: a's claim has read its rows (of 32 shards) but
 // not yet committed its lease when b joins, as a claim slowed down by the database would be (a
 // trigger makes the lease insert wait for a lock the test holds). The shards of those rows must

@@ -1,5 +1,5 @@
 // coordination = "shards", direct-first: the publisher asks the store once per publish call which
-// of the keys it would send directly have pending rows (any engine's), spills those (sticky_db)
+// of the keys it would send directly have pending rows (any engine's), spills those (sticky-db)
 // and refuses them when the store cannot answer (SCALE-OUT.md §3.7). Run through the C ABI over
 // the scripted sink and the scripted store, whose probe answers as the test says and counts calls.
 #include "engine/engine.hpp"
@@ -116,7 +116,7 @@ TEST_F(ShardsProbe, KeysTheStoreHoldsSpillAsStickyDbAndTheRestGoDirectAfterOnePr
 
     for (size_t i : {0u, 3u}) {
         EXPECT_EQ(out[i].path, Path::Outbox) << i << ": " << out[i].message;
-        EXPECT_STREQ(pipeline::reason_name(out[i].reason), "sticky_db") << i;
+        EXPECT_STREQ(pipeline::reason_name(out[i].reason), "sticky-db") << i;
     }
     for (size_t i : {1u, 2u, 4u}) EXPECT_EQ(out[i].path, Path::Direct) << i << ": " << out[i].message;
     EXPECT_EQ(stored(), (std::set<std::string>{out[0].event_id, out[3].event_id}));
@@ -127,7 +127,7 @@ TEST_F(ShardsProbe, KeysTheStoreHoldsSpillAsStickyDbAndTheRestGoDirectAfterOnePr
     ASSERT_EQ(probes.size(), 1u);
     EXPECT_EQ(probes[0], (std::vector<std::string>{"held", "free"}));
     EXPECT_EQ(probe_count(), 1u);
-    EXPECT_EQ(metric("publish_total", {{"path", "outbox"}, {"reason", "sticky_db"}}), 2.0);
+    EXPECT_EQ(metric("publish_total", {{"path", "outbox"}, {"reason", "sticky-db"}}), 2.0);
     EXPECT_EQ(metric("publish_total", {{"path", "direct"}, {"reason", "none"}}), 3.0);
     EXPECT_EQ(metric("direct_probe_failures_total"), 0.0);
 }
@@ -145,19 +145,34 @@ TEST_F(ShardsProbe, EachCallProbesOnceAndOnlyForKeysItWouldSendDirect) {
     for (int n = 0; n < 10; ++n) EXPECT_EQ(orders().publish(event("k" + std::to_string(n % 3), n)).path, Path::Direct);
     EXPECT_EQ(StoreControl::get().probes().size(), 10u);
 
-    // "held" spills; from then on this engine's own sticky keys send it to the outbox without
-    // asking, and the probe of the next call asks only about the other key.
+    // "held" spills. This engine's own count of it does not decide its next event: the outbox
+    // does, so the next call asks about both keys.
     EXPECT_EQ(orders().publish(event("held", 10)).reason, Reason::StickyDb);
     std::vector<pipeline::Event> both;
     both.push_back(event("held", 11));
     both.push_back(event("k0", 12));
     const auto out = orders().publish(std::move(both));
-    EXPECT_EQ(out[0].reason, Reason::StickyKey);
+    EXPECT_EQ(out[0].reason, Reason::StickyDb);
     EXPECT_EQ(out[1].path, Path::Direct);
     const auto probes = StoreControl::get().probes();
     ASSERT_EQ(probes.size(), 12u);
-    EXPECT_EQ(probes.back(), (std::vector<std::string>{"k0"}));
+    EXPECT_EQ(probes.back(), (std::vector<std::string>{"held", "k0"}));
     EXPECT_EQ(probe_count(), 12u);
+}
+
+// A key this engine spilled whose rows another engine relayed (the shard's owner): the outbox no
+// longer holds it, so its next event goes direct here at once, instead of following a backlog
+// that is gone for as long as any row of the pipeline waits (this engine never settles the row,
+// so its own count of the key would not come down).
+TEST_F(ShardsProbe, AKeyThisEngineSpilledGoesDirectOnceTheOutboxNoLongerHoldsIt) {
+    start();
+    StoreControl::get().set_pending({"moved", "other"});
+    EXPECT_EQ(orders().publish(event("moved", 0)).reason, Reason::StickyDb);
+    EXPECT_EQ(orders().publish(event("other", 1)).reason, Reason::StickyDb);
+    StoreControl::get().set_pending({"other"});  // another engine relayed "moved"; "other" still waits
+    const auto again = orders().publish(event("moved", 2));
+    EXPECT_EQ(again.path, Path::Direct) << again.message;
+    EXPECT_EQ(orders().publish(event("other", 3)).reason, Reason::StickyDb);
 }
 
 TEST_F(ShardsProbe, AFailedProbeRefusesTheKeyedEventsAndSendsTheKeylessDirect) {
@@ -226,7 +241,7 @@ TEST_F(ShardsProbe, HttpAnswersShowStickyDbAndA503WhenTheProbeFails) {
     ASSERT_EQ(res.result_int(), 202) << res.body();
     auto j = nlohmann::json::parse(res.body());
     EXPECT_EQ(j["results"][0]["path"], "outbox");
-    EXPECT_EQ(j["results"][0]["reason"], "sticky_db");
+    EXPECT_EQ(j["results"][0]["reason"], "sticky-db");
     EXPECT_EQ(j["results"][1]["path"], "direct");
     EXPECT_EQ(j["results"][2]["path"], "direct");
 
