@@ -59,6 +59,7 @@ const std::vector<Scenario>& scenarios() {
         {"ingress", "HTTP ingress (NDJSON batches of 100) vs the C++ API", run_ingress},
         {"idle", "an idle `spillway run` with four plugins: store statements/s, CPU, RSS", run_idle},
         {"recovery", "`spillway run` SIGKILLed mid-drain and restarted: time to the first row relayed and to an empty outbox", run_recovery},
+        {"scale", "three `spillway run` engines in coordination = \"shards\": failover per fault (SIGKILL, SIGSTOP, SIGTERM), direct publish single vs shards, drain by 1-3 engines with CPU per event", run_scale},
     };
     return all;
 }

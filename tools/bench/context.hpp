@@ -27,6 +27,8 @@ struct Settings {
     double rate = 200;             // events/s of the outbox-first scenario
     size_t recovery_rows = 20000;  // backlog of the recovery scenario (over 64 keys)
     size_t recovery_rounds = 3;    // kill/restart rounds of the recovery scenario
+    size_t scale_rounds = 5;       // rounds per fault (SIGKILL, SIGSTOP, SIGTERM) of the scale scenario
+    double scale_rate = 400;       // rows/s the scale scenario inserts while it injects faults
     bool quick = false;            // smaller scaling sweeps (development runs)
 };
 
@@ -75,6 +77,7 @@ Report run_drain(Context& ctx);
 Report run_ingress(Context& ctx);
 Report run_idle(Context& ctx);
 Report run_recovery(Context& ctx);
+Report run_scale(Context& ctx);
 
 struct Scenario {
     const char* name;
