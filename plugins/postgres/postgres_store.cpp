@@ -325,9 +325,9 @@ protected:
     }
     std::string shard_condition(const std::string& q) const override {
         return shard_function() + "(" + q + sql().c[outbox::kKey] + ", " + q + sql().c[outbox::kId] +
-               ") IN (SELECT shard FROM " + shards_table() +
+               ") = ANY(ARRAY(SELECT shard FROM " + shards_table() +
                " WHERE pipeline = :sp AND owner = :sm AND shard = ANY(CAST(:ss AS SMALLINT[])) AND expires_at > "
-               "clock_timestamp() + :sg * interval '1 millisecond')";
+               "clock_timestamp() + :sg * interval '1 millisecond'))";
     }
 
     void create_schema(soci::session& s) override {

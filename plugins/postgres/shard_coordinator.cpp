@@ -25,7 +25,10 @@ std::string ms(int64_t v) { return std::to_string(v); }
 
 std::string int_array(const std::vector<int64_t>& v) {
     std::string out = "{";
-    for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + std::to_string(v[i]);
+    for (size_t i = 0; i < v.size(); ++i) {
+        if (i) out += ',';
+        out += std::to_string(v[i]);
+    }
     return out + "}";
 }
 
