@@ -69,16 +69,22 @@ void OutboxStore::pick_range(soci::session& s, const std::string& pipeline, size
                              long long after, long long upto, Picker& picker) {
     const size_t chunk = std::clamp<size_t>(limit, 64, 5000);
     std::string p = pipeline;
-    long long now1 = now, now2 = now, lim = static_cast<long long>(chunk);
+    long long now1 = now, now2 = now, lim = static_cast<long long>(chunk), lim2 = lim;
+    // A bounded range in shards mode (the look back below the cursor) goes shard by shard: it
+    // holds the other engines' pending rows, which a read in id order would walk at every claim.
+    // The open range past the head holds mostly this engine's own rows: one read in id order.
+    const bool by_shard = picker.shards && picker.shards->ranges_by_shard && !sharded_.scan_by_shard.empty() &&
+                          upto != std::numeric_limits<long long>::max();
     while (picker.picked.size() < limit && after < upto) {
         NarrowRows rows(chunk);
         soci::statement st(s);
         st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
         st.exchange(soci::use(after, "after")), st.exchange(soci::use(upto, "upto")), st.exchange(soci::use(lim, "lim"));
+        if (by_shard) st.exchange(soci::use(lim2, "lim2"));
         std::optional<ShardBinds> shards;
         if (picker.shards) shards.emplace(pipeline, *picker.shards).to(st);
         rows.bind(st);
-        prepare_once(st, picker.shards ? sharded_.scan : statements_.scan);
+        prepare_once(st, by_shard ? sharded_.scan_by_shard : picker.shards ? sharded_.scan : statements_.scan);
         if (rows.feed(st, limit, picker) < chunk) break;
         after = std::stoll(rows.ids.back());
     }

@@ -119,6 +119,7 @@ void OutboxStore::start() {
         sharded_.head = with(statements_.head, r);
         sharded_.scan = with(statements_.scan, r);
         sharded_.scan_ids = with(statements_.scan_ids, r);
+        sharded_.scan_by_shard = scan_by_shard(sql_, claimable_shards_query(), shard_of_row("c."));
     }
     try {
         connect();

@@ -117,6 +117,9 @@ protected:
         long long guard_ms = 0;      // and by how much their lease must outlast the database's now
         long long lease_cap_ms = 0;  // row leases last at most this (the heartbeat renews them)
         int fenced = 0;              // owned shards left out: their lease ends too soon for a claim
+        // Bounded ranges are read shard by shard (scan_by_shard): worth it while the other members'
+        // rows are most of a range, not when this member owns most shards (one index range each).
+        bool ranges_by_shard = false;
     };
     virtual std::optional<ShardFilter> shard_filter(const std::string& pipeline) const {
         (void)pipeline;
@@ -125,6 +128,13 @@ protected:
     // The SQL condition "this row's shard is claimable" (binding :sp, :sm, :ss, :sg as in
     // ShardFilter), over columns qualified by `q` ("r." or ""); "" when the store has no shards.
     virtual std::string shard_condition(const std::string& q) const {
+        (void)q;
+        return {};
+    }
+    // The shards a claim may read (binding :sp, :sm, :ss, :sg), as a query of one column `shard`,
+    // and a row's shard over columns qualified by `q`: for reads that go shard by shard.
+    virtual std::string claimable_shards_query() const { return {}; }
+    virtual std::string shard_of_row(const std::string& q) const {
         (void)q;
         return {};
     }
@@ -356,6 +366,7 @@ private:
     // The claim's reads with the shard condition (coordination = "shards"), built by start().
     struct ShardedReads {
         std::string due, head, scan, scan_ids;
+        std::string scan_by_shard;  // scan, one index range per claimable shard: for bounded ranges
     } sharded_;
     std::mutex leases_mutex_;
     std::unordered_map<long long, long long> lease_of_row_;  // claimed row -> its lease id

@@ -111,6 +111,17 @@ std::string Sql::headers(const std::string& p) const {
            sqlite_path(headers_path) + ") ELSE " + p + c[kHeaders] + " END";
 }
 
+std::string scan_by_shard(const Sql& sql, const std::string& shards, const std::string& shard_of_c) {
+    if (shards.empty()) return {};
+    const auto& c = sql.c;
+    // The same columns and blocks flag as Statements::scan, over the LATERAL's alias r.
+    const std::string blocks = "CASE WHEN r." + c[kNextAttemptAt] + " > :now1 OR r." + c[kLeaseUntil] +
+                               " > :now2 THEN 1 ELSE 0 END";
+    return "SELECT CAST(r." + c[kId] + " AS TEXT), r." + c[kKey] + ", " + blocks + " FROM (" + shards +
+           ") AS o CROSS JOIN LATERAL (SELECT * FROM " + sql.table + " c WHERE c." + c[kPipeline] + " = :p AND c." +
+           c[kState] + " = 'pending' AND " + shard_of_c + " = o.shard AND c." + c[kId] + " > :after AND c." + c[kId] +
+           " <= :upto ORDER BY c." + c[kId] + " LIMIT :lim) AS r ORDER BY r." + c[kId] + " LIMIT :lim2";
+}
 
 Statements::Statements(const Sql& sql) {
     const auto& T = sql.table;

@@ -52,6 +52,13 @@ private:
 // Every statement text the store runs, built once. Texts that end in a column and a space take an
 // id list test after them (OutboxStore::in_ids, which only the database can spell); `claimed` and
 // `scan_ids` get theirs at start (add_id_lists), the others where they run.
+// coordination = "shards": the claim's narrow read of the pending rows in (:after, :upto], one index
+// range per claimable shard (`shards`: a query of their numbers; `shard_of_c`: a row's shard over
+// columns of alias c) merged in id order, :lim per shard and :lim2 in all. The other members' rows
+// in the range are never read: a claim's look back over (0, cursor] otherwise reads every pending
+// row of the other engines below its cursor, at every claim (113 ms for 60,000 rows, against 3 ms).
+std::string scan_by_shard(const Sql& sql, const std::string& shards, const std::string& shard_of_c);
+
 struct Statements {
     Statements() = default;
     explicit Statements(const Sql& sql);

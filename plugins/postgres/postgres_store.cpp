@@ -321,7 +321,18 @@ protected:
         if (!c) return std::nullopt;
         int fenced = 0;
         std::string shards = c->claimable(&fenced);
-        return ShardFilter{std::move(shards), c->member(), c->claim_guard_ms(), c->ttl_ms(), fenced};
+        // Half the shards or fewer: the other members' rows are at least half of any range.
+        const auto claimable = std::count(shards.begin(), shards.end(), ',') + (shards.empty() ? 0 : 1);
+        const bool by_shard = claimable <= ShardCoordinator::kShards / 2;
+        return ShardFilter{std::move(shards), c->member(), c->claim_guard_ms(), c->ttl_ms(), fenced, by_shard};
+    }
+    std::string claimable_shards_query() const override {
+        return "SELECT shard FROM " + shards_table() +
+               " WHERE pipeline = :sp AND owner = :sm AND shard = ANY(CAST(:ss AS SMALLINT[])) AND expires_at > "
+               "clock_timestamp() + :sg * interval '1 millisecond'";
+    }
+    std::string shard_of_row(const std::string& q) const override {
+        return shard_function() + "(" + q + sql().c[outbox::kKey] + ", " + q + sql().c[outbox::kId] + ")";
     }
     std::string shard_condition(const std::string& q) const override {
         return shard_function() + "(" + q + sql().c[outbox::kKey] + ", " + q + sql().c[outbox::kId] +
@@ -533,16 +544,21 @@ private:
                            std::to_string(handoff_lock(pipeline)),
                            "r." + sql().c[outbox::kPipeline] + " = $1 AND r." + sql().c[outbox::kState] + " = 'pending'"};
     }
-    // The pending-key probe's index (pending_among), made when a pipeline first runs in shards
-    // mode: a single-engine outbox does not pay for it on every append.
+    // The pending-key probe's index (pending_among) and the per-shard index of pending rows, made
+    // when a pipeline first runs in shards mode: a single-engine outbox does not pay for them on
+    // every append.
     void create_pending_key_index() {
         try {
             soci::session s(*pool_);
             s << "CREATE INDEX IF NOT EXISTS \"" + sql().table_base + "_pending_key_idx\" ON " + sql().table + " (" +
                      sql().c[outbox::kPipeline] + ", " + sql().c[outbox::kKey] + ") WHERE " + sql().c[outbox::kState] +
                      " = 'pending'";
+            // The claim's look back reads its own shards' rows range by range (scan_by_shard).
+            s << "CREATE INDEX IF NOT EXISTS \"" + sql().table_base + "_pending_shard_idx\" ON " + sql().table + " (" +
+                     sql().c[outbox::kPipeline] + ", " + shard_of_row("") + ", " + sql().c[outbox::kId] + ") WHERE " +
+                     sql().c[outbox::kState] + " = 'pending'";
         } catch (const std::exception& e) {
-            throw sdk::Error(SW_RETRY, std::string("postgres: creating the pending-key index of ") + options().table +
+            throw sdk::Error(SW_RETRY, std::string("postgres: creating the shards-mode indexes of ") + options().table +
                                            ": " + e.what());
         }
     }
