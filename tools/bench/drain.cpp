@@ -4,6 +4,7 @@
 #include "context.hpp"
 #include "cpu.hpp"
 #include "events.hpp"
+#include "raw_floor.hpp"
 #include "raw_store.hpp"
 #include "rig.hpp"
 
@@ -80,6 +81,27 @@ Drained raw_drain(Context& ctx, size_t batch, size_t n, const std::string& conn,
     return d;
 }
 
+// The raw floor (raw_floor.hpp): one claim statement, the produce, one DELETE, no transaction
+// blocks; its rows under a pipeline of their own ("floor").
+Drained floor_drain(Context& ctx, size_t batch, size_t n, const std::string& conn, const std::string& topic) {
+    RawStore app(conn, "floor");
+    FloorRelay relay(conn, "floor");
+    RawProducer producer(ctx.kafka().bootstraps(), topic);
+    producer.send({raw_record(0)});
+    app.backlog(n, topic, kPayloadBytes - 30);
+    Drained d;
+    const double self0 = cpu_seconds(getpid()), pg0 = tree_cpu_seconds(ctx.postgres().pid());
+    const auto t0 = Clock::now();
+    for (;;) {
+        const auto r0 = Clock::now();
+        if (relay.round(batch, producer) == 0) break;
+        d.round_us.push_back(us_since(r0));
+    }
+    d.seconds = seconds_since(t0);
+    d.cpu_self = cpu_seconds(getpid()) - self0, d.cpu_postgres = tree_cpu_seconds(ctx.postgres().pid()) - pg0;
+    return d;
+}
+
 // Where the CPU went, per 1,000 events, and how much of the machine the drain kept busy: on two
 // cores a drain that keeps both busy is bound by the work per event, not by waiting.
 std::string cpu_note(const Drained& d, size_t n) {
@@ -114,6 +136,9 @@ Report run_drain(Context& ctx) {
                                "a full batch on, the next claim and the last completion overlap the send");
     rep.setting("raw_loop", "BEGIN; SELECT ... ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED; produce all, await reports; "
                             "DELETE ... WHERE id = ANY(ids); COMMIT (synchronous_commit off, as the engine's claims)");
+    rep.setting("raw_floor", "libpq, prepared once, autocommit: WITH c AS (SELECT id ... ORDER BY id LIMIT n FOR UPDATE "
+                             "SKIP LOCKED) UPDATE ... SET lease_owner, lease_until RETURNING ...; produce all, await "
+                             "reports; DELETE ... WHERE id = ANY(ids) AND lease_owner = $2 (no per-key holdback)");
     for (size_t i = 0; i < sizes.size(); ++i) {
         const size_t b = sizes[i];
         // Below the default batch size a round costs the same per row as per batch: smaller backlogs.
@@ -121,14 +146,16 @@ Report run_drain(Context& ctx) {
         // From batch 100 on, also the relay that claims one batch at a time (claim_ahead = false):
         // what claiming ahead buys, measured beside it.
         const bool serial_too = b >= 100;
-        Drained ours, raw, serial;
+        Drained ours, raw, serial, floor;
         if (i % 2 == 0) {
             raw = raw_drain(ctx, b, n, conn, topic);
+            floor = floor_drain(ctx, b, n, conn, topic);
             ours = engine_drain(ctx, acks, b, n, conn, topic, true);
             if (serial_too) serial = engine_drain(ctx, acks, b, n, conn, topic, false);
         } else {
             if (serial_too) serial = engine_drain(ctx, acks, b, n, conn, topic, false);
             ours = engine_drain(ctx, acks, b, n, conn, topic, true);
+            floor = floor_drain(ctx, b, n, conn, topic);
             raw = raw_drain(ctx, b, n, conn, topic);
         }
         const double rate = static_cast<double>(n) / ours.seconds, raw_rate = static_cast<double>(n) / raw.seconds;
@@ -141,6 +168,17 @@ Report run_drain(Context& ctx) {
                    "/" + std::to_string(rr.p99 / 1000).substr(0, 6) + " ms)";
         auto& lat = rep.add(latency_row("  relay round, batch " + std::to_string(b), ours.round_us, "raw loop round", raw.round_us));
         lat.note = cpu_note(ours, n) + " (raw loop: " + cpu_note(raw, n).substr(22) + ")";
+        const double floor_rate = static_cast<double>(n) / floor.seconds;
+        auto& fr = rep.add(rate_row("  same vs the raw floor", "events/s", rate,
+                                    "raw floor: 1-statement claim, produce, 1-statement delete", floor_rate));
+        fr.note = "floor: ";
+        fr.note += cpu_note(floor, n);
+        const auto fs = Stats::of(floor.round_us);
+        auto& fl = rep.add(latency_row("  relay round vs the raw floor, batch " + std::to_string(b), ours.round_us,
+                                       "raw floor round", floor.round_us));
+        fl.note = "p50 ratio ";
+        fl.note += std::to_string(rs.p50 / fs.p50).substr(0, 5) + "x (raw loop p50 " + std::to_string(rr.p50 / 1000).substr(0, 6) + " ms)";
+        if (b == 1) fl.targets.push_back(at_most("p50 <= 1.3x raw loop", rs.p50, 1.3 * rr.p50));
         if (serial_too) {
             const double serial_rate = static_cast<double>(n) / serial.seconds;
             auto& one = rep.add(rate_row("  same, one batch at a time (claim_ahead = false)", "events/s", serial_rate,

@@ -1,5 +1,6 @@
 #include "raw_kafka.hpp"
 
+#include "ack_probe.hpp"
 #include "context.hpp"
 
 #include <array>
@@ -8,13 +9,14 @@
 
 namespace spillway::bench {
 
-RawProducer::RawProducer(const std::string& bootstraps, std::string topic) : topic_(std::move(topic)) {
+RawProducer::RawProducer(const std::string& bootstraps, std::string topic, bool ack_probe) : topic_(std::move(topic)) {
     std::array<char, 512> err{};
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
     const std::pair<const char*, std::string> props[] = {
         {"bootstrap.servers", bootstraps}, {"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "0"},
         {"message.timeout.ms", "10000"},   {"statistics.interval.ms", "1000"}};
     std::vector<std::pair<const char*, std::string>> all(std::begin(props), std::end(props));
+    if (ack_probe) all.emplace_back("plugin.library.paths", spillway_bench_probe_path());
     for (const auto& [k, v] : extra_kafka_properties()) all.emplace_back(k.c_str(), v);
     for (const auto& [k, v] : all)
         if (rd_kafka_conf_set(conf, k, v.c_str(), err.data(), err.size()) != RD_KAFKA_CONF_OK) {

@@ -19,7 +19,8 @@ struct RawRecord {
 
 class RawProducer {
 public:
-    RawProducer(const std::string& bootstraps, std::string topic);
+    // `ack_probe`: load the bench's ack probe, so its acks are timed where the engine's are.
+    RawProducer(const std::string& bootstraps, std::string topic, bool ack_probe = false);
     ~RawProducer();
     RawProducer(const RawProducer&) = delete;
     RawProducer& operator=(const RawProducer&) = delete;
