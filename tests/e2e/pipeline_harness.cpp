@@ -26,7 +26,7 @@ std::string pipeline_toml(const HarnessOptions& o, const std::string& bootstraps
     if (o.store == StoreKind::Sqlite) toml.sqlite_store(sqlite_path).add_lines(o.extra_store);
     else toml.postgres_store(o.pg_conninfo).add_lines(o.extra_store);
     toml.notifier(o.notifier).add_lines(o.extra_notifier);
-    toml.adaptive_scheduler();
+    toml.adaptive_scheduler().add_lines(o.extra_scheduler);
     toml.pipeline("orders")
         .set("mode", o.mode)
         .set("topic", topic)

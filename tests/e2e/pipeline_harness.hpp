@@ -25,6 +25,7 @@ struct HarnessOptions {
     std::string mode = "direct-first";
     std::string extra_sink;           // more TOML lines for [sink.kafka]
     std::string extra_notifier;
+    std::string extra_scheduler;      // more TOML lines for [scheduler.poll] (the adaptive one)
     std::string extra_store;          // more TOML lines for [store.outbox]
     std::string extra_pipeline;
     std::string extra_engine;         // more TOML lines for [engine] (e.g. http_listen)

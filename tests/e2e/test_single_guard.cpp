@@ -7,6 +7,7 @@
 
 #include <spillway/test_support/ports.hpp>
 #include <spillway/test_support/temp_dir.hpp>
+#include <spillway/test_support/wait.hpp>
 
 #include <gtest/gtest.h>
 
@@ -116,14 +117,39 @@ TEST_P(SingleGuard, OutboxFirstEnginesShareAPipelineAndKeepADirectFirstOneOff) {
 // guard switched off; A cannot reach Kafka (it spills every event), B can. Each key's next event
 // goes to the other engine only once the previous one was accepted: e1(K) spills at A, e2(K) goes
 // straight to Kafka at B, and B's relay delivers e1 after it. Per-key order breaks.
+//
+// Two things could hide the reorder, and the test rules both out rather than hoping: B's relay
+// reaching e1 in the few milliseconds before e2 arrives (B looks at the outbox every 2 s here, A's
+// spills ring no doorbell in B), and B spilling too (its circuit open because its sink had not yet
+// met the broker: it is warmed until an event of its own goes straight to Kafka).
 TEST_P(SingleGuard, WithoutTheGuardTwoDirectFirstEnginesReorderAKey) {
     SharedOutbox w(GetParam(), "witness");
     const std::vector<std::string> off = {"SPILLWAY_UNSAFE_NO_SINGLE_GUARD=1"};
     const std::string nowhere = "127.0.0.1:" + std::to_string(test_support::free_port());
+    w.options.extra_scheduler = "ladder = [\"2s x1\"]\nceiling = \"2s\"";
     auto a = w.engine("engine-a", "direct-first", off, nowhere);
     auto b = w.engine("engine-b", "direct-first", off);
     ASSERT_TRUE(a->start()) << a->log_tail();
     ASSERT_TRUE(b->start()) << b->log_tail();
+
+    std::vector<std::pair<std::string, std::string>> warm_ups;  // accepted before the load, in Kafka too
+    int round = 0;
+    const bool b_sends_direct = test_support::wait_until(
+        [&] {
+            CausalLoad::Options wo;
+            wo.prefix = "warm" + std::to_string(round++) + "-";
+            wo.keys = 1;
+            wo.events_per_key = 1;
+            wo.threads = 1;
+            CausalLoad warm(b->base_url(), wo);
+            warm.start();
+            warm.wait_done();
+            for (const auto& e : warm.accepted()) warm_ups.push_back(e);
+            const auto paths = warm.accepted_paths();
+            return paths[0].count("direct") && paths[0].at("direct") == 1;
+        },
+        30s, 100ms);
+    ASSERT_TRUE(b_sends_direct) << "engine B never sent an event straight to Kafka:\n" << b->log_tail();
 
     CausalLoad::Options lo;
     lo.keys = 8;
@@ -133,12 +159,19 @@ TEST_P(SingleGuard, WithoutTheGuardTwoDirectFirstEnginesReorderAKey) {
     load.start();
     load.wait_done();
     ASSERT_EQ(load.accepted_count(), 48u);
-    const auto d = await_records(w.kafka, w.topic, load.accepted(), 60s);
+    auto accepted = warm_ups;
+    for (const auto& e : load.accepted()) accepted.push_back(e);
+    const auto d = await_records(w.kafka, w.topic, accepted, 60s);
+    std::string paths;
+    const auto b_paths = load.accepted_paths()[1];
+    for (const auto& [path, n] : b_paths) paths += " " + path + "=" + std::to_string(n);
     EXPECT_EQ(d.lost, 0u) << d.first_problem;
     EXPECT_GT(d.order_violations, 0u) << "two unguarded direct-first engines kept every key in order: the witness "
-                                         "no longer shows what the guard prevents";
-    std::printf("without the guard: %zu of 8 keys out of order, %zu first deliveries overtook an earlier event\n",
-                d.order_violations, d.overtaken);
+                                         "no longer shows what the guard prevents (engine B's paths:"
+                                      << paths << ")";
+    std::printf("without the guard: %zu of 8 keys out of order, %zu first deliveries overtook an earlier event; "
+                "engine B's paths:%s\n",
+                d.order_violations, d.overtaken, paths.c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(E2E, SingleGuard, ::testing::Values(StoreKind::Sqlite, StoreKind::Postgres), store_name);
