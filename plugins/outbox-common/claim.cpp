@@ -223,6 +223,18 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
     if (shards && shards->fenced > 0) host().count("relay_fenced_total", 1, ("pipeline=" + p + ",op=claim").c_str());
     if (shards && shards->shards.empty()) return nothing_claimed(p, from, prev ? &prev->own : nullptr);
     if (shards) lease_ms = std::min<int64_t>(lease_ms, shards->lease_cap_ms);
+    // A fresh claim in one round trip where the database can. Not in shards mode (its filter and
+    // per-shard reads stay in the statements), nor when the leases are due to be swept (the
+    // statements do that, every kLeaseSweepUs and at the first claim).
+    if (!prev && !shards && now < next_lease_sweep_us_.load()) {
+        bool look_past = false;
+        {
+            std::lock_guard lock(found_mutex_);
+            look_past = look_past_head_.erase(p) > 0;
+        }
+        if (!look_past)
+            if (auto out = claim_in_one_trip(s, p, limit, lease_ms, now, malformed)) return std::move(*out);
+    }
     // After a claim that found rows more are likely (a stream of events, a backlog): the claim
     // goes straight to its transaction, one round trip sooner than asking first.
     if (!prev && !last_claim_found_rows(p) && !anything_due(s, p, now, shards ? &*shards : nullptr))
@@ -253,6 +265,70 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
     b->claimed_for = p;
     b->cursor = cursor;
     if (prev) b->after_rows = prev->own;
+    return out;
+}
+
+// The same choice as the statements' (the Picker's rule, run by the database over a head of the
+// pending rows: Statements::one_trip_claim), the same lease row, the same rows whole, in one round
+// trip. The head it reads is `limit` rows or 32, whichever is more; when all of it was held back,
+// the claim goes on statement by statement (they read past the head), and when part of it was,
+// the next claim does.
+std::optional<std::unique_ptr<sdk::Batch>> OutboxStore::claim_in_one_trip(
+    soci::session& s, const std::string& p, size_t limit, int64_t lease_ms, long long now,
+    std::vector<std::pair<long long, std::string>>& malformed) {
+    const long long window = std::max<long long>(static_cast<long long>(limit), 32);
+    const long long until = now + std::max<int64_t>(lease_ms, 1) * 1000;
+    TextRows rows;
+    const HotArgs args = {{"p", p},         {"now1", now}, {"now2", now},    {"lim", window},
+                          {"want", static_cast<long long>(limit)}, {"me", owner_}, {"until", until}};
+    if (!run_one_trip_claim(s, args, rows)) return std::nullopt;
+    constexpr size_t kLeaseCol = 13, kReadCol = 14, kSeenCol = 15;
+    // The answer's last row has no id; it says how many rows the head read, and the largest id.
+    if (rows.empty() || rows.back().size() <= kSeenCol || rows.back()[0])
+        throw sdk::Error(SW_RETRY, std::string(db_name_) + ": claim: the one-trip claim answered without its last row");
+    const long long read = rows.back()[kReadCol] ? std::stoll(*rows.back()[kReadCol]) : 0;
+    const long long seen = rows.back()[kSeenCol] ? std::stoll(*rows.back()[kSeenCol]) : 0;
+    rows.pop_back();
+    remember_found(p, !rows.empty());
+    if (rows.empty()) {
+        if (read == window) return std::nullopt;
+        return nothing_claimed(p, seen, nullptr);
+    }
+    if (read == window && rows.size() < limit) {
+        std::lock_guard lock(found_mutex_);
+        look_past_head_.insert(p);
+    }
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return std::stoll(*a[0]) < std::stoll(*b[0]); });
+    RowSet set(rows.size(), rows.size());
+    std::vector<long long> ids;
+    for (size_t i = 0; i < rows.size(); ++i) {
+        auto& row = rows[i];
+        const auto text = [&](size_t col, std::string& into, soci::indicator& ind) {
+            ind = row[col] ? soci::i_ok : soci::i_null;
+            if (row[col]) into = std::move(*row[col]);
+        };
+        const auto number = [&](size_t col, int& into, soci::indicator& ind) {
+            ind = row[col] ? soci::i_ok : soci::i_null;
+            into = row[col] ? std::stoi(*row[col]) : 0;
+        };
+        set.id[i] = *row[0];
+        ids.push_back(std::stoll(set.id[i]));
+        size_t col = 1;
+        for (int k : {RowSet::kEv, RowSet::kPl, RowSet::kTp, RowSet::kKy, RowSet::kPa, RowSet::kHd, RowSet::kEt, RowSet::kCi})
+            text(col++, set.str[k][i], set.ind[k][i]);
+        number(9, set.flags[i], set.flags_ind[i]);
+        text(10, set.created_at[i], set.created_ind[i]);
+        number(11, set.attempts[i], set.attempts_ind[i]);
+        text(12, set.str[RowSet::kLe][i], set.ind[RowSet::kLe][i]);
+    }
+    if (!rows.front()[kLeaseCol])
+        throw sdk::Error(SW_RETRY, std::string(db_name_) + ": claim: the one-trip claim answered rows without a lease");
+    // Known in memory once committed, which the query did.
+    remember_lease(std::stoll(*rows.front()[kLeaseCol]), until, ids, p);
+    auto out = set.to_batch(db_name_, &malformed);
+    auto* b = static_cast<RowBatch*>(out.get());
+    b->claimed_for = p;
+    b->cursor = seen;
     return out;
 }
 

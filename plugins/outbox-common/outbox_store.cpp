@@ -101,6 +101,8 @@ const std::string& OutboxStore::hot_sql(Hot h) const {
         case Hot::kDue: return statements_.due;
         case Hot::kHead: return statements_.head;
         case Hot::kLeaseInsert: return statements_.lease_insert;
+        case Hot::kClaim: return statements_.one_trip_claim;
+        case Hot::kSettle: return statements_.one_trip_settle;
         default: return statements_.live_leases;
     }
 }

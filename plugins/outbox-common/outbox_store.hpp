@@ -92,7 +92,7 @@ protected:
     // completion can run at once.
     virtual std::string begin_settle_sql() const { return begin_lease_change_sql(); }
     // The statements every claim runs, and their parameters by name.
-    enum class Hot { kDue, kHead, kLeaseInsert, kLeases, kCount };
+    enum class Hot { kDue, kHead, kLeaseInsert, kLeases, kClaim, kSettle, kCount };
     using HotArgs = std::vector<std::pair<const char*, std::variant<long long, std::string>>>;
     const std::string& hot_sql(Hot h) const;
     // The text to run `h` by with `args` in it, or "" to run hot_sql(h) with them bound. The
@@ -101,6 +101,15 @@ protected:
     virtual std::string statement(soci::session& s, Hot h, const HotArgs& args) {
         (void)s, (void)h, (void)args;
         return {};
+    }
+    // A claim() in one round trip (PostgreSQL): BEGIN, the claim lock (taken only when a row is
+    // due), Hot::kClaim with `args` and COMMIT as one query. Each row of its answer, every column
+    // text or null (nullopt). False when this database cannot (then the claim runs statement by
+    // statement).
+    using TextRows = std::vector<std::vector<std::optional<std::string>>>;
+    virtual bool run_one_trip_claim(soci::session& s, const HotArgs& args, TextRows& rows) {
+        (void)s, (void)args, (void)rows;
+        return false;
     }
     // Told of every database error a call ends in, before it is answered as RETRY.
     virtual void failed(const std::exception& e) { (void)e; }
@@ -268,6 +277,10 @@ private:
     std::unique_ptr<sdk::Batch> claim_in(soci::session& s, const std::string& pipeline, size_t limit, int64_t lease_ms,
                                          const Continuation* prev,
                                          std::vector<std::pair<long long, std::string>>& malformed);
+    // claim() in one round trip where the database can; nullopt: go statement by statement.
+    std::optional<std::unique_ptr<sdk::Batch>> claim_in_one_trip(
+        soci::session& s, const std::string& pipeline, size_t limit, int64_t lease_ms, long long now,
+        std::vector<std::pair<long long, std::string>>& malformed);
     bool anything_due(soci::session& s, const std::string& pipeline, long long now, const ShardFilter* shards);
     void remember_found(const std::string& pipeline, bool found);
     void sweep_leases_when_due(soci::session& s, long long now, std::vector<Lease>& leases);
@@ -302,6 +315,9 @@ private:
     Unlease end_leases(soci::session& s, long long now, std::span<const long long> rows,
                        std::unordered_set<long long>& held);
     void commit_unlease(const Unlease& u);
+    // complete() in one statement where it can: every row delivered, the rows exactly one lease of
+    // this instance's, deleted (not kept as published), and a database that runs Hot::kSettle.
+    bool complete_in_one_trip(std::span<const int64_t> row_ids, std::span<const sw_result> results);
 
     // max_pending without a COUNT at every append (a COUNT walks up to max_pending index entries:
     // milliseconds per append at a backlog of 100,000, just when the outbox takes every event).
@@ -358,6 +374,7 @@ private:
     std::mutex down_mutex_;
     std::mutex found_mutex_;
     std::unordered_map<std::string, bool> last_found_;  // per pipeline: skip the "anything due?" probe
+    std::unordered_set<std::string> look_past_head_;    // pipelines whose next claim reads past a held-back head
     std::string down_message_;
     std::mutex notes_mutex_;
     std::vector<std::string> notes_;  // what migrations did since migrate() last reported

@@ -213,6 +213,44 @@ Statements::Statements(const Sql& sql) {
     lease_sweep = "DELETE FROM " + L + " WHERE until_us <= :now";
     lease_owners = "SELECT DISTINCT lease_owner FROM " + L + " WHERE until_us > :now";
     lease_drop_owner = "DELETE FROM " + L + " WHERE lease_owner = :o RETURNING CAST(id AS TEXT)";
+
+    // The whole of a claim() in one statement (PostgreSQL): the live leases' rows, the head (ids
+    // and keys only), the holdback, the lease row and the picked rows whole. Run after the claim
+    // lock in the same transaction and query (claim_in_one_trip), so its snapshot sees every claim
+    // committed before the lock was ours; the lock is taken only when a row is due, which the
+    // setting spillway.claim says (otherwise the head is empty). The holdback is the Picker's rule
+    // as a window: a row waits when it, or an earlier row of its key in the head, blocks (backoff,
+    // a column lease, a live lease); a keyless row waits only on itself. The last row of the
+    // answer has no id: it carries how many rows the head read and the largest id it looked at.
+    if (sql.postgres) {
+        std::string nulls;
+        for (int i = 0; i < 13; ++i) nulls += "NULL, ";
+        one_trip_claim =
+            "WITH leased AS (SELECT CAST(unnest(CAST(l.row_ids AS BIGINT[])) AS BIGINT) AS rid FROM " + L +
+            " l WHERE l.until_us > :now1), "
+            "head AS (SELECT r." + c[kId] + " AS id, r." + c[kKey] + " AS k, (" + blocks +
+            " = 1 OR r." + c[kId] + " IN (SELECT rid FROM leased)) AS b FROM " + T + " r" + rows_in("pending") +
+            "> 0 AND current_setting('spillway.claim', true) = '1'" + by_id_limited + "), "
+            "judged AS (SELECT id, CASE WHEN k IS NULL THEN b ELSE bool_or(b) OVER (PARTITION BY k ORDER BY id "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) END AS held FROM head), "
+            "picked AS (SELECT id FROM judged WHERE NOT held ORDER BY id LIMIT :want), "
+            "lease AS (INSERT INTO " + L + " (lease_owner, pipeline, until_us, row_ids) SELECT CAST(:me AS TEXT), "
+            "CAST(:p AS TEXT), CAST(:until AS BIGINT), '{' || string_agg(CAST(id AS TEXT), ',' ORDER BY id) || '}' "
+            "FROM picked HAVING count(*) > 0 RETURNING CAST(id AS TEXT) AS id) "
+            "SELECT " + sql.select_columns("r") + ", (SELECT id FROM lease), NULL, NULL FROM " + sql.from("r") +
+            " WHERE r." + c[kId] + " IN (SELECT id FROM picked) "
+            "UNION ALL SELECT " + nulls + "NULL, CAST((SELECT count(*) FROM head) AS TEXT), "
+            "CAST((SELECT max(id) FROM head) AS TEXT)";
+        // The lease ends and its rows go together, or neither when the lease is no longer live (it
+        // ran out: the rows may be someone else's now). Committed asynchronously, as the
+        // statements' completion is (begin_settle_sql): a crash may forget it, and the rows go
+        // out again (at-least-once), never lost.
+        one_trip_settle =
+            "WITH sc AS (SELECT set_config('synchronous_commit', 'off', true) AS v), "
+            "l AS (DELETE FROM " + L + " WHERE id = :lid AND until_us > :now RETURNING id), "
+            "d AS (DELETE FROM " + T + " WHERE " + c[kId] + " = ANY(CAST(:ids AS BIGINT[])) AND EXISTS (SELECT 1 FROM l) "
+            "RETURNING 1) SELECT (SELECT count(*) FROM l) + 0 * (SELECT count(*) FROM sc), (SELECT count(*) FROM d)";
+    }
 }
 
 void Statements::add_id_lists(const Sql& sql, const std::string& in_ids) {

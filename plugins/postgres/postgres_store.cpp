@@ -274,21 +274,47 @@ protected:
         // strings quoted by libpq.
         const Prepared& p = prepared_[static_cast<size_t>(h)];
         std::string text = "EXECUTE " + p.name + "(";
-        for (size_t i = 0; i < p.params.size(); ++i) {
-            auto it = std::find_if(args.begin(), args.end(), [&](const auto& a) { return p.params[i] == a.first; });
-            if (it == args.end()) throw sdk::Error(SW_REJECT, "postgres: no value for :" + p.params[i] + " of " + p.name);
-            if (i) text += ", ";
-            if (const auto* n = std::get_if<long long>(&it->second)) {
-                text += std::to_string(*n);
-            } else {
-                const std::string& v = std::get<std::string>(it->second);
-                char* quoted = PQescapeLiteral(be->conn_, v.data(), v.size());
-                if (!quoted) throw sdk::Error(SW_RETRY, std::string("postgres: quoting a value: ") + PQerrorMessage(be->conn_));
-                text += quoted;
-                PQfreemem(quoted);
-            }
-        }
+        for (size_t i = 0; i < p.params.size(); ++i) text += (i ? ", " : "") + literal(be->conn_, args, p.params[i]);
         return text + ")";
+    }
+    // One query, one round trip: libpq's simple protocol runs its statements in order, each with a
+    // snapshot of its own, and answers each; the claim's rows are the EXECUTE's answer. The due
+    // probe decides whether the lock is taken at all: an idle poll waits for no other claimer.
+    bool run_one_trip_claim(soci::session& s, const HotArgs& args, TextRows& rows) override {
+        const std::string claim = statement(s, Hot::kClaim, args);
+        if (claim.empty()) return false;
+        PGconn* conn = static_cast<soci::postgresql_session_backend*>(s.get_backend())->conn_;
+        const std::string due =
+            with_params(hot_sql(Hot::kDue), [&](const std::string& name) { return literal(conn, args, name); });
+        const std::string sql = "BEGIN; SELECT set_config('synchronous_commit', 'off', true), CASE WHEN EXISTS (" + due +
+                                ") THEN set_config('spillway.claim', CAST(pg_advisory_xact_lock(" +
+                                std::to_string(claim_lock_) + ") AS TEXT) || '1', true) END; " + claim + "; COMMIT";
+        if (!PQsendQuery(conn, sql.c_str())) throw soci::postgresql_soci_error(PQerrorMessage(conn), "08000");
+        std::string error, sqlstate;
+        rows.clear();
+        while (PGresult* r = PQgetResult(conn)) {
+            const ExecStatusType st = PQresultStatus(r);
+            if (st == PGRES_FATAL_ERROR && error.empty()) {
+                error = PQresultErrorMessage(r);
+                const char* code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+                sqlstate = code ? code : "";
+            } else if (st == PGRES_TUPLES_OK && PQnfields(r) > 2) {
+                for (int i = 0; i < PQntuples(r); ++i) {
+                    auto& row = rows.emplace_back(static_cast<size_t>(PQnfields(r)));
+                    for (int j = 0; j < PQnfields(r); ++j)
+                        if (!PQgetisnull(r, i, j)) row[static_cast<size_t>(j)] = std::string(PQgetvalue(r, i, j), PQgetlength(r, i, j));
+                }
+            }
+            PQclear(r);
+        }
+        if (!error.empty()) {
+            // The error ended the query inside its transaction: end that too, or the session's next
+            // statement fails with "current transaction is aborted".
+            if (PQtransactionStatus(conn) == PQTRANS_INERROR || PQtransactionStatus(conn) == PQTRANS_INTRANS)
+                PQclear(PQexec(conn, "ROLLBACK"));
+            throw soci::postgresql_soci_error(error, sqlstate.size() == 5 ? sqlstate.c_str() : "XX000");
+        }
+        return true;
     }
     void failed(const std::exception& e) override {
         // A statement prepared on this connection is gone though the connection is the same: a
@@ -570,27 +596,47 @@ private:
     // The prepared form of a hot statement: SOCI's :name placeholders become $1..$n in the order
     // they first appear.
     Prepared prepared_form(Hot h) const {
-        static const char* const kNames[] = {"spillway_due", "spillway_head", "spillway_lease", "spillway_leases"};
-        const std::string& sql = hot_sql(h);
+        static const char* const kNames[] = {"spillway_due", "spillway_head", "spillway_lease", "spillway_leases",
+                                             "spillway_claim", "spillway_settle"};
+        static_assert(std::size(kNames) == static_cast<size_t>(Hot::kCount));
         Prepared p;
         p.name = kNames[static_cast<size_t>(h)];
-        std::string body;
+        const std::string body = with_params(hot_sql(h), [&](const std::string& name) {
+            auto it = std::find(p.params.begin(), p.params.end(), name);
+            if (it == p.params.end()) it = p.params.insert(p.params.end(), name);
+            return "$" + std::to_string(it - p.params.begin() + 1);
+        });
+        p.prepare = "PREPARE " + p.name + " AS " + body;
+        return p;
+    }
+    // `sql` with each SOCI :name placeholder replaced by what `param(name)` says.
+    template <class Param>
+    static std::string with_params(const std::string& sql, Param&& param) {
+        std::string out;
         auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
         for (size_t i = 0; i < sql.size();) {
             if (sql[i] != ':' || i + 1 >= sql.size() || !word(sql[i + 1])) {
-                body += sql[i++];
+                out += sql[i++];
                 continue;
             }
             size_t end = i + 1;
             while (end < sql.size() && word(sql[end])) ++end;
-            const std::string name = sql.substr(i + 1, end - i - 1);
-            auto it = std::find(p.params.begin(), p.params.end(), name);
-            if (it == p.params.end()) it = p.params.insert(p.params.end(), name);
-            body += "$" + std::to_string(it - p.params.begin() + 1);
+            out += param(sql.substr(i + 1, end - i - 1));
             i = end;
         }
-        p.prepare = "PREPARE " + p.name + " AS " + body;
-        return p;
+        return out;
+    }
+    // A value of `args` as an SQL literal, strings quoted by libpq.
+    static std::string literal(PGconn* conn, const HotArgs& args, const std::string& name) {
+        auto it = std::find_if(args.begin(), args.end(), [&](const auto& a) { return name == a.first; });
+        if (it == args.end()) throw sdk::Error(SW_REJECT, "postgres: no value for :" + name);
+        if (const auto* n = std::get_if<long long>(&it->second)) return std::to_string(*n);
+        const std::string& v = std::get<std::string>(it->second);
+        char* quoted = PQescapeLiteral(conn, v.data(), v.size());
+        if (!quoted) throw sdk::Error(SW_RETRY, std::string("postgres: quoting a value: ") + PQerrorMessage(conn));
+        std::string out = quoted;
+        PQfreemem(quoted);
+        return out;
     }
 
     // information_schema's data_type of one column of our table, "" when it does not exist.
