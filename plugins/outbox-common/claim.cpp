@@ -225,15 +225,18 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
     if (shards) lease_ms = std::min<int64_t>(lease_ms, shards->lease_cap_ms);
     // A fresh claim in one round trip where the database can. Not in shards mode (its filter and
     // per-shard reads stay in the statements), nor when the leases are due to be swept (the
-    // statements do that, every kLeaseSweepUs and at the first claim).
+    // statements do that, every kLeaseSweepUs and at the first claim). After a claim that found
+    // nothing it is asked first whether anything is due: an idle poll stays one statement.
     if (!prev && !shards && now < next_lease_sweep_us_.load()) {
         bool look_past = false;
         {
             std::lock_guard lock(found_mutex_);
             look_past = look_past_head_.erase(p) > 0;
         }
-        if (!look_past)
+        if (!look_past) {
+            if (!last_claim_found_rows(p) && !anything_due(s, p, now, nullptr)) return nothing_claimed(p, from, nullptr);
             if (auto out = claim_in_one_trip(s, p, limit, lease_ms, now, malformed)) return std::move(*out);
+        }
     }
     // After a claim that found rows more are likely (a stream of events, a backlog): the claim
     // goes straight to its transaction, one round trip sooner than asking first.

@@ -277,18 +277,19 @@ protected:
         for (size_t i = 0; i < p.params.size(); ++i) text += (i ? ", " : "") + literal(be->conn_, args, p.params[i]);
         return text + ")";
     }
-    // One query, one round trip: libpq's simple protocol runs its statements in order, each with a
-    // snapshot of its own, and answers each; the claim's rows are the EXECUTE's answer. The due
-    // probe decides whether the lock is taken at all: an idle poll waits for no other claimer.
+    // One query, one round trip: libpq's simple protocol runs a query's statements in order as one
+    // transaction (no BEGIN or COMMIT to send), each with a snapshot of its own, and answers each;
+    // the claim's rows are the EXECUTE's answer. The due probe decides whether the lock is taken
+    // at all: a claim that finds nothing waits for no other claimer.
     bool run_one_trip_claim(soci::session& s, const HotArgs& args, TextRows& rows) override {
         const std::string claim = statement(s, Hot::kClaim, args);
         if (claim.empty()) return false;
         PGconn* conn = static_cast<soci::postgresql_session_backend*>(s.get_backend())->conn_;
         const std::string due =
             with_params(hot_sql(Hot::kDue), [&](const std::string& name) { return literal(conn, args, name); });
-        const std::string sql = "BEGIN; SELECT set_config('synchronous_commit', 'off', true), CASE WHEN EXISTS (" + due +
+        const std::string sql = "SELECT set_config('synchronous_commit', 'off', true), CASE WHEN EXISTS (" + due +
                                 ") THEN set_config('spillway.claim', CAST(pg_advisory_xact_lock(" +
-                                std::to_string(claim_lock_) + ") AS TEXT) || '1', true) END; " + claim + "; COMMIT";
+                                std::to_string(claim_lock_) + ") AS TEXT) || '1', true) END; " + claim;
         if (!PQsendQuery(conn, sql.c_str())) throw soci::postgresql_soci_error(PQerrorMessage(conn), "08000");
         std::string error, sqlstate;
         rows.clear();
