@@ -223,19 +223,20 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
     if (shards && shards->fenced > 0) host().count("relay_fenced_total", 1, ("pipeline=" + p + ",op=claim").c_str());
     if (shards && shards->shards.empty()) return nothing_claimed(p, from, prev ? &prev->own : nullptr);
     if (shards) lease_ms = std::min<int64_t>(lease_ms, shards->lease_cap_ms);
-    // A fresh claim in one round trip where the database can. Not in shards mode (its filter and
+    // A claim in one round trip where the database can. Not in shards mode (its filter and
     // per-shard reads stay in the statements), nor when the leases are due to be swept (the
     // statements do that, every kLeaseSweepUs and at the first claim). After a claim that found
     // nothing it is asked first whether anything is due: an idle poll stays one statement.
-    if (!prev && !shards && now < next_lease_sweep_us_.load()) {
+    if (!shards && now < next_lease_sweep_us_.load()) {
         bool look_past = false;
         {
             std::lock_guard lock(found_mutex_);
             look_past = look_past_head_.erase(p) > 0;
         }
         if (!look_past) {
-            if (!last_claim_found_rows(p) && !anything_due(s, p, now, nullptr)) return nothing_claimed(p, from, nullptr);
-            if (auto out = claim_in_one_trip(s, p, limit, lease_ms, now, malformed)) return std::move(*out);
+            if (!prev && !last_claim_found_rows(p) && !anything_due(s, p, now, nullptr))
+                return nothing_claimed(p, from, nullptr);
+            if (auto out = claim_in_one_trip(s, p, limit, lease_ms, now, prev, malformed)) return std::move(*out);
         }
     }
     // After a claim that found rows more are likely (a stream of events, a backlog): the claim
@@ -273,17 +274,23 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
 
 // The same choice as the statements' (the Picker's rule, run by the database over a head of the
 // pending rows: Statements::one_trip_claim), the same lease row, the same rows whole, in one round
-// trip. The head it reads is `limit` rows or 32, whichever is more; when all of it was held back,
-// the claim goes on statement by statement (they read past the head), and when part of it was,
-// the next claim does.
+// trip. The head starts at the first pending row, also after `prev` (claim_next): what the
+// statements' look back finds below prev's cursor, rows held back then or committed since under a
+// smaller id, is in it; prev's rows, and those of the batch before it, are skipped. The head is
+// `limit` rows or 32, whichever is more; when all of it was held back the claim goes on statement
+// by statement (they read past the head), and when part of it was the next claim does.
 std::optional<std::unique_ptr<sdk::Batch>> OutboxStore::claim_in_one_trip(
-    soci::session& s, const std::string& p, size_t limit, int64_t lease_ms, long long now,
+    soci::session& s, const std::string& p, size_t limit, int64_t lease_ms, long long now, const Continuation* prev,
     std::vector<std::pair<long long, std::string>>& malformed) {
     const long long window = std::max<long long>(static_cast<long long>(limit), 32);
     const long long until = now + std::max<int64_t>(lease_ms, 1) * 1000;
     TextRows rows;
-    const HotArgs args = {{"p", p},         {"now1", now}, {"now2", now},    {"lim", window},
-                          {"want", static_cast<long long>(limit)}, {"me", owner_}, {"until", until}};
+    std::vector<long long> skipped = prev ? prev->rows : std::vector<long long>{};
+    std::sort(skipped.begin(), skipped.end());
+    const HotArgs args = {{"p", p},         {"now1", now},
+                          {"now2", now},    {"lim", window},
+                          {"want", static_cast<long long>(limit)}, {"me", owner_},
+                          {"until", until}, {"skip", encode_ids(skipped)}};
     if (!run_one_trip_claim(s, args, rows)) return std::nullopt;
     constexpr size_t kLeaseCol = 13, kReadCol = 14, kSeenCol = 15;
     // The answer's last row has no id; it says how many rows the head read, and the largest id.
@@ -293,9 +300,10 @@ std::optional<std::unique_ptr<sdk::Batch>> OutboxStore::claim_in_one_trip(
     const long long seen = rows.back()[kSeenCol] ? std::stoll(*rows.back()[kSeenCol]) : 0;
     rows.pop_back();
     remember_found(p, !rows.empty());
+    const long long cursor = std::max(seen, prev ? prev->cursor : 0);
     if (rows.empty()) {
         if (read == window) return std::nullopt;
-        return nothing_claimed(p, seen, nullptr);
+        return nothing_claimed(p, cursor, prev ? &prev->own : nullptr);
     }
     if (read == window && rows.size() < limit) {
         std::lock_guard lock(found_mutex_);
@@ -331,7 +339,8 @@ std::optional<std::unique_ptr<sdk::Batch>> OutboxStore::claim_in_one_trip(
     auto out = set.to_batch(db_name_, &malformed);
     auto* b = static_cast<RowBatch*>(out.get());
     b->claimed_for = p;
-    b->cursor = seen;
+    b->cursor = cursor;
+    if (prev) b->after_rows = prev->own;
     return out;
 }
 

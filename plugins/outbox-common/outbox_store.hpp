@@ -280,7 +280,7 @@ private:
     // claim() in one round trip where the database can; nullopt: go statement by statement.
     std::optional<std::unique_ptr<sdk::Batch>> claim_in_one_trip(
         soci::session& s, const std::string& pipeline, size_t limit, int64_t lease_ms, long long now,
-        std::vector<std::pair<long long, std::string>>& malformed);
+        const Continuation* prev, std::vector<std::pair<long long, std::string>>& malformed);
     bool anything_due(soci::session& s, const std::string& pipeline, long long now, const ShardFilter* shards);
     void remember_found(const std::string& pipeline, bool found);
     void sweep_leases_when_due(soci::session& s, long long now, std::vector<Lease>& leases);

@@ -218,7 +218,8 @@ Statements::Statements(const Sql& sql) {
     // and keys only), the holdback, the lease row and the picked rows whole. Run after the claim
     // lock in the same transaction and query (claim_in_one_trip), so its snapshot sees every claim
     // committed before the lock was ours; the lock is taken only when a row is due, which the
-    // setting spillway.claim says (otherwise the head is empty). The holdback is the Picker's rule
+    // setting spillway.claim says (otherwise the head is empty). A claim_next skips the rows it
+    // takes as settled (:skip), as the Picker does: they neither go nor hold back. The holdback is the Picker's rule
     // as a window: a row waits when it, or an earlier row of its key in the head, blocks (backoff,
     // a column lease, a live lease); a keyless row waits only on itself. The last row of the
     // answer has no id: it carries how many rows the head read and the largest id it looked at.
@@ -230,7 +231,8 @@ Statements::Statements(const Sql& sql) {
             " l WHERE l.until_us > :now1), "
             "head AS (SELECT r." + c[kId] + " AS id, r." + c[kKey] + " AS k, (" + blocks +
             " = 1 OR r." + c[kId] + " IN (SELECT rid FROM leased)) AS b FROM " + T + " r" + rows_in("pending") +
-            "> 0 AND current_setting('spillway.claim', true) = '1'" + by_id_limited + "), "
+            "> 0 AND r." + c[kId] + " <> ALL(CAST(:skip AS BIGINT[])) AND current_setting('spillway.claim', true) = '1'" +
+            by_id_limited + "), "
             "judged AS (SELECT id, CASE WHEN k IS NULL THEN b ELSE bool_or(b) OVER (PARTITION BY k ORDER BY id "
             "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) END AS held FROM head), "
             "picked AS (SELECT id FROM judged WHERE NOT held ORDER BY id LIMIT :want), "
