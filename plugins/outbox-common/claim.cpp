@@ -223,11 +223,12 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
     if (shards && shards->fenced > 0) host().count("relay_fenced_total", 1, ("pipeline=" + p + ",op=claim").c_str());
     if (shards && shards->shards.empty()) return nothing_claimed(p, from, prev ? &prev->own : nullptr);
     if (shards) lease_ms = std::min<int64_t>(lease_ms, shards->lease_cap_ms);
-    // A claim in one round trip where the database can. Not in shards mode (its filter and
+    // A small claim in one round trip where the database can. Not in shards mode (its filter and
     // per-shard reads stay in the statements), nor when the leases are due to be swept (the
     // statements do that, every kLeaseSweepUs and at the first claim). After a claim that found
     // nothing it is asked first whether anything is due: an idle poll stays one statement.
-    if (!shards && now < next_lease_sweep_us_.load()) {
+    if (!shards && now < next_lease_sweep_us_.load() && limit <= kOneTripRows &&
+        (!prev || prev->rows.size() <= 2 * kOneTripRows)) {
         bool look_past = false;
         {
             std::lock_guard lock(found_mutex_);

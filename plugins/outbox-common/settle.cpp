@@ -217,7 +217,9 @@ int64_t OutboxStore::backoff_ms(int attempts_after) {
 // A relay's usual completion: its batch delivered, in one statement (no BEGIN, no COMMIT, no
 // lock). The fence is the same as end_leases': the rows go only while their lease is live.
 bool OutboxStore::complete_in_one_trip(std::span<const int64_t> row_ids, std::span<const sw_result> results) {
-    if (opts_.retention_ms > 0 || opts_.keep_published) return false;
+    // A drain's big batches keep the statements: their completion runs beside the next claim and
+    // send (the relay overlaps them), and deletes a run of ids as one range (settle_delivered).
+    if (opts_.retention_ms > 0 || opts_.keep_published || row_ids.size() > kOneTripRows) return false;
     for (const sw_result& r : results)
         if (r.status != SW_OK) return false;
     long long lid = 0;

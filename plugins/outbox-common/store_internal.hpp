@@ -82,6 +82,12 @@ struct RowBatch : sdk::Batch {
 };
 
 // Column vectors for fetching up to `limit` rows at once, then the batch that owns the strings.
+// The largest claim (and completion) made in one round trip: the trickle's. Past it the
+// statements are faster (the database's window over the head and its skip list grow with the
+// batch; at 500 rows a drain went at half the speed), and a round trip is a small part of a big
+// batch's time.
+constexpr size_t kOneTripRows = 64;
+
 struct OutboxStore::RowSet {
     // SOCI 4.0.3's SQLite backend loses the row when a vector has one element, and reads 64-bit
     // integers into vectors truncated to 32 bits (also into strings, for INTEGER columns); so
