@@ -265,9 +265,16 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
     tx.commit();
     // Known in memory only once committed: a rolled back claim leased nothing.
     remember_lease(std::stoll(lease_id), until, picker.picked, p);
+    return batch_of(rows, p, cursor, prev, malformed);
+}
+
+// The batch a claim hands out: its rows, and where it stopped for a claim_next after it.
+std::unique_ptr<sdk::Batch> OutboxStore::batch_of(RowSet& rows, const std::string& pipeline, long long cursor,
+                                                  const Continuation* prev,
+                                                  std::vector<std::pair<long long, std::string>>& malformed) {
     auto out = rows.to_batch(db_name_, &malformed);
     auto* b = static_cast<RowBatch*>(out.get());
-    b->claimed_for = p;
+    b->claimed_for = pipeline;
     b->cursor = cursor;
     if (prev) b->after_rows = prev->own;
     return out;
@@ -337,12 +344,7 @@ std::optional<std::unique_ptr<sdk::Batch>> OutboxStore::claim_in_one_trip(
         throw sdk::Error(SW_RETRY, std::string(db_name_) + ": claim: the one-trip claim answered rows without a lease");
     // Known in memory once committed, which the query did.
     remember_lease(std::stoll(*rows.front()[kLeaseCol]), until, ids, p);
-    auto out = set.to_batch(db_name_, &malformed);
-    auto* b = static_cast<RowBatch*>(out.get());
-    b->claimed_for = p;
-    b->cursor = cursor;
-    if (prev) b->after_rows = prev->own;
-    return out;
+    return batch_of(set, p, cursor, prev, malformed);
 }
 
 // An idle poll costs this one statement: no transaction, no lock, when nothing is due.

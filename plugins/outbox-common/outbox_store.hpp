@@ -281,6 +281,9 @@ private:
     std::optional<std::unique_ptr<sdk::Batch>> claim_in_one_trip(
         soci::session& s, const std::string& pipeline, size_t limit, int64_t lease_ms, long long now,
         const Continuation* prev, std::vector<std::pair<long long, std::string>>& malformed);
+    std::unique_ptr<sdk::Batch> batch_of(RowSet& rows, const std::string& pipeline, long long cursor,
+                                         const Continuation* prev,
+                                         std::vector<std::pair<long long, std::string>>& malformed);
     bool anything_due(soci::session& s, const std::string& pipeline, long long now, const ShardFilter* shards);
     void remember_found(const std::string& pipeline, bool found);
     void sweep_leases_when_due(soci::session& s, long long now, std::vector<Lease>& leases);
