@@ -1,6 +1,7 @@
 #include "pg-common/query.hpp"
 
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -13,6 +14,14 @@ std::string one_line(std::string s) {
     std::replace(s.begin(), s.end(), '\n', ' ');
     while (!s.empty() && s.back() == ' ') s.pop_back();
     return s;
+}
+// A session left in the middle of a command cannot take the next one ("another command is
+// already in progress", for ever): it is ended here, the server rolls back what the command had
+// begun, and the holder sees a broken connection (PQstatus) and opens a new one.
+void abandon(PGconn* c) {
+    if (PQstatus(c) == CONNECTION_OK && PQsocket(c) >= 0) ::shutdown(PQsocket(c), SHUT_RDWR);
+    PQconsumeInput(c);
+    while (PGresult* r = PQgetResult(c)) PQclear(r);
 }
 }  // namespace
 
@@ -31,19 +40,24 @@ Result query(PGconn* c, const char* sql, const std::vector<std::string>& params,
     }
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (PQisBusy(c)) {
+        // Looked at once more after the deadline: a process stopped (SIGSTOP) past it finds the
+        // answer waiting when it runs again, and that is no timeout.
         const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) {
-            error = "no answer within " + std::to_string(timeout.count()) + " ms";
-            return none;
-        }
         pollfd fd{PQsocket(c), POLLIN, 0};
-        const int n = ::poll(&fd, 1, static_cast<int>(left.count()));
+        const int n = ::poll(&fd, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
         if (n < 0 && errno != EINTR) {
             error = std::string("poll: ") + std::strerror(errno);
+            abandon(c);
             return none;
         }
         if (n > 0 && !PQconsumeInput(c)) {
             error = one_line(PQerrorMessage(c));
+            abandon(c);
+            return none;
+        }
+        if (n == 0 && left.count() <= 0 && PQisBusy(c)) {
+            error = "no answer within " + std::to_string(timeout.count()) + " ms";
+            abandon(c);
             return none;
         }
     }

@@ -14,6 +14,8 @@
 // on conditions with deadlines.
 #include "store_test_support.hpp"
 
+#include <pg-common/query.hpp>
+
 #include <spillway/test_support/temp_dir.hpp>
 #include <spillway/test_support/wait.hpp>
 
@@ -34,6 +36,7 @@ using namespace spillway::testkit;
 using namespace spillway::testkit::store_suite;
 using spillway::store_test::postgres_plugin;
 using spillway::store_test::sqlite_plugin;
+namespace pg = spillway::plugins::pg;
 using spillway::test_support::Postgres;
 using spillway::test_support::wait_until;
 using namespace std::chrono_literals;
@@ -904,6 +907,29 @@ TEST(PostgresShards, ACrashedMembersShardsMoveAtOnceAndAMemberIdInUseIsRefused) 
     EXPECT_TRUE(wait_until([&] { return converged(db, ab, &state); }, 10s)) << state;
     const auto split = tally(live_owners(db));
     EXPECT_GT(split.count("a") ? split.at("a") : 0, 80) << describe(split);
+}
+
+// The coordinator's and the guard's sessions run their statements through pg::query with a
+// deadline. A statement past it left the session in the middle of a command: every later one
+// failed with "another command is already in progress", so a member paused past a heartbeat's
+// deadline (SIGSTOP) never came back. Now the session ends at the deadline, and its holder,
+// seeing it broken, opens a new one.
+TEST(PgQuery, AStatementPastItsDeadlineEndsItsSessionInsteadOfLeavingItBusy) {
+    const std::string conninfo = Postgres::shared().create_database("pg_query_deadline");
+    PGconn* c = PQconnectdb(conninfo.c_str());
+    ASSERT_EQ(PQstatus(c), CONNECTION_OK) << PQerrorMessage(c);
+    std::string error;
+    EXPECT_FALSE(pg::query(c, "SELECT pg_sleep(5)", {}, 200ms, error));
+    EXPECT_EQ(error, "no answer within 200 ms");
+    EXPECT_EQ(PQstatus(c), CONNECTION_BAD) << "the session was left in the middle of its command";
+    EXPECT_EQ(PQisBusy(c), 0);
+    PQfinish(c);
+    // And a statement that answers in time is answered.
+    c = PQconnectdb(conninfo.c_str());
+    auto r = pg::query(c, "SELECT 41 + 1", {}, 5s, error);
+    ASSERT_TRUE(r) << error;
+    EXPECT_EQ(std::string(PQgetvalue(r.get(), 0, 0)), "42");
+    PQfinish(c);
 }
 
 // 7. SQLite cannot run coordination = "shards" (a file is one host's): hold refuses the mode as a
