@@ -1,5 +1,7 @@
 #include "pg-common/query.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -95,7 +97,25 @@ PGconn* open_dedicated_session(const Conninfo& info, const std::string& applicat
         PQfinish(c);
         return nullptr;
     }
+    // The same on this side: a server that went silent (a partition, a host lost) turns into a
+    // socket error here within about 15 s, which a holder sees without sending anything
+    // (session_lost). Not possible on a Unix socket, where there is nothing to probe.
+    const int fd = PQsocket(c);
+    const int on = 1, idle = 5, interval = 2, count = 3;
+    const unsigned user_timeout_ms = 10000;
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) == 0) {
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
+    }
     return c;
+}
+
+// Reads what the server sent without sending anything: a terminated backend's last message and
+// its closed socket, or the keepalives' verdict, show here as a broken connection.
+bool session_lost(PGconn* c) {
+    return !c || PQstatus(c) != CONNECTION_OK || !PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK;
 }
 
 }  // namespace spillway::plugins::pg

@@ -35,6 +35,10 @@ inline std::string value(const Result& r, int row, int column) {
 PGconn* open_dedicated_session(const Conninfo& info, const std::string& application_name,
                                std::chrono::milliseconds timeout, std::string& error);
 
+// Whether a dedicated session is gone, found without a statement (an idle engine's guard would
+// otherwise cost the database one every few seconds).
+bool session_lost(PGconn* c);
+
 }  // namespace spillway::plugins::pg
 
 #endif

@@ -179,7 +179,7 @@ void SingleGuard::watch() {
     std::unique_lock lock(mutex_);
     while (!wake_.wait_for(lock, kWatchEvery, [this] { return stopping_; })) {
         std::string error;
-        if (!session_ || PQstatus(session_) != CONNECTION_OK || !run(session_, "SELECT 1", {}, error)) {
+        if (pg::session_lost(session_)) {
             // The session is gone, and its holds with it.
             if (session_) PQfinish(std::exchange(session_, nullptr));
             for (auto& [pipeline, h] : holds_) h.taken = false;

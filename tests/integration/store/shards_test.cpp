@@ -930,6 +930,36 @@ TEST(PgQuery, AStatementPastItsDeadlineEndsItsSessionInsteadOfLeavingItBusy) {
     ASSERT_TRUE(r) << error;
     EXPECT_EQ(std::string(PQgetvalue(r.get(), 0, 0)), "42");
     PQfinish(c);
+
+// The single-mode guard watches its session without statements: an idle engine's guard sends
+// nothing (TARGETS: an idle engine <= 0.2 statements/s, and a liveness query every 2 s was 0.5/s
+// on its own), and a session the server ended is still found lost and its hold taken again.
+TEST(PostgresGuard, AnIdleGuardSendsNothingAndASessionTheServerEndedIsTakenAgain) {
+    const std::string conninfo = Postgres::shared().create_database("guard_watch");
+    StoreInstance a(postgres_plugin(), Config{{"url", conninfo}, {"table", "outbox"}});
+    Session db(conninfo);
+    ASSERT_EQ(a.vt().hold(a.get(), "orders", SW_HOLD_EXCLUSIVE, "engine-a"), SW_OK) << a.host().last_error();
+    const std::string guard_of_a = "FROM pg_stat_activity WHERE datname = current_database() AND "
+                                   "application_name = 'spillway engine-a'";
+    const std::string first_pid = db.scalar("SELECT pid " + guard_of_a);
+    const std::string held = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE "
+                             "l.locktype = 'advisory' AND l.granted AND a.application_name = 'spillway engine-a'";
+    ASSERT_NE(db.scalar(held), "0");
+
+    // Three watch rounds (one every 2 s) without a statement: the session's last query stays the hold's.
+    const std::string last_query = db.scalar("SELECT query " + guard_of_a);
+    EXPECT_FALSE(wait_until([&] { return db.scalar("SELECT query " + guard_of_a) != last_query; }, 6500ms))
+        << "the idle guard sent: " << db.scalar("SELECT query " + guard_of_a);
+
+    // The server ends the session: the guard finds it lost and holds the pipeline again.
+    ASSERT_EQ(db.query("SELECT pg_terminate_backend(pid) " + guard_of_a), (Session::Rows{std::vector<std::string>{"t"}}));
+    EXPECT_TRUE(wait_until(
+        [&] {
+            const std::string pid = db.scalar("SELECT coalesce(max(pid), 0) " + guard_of_a);
+            return pid != "0" && pid != first_pid && db.scalar(held) != "0";
+        },
+        10s))
+        << "the guard did not take the pipeline again after its session ended";
 }
 
 // 7. SQLite cannot run coordination = "shards" (a file is one host's): hold refuses the mode as a
