@@ -178,7 +178,6 @@ std::string SingleGuard::trouble() const {
 void SingleGuard::watch() {
     std::unique_lock lock(mutex_);
     while (!wake_.wait_for(lock, kWatchEvery, [this] { return stopping_; })) {
-        std::string error;
         if (pg::session_lost(session_)) {
             // The session is gone, and its holds with it.
             if (session_) PQfinish(std::exchange(session_, nullptr));
