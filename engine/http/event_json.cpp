@@ -1,6 +1,7 @@
 #include "engine/http/event_json.hpp"
 
 #include "engine/http/json_text.hpp"
+#include "engine/pipeline/trace_context.hpp"
 #include "engine/signals.hpp"
 
 #include <spillway/detail/json_depth.hpp>
@@ -48,17 +49,27 @@ std::string identifier_field(const json& j, const char* field, const std::string
     return s;
 }
 
+// A W3C trace context field, checked by `problem` (trace_context.hpp).
+std::string trace_field(const json& j, const char* field, const std::string& where,
+                        std::string (*problem)(std::string_view)) {
+    std::string s = string_field(j, field, where, false);
+    if (std::string p = problem(s); !p.empty()) fail(where, field, p);
+    return s;
+}
+
 // `j` is the parsed event and `text` the JSON text it came from: the payload goes out as that
 // text, compacted (json_text.hpp), rather than serialised again from the tree.
 pipeline::Event to_event(const json& j, std::string_view text, const std::string& where, const std::string& default_topic) {
     if (!j.is_object()) fail(where, "", std::string("expected an event object, got ") + type_name(j));
     // One pass over the members, rather than a lookup per field.
     const json *topic = nullptr, *key = nullptr, *payload = nullptr, *encoding = nullptr, *headers = nullptr,
-               *event_type = nullptr, *correlation_id = nullptr, *event_id = nullptr;
+               *event_type = nullptr, *correlation_id = nullptr, *event_id = nullptr, *traceparent = nullptr,
+               *tracestate = nullptr;
     const std::pair<const char*, const json**> known[] = {
         {"topic", &topic},           {"key", &key},           {"payload", &payload},
         {"payload_encoding", &encoding}, {"headers", &headers}, {"event_type", &event_type},
-        {"correlation_id", &correlation_id}, {"event_id", &event_id}};
+        {"correlation_id", &correlation_id}, {"event_id", &event_id}, {"traceparent", &traceparent},
+        {"tracestate", &tracestate}};
     for (const auto& [name, value] : j.items()) {
         bool ok = false;
         for (const auto& [k, slot] : known)
@@ -67,7 +78,8 @@ pipeline::Event to_event(const json& j, std::string_view text, const std::string
                 ok = true;
                 break;
             }
-        if (!ok) fail(where, name, "unknown field (known: topic, key, payload, payload_encoding, headers, event_type, correlation_id, event_id)");
+        if (!ok) fail(where, name, "unknown field (known: topic, key, payload, payload_encoding, headers, event_type, correlation_id, event_id, "
+                                 "traceparent, tracestate)");
     }
 
     pipeline::Event e;
@@ -110,6 +122,11 @@ pipeline::Event to_event(const json& j, std::string_view text, const std::string
     if (event_type) e.event_type = string_field(j, "event_type", where);
     if (correlation_id) e.correlation_id = identifier_field(j, "correlation_id", where);
     if (event_id) e.event_id = identifier_field(j, "event_id", where);
+    if (traceparent) e.traceparent = trace_field(j, "traceparent", where, pipeline::traceparent_problem);
+    if (tracestate) {
+        if (!traceparent) fail(where, "tracestate", "sent without a traceparent");
+        e.tracestate = trace_field(j, "tracestate", where, pipeline::tracestate_problem);
+    }
     return e;
 }
 

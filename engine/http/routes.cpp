@@ -4,6 +4,7 @@
 #include "engine/http/event_json.hpp"
 #include "engine/plugin/store_admin.hpp"
 #include "engine/observe/log.hpp"
+#include "engine/pipeline/trace_context.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -187,6 +188,23 @@ Response Api::handle(const Request& req) {
     }
 }
 
+namespace {
+// The request's trace context headers go to every event without a traceparent of its own (an
+// event's own tracestate belongs to its own traceparent). "" or why the headers are refused.
+std::string apply_trace_context(const Request& req, std::vector<pipeline::Event>& events) {
+    if (req.traceparents > 1) return "header traceparent: sent " + std::to_string(req.traceparents) + " times; send one";
+    if (req.traceparents == 0) {
+        if (!req.tracestate.empty()) return "header tracestate: sent without a traceparent header";
+        return {};
+    }
+    if (std::string p = pipeline::traceparent_problem(req.traceparent); !p.empty()) return "header traceparent: " + p;
+    if (std::string p = pipeline::tracestate_problem(req.tracestate); !p.empty()) return "header tracestate: " + p;
+    for (auto& e : events)
+        if (e.traceparent.empty()) e.traceparent = req.traceparent, e.tracestate = req.tracestate;
+    return {};
+}
+}  // namespace
+
 Response Api::publish(const Request& req) {
     pipeline::Pipeline* p = engine_.pipeline(req.match.pipeline);
     std::vector<pipeline::Event> events;
@@ -195,6 +213,7 @@ Response Api::publish(const Request& req) {
     } catch (const BadRequest& e) {
         return error_response(400, e.what());
     }
+    if (std::string why = apply_trace_context(req, events); !why.empty()) return error_response(400, why);
     if (events.size() > static_cast<size_t>(limits_.max_events))
         return error_response(413, "more than " + std::to_string(limits_.max_events) +
                                        " events in one request (engine.http_max_events); send smaller batches");

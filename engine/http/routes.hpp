@@ -52,6 +52,11 @@ struct Request {
     std::string query;         // after '?', raw
     std::string content_type;  // header value, may be empty
     std::string body;          // decoded (Content-Encoding undone)
+    // W3C trace context headers, for every event of the request that has none of its own.
+    // `traceparents` counts the traceparent headers (more than one is refused); the tracestate
+    // headers are joined with ',' as the spec combines them.
+    std::string traceparent, tracestate;
+    size_t traceparents = 0;
 };
 
 struct Response {

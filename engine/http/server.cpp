@@ -4,6 +4,7 @@
 #include "engine/http/inflate.hpp"
 #include "engine/http/routes.hpp"
 #include "engine/observe/log.hpp"
+#include "engine/pipeline/trace_context.hpp"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -256,6 +257,13 @@ private:
             encoding_ = encoding;
         }
         request_.content_type = std::string(req[bhttp::field::content_type]);
+        const auto field = [](std::string_view name) { return beast::string_view(name.data(), name.size()); };
+        for (auto [at, end] = req.equal_range(field(pipeline::kTraceparent)); at != end; ++at) {
+            request_.traceparent = std::string(at->value());
+            ++request_.traceparents;
+        }
+        for (auto [at, end] = req.equal_range(field(pipeline::kTracestate)); at != end; ++at)
+            request_.tracestate += (request_.tracestate.empty() ? "" : ",") + std::string(at->value());
         if (route == Route::Publish) {
             if (std::string why = refuse_content_type(request_.content_type); !why.empty()) return refuse(415, why, {}, route);
             if (!parser_->chunked() && !length)

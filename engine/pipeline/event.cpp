@@ -1,5 +1,7 @@
 #include "engine/pipeline/event.hpp"
 
+#include "engine/pipeline/trace_context.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -41,7 +43,8 @@ bool reserved_header(std::string_view name) {
         return true;
     };
     if (name.size() >= 3 && lower(name[0]) == 'c' && lower(name[1]) == 'e' && name[2] == '_') return true;
-    return equals("event_id") || equals("event_type") || equals("correlation_id") || equals("traceparent");
+    return equals("event_id") || equals("event_type") || equals("correlation_id") || equals("traceparent") ||
+           equals("tracestate");
 }
 
 const std::string* first_reserved_header(const Event& e) {
@@ -108,8 +111,14 @@ EventViews::EventViews(const std::vector<Event>& events, const std::vector<size_
 
 void EventViews::add(const Event& e, const std::string& pipeline) {
     auto& hs = headers_.emplace_back();
-    hs.reserve(e.headers.size());
+    hs.reserve(e.headers.size() + 2);
     for (const auto& [k, v] : e.headers) hs.push_back(sw_header{span(k), span(v)});
+    // The trace context travels as headers: the stores keep it with the row, the sinks send it.
+    const auto trace = [&](std::string_view name, const std::string& value) {
+        if (!value.empty()) hs.push_back(sw_header{sw_bytes{name.data(), name.size()}, span(value)});
+    };
+    trace(kTraceparent, e.traceparent);
+    trace(kTracestate, e.tracestate);
     sw_event v;
     std::memset(&v, 0, sizeof v);
     v.struct_size = sizeof v;

@@ -22,6 +22,10 @@ struct Event {
     std::vector<std::pair<std::string, std::string>> headers;
     std::string event_type;
     std::string correlation_id;
+    // W3C trace context (trace_context.hpp), empty when the caller sent none: record headers of
+    // these names in Kafka, written by the engine (the user headers may not carry them).
+    std::string traceparent;
+    std::string tracestate;
     int64_t created_at_us = 0;         // set at accept time
 };
 
@@ -29,7 +33,7 @@ struct Event {
 // context): an event may not carry them as user headers, or a consumer reading the last value of
 // a name would read the client's forgery. Compared without regard to case; `ce_` is a prefix.
 bool reserved_header(std::string_view name);
-inline constexpr const char* kReservedHeaders = "event_id, event_type, correlation_id, traceparent, ce_*";
+inline constexpr const char* kReservedHeaders = "event_id, event_type, correlation_id, traceparent, tracestate, ce_*";
 // The first user header of `e` with a reserved name, or nullptr.
 const std::string* first_reserved_header(const Event& e);
 

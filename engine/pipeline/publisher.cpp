@@ -2,6 +2,7 @@
 #include "engine/pipeline/publisher.hpp"
 #include "engine/observe/clock.hpp"
 #include "engine/pipeline/topic_name.hpp"
+#include "engine/pipeline/trace_context.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -107,6 +108,21 @@ bool Publisher::refuse_invalid(const Event& e, Outcome& out) const {
         out = {{}, Path::Refused, Reason::Invalid,
                   "header '" + *name + "' is reserved for the engine's own headers (" + kReservedHeaders + ")"};
         return true;
+    }
+    // The HTTP ingress checked these already (400 naming the field); an in-process caller's are
+    // checked here.
+    if (!e.traceparent.empty()) {
+        if (std::string problem = traceparent_problem(e.traceparent); !problem.empty()) {
+            out = {{}, Path::Refused, Reason::Invalid, "traceparent: " + problem};
+            return true;
+        }
+    }
+    if (!e.tracestate.empty()) {
+        std::string problem = e.traceparent.empty() ? "sent without a traceparent" : tracestate_problem(e.tracestate);
+        if (!problem.empty()) {
+            out = {{}, Path::Refused, Reason::Invalid, "tracestate: " + problem};
+            return true;
+        }
     }
     if (std::string problem = topic_name_problem(e.topic); !problem.empty()) {
         out = {{}, Path::Refused, Reason::Invalid, std::move(problem)};

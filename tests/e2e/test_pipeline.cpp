@@ -215,7 +215,7 @@ TEST(PipelinePostgres, StoreDownDoesNotStopDirectPublishing_BothDownRefusesHones
     h.kafka().all_down();
     pipeline::Outcome refused;
     ASSERT_TRUE(wait_until([&] {
-        refused = h.pipeline().publish(pipeline::Event{"", "", std::string("b"), "{}", false, {}, "", "", 0});
+        refused = h.pipeline().publish(pipeline::Event{"", "", std::string("b"), "{}", false, {}, "", "", "", "", 0});
         return refused.path == Path::Refused;
     }, 60s, 1ms));
     EXPECT_EQ(refused.reason, Reason::Unavailable);

@@ -166,7 +166,7 @@ TEST(HostileJson, CliPublishAnswersEveryLineAndNeverAborts) {
 TEST(HostileJson, ReservedHeaderNamesAreRefusedNamingTheHeader) {
     HostileEngine engine;
     ASSERT_TRUE(started(engine));
-    for (const std::string name : {"event_id", "event_type", "correlation_id", "Correlation_ID", "traceparent", "ce_id"}) {
+    for (const std::string name : {"event_id", "event_type", "correlation_id", "Correlation_ID", "traceparent", "tracestate", "ce_id"}) {
         const Answer a = post(engine, R"({"payload":1,"headers":{")" + name + R"(":"forged"}})");
         EXPECT_EQ(a.status, 400) << name << ": " << a.body;
         EXPECT_NE(a.body.find("field 'headers." + name + "': reserved for the engine's own headers"), std::string::npos) << a.body;

@@ -73,6 +73,64 @@ TEST(HttpIngress, SingleEventIs202AndReachesKafkaWithItsEventId) {
     EXPECT_EQ(rec.header("source").value_or(""), "test");
 }
 
+// W3C trace context: the request's traceparent/tracestate headers, or an event's own fields, reach
+// the Kafka record as headers of those names, sent straight and through the outbox (stored with
+// the row), read by an independent consumer.
+TEST(HttpIngress, TraceContextReachesKafkaOnTheDirectPathAndThroughTheOutbox) {
+    const std::string from_request = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const std::string own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+    for (const std::string mode : {"direct-first", "outbox-first"}) {
+        SCOPED_TRACE(mode);
+        EnvOptions o;
+        o.mode = mode;
+        Env env(o);
+        auto c = env.client();
+        const std::string body = R"([{"event_id":"tc-1","key":"k","payload":1},)"
+                                 R"({"event_id":"tc-2","key":"k","payload":2,"traceparent":")" + own + R"("}])";
+        const httplib::Headers headers = {{"traceparent", from_request}, {"tracestate", "rojo=00f067aa0ba902b7"},
+                                          {"tracestate", "congo=t61rcWkgMzE"}};
+        auto r = c->Post("/v1/pipelines/orders/events", headers, body, "application/json");
+        ASSERT_TRUE(r) << httplib::to_string(r.error());
+        ASSERT_EQ(r->status, 202) << r->body;
+        EXPECT_EQ(body_of(r)["results"][0]["path"], mode == "direct-first" ? "direct" : "outbox") << r->body;
+
+        auto got = records_by_id(env, env.kafka(), 2);
+        ASSERT_TRUE(got.count("tc-1") && got.count("tc-2")) << "not in Kafka";
+        EXPECT_EQ(got["tc-1"].header("traceparent").value_or("(none)"), from_request);
+        EXPECT_EQ(got["tc-1"].header("tracestate").value_or("(none)"), "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+        // An event's own traceparent wins, and the request's tracestate (which belongs to the
+        // request's traceparent) does not go with it.
+        EXPECT_EQ(got["tc-2"].header("traceparent").value_or("(none)"), own);
+        EXPECT_FALSE(got["tc-2"].header("tracestate")) << *got["tc-2"].header("tracestate");
+    }
+}
+
+TEST(HttpIngress, InvalidTraceContextIs400NamingTheHeaderOrFieldAndNothingIsAccepted) {
+    Env env;
+    auto c = env.client();
+    const std::string ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const std::string one = R"({"payload":1})";
+    const struct {
+        httplib::Headers headers;
+        std::string body, expected;
+    } cases[] = {
+        {{{"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"}}, one, "header traceparent: expected"},
+        {{{"traceparent", ok}, {"traceparent", ok}}, one, "header traceparent: sent 2 times"},
+        {{{"tracestate", "congo=t61"}}, one, "header tracestate: sent without a traceparent header"},
+        {{{"traceparent", ok}, {"tracestate", "congo"}}, one, "header tracestate: member 'congo' is not key=value"},
+        {{}, R"({"payload":1,"traceparent":"00-00000000000000000000000000000000-00f067aa0ba902b7-01"})",
+         "field 'traceparent': trace-id must not be all zeros"},
+        {{}, R"({"payload":1,"headers":{"tracestate":"congo=t61"}})", "field 'headers.tracestate': reserved"},
+    };
+    for (const auto& k : cases) {
+        auto r = c->Post("/v1/pipelines/orders/events", k.headers, k.body, "application/json");
+        ASSERT_TRUE(r) << httplib::to_string(r.error());
+        EXPECT_EQ(r->status, 400) << k.expected << ": " << r->body;
+        EXPECT_NE(body_of(r).value("error", "").find(k.expected), std::string::npos) << r->body;
+    }
+    EXPECT_EQ(answered(env.pipeline()), 0u);
+}
+
 TEST(HttpIngress, NdjsonBatchIs202PerEventAndEveryEventArrives) {
     Env env;
     auto c = env.client();

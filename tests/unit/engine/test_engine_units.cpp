@@ -7,6 +7,7 @@
 #include "engine/pipeline/circuit.hpp"
 #include "engine/pipeline/event.hpp"
 #include "engine/pipeline/sticky_keys.hpp"
+#include "engine/pipeline/trace_context.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -266,8 +267,78 @@ TEST(EventJson, NumbersADoubleCannotHoldAreABadRequest) {
     EXPECT_THROW(http::parse_event(R"({"payload":1e400})", "t"), http::BadRequest);
 }
 
+// W3C trace context: what the spec's version 00 allows, and a later version's extra fields.
+TEST(TraceContext, TraceparentIsCheckedAsTheW3CSpecSpellsIt) {
+    const std::string ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    EXPECT_EQ(pipeline::traceparent_problem(ok), "");
+    EXPECT_EQ(pipeline::traceparent_problem("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-later"), "");
+    const std::pair<std::string, std::string> bad[] = {
+        {"", "got 0 characters"},
+        {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0", "got 54 characters"},
+        {ok + "-x", "version 00 is exactly 55 characters"},
+        {"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", "trace-id must be 32 lowercase hex digits"},
+        {"00-00000000000000000000000000000000-00f067aa0ba902b7-01", "trace-id must not be all zeros"},
+        {"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", "parent-id must not be all zeros"},
+        {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g", "trace-flags must be 2 lowercase hex digits"},
+        {"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "version ff is not a version"},
+        {"00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "separated by '-'"},
+        {"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x", "must follow a '-'"},
+    };
+    for (const auto& [value, expected] : bad)
+        EXPECT_NE(pipeline::traceparent_problem(value).find(expected), std::string::npos)
+            << "'" << value << "': " << pipeline::traceparent_problem(value);
+}
+
+TEST(TraceContext, TracestateIsCheckedAsTheW3CSpecSpellsIt) {
+    for (const char* ok : {"", "congo=t61rcWkgMzE", "rojo=00f067aa0ba902b7 , congo=t61rcWkgMzE,", "tenant1@sys=x,a_b-c*d/e=1"})
+        EXPECT_EQ(pipeline::tracestate_problem(ok), "") << ok;
+    std::string many;
+    for (int i = 0; i < 33; ++i) many += (many.empty() ? "" : ",") + std::string("k") + std::to_string(i) + "=v";
+    const std::pair<std::string, std::string> bad[] = {
+        {"Congo=t61", "is not a tracestate key"},
+        {"congo", "is not key=value"},
+        {"congo=a,congo=b", "appears twice"},
+        {"congo=", "must be 1 to 256 characters"},
+        {"congo=a=b", "printable ASCII only"},
+        {"congo=caf\xc3\xa9", "printable ASCII only"},
+        {many, "more than 32 list members"},
+        {std::string(513, 'a'), "longer than 512"},
+    };
+    for (const auto& [value, expected] : bad)
+        EXPECT_NE(pipeline::tracestate_problem(value).find(expected), std::string::npos)
+            << "'" << value << "': " << pipeline::tracestate_problem(value);
+}
+
+TEST(EventJson, TraceContextFieldsAreCheckedAndKeptOutOfTheUserHeaders) {
+    const std::string tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const auto e = http::parse_event(R"({"payload":1,"traceparent":")" + tp + R"(","tracestate":"congo=t61"})", "t");
+    EXPECT_EQ(e.traceparent, tp);
+    EXPECT_EQ(e.tracestate, "congo=t61");
+    EXPECT_TRUE(e.headers.empty());
+    // The views the plugins get carry them as headers of their own names.
+    const std::vector<pipeline::Event> events{e};
+    const pipeline::EventViews views(events, "orders");
+    ASSERT_EQ(views.data()[0].n_headers, 2u);
+    EXPECT_EQ(std::string(views.data()[0].headers[0].name.ptr, views.data()[0].headers[0].name.len), "traceparent");
+    EXPECT_EQ(std::string(views.data()[0].headers[1].value.ptr, views.data()[0].headers[1].value.len), "congo=t61");
+    const std::pair<std::string, std::string> bad[] = {
+        {R"({"payload":1,"traceparent":"00-abc"})", "field 'traceparent': expected version-traceid-parentid-flags"},
+        {R"({"payload":1,"traceparent":7})", "field 'traceparent': expected a string"},
+        {R"({"payload":1,"tracestate":"congo=t61"})", "field 'tracestate': sent without a traceparent"},
+        {R"({"payload":1,"traceparent":")" + tp + R"(","tracestate":"Congo=t61"})", "field 'tracestate': key 'Congo'"},
+    };
+    for (const auto& [body, expected] : bad) {
+        try {
+            http::parse_event(body, "t");
+            ADD_FAILURE() << body << " was accepted";
+        } catch (const http::BadRequest& x) {
+            EXPECT_NE(std::string(x.what()).find(expected), std::string::npos) << x.what();
+        }
+    }
+}
+
 TEST(EventJson, ReservedHeaderNamesAreRefusedNamingTheHeader) {
-    for (const char* name : {"event_id", "Event_Type", "correlation_id", "traceparent", "ce_source", "CE_id"}) {
+    for (const char* name : {"event_id", "Event_Type", "correlation_id", "traceparent", "TraceState", "ce_source", "CE_id"}) {
         const std::string body = std::string(R"({"payload":1,"headers":{"ok":"1",")") + name + R"(":"forged"}})";
         try {
             http::parse_events(body, http::BodyFormat::Json, "t");
@@ -275,7 +346,7 @@ TEST(EventJson, ReservedHeaderNamesAreRefusedNamingTheHeader) {
         } catch (const http::BadRequest& e) {
             EXPECT_EQ(std::string(e.what()), std::string("field 'headers.") + name +
                                                  "': reserved for the engine's own headers (event_id, event_type, "
-                                                 "correlation_id, traceparent, ce_*)");
+                                                 "correlation_id, traceparent, tracestate, ce_*)");
         }
     }
     EXPECT_EQ(http::parse_events(R"({"payload":1,"headers":{"event":"x","cex":"y","my_event_id":"z"}})", http::BodyFormat::Json, "t")[0]
