@@ -88,6 +88,7 @@ json pipeline_status(Engine& engine, pipeline::Pipeline& p) {
               {"oldest_pending_age_ms", nullable(s.oldest_pending_age_ms)},
               {"poll_interval_ms", s.poll_interval_ms},
               {"sticky_keys", s.sticky_keys},
+              {"relay_paused", s.paused},
               {"counts",
                {{"direct", s.direct}, {"outbox", s.outbox}, {"refused", s.refused}, {"relayed", s.relayed},
                 {"dead_lettered", s.dead_lettered}}},
@@ -129,6 +130,8 @@ RouteMatch match_route(std::string_view method, std::string_view path) {
     if (tail == "/shards") return want("GET", Route::Shards);
     if (tail == "/dead-letters") return want("GET", Route::DeadLetters);
     if (tail == "/dead-letters/replay") return want("POST", Route::Replay);
+    if (tail == "/pause") return want("POST", Route::Pause);
+    if (tail == "/resume") return want("POST", Route::Resume);
     m.pipeline.clear();
     return m;
 }
@@ -141,6 +144,8 @@ const char* route_label(Route route) {
         case Route::Shards: return "/v1/pipelines/{name}/shards";
         case Route::DeadLetters: return "/v1/pipelines/{name}/dead-letters";
         case Route::Replay: return "/v1/pipelines/{name}/dead-letters/replay";
+        case Route::Pause: return "/v1/pipelines/{name}/pause";
+        case Route::Resume: return "/v1/pipelines/{name}/resume";
         case Route::Metrics: return "/metrics";
         case Route::Healthz: return "/healthz";
         case Route::Readyz: return "/readyz";
@@ -184,6 +189,13 @@ Response Api::handle(const Request& req) {
         case Route::Shards: return shards(*engine_.pipeline(req.match.pipeline));
         case Route::DeadLetters: return list_dead(req);
         case Route::Replay: return replay(req);
+        case Route::Pause:
+        case Route::Resume: {
+            pipeline::Pipeline& p = *engine_.pipeline(req.match.pipeline);
+            const bool pausing = req.match.route == Route::Pause;
+            const bool was = pausing ? p.pause() : p.resume();
+            return reply(200, {{"pipeline", req.match.pipeline}, {"paused", pausing}, {"was_paused", was}});
+        }
         default: return error_response(404, "no route " + req.target.substr(0, 200));
     }
 }

@@ -26,7 +26,9 @@ class Pipeline;
 
 namespace spillway::http {
 
-enum class Route { Publish, List, Status, Shards, DeadLetters, Replay, Metrics, Healthz, Readyz, NotFound, WrongMethod };
+enum class Route {
+    Publish, List, Status, Shards, DeadLetters, Replay, Pause, Resume, Metrics, Healthz, Readyz, NotFound, WrongMethod
+};
 
 struct RouteMatch {
     Route route = Route::NotFound;

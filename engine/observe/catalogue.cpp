@@ -21,6 +21,7 @@ const MetricFamily kEngineMetrics[] = {
     {"relay_held_back_total", "counter", "pipeline", "Outbox rows given back unsent because an earlier row of their key just failed"},
     {"relay_interval_seconds", "gauge", "pipeline", "The relay's current poll interval"},
     {"relay_wakeups_total", "counter", "pipeline,cause", "Relay wake-ups, by cause"},
+    {"relay_paused", "gauge", "pipeline", "1 while the admin API has the relay paused (POST /v1/pipelines/{name}/pause), else 0"},
     {"dead_letters_total", "counter", "pipeline", "Rows moved to the dead letters"},
     {"doorbell_failures_total", "counter", "pipeline", "Doorbell rings that failed (the relay's poll still finds the rows)"},
     {"sink_rebuilds_total", "counter", "pipeline", "Times the sink was destroyed and created again after it reported FATAL"},

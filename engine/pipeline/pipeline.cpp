@@ -22,6 +22,7 @@ Shared::Shared(const config::Pipeline& spec_, observe::Metrics& metrics_)
           metrics.set("circuit_state", labels, static_cast<double>(to));
       }) {
     metrics.set("circuit_state", labels, 0);
+    metrics.set("relay_paused", labels, 0);
 }
 
 void Shared::set_last_error(std::string error) {
@@ -102,6 +103,21 @@ Outcome Pipeline::publish(Event event) {
 
 void Pipeline::wake() { doorbell_.notify(shared_.spec.name); }
 
+bool Pipeline::pause() {
+    const bool was = shared_.paused.exchange(true);
+    shared_.metrics.set("relay_paused", shared_.labels, 1);
+    if (!was) shared_.log->info("relay of pipeline {} paused by the admin API: nothing leaves the outbox until it is resumed", shared_.spec.name);
+    return was;
+}
+
+bool Pipeline::resume() {
+    const bool was = shared_.paused.exchange(false);
+    shared_.metrics.set("relay_paused", shared_.labels, 0);
+    if (was) shared_.log->info("relay of pipeline {} resumed by the admin API", shared_.spec.name);
+    wake();  // what waited goes now, not at the next poll
+    return was;
+}
+
 void Pipeline::stop() {
     if (!running_) return;
     running_ = false;
@@ -144,6 +160,7 @@ Status Pipeline::status() {
     s.relayed = shared_.n_relayed;
     s.dead_lettered = shared_.n_dead;
     s.sticky_keys = shared_.sticky.size();
+    s.paused = shared_.paused;
     s.last_error = shared_.last_error();
     return s;
 }

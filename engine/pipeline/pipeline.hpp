@@ -25,6 +25,7 @@ struct Status {
     uint64_t direct = 0, outbox = 0, refused = 0, relayed = 0, dead_lettered = 0;
     std::string last_error;
     size_t sticky_keys = 0;
+    bool paused = false;  // the relay, by the admin API
 };
 
 // The parts, wired: a Publisher (accept), a Relay (drain) and the SinkSupervisor they share, over
@@ -58,6 +59,10 @@ public:
     Circuit::State circuit() const { return shared_.circuit.state(); }
     // Wakes the relay now (e.g. after a dead-letter replay).
     void wake();
+    // The relay stops claiming (a drain ends after the batch it is sending) until resume();
+    // publishing goes on. Returns whether it was paused before.
+    bool pause();
+    bool resume();
 
 private:
     void hold();

@@ -200,7 +200,7 @@ Relay::Round Relay::drain(Claimed first, size_t limit) {
         Claimed next(store_);
         bool have_next = false;
         const size_t next_limit = grown_limit(cur.size(), limit);
-        if (go_on && r.status == SW_OK && !s_.stopping) {
+        if (go_on && r.status == SW_OK && !s_.stopping && !s_.paused) {
             r.limit = next_limit;
             const sw_status st = claim(next, next_limit, &cur);
             if (st == SW_UNSUPPORTED) {
@@ -274,6 +274,16 @@ void Relay::tell_sink_health() {
 void Relay::loop() {
     int cause = SW_WAKE_START;
     while (!s_.stopping) {
+        if (s_.paused) {
+            // Paused by the admin API: no claim, no probe (an open circuit stays open, so events
+            // spill meanwhile). resume() rings the doorbell.
+            const bool woken = doorbell_.wait(s_.spec.name, kPausedWaitMs);
+            observe::Labels l = s_.labels;
+            l.emplace_back("cause", woken ? "doorbell" : "timer");
+            s_.metrics.add("relay_wakeups_total", l);
+            cause = SW_WAKE_DOORBELL;
+            continue;
+        }
         if (!s_.seeded) seed_sticky_keys();
         tell_sink_health();
         sink_.rebuild_if_fatal();

@@ -74,6 +74,7 @@ private:
     sw_health_state told_sink_health_ = SW_HEALTH_UNKNOWN;  // what the store last heard (tell_sink_health)
     static constexpr int64_t kProbeIntervalMs = 250;  // how often an open circuit looks for Kafka
     static constexpr int64_t kShardsPollMs = 500;     // coordination = "shards": the longest idle wait
+    static constexpr int64_t kPausedWaitMs = 1000;    // a paused relay looks whether it was resumed
     // How often an open circuit reads the health of a sink that says it is down: an in-memory read
     // (no event is sent), frequent so the drain starts as soon as the sink sees its brokers again.
     static constexpr int64_t kHealthPollMs = 20;

@@ -29,6 +29,9 @@ struct Shared {
     StickyKeys sticky;
     std::atomic<bool> seeded{false};  // sticky keys known; until then every keyed event spills
     std::atomic<bool> stopping{false};
+    // The admin API paused the relay (POST /v1/pipelines/{name}/pause): it claims nothing until
+    // resumed. Kept in memory only: a restarted engine relays again.
+    std::atomic<bool> paused{false};
 
     // What `spillway status` counts.
     std::atomic<uint64_t> n_direct{0}, n_outbox{0}, n_refused{0}, n_relayed{0}, n_dead{0};

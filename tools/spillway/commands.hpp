@@ -66,6 +66,7 @@ struct StatusOptions {
     std::string url;
     std::string token;  // default $SPILLWAY_HTTP_TOKEN
     bool once = false;
+    bool json = false;  // print once, as JSON (implies once)
     double interval_s = 1.0;
 };
 int status(const StatusOptions& options);

@@ -74,6 +74,9 @@ int main(int argc, char** argv) {
     cmd_status->add_option("url", status.url, "The engine's HTTP address, e.g. http://127.0.0.1:8080")->required();
     cmd_status->add_option("--token", status.token, "Bearer token (default $SPILLWAY_HTTP_TOKEN)");
     cmd_status->add_flag("--once", status.once, "Print once and exit (3 when the engine cannot be reached)");
+    cmd_status->add_flag("--json", status.json,
+                         "Print once, as JSON: {\"pipelines\": [...]} as GET /v1/pipelines answers, each shards-mode "
+                         "pipeline with its \"shards\" (GET /v1/pipelines/{name}/shards)");
     cmd_status->add_option("--interval", status.interval_s, "Seconds between refreshes")->capture_default_str();
 
     try {

@@ -82,6 +82,10 @@ std::string render(const json& body, const std::string& url, const std::function
     }
     for (const auto& p : body.at("pipelines"))
         if (text(p, "coordination") == "shards") o << render_shards(text(p, "name"), shards(text(p, "name")));
+    for (const auto& p : body.at("pipelines"))
+        if (p.value("relay_paused", false))
+            o << "\nrelay of " << text(p, "name") << " paused (POST /v1/pipelines/" << text(p, "name")
+              << "/resume resumes it)\n";
     if (!errors.empty()) o << "\nlast errors:\n" << errors;
     return o.str();
 }
@@ -106,12 +110,19 @@ int status(const StatusOptions& options) {
                     return json{{"error", e.what()}};
                 }
             };
-            screen = render(body, options.url, shards);
+            if (options.json) {
+                json out = body;
+                for (auto& p : out.at("pipelines"))
+                    if (text(p, "coordination") == "shards") p["shards"] = shards(text(p, "name"));
+                screen = out.dump(2) + "\n";
+            } else {
+                screen = render(body, options.url, shards);
+            }
         } catch (const std::exception& e) {  // unreachable, 401, or not our API
             screen = std::string("spillway status: ") + e.what() + "\n";
             failed = true;
         }
-        if (options.once) {
+        if (options.once || options.json) {
             (failed ? std::cerr : std::cout) << screen;
             return failed ? kRuntimeFailure : kOk;
         }

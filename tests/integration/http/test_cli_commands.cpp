@@ -153,6 +153,22 @@ TEST(CliStatus, OncePrintsThePipelinesOfARunningServer) {
     EXPECT_NE(ok.out.find("closed"), std::string::npos) << ok.out;
     EXPECT_EQ(ok.out.find("\033["), std::string::npos) << "no ANSI codes when stdout is not a terminal";
 
+    EXPECT_EQ(ok.out.find("paused"), std::string::npos) << ok.out;
+
+    // --json: what the admin API says, once; a paused relay is shown in both forms.
+    env.pipeline().pause();
+    auto as_json = spillway("status " + env.url() + " --json --token tok");
+    ASSERT_EQ(as_json.code, 0) << as_json.err;
+    const auto j = nlohmann::json::parse(as_json.out, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << as_json.out;
+    ASSERT_EQ(j["pipelines"].size(), 1u) << as_json.out;
+    EXPECT_EQ(j["pipelines"][0]["name"], "orders");
+    EXPECT_EQ(j["pipelines"][0]["counts"]["direct"], 1);
+    EXPECT_EQ(j["pipelines"][0]["relay_paused"], true);
+    auto paused = spillway("status " + env.url() + " --once --token tok");
+    EXPECT_NE(paused.out.find("relay of orders paused"), std::string::npos) << paused.out;
+    env.pipeline().resume();
+
     auto no_token = spillway("status " + env.url() + " --once");
     EXPECT_EQ(no_token.code, 3);
     EXPECT_NE(no_token.err.find("401"), std::string::npos) << no_token.err;

@@ -11,6 +11,7 @@
 
 #include <map>
 #include <set>
+#include <sstream>
 
 namespace spillway::http_test {
 namespace {
@@ -400,6 +401,56 @@ TEST(HttpAdmin, PipelinesReportModeCircuitCountsAndSink) {
     ASSERT_TRUE(one);
     EXPECT_EQ(one->status, 200);
     EXPECT_EQ(body_of(one)["counts"]["direct"], 3);
+}
+
+// The sum of a counter's series for pipeline orders in a /metrics scrape.
+double scraped(httplib::Client& c, const std::string& family) {
+    auto r = c.Get("/metrics");
+    if (!r) return -1;
+    double sum = 0;
+    std::istringstream lines(r->body);
+    for (std::string line; std::getline(lines, line);)
+        if (line.rfind("spillway_" + family + "{", 0) == 0 && line.find("pipeline=\"orders\"") != std::string::npos)
+            sum += std::stod(line.substr(line.rfind(' ') + 1));
+    return sum;
+}
+
+// Kafka Connect's pause and resume, for the relay: paused, it claims nothing however often it
+// wakes, and publishing goes on; resumed, what waited goes at once.
+TEST(HttpAdmin, PauseKeepsTheRowsInTheOutboxAndResumeRelaysThem) {
+    EnvOptions o;
+    o.mode = "outbox-first";
+    Env env(o);
+    auto c = env.client();
+    auto paused = c->Post("/v1/pipelines/orders/pause", "", "application/json");
+    ASSERT_TRUE(paused) << httplib::to_string(paused.error());
+    ASSERT_EQ(paused->status, 200) << paused->body;
+    EXPECT_EQ(body_of(paused), (json{{"pipeline", "orders"}, {"paused", true}, {"was_paused", false}}));
+    EXPECT_EQ(body_of(c->Get("/v1/pipelines/orders"))["relay_paused"], true);
+    EXPECT_EQ(scraped(*c, "relay_paused"), 1);
+
+    const double woken_before = scraped(*c, "relay_wakeups_total");
+    auto r = c->Post("/v1/pipelines/orders/events", R"([{"event_id":"p-1","payload":1},{"event_id":"p-2","payload":2}])",
+                     "application/json");
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    ASSERT_EQ(r->status, 202) << r->body;
+    // The relay woke (the commit's doorbell, then its paused poll) and left the rows where they are.
+    ASSERT_TRUE(wait_until([&] { return scraped(*c, "relay_wakeups_total") >= woken_before + 2; }, 30s))
+        << "the paused relay never woke";
+    EXPECT_EQ(body_of(c->Get("/v1/pipelines/orders"))["pending"], 2);
+    EXPECT_EQ(env.pipeline().status().relayed, 0u);
+
+    auto resumed = c->Post("/v1/pipelines/orders/resume", "", "application/json");
+    ASSERT_TRUE(resumed) << httplib::to_string(resumed.error());
+    EXPECT_EQ(body_of(resumed), (json{{"pipeline", "orders"}, {"paused", false}, {"was_paused", true}}));
+    auto got = records_by_id(env, env.kafka(), 2);
+    EXPECT_TRUE(got.count("p-1") && got.count("p-2")) << "not relayed after resume";
+    EXPECT_TRUE(wait_until([&] { return body_of(c->Get("/v1/pipelines/orders"))["pending"] == 0; }, 30s));
+    EXPECT_EQ(scraped(*c, "relay_paused"), 0);
+    EXPECT_EQ(body_of(c->Get("/v1/pipelines/orders"))["relay_paused"], false);
+
+    EXPECT_EQ(c->Get("/v1/pipelines/orders/pause")->status, 405);
+    EXPECT_EQ(c->Post("/v1/pipelines/nope/pause", "", "application/json")->status, 404);
 }
 
 TEST(HttpAdmin, DeadLetterIsListedAndReplayedToKafka) {
