@@ -9,7 +9,7 @@
 
 namespace spillway {
 
-std::string Prepared::render() const {
+std::string Prepared::render(const std::string& pipeline) const {
     auto secret = [this](const config::Component& c, const std::string& key) { return plugin::is_secret(registry, c, key); };
     auto defaults = [this](const config::Component& c) {
         std::vector<std::pair<std::string, std::string>> out;
@@ -25,7 +25,14 @@ std::string Prepared::render() const {
         }
         return out;
     };
-    return config::render_toml(config, secret, defaults);
+    if (pipeline.empty()) return config::render_toml(config, secret, defaults);
+    config::Config one = config;
+    std::erase_if(one.pipelines, [&](const auto& p) { return p.first != pipeline; });
+    std::set<std::string> used;
+    for (const auto& [name, p] : one.pipelines)
+        for (const auto& [kind, component] : p.uses) used.insert(kind + "." + component);
+    std::erase_if(one.components, [&](const auto& c) { return !used.count(c.first); });
+    return config::render_toml(one, secret, defaults);
 }
 
 std::vector<std::string> plugin_search_path(const config::Config* cfg, const config::EnvLookup& getenv) {

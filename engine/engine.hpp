@@ -21,7 +21,9 @@ struct Prepared {
     plugin::Registry registry;
     std::map<std::string, plugin::Binding> bindings;  // by component id
 
-    std::string render() const;  // the effective config, secrets redacted
+    // The effective config, secrets redacted; with `pipeline`, only that pipeline, the components
+    // it uses and the engine's settings (GET /v1/pipelines/{name}/config).
+    std::string render(const std::string& pipeline = {}) const;
 };
 
 // Where plugins are looked for: the config's plugin_path, else $SPILLWAY_PLUGIN_PATH (':'-separated),

@@ -131,6 +131,7 @@ RouteMatch match_route(std::string_view method, std::string_view path) {
     if (tail == "/dead-letters") return want("GET", Route::DeadLetters);
     if (tail == "/dead-letters/replay") return want("POST", Route::Replay);
     if (tail == "/pause") return want("POST", Route::Pause);
+    if (tail == "/config") return want("GET", Route::Config);
     if (tail == "/resume") return want("POST", Route::Resume);
     m.pipeline.clear();
     return m;
@@ -145,6 +146,7 @@ const char* route_label(Route route) {
         case Route::DeadLetters: return "/v1/pipelines/{name}/dead-letters";
         case Route::Replay: return "/v1/pipelines/{name}/dead-letters/replay";
         case Route::Pause: return "/v1/pipelines/{name}/pause";
+        case Route::Config: return "/v1/pipelines/{name}/config";
         case Route::Resume: return "/v1/pipelines/{name}/resume";
         case Route::Metrics: return "/metrics";
         case Route::Healthz: return "/healthz";
@@ -189,6 +191,14 @@ Response Api::handle(const Request& req) {
         case Route::Shards: return shards(*engine_.pipeline(req.match.pipeline));
         case Route::DeadLetters: return list_dead(req);
         case Route::Replay: return replay(req);
+        case Route::Config: {
+            // The effective settings, defaults included, secrets and environment values redacted:
+            // what `spillway validate` prints, for this pipeline only.
+            Response res;
+            res.body = engine_.prepared().render(req.match.pipeline);
+            res.content_type = "application/toml; charset=utf-8";
+            return res;
+        }
         case Route::Pause:
         case Route::Resume: {
             pipeline::Pipeline& p = *engine_.pipeline(req.match.pipeline);

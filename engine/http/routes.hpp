@@ -27,7 +27,8 @@ class Pipeline;
 namespace spillway::http {
 
 enum class Route {
-    Publish, List, Status, Shards, DeadLetters, Replay, Pause, Resume, Metrics, Healthz, Readyz, NotFound, WrongMethod
+    Publish, List, Status, Shards, DeadLetters, Replay, Pause, Resume, Config, Metrics, Healthz, Readyz, NotFound,
+    WrongMethod
 };
 
 struct RouteMatch {

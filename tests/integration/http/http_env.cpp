@@ -14,7 +14,8 @@ std::string pipeline_toml(const EnvOptions& o, const std::string& bootstraps, co
     toml.kafka_sink(bootstraps)
         .set_integer("reconnect.backoff.ms", 10)
         .set_integer("reconnect.backoff.max.ms", 200)
-        .set_integer("message.timeout.ms", 1000);
+        .set_integer("message.timeout.ms", 1000)
+        .add_lines(o.extra_sink);
     auto& store = o.pg_conninfo.empty() ? toml.sqlite_store(sqlite_path) : toml.postgres_store(o.pg_conninfo);
     store.add_lines(o.extra_store);
     toml.notifier("inproc");

@@ -22,6 +22,7 @@ struct EnvOptions {
     std::string mode = "direct-first";
     std::string pg_conninfo;             // non-empty: the postgres store instead of SQLite
     std::string extra_store;             // more TOML lines for [store.outbox]
+    std::string extra_sink;              // more TOML lines for the kafka sink
     std::string extra_pipeline;          // more TOML lines for [pipeline.orders]
     bool start_server = true;
 };

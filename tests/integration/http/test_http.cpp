@@ -453,6 +453,28 @@ TEST(HttpAdmin, PauseKeepsTheRowsInTheOutboxAndResumeRelaysThem) {
     EXPECT_EQ(c->Post("/v1/pipelines/nope/pause", "", "application/json")->status, 404);
 }
 
+TEST(HttpAdmin, ConfigIsThePipelinesEffectiveSettingsWithSecretsRedacted) {
+    EnvOptions o;
+    o.extra_sink = "\"sasl.password\" = \"hunter2\"\n";
+    o.extra_pipeline = "batch_size = 7\n";
+    Env env(o);
+    auto c = env.client();
+    auto r = c->Get("/v1/pipelines/orders/config");
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(r->get_header_value("Content-Type").rfind("application/toml", 0), 0u) << r->get_header_value("Content-Type");
+    EXPECT_NE(r->body.find("[pipeline.orders]"), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find("batch_size = 7"), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find("mode = \"direct-first\""), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find("[sink."), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find("[store."), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find("# default"), std::string::npos) << "plugin defaults are shown: " << r->body;
+    EXPECT_EQ(r->body.find("hunter2"), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find("\"sasl.password\" = \"<secret>\""), std::string::npos) << r->body;
+    EXPECT_EQ(c->Get("/v1/pipelines/nope/config")->status, 404);
+    EXPECT_EQ(c->Post("/v1/pipelines/orders/config", "", "application/json")->status, 405);
+}
+
 TEST(HttpAdmin, DeadLetterIsListedAndReplayedToKafka) {
     EnvOptions o;
     o.mode = "outbox-first";  // only the relay produces, so the pushed error hits its send
