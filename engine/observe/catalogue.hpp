@@ -6,6 +6,7 @@
 #include "engine/observe/metrics.hpp"
 
 #include <cstddef>
+#include <string>
 
 namespace spillway::observe {
 
@@ -14,6 +15,8 @@ struct MetricFamily {
     const char* type;    // counter, gauge, histogram
     const char* labels;  // comma-separated; every label's values are bounded (no key or event_id)
     const char* help;
+    const char* unit;  // what one of its values counts or measures
+    const char* was;   // the original (Python) system's series it replaces, and how; "" for none
 };
 
 extern const MetricFamily kEngineMetrics[];
@@ -21,5 +24,10 @@ extern const size_t kEngineMetricCount;
 
 // Gives `metrics` the HELP text of every family in kEngineMetrics.
 void describe_engine_metrics(Metrics& metrics);
+
+// `text` with the table between "<!-- metrics:engine ...-->" and "<!-- /metrics:engine -->" made
+// from kEngineMetrics (docs/metrics.md; `tools/dev reference` writes it). Throws
+// std::runtime_error when the markers are missing.
+std::string with_metric_table(const std::string& text);
 
 }  // namespace spillway::observe

@@ -1,10 +1,12 @@
 // `spillway reference [--write FILE]...`: the operator's reference tables, made from what the code
 // declares so they cannot drift: configs/README.md's [engine] and [pipeline] keys (the loader's key
-// tables) and every plugin option table (the plugins' descriptors), between their markers.
+// tables), every plugin option table (the plugins' descriptors) and docs/metrics.md's metric
+// families (engine/observe/catalogue.cpp), between their markers.
 #include "commands.hpp"
 
 #include "engine/config/config.hpp"
 #include "engine/engine.hpp"
+#include "engine/observe/catalogue.hpp"
 #include "engine/plugin/reference.hpp"
 
 #include <fstream>
@@ -35,6 +37,7 @@ int reference(const ReferenceOptions& options) {
         std::string made = text.str();
         try {
             if (made.find("<!-- keys:") != std::string::npos) made = config::with_key_tables(made);
+            if (made.find("<!-- metrics:") != std::string::npos) made = observe::with_metric_table(made);
             made = plugin::with_option_tables(made, registry);
         } catch (const std::exception& e) {
             std::cerr << "spillway reference: " << file << ": " << e.what() << "\n";

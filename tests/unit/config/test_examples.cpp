@@ -5,6 +5,7 @@
 // of whoever copies it.
 #include "engine/config/config.hpp"
 #include "engine/engine.hpp"
+#include "engine/observe/catalogue.hpp"
 #include "engine/plugin/reference.hpp"
 
 #include <gtest/gtest.h>
@@ -197,7 +198,7 @@ INSTANTIATE_TEST_SUITE_P(ConfigExamples, ShippedFile, ::testing::ValuesIn(shippe
 TEST(Reference, ReadmesHoldTheTablesTheCodeDeclares) {
     plugin::Registry registry;
     registry.scan({SPILLWAY_PLUGIN_DIR});
-    std::vector<std::string> files = {kSource + "/configs/README.md"};
+    std::vector<std::string> files = {kSource + "/configs/README.md", kSource + "/docs/metrics.md"};
     for (const auto& entry : fs::directory_iterator(kSource + "/plugins"))
         if (fs::exists(entry.path() / "README.md")) files.push_back((entry.path() / "README.md").string());
     size_t tables = 0;
@@ -205,6 +206,7 @@ TEST(Reference, ReadmesHoldTheTablesTheCodeDeclares) {
         const std::string text = slurp(file);
         std::string made = text;
         if (made.find("<!-- keys:") != std::string::npos) made = config::with_key_tables(made);
+        if (made.find("<!-- metrics:") != std::string::npos) made = observe::with_metric_table(made);
         made = plugin::with_option_tables(made, registry);
         EXPECT_EQ(made, text) << file << " is stale: run tools/dev reference";
         for (size_t at = text.find("<!-- options:"); at != std::string::npos; at = text.find("<!-- options:", at + 1)) ++tables;
