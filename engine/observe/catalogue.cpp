@@ -23,8 +23,8 @@ const MetricFamily kEngineMetrics[] = {
     {"circuit_transitions_total", "counter", "pipeline,from,to",
      "Circuit state changes, by from and to",
      "transitions", ""},
-    {"outbox_pending", "gauge", "pipeline",
-     "Rows waiting in the outbox, including leased ones",
+    {"outbox_pending", "gauge", "pipeline,component,scope",
+     "Rows waiting in the outbox, including leased ones; a shards-mode store also reports its owned shards' rows (scope=owned, component)",
      "rows", "outbox_queue_depth (which held the last fetched batch's size, never the depth)"},
     {"outbox_dead", "gauge", "pipeline",
      "Dead letters in the outbox",
@@ -77,30 +77,103 @@ const MetricFamily kEngineMetrics[] = {
 };
 const size_t kEngineMetricCount = sizeof kEngineMetrics / sizeof kEngineMetrics[0];
 
-std::string with_metric_table(const std::string& text) {
-    const std::string begin = "<!-- metrics:engine ", end = "<!-- /metrics:engine -->";
+const MetricFamily kPluginMetrics[] = {
+    {"kafka_delivery_total", "counter", "component,result", "Records the kafka sink had delivered, by result (ok, retry, reject, fatal)",
+     "records", "plugins/kafka"},
+    {"kafka_delivery_deadline_exceeded_total", "counter", "component",
+     "Records whose delivery report had not come within the pipeline's direct_timeout (answered retry; the outbox takes them)",
+     "records", "plugins/kafka"},
+    {"kafka_delivery_outage_unreported_total", "counter", "component",
+     "Records answered retry at once because librdkafka saw every broker down, before their own reports came", "records",
+     "plugins/kafka"},
+    {"kafka_late_delivery_total", "counter", "component,result",
+     "Delivery reports that came after their record was already answered (ok: Kafka has it after all, a duplicate to be)",
+     "reports", "plugins/kafka"},
+    {"kafka_unknown_topic_total", "counter", "component", "Records refused because Kafka does not know their topic",
+     "records", "plugins/kafka"},
+    {"kafka_client_errors_total", "counter", "component,error", "librdkafka client errors, by error name", "errors",
+     "plugins/kafka"},
+    {"kafka_brokers_up", "gauge", "component", "Brokers librdkafka is connected to (its statistics)", "brokers",
+     "plugins/kafka"},
+    {"kafka_queue_messages", "gauge", "component", "Records in librdkafka's queue, not yet acknowledged", "records",
+     "plugins/kafka"},
+    {"kafka_topic_handles", "gauge", "component", "Topic handles the sink keeps (capped by its topic cache)", "handles",
+     "plugins/kafka"},
+    {"kafka_client_topics", "gauge", "component", "Topics librdkafka's client knows (its statistics)", "topics",
+     "plugins/kafka"},
+    {"poll_interval_seconds", "gauge", "component", "The adaptive scheduler's current level of its ladder", "seconds",
+     "plugins/adaptive"},
+    {"scheduler_transitions_total", "counter", "component,from,to", "Changes of the adaptive scheduler's level", "changes",
+     "plugins/adaptive"},
+    {"notifier_outages_total", "counter", "component", "Times a doorbell (redis, pgnotify) lost its server", "outages",
+     "plugins/doorbell-common"},
+    {"relay_fenced_total", "counter", "component,pipeline,op",
+     "coordination = shards: claims and settlements the store refused because the shard's lease had run out or moved (op)",
+     "rows", "plugins/outbox-common"},
+    {"coord_member_up", "gauge", "component,pipeline", "coordination = shards: 1 while this engine's member row is live",
+     "boolean (0, 1)", "plugins/postgres"},
+    {"coord_members", "gauge", "component,pipeline", "coordination = shards: live members of the pipeline", "members",
+     "plugins/postgres"},
+    {"coord_shards_owned", "gauge", "component,pipeline", "coordination = shards: shards this engine owns", "shards",
+     "plugins/postgres"},
+    {"coord_lease_remaining_seconds", "gauge", "component,pipeline",
+     "coordination = shards: time left on the soonest-ending lease this engine holds", "seconds", "plugins/postgres"},
+    {"coord_heartbeat_seconds", "histogram", "component,pipeline", "coordination = shards: how long a heartbeat took",
+     "seconds", "plugins/postgres"},
+    {"coord_heartbeat_failures_total", "counter", "component,pipeline", "coordination = shards: heartbeats that failed",
+     "heartbeats", "plugins/postgres"},
+    {"coord_dead_members_total", "counter", "component,pipeline",
+     "coordination = shards: members found dead (their session gone or their row expired)", "members", "plugins/postgres"},
+    {"coord_shard_acquired_total", "counter", "component,pipeline,reason",
+     "coordination = shards: shards taken, by reason (free, expired)", "shards", "plugins/postgres"},
+    {"coord_shard_released_total", "counter", "component,pipeline,reason",
+     "coordination = shards: shards handed over, by reason (rebalance, shutdown)", "shards", "plugins/postgres"},
+    {"coord_shard_lost_total", "counter", "component,pipeline",
+     "coordination = shards: shards this engine lost without handing them over (its lease ran out)", "shards",
+     "plugins/postgres"},
+    {"coord_handoff_seconds", "histogram", "component,pipeline",
+     "coordination = shards: time from a shard's release or expiry to its new owner taking it", "seconds",
+     "plugins/postgres"},
+};
+const size_t kPluginMetricCount = sizeof kPluginMetrics / sizeof kPluginMetrics[0];
+
+namespace {
+std::string cell(std::string s) {
+    for (size_t at = s.find('|'); at != std::string::npos; at = s.find('|', at + 2)) s.replace(at, 1, "\\|");
+    return s;
+}
+
+std::string table(const MetricFamily* families, size_t n, const char* last_column) {
+    std::string md = "| family | type | labels | unit | meaning | " + std::string(last_column) + " |\n|---|---|---|---|---|---|\n";
+    for (size_t i = 0; i < n; ++i) {
+        const MetricFamily& f = families[i];
+        std::string labels = f.labels;
+        for (size_t at = labels.find(','); at != std::string::npos; at = labels.find(',', at)) labels.replace(at, 1, ", "), at += 2;
+        md += "| `spillway_" + std::string(f.name) + "` | " + f.type + " | " + labels + " | " + cell(f.unit) + " | " +
+              cell(f.help) + " | " + (f.was[0] ? "`" + cell(f.was) + "`" : "") + " |\n";
+    }
+    return md;
+}
+
+std::string with_table(const std::string& text, const std::string& which, const std::string& md) {
+    const std::string begin = "<!-- metrics:" + which + " ", end = "<!-- /metrics:" + which + " -->";
     const size_t b = text.find(begin);
     const size_t body = b == std::string::npos ? b : text.find("-->\n", b);
     const size_t e = text.find(end);
     if (b == std::string::npos || body == std::string::npos || e == std::string::npos || e < body)
         throw std::runtime_error("no '" + begin + "...-->' ... '" + end + "' block to fill");
-    const auto cell = [](std::string s) {
-        for (size_t at = s.find('|'); at != std::string::npos; at = s.find('|', at + 2)) s.replace(at, 1, "\\|");
-        return s;
-    };
-    std::string md = "| family | type | labels | unit | meaning | replaces (original system) |\n|---|---|---|---|---|---|\n";
-    for (size_t i = 0; i < kEngineMetricCount; ++i) {
-        const MetricFamily& f = kEngineMetrics[i];
-        std::string labels = f.labels;
-        for (size_t at = labels.find(','); at != std::string::npos; at = labels.find(',', at)) labels.replace(at, 1, ", "), at += 2;
-        md += "| `spillway_" + std::string(f.name) + "` | " + f.type + " | " + (labels.empty() ? "" : labels) + " | " +
-              cell(f.unit) + " | " + cell(f.help) + " | " + (f.was[0] ? "`" + cell(f.was) + "`" : "") + " |\n";
-    }
     return text.substr(0, body + 4) + md + text.substr(e);
+}
+}  // namespace
+
+std::string with_metric_table(const std::string& text) {
+    std::string out = with_table(text, "engine", table(kEngineMetrics, kEngineMetricCount, "replaces (original system)"));
+    return with_table(out, "plugins", table(kPluginMetrics, kPluginMetricCount, "emitted by"));
 }
 
 void describe_engine_metrics(Metrics& metrics) {
     for (size_t i = 0; i < kEngineMetricCount; ++i) metrics.describe(kEngineMetrics[i].name, kEngineMetrics[i].help);
+    for (size_t i = 0; i < kPluginMetricCount; ++i) metrics.describe(kPluginMetrics[i].name, kPluginMetrics[i].help);
 }
 
 }  // namespace spillway::observe

@@ -21,13 +21,18 @@ struct MetricFamily {
 
 extern const MetricFamily kEngineMetrics[];
 extern const size_t kEngineMetricCount;
+// The families the bundled plugins report through the host (which adds a `component` label, the
+// plugin instance's id): described by the engine too, so every family of a scrape has its HELP.
+// `was` names the plugin folder that emits it.
+extern const MetricFamily kPluginMetrics[];
+extern const size_t kPluginMetricCount;
 
 // Gives `metrics` the HELP text of every family in kEngineMetrics.
 void describe_engine_metrics(Metrics& metrics);
 
-// `text` with the table between "<!-- metrics:engine ...-->" and "<!-- /metrics:engine -->" made
-// from kEngineMetrics (docs/metrics.md; `tools/dev reference` writes it). Throws
-// std::runtime_error when the markers are missing.
+// `text` with the tables between "<!-- metrics:engine ...-->" and "<!-- /metrics:engine -->" (and
+// the same for metrics:plugins) made from kEngineMetrics and kPluginMetrics (docs/metrics.md;
+// `tools/dev reference` writes it). Throws std::runtime_error when the markers are missing.
 std::string with_metric_table(const std::string& text);
 
 }  // namespace spillway::observe

@@ -165,7 +165,12 @@ std::string Metrics::render() const {
     for (const auto& [raw_name, f] : families_) {
         if (f.values.empty() && f.histograms.empty()) continue;
         const std::string name = "spillway_" + sanitize_name(raw_name);
-        if (!f.help.empty()) o << "# HELP " << name << " " << escape_help(f.help) << "\n";
+        // A family nobody described is a third-party plugin's (the bundled plugins' are in the
+        // catalogue): it still gets a HELP line, saying where to look.
+        o << "# HELP " << name << " "
+          << (f.help.empty() ? "Reported by a plugin (the component label names it), which gave no description"
+                             : escape_help(f.help))
+          << "\n";
         o << "# TYPE " << name << " "
           << (f.type == Type::Counter ? "counter" : f.type == Type::Gauge ? "gauge" : "histogram") << "\n";
         if (f.type != Type::Histogram) {

@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <iterator>
 #include <map>
 #include <regex>
 #include <set>
@@ -214,6 +218,19 @@ TEST(MetricsFormat, MetricsEndpointServesAValidExpositionWithHistograms) {
     EXPECT_EQ(direct, 5);
     EXPECT_EQ(latency_count, 5);
     EXPECT_EQ(bad_requests, 1);
+
+    // Prometheus' own linter on the same scrape (Debian package prometheus; tools/dev setup
+    // installs it): names, HELP, TYPE, units and suffixes as its conventions want them.
+    if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
+        std::cout << "promtool not found: the scrape was not linted (install the Debian package prometheus)\n";
+        return;
+    }
+    const std::string scrape = env.dir() + "/scrape.txt", lint = env.dir() + "/lint.txt";
+    std::ofstream(scrape) << r->body;
+    const int rc = std::system(("promtool check metrics < " + scrape + " > " + lint + " 2>&1").c_str());
+    std::ifstream in(lint);
+    const std::string said((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(rc, 0) << "promtool check metrics:\n" << said;
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <string_view>
 #include <thread>
@@ -411,6 +412,40 @@ TEST(MetricCatalogue, ListsEveryFamilyTheEngineEmitsWithHelpAndBoundedLabels) {
         }
     }
     EXPECT_GT(found, 15u) << "the scan found too few emitting calls to mean anything";
+}
+
+// The same for the bundled plugins: every family their sources report through the host (count(,
+// gauge(, observe( of the SDK, and the shard coordinator's metric() helper) is in kPluginMetrics,
+// so a scrape has HELP for all of them; and none is listed that no plugin emits.
+TEST(MetricCatalogue, ListsEveryFamilyTheBundledPluginsEmit) {
+    std::map<std::string, std::string> listed;  // name -> folder
+    for (size_t i = 0; i < observe::kPluginMetricCount; ++i) {
+        const auto& f = observe::kPluginMetrics[i];
+        EXPECT_TRUE(listed.emplace(f.name, f.was).second) << f.name << " listed twice";
+        EXPECT_GT(std::string(f.help).size(), 10u) << f.name;
+        EXPECT_EQ(("," + std::string(f.labels) + ",").find(",component,"), 0u) << f.name << ": the host adds component";
+    }
+    std::set<std::string> emitted;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(std::string(SPILLWAY_SOURCE_DIR) + "/plugins")) {
+        if (entry.path().extension() != ".cpp") continue;
+        std::ifstream in(entry.path());
+        const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        for (const std::string_view call : {"count(\"", "gauge(\"", "observe(\"", "metric(\""}) {
+            for (size_t at = text.find(call); at != std::string::npos; at = text.find(call, at + 1)) {
+                const size_t begin = at + call.size();
+                size_t end = begin;
+                while (end < text.size() && ((text[end] >= 'a' && text[end] <= 'z') || text[end] == '_')) ++end;
+                if (end == begin || end >= text.size() || text[end] != '"') continue;
+                const std::string name = text.substr(begin, end - begin);
+                emitted.insert(name);
+                bool engines = false;  // a plugin may add series to an engine family (outbox_pending)
+                for (size_t i = 0; i < observe::kEngineMetricCount; ++i) engines = engines || name == observe::kEngineMetrics[i].name;
+                EXPECT_TRUE(listed.count(name) || engines) << name << " is reported by " << entry.path().filename()
+                                                << " but not in kPluginMetrics (engine/observe/catalogue.cpp)";
+            }
+        }
+    }
+    for (const auto& [name, folder] : listed) EXPECT_TRUE(emitted.count(name)) << name << " is listed but no plugin reports it";
 }
 
 TEST(Metrics, RendersPrometheusTextWithHelpTypeAndCumulativeBuckets) {
