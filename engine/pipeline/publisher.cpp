@@ -52,6 +52,9 @@ void Publisher::record(const std::vector<Outcome>& outcomes, int64_t started_us)
         observe::Labels lat = s_.labels;
         lat.emplace_back("path", path_name(path));
         s_.metrics.observe("publish_latency_seconds", lat, seconds, n);
+        // A direct event's age at Kafka's ack is its publish latency; the relay observes the
+        // outbox's (delivery_age_seconds{path="outbox"}).
+        if (path == Path::Direct) s_.metrics.observe("delivery_age_seconds", lat, seconds, n);
         if (path == Path::Direct) s_.n_direct += n;
         else if (path == Path::Outbox) s_.n_outbox += n;
         else s_.n_refused += n;

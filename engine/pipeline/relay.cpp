@@ -111,6 +111,9 @@ sw_status Relay::settle(std::span<const sw_event> events, const std::vector<sw_r
         }
     }
     s_.metrics.observe_each("outbox_delay_seconds", s_.labels, delays);
+    observe::Labels outbox = s_.labels;
+    outbox.emplace_back("path", "outbox");
+    s_.metrics.observe_each("delivery_age_seconds", outbox, delays);
 
     // A probe that found Kafka down gives its row back untouched rather than count an attempt.
     const sw_status settled = probe && ok == 0 && rejected == 0 ? store_.release_leases(ids) : store_.complete(ids, results);
@@ -157,6 +160,7 @@ size_t Relay::grown_limit(size_t n, size_t limit) const {
 Relay::Round Relay::round(bool probe) {
     Round r{0, probe ? 1 : next_limit_, SW_OK};
     Claimed batch(store_);
+    const int64_t began = observe::monotonic_us();
     if (const sw_status st = claim(batch, r.limit, nullptr); st != SW_OK) {
         r.status = st;
         if (!probe) next_limit_ = static_cast<size_t>(s_.spec.batch_size);
@@ -165,8 +169,10 @@ Relay::Round Relay::round(bool probe) {
     r.claimed = batch.size();
     if (!probe) next_limit_ = grown_limit(r.claimed, r.limit);
     if (r.claimed == 0) return r;
-    if (!probe && r.claimed == r.limit && overlap_) return drain(std::move(batch), r.limit);
-    r.fail(settle(batch.events(), send_claimed(batch.events(), probe), probe));
+    if (!probe && r.claimed == r.limit && overlap_) return drain(std::move(batch), r.limit, began);
+    std::vector<sw_result> results = send_claimed(batch.events(), probe);
+    if (!probe) processed(began);
+    r.fail(settle(batch.events(), results, probe));
     return r;
 }
 
@@ -177,7 +183,12 @@ Relay::Round Relay::round(bool probe) {
 // that batch failed to deliver are given back unsent (they follow the failed event when it is
 // retried). The run ends with a batch that is not full, the first failure, or shutdown. Returns
 // the last claim, as a single round would, for the scheduler.
-Relay::Round Relay::drain(Claimed first, size_t limit) {
+// relay_processing_seconds: from the claim that began at `began` to Kafka's reports of its batch.
+void Relay::processed(int64_t began) {
+    s_.metrics.observe("relay_processing_seconds", s_.labels, static_cast<double>(observe::monotonic_us() - began) / 1e6);
+}
+
+Relay::Round Relay::drain(Claimed first, size_t limit, int64_t began) {
     Round r{first.size(), limit, SW_OK};
     Claimed cur = std::move(first);    // claimed with `limit`, and full
     std::vector<sw_event> cur_subset;  // cur without what is held back, when something is
@@ -200,6 +211,7 @@ Relay::Round Relay::drain(Claimed first, size_t limit) {
         Claimed next(store_);
         bool have_next = false;
         const size_t next_limit = grown_limit(cur.size(), limit);
+        const int64_t next_began = observe::monotonic_us();
         if (go_on && r.status == SW_OK && !s_.stopping && !s_.paused) {
             r.limit = next_limit;
             const sw_status st = claim(next, next_limit, &cur);
@@ -217,6 +229,8 @@ Relay::Round Relay::drain(Claimed first, size_t limit) {
         if (settling.valid()) r.fail(settling.get());
         prev.reset();
         std::vector<sw_result> results = sending.get();
+        processed(began);
+        began = next_began;
         std::unordered_set<std::string> failed_keys;
         bool failed = false;
         for (size_t i = 0; i < results.size(); ++i) {

@@ -58,7 +58,8 @@ private:
     void loop();
     // relay.cpp: one round, and a drain of full rounds claimed ahead.
     Round round(bool probe);
-    Round drain(Claimed first, size_t limit);
+    Round drain(Claimed first, size_t limit, int64_t began);
+    void processed(int64_t began);
     size_t grown_limit(size_t n, size_t limit) const;
     sw_status claim(Claimed& out, size_t limit, const Claimed* prev);
     std::vector<sw_result> send_claimed(std::span<const sw_event> events, bool probe);

@@ -2,6 +2,8 @@
 // TYPE lines, samples with labels, histogram buckets that are cumulative and end in +Inf == _count.
 #include "http_env.hpp"
 
+#include <spillway/test_support/wait.hpp>
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -208,15 +210,17 @@ TEST(MetricsFormat, MetricsEndpointServesAValidExpositionWithHistograms) {
     EXPECT_FALSE(ex.help["spillway_publish_total"].empty()) << "HELP line missing";
     EXPECT_EQ(ex.type["spillway_outbox_pending"], "gauge");
 
-    double direct = 0, latency_count = 0, bad_requests = 0;
+    double direct = 0, latency_count = 0, bad_requests = 0, direct_age_count = 0;
     for (const auto& s : ex.samples) {
         auto label = [&](const char* k) { return s.labels.count(k) ? s.labels.at(k) : std::string(); };
         if (s.name == "spillway_publish_total" && label("path") == "direct") direct += s.value;
         if (s.name == "spillway_publish_latency_seconds_count") latency_count += s.value;
+        if (s.name == "spillway_delivery_age_seconds_count" && label("path") == "direct") direct_age_count += s.value;
         if (s.name == "spillway_http_requests_total" && label("code") == "400") bad_requests += s.value;
     }
     EXPECT_EQ(direct, 5);
     EXPECT_EQ(latency_count, 5);
+    EXPECT_EQ(direct_age_count, 5);
     EXPECT_EQ(bad_requests, 1);
 
     // Prometheus' own linter on the same scrape (Debian package prometheus; tools/dev setup
@@ -231,6 +235,33 @@ TEST(MetricsFormat, MetricsEndpointServesAValidExpositionWithHistograms) {
     std::ifstream in(lint);
     const std::string said((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     EXPECT_EQ(rc, 0) << "promtool check metrics:\n" << said;
+}
+
+// The relay's histograms move with an outbox-first pipeline's events: one processing time per
+// batch (claim to Kafka's reports) and one delivery age per event, path outbox.
+TEST(MetricsFormat, TheRelaysProcessingTimeAndTheOutboxDeliveryAgeAreObserved) {
+    EnvOptions o;
+    o.mode = "outbox-first";
+    Env env(o);
+    auto c = env.client();
+    ASSERT_EQ(c->Post("/v1/pipelines/orders/events", R"([{"payload":1},{"payload":2},{"payload":3}])", "application/json")->status,
+              202);
+    double batches = 0, ages = 0, age_sum = 0;
+    const auto scrape = [&] {
+        auto r = c->Get("/metrics");
+        if (!r) return false;
+        batches = ages = age_sum = 0;
+        for (const auto& s : parse_exposition(r->body).samples) {
+            const bool outbox = s.labels.count("path") && s.labels.at("path") == "outbox";
+            if (s.name == "spillway_relay_processing_seconds_count") batches += s.value;
+            if (s.name == "spillway_delivery_age_seconds_count" && outbox) ages += s.value;
+            if (s.name == "spillway_delivery_age_seconds_sum" && outbox) age_sum += s.value;
+        }
+        return ages == 3;
+    };
+    ASSERT_TRUE(test_support::wait_until(scrape, 30s)) << "delivery ages observed: " << ages;
+    EXPECT_GE(batches, 1);
+    EXPECT_GT(age_sum, 0);
 }
 
 }  // namespace
