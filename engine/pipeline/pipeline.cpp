@@ -104,6 +104,7 @@ Outcome Pipeline::publish(Event event) {
 void Pipeline::wake() { doorbell_.notify(shared_.spec.name); }
 
 bool Pipeline::pause() {
+    std::lock_guard lock(pause_mutex_);  // the flag and its gauge change together
     const bool was = shared_.paused.exchange(true);
     shared_.metrics.set("relay_paused", shared_.labels, 1);
     if (!was) shared_.log->info("relay of pipeline {} paused by the admin API: nothing leaves the outbox until it is resumed", shared_.spec.name);
@@ -111,6 +112,7 @@ bool Pipeline::pause() {
 }
 
 bool Pipeline::resume() {
+    std::lock_guard lock(pause_mutex_);
     const bool was = shared_.paused.exchange(false);
     shared_.metrics.set("relay_paused", shared_.labels, 0);
     if (was) shared_.log->info("relay of pipeline {} resumed by the admin API", shared_.spec.name);

@@ -10,6 +10,7 @@
 #include "engine/plugin/instance.hpp"
 #include "engine/plugin/ports.hpp"
 
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,7 @@ private:
     Publisher publisher_;
     Relay relay_;
     bool running_ = false;
+    std::mutex pause_mutex_;  // pause() and resume(): the flag and the relay_paused gauge agree
 };
 
 }  // namespace spillway::pipeline

@@ -183,6 +183,12 @@ Relay::Round Relay::round(bool probe) {
 // that batch failed to deliver are given back unsent (they follow the failed event when it is
 // retried). The run ends with a batch that is not full, the first failure, or shutdown. Returns
 // the last claim, as a single round would, for the scheduler.
+void Relay::count_wake(bool by_doorbell) {
+    observe::Labels l = s_.labels;
+    l.emplace_back("cause", by_doorbell ? "doorbell" : "timer");
+    s_.metrics.add("relay_wakeups_total", l);
+}
+
 // relay_processing_seconds: from the claim that began at `began` to Kafka's reports of its batch.
 void Relay::processed(int64_t began) {
     s_.metrics.observe("relay_processing_seconds", s_.labels, static_cast<double>(observe::monotonic_us() - began) / 1e6);
@@ -291,10 +297,7 @@ void Relay::loop() {
         if (s_.paused) {
             // Paused by the admin API: no claim, no probe (an open circuit stays open, so events
             // spill meanwhile). resume() rings the doorbell.
-            const bool woken = doorbell_.wait(s_.spec.name, kPausedWaitMs);
-            observe::Labels l = s_.labels;
-            l.emplace_back("cause", woken ? "doorbell" : "timer");
-            s_.metrics.add("relay_wakeups_total", l);
+            count_wake(doorbell_.wait(s_.spec.name, kPausedWaitMs));
             cause = SW_WAKE_DOORBELL;
             continue;
         }
@@ -346,9 +349,7 @@ void Relay::loop() {
         }
         const bool woken = doorbell_.wait(s_.spec.name, delay);
         cause = woken ? SW_WAKE_DOORBELL : SW_WAKE_TIMER;
-        observe::Labels l = s_.labels;
-        l.emplace_back("cause", woken ? "doorbell" : "timer");
-        s_.metrics.add("relay_wakeups_total", l);
+        count_wake(woken);
     }
 }
 

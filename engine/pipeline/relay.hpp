@@ -60,6 +60,7 @@ private:
     Round round(bool probe);
     Round drain(Claimed first, size_t limit, int64_t began);
     void processed(int64_t began);
+    void count_wake(bool by_doorbell);  // relay_wakeups_total
     size_t grown_limit(size_t n, size_t limit) const;
     sw_status claim(Claimed& out, size_t limit, const Claimed* prev);
     std::vector<sw_result> send_claimed(std::span<const sw_event> events, bool probe);
