@@ -4,6 +4,7 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
+#include <atomic>
 #include <chrono>
 #include <ctime>
 #include <mutex>
@@ -12,7 +13,12 @@ namespace spillway::observe {
 
 namespace {
 
-// One JSON object per line: ts (RFC 3339, UTC, ms), level, logger, msg.
+// The fields of the line being logged on this thread (log() below): the sinks are synchronous, so
+// the formatter runs inside logger.log() on the caller's thread.
+thread_local const std::initializer_list<Field>* t_fields = nullptr;
+std::atomic<bool> g_json{false};
+
+// One JSON object per line: ts (RFC 3339, UTC, ms), level, logger, msg, and the line's fields.
 class JsonFormatter final : public spdlog::formatter {
 public:
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
@@ -28,6 +34,8 @@ public:
                                                   spdlog::level::to_string_view(msg.level).size())},
                             {"logger", std::string(msg.logger_name.data(), msg.logger_name.size())},
                             {"msg", std::string(msg.payload.data(), msg.payload.size())}};
+        if (t_fields)
+            for (const auto& [key, value] : *t_fields) j[key] = value;
         const std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
         dest.append(line.data(), line.data() + line.size());
     }
@@ -59,6 +67,7 @@ void apply_format(spdlog::logger& l) {
 void setup_logging(const std::string& level, const std::string& format) {
     std::lock_guard lock(setup_mutex());
     current_format() = format;
+    g_json = format == "json";
     const auto lvl = spdlog::level::from_str(level == "warn" ? "warning" : level);
     spdlog::set_level(lvl);
     spdlog::apply_all([&](const std::shared_ptr<spdlog::logger>& l) {
@@ -76,6 +85,26 @@ std::shared_ptr<spdlog::logger> logger(const std::string& name) {
     apply_format(*l);
     spdlog::register_logger(l);
     return l;
+}
+
+void log(spdlog::logger& logger, spdlog::level::level_enum level, const std::string& message,
+         std::initializer_list<Field> fields) {
+    if (!logger.should_log(level)) return;
+    if (g_json) {
+        t_fields = &fields;
+        logger.log(level, "{}", message);
+        t_fields = nullptr;
+        return;
+    }
+    std::string text = message;
+    for (const auto& [key, value] : fields) {
+        text += ' ';
+        text += key;
+        text += '=';
+        if (value.empty() || value.find_first_of(" \"=") != std::string::npos) text += nlohmann::json(value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        else text += value;
+    }
+    logger.log(level, "{}", text);
 }
 
 }  // namespace spillway::observe

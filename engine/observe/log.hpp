@@ -15,4 +15,11 @@ void setup_logging(const std::string& level, const std::string& format);
 // The engine's logger; `name` gives a child logger ("pipeline.essays", "store.outbox").
 std::shared_ptr<spdlog::logger> logger(const std::string& name = "spillway");
 
+// A line with fields an operator's tools can select on (pipeline, event_id, path, reason, cause,
+// ...): JSON lines carry each as a member beside "msg", text lines end with ` key=value` (the
+// value quoted when it holds a space, '"' or '='). Nothing is formatted when `level` is off.
+using Field = std::pair<const char*, std::string>;
+void log(spdlog::logger& logger, spdlog::level::level_enum level, const std::string& message,
+         std::initializer_list<Field> fields);
+
 }  // namespace spillway::observe

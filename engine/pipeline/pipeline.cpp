@@ -14,7 +14,10 @@ Shared::Shared(const config::Pipeline& spec_, observe::Metrics& metrics_)
       log(observe::logger("pipeline." + spec_.name)),
       labels{{"pipeline", spec_.name}},
       circuit(spec_.circuit_threshold, [this](Circuit::State from, Circuit::State to, const char* why) {
-          log->info("circuit {} -> {} ({})", Circuit::name(from), Circuit::name(to), why);
+          observe::log(*log, spdlog::level::info,
+                       std::string("circuit ") + Circuit::name(from) + " -> " + Circuit::name(to),
+                       {{"pipeline", spec.name}, {"circuit_from", Circuit::name(from)},
+                        {"circuit_to", Circuit::name(to)}, {"reason", why}});
           observe::Labels l = labels;
           l.emplace_back("from", Circuit::name(from));
           l.emplace_back("to", Circuit::name(to));

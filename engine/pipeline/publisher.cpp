@@ -1,6 +1,7 @@
 // A caller hears "accepted" only for what Kafka acknowledged or the store committed.
 #include "engine/pipeline/publisher.hpp"
 #include "engine/observe/clock.hpp"
+#include "engine/observe/log.hpp"
 #include "engine/pipeline/topic_name.hpp"
 #include "engine/pipeline/trace_context.hpp"
 
@@ -37,8 +38,9 @@ void Publisher::record(const std::vector<Outcome>& outcomes, int64_t started_us)
     std::map<std::pair<Path, Reason>, uint64_t> groups;
     for (const Outcome& o : outcomes) {
         ++groups[{o.path, o.reason}];
-        s_.log->debug("event {} {} ({}){}{}", o.event_id, path_name(o.path), reason_name(o.reason),
-                    o.message.empty() ? "" : ": ", o.message);
+        observe::log(*s_.log, spdlog::level::debug, "event " + o.event_id + " " + path_name(o.path),
+                     {{"pipeline", s_.spec.name}, {"event_id", o.event_id}, {"path", path_name(o.path)},
+                      {"reason", reason_name(o.reason)}, {"error", o.message}});
     }
     std::map<Path, uint64_t> per_path;
     for (const auto& [group, n] : groups) {
@@ -190,7 +192,9 @@ void Publisher::publish_direct(std::vector<Event>& events, std::vector<Outcome>&
             std::string why = r.message;
             if (status == SW_REJECT && !s_.spec.dead_letter_rejects) {
                 out[i] = {{}, Path::Refused, Reason::Rejected, "Kafka rejected the event: " + why};
-                s_.log->warn("event {} rejected by Kafka: {}", events[i].event_id, why);
+                observe::log(*s_.log, spdlog::level::warn, "event " + events[i].event_id + " rejected by Kafka",
+                             {{"pipeline", s_.spec.name}, {"event_id", events[i].event_id}, {"topic", events[i].topic},
+                              {"path", "refused"}, {"reason", "rejected"}, {"error", why}});
                 continue;
             }
             if (status != SW_REJECT) s_.circuit.direct_failed();
@@ -205,7 +209,9 @@ void Publisher::publish_direct(std::vector<Event>& events, std::vector<Outcome>&
     append(events, spill, spill_reason, direct_errors, out);
     for (size_t i : spill)
         if (out[i].path == Path::Outbox && spill_reason[i] == Reason::DirectFailed)
-            s_.log->debug("event {} spilled to the outbox: {}", events[i].event_id, direct_errors[i]);
+            observe::log(*s_.log, spdlog::level::debug, "event " + events[i].event_id + " spilled to the outbox",
+                         {{"pipeline", s_.spec.name}, {"event_id", events[i].event_id}, {"topic", events[i].topic},
+                          {"path", "outbox"}, {"reason", reason_name(Reason::DirectFailed)}, {"error", direct_errors[i]}});
 }
 
 // Another engine may have spilled an earlier event of a key this one has never seen: its own sticky

@@ -2,6 +2,7 @@
 // decides when to run them.
 #include "engine/pipeline/relay.hpp"
 #include "engine/observe/clock.hpp"
+#include "engine/observe/log.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -104,8 +105,10 @@ sw_status Relay::settle(std::span<const sw_event> events, const std::vector<sw_r
             delays.push_back(static_cast<double>(now - e.created_at_us) / 1e6);
         } else if (results[i].status == SW_REJECT) {
             ++rejected;
-            s_.log->warn("event {} parked as a dead letter: {}", std::string(e.event_id.ptr, e.event_id.len),
-                         results[i].message);
+            const std::string id(e.event_id.ptr, e.event_id.len);
+            observe::log(*s_.log, spdlog::level::warn, "event " + id + " parked as a dead letter",
+                         {{"pipeline", s_.spec.name}, {"event_id", id}, {"topic", std::string(e.topic.ptr, e.topic.len)},
+                          {"path", "outbox"}, {"reason", "rejected"}, {"error", results[i].message}});
         } else {
             ++failed;
         }
@@ -122,8 +125,9 @@ sw_status Relay::settle(std::span<const sw_event> events, const std::vector<sw_r
         s_.log->warn("cannot settle {} row(s) in the outbox: {}", n, store_.describe(settled));
         return SW_RETRY;
     }
-    s_.log->debug("relay round{}: {} claimed, {} delivered, {} to retry, {} dead", probe ? " (probe)" : "", n, ok,
-                  failed, rejected);
+    observe::log(*s_.log, spdlog::level::debug, probe ? "relay probe" : "relay round",
+                 {{"pipeline", s_.spec.name}, {"cause", wake_cause_name(wake_cause_)}, {"claimed", std::to_string(n)},
+                  {"delivered", std::to_string(ok)}, {"retry", std::to_string(failed)}, {"dead", std::to_string(rejected)}});
     for (size_t i = 0; i < n; ++i) {
         const sw_event& e = events[i];
         if (e.key.ptr && (results[i].status == SW_OK || results[i].status == SW_REJECT))
@@ -143,7 +147,9 @@ sw_status Relay::settle(std::span<const sw_event> events, const std::vector<sw_r
     if (!failed) return SW_OK;
     s_.metrics.add("relay_failures_total", s_.labels, static_cast<double>(failed));
     if (ok || rejected) return SW_OK;
-    if (!outage_logged_) s_.log->warn("Kafka cannot take events: {}", results[0].message);
+    if (!outage_logged_)
+        observe::log(*s_.log, spdlog::level::warn, "Kafka cannot take events",
+                     {{"pipeline", s_.spec.name}, {"error", results[0].message}});
     outage_logged_ = true;
     sink_.look();
     s_.set_last_error(std::string("Kafka: ") + results[0].message);
@@ -176,17 +182,14 @@ Relay::Round Relay::round(bool probe) {
     return r;
 }
 
-// A full batch means a backlog: from here each batch is sent while the one before is settled and
-// the next claimed (claim_next), each on its own thread and connection, so the store's round trips
-// hide behind Kafka's and behind each other.
-// Order per key: a batch is sent only once the one before has reported, and its events of a key
-// that batch failed to deliver are given back unsent (they follow the failed event when it is
-// retried). The run ends with a batch that is not full, the first failure, or shutdown. Returns
-// the last claim, as a single round would, for the scheduler.
 void Relay::count_wake(bool by_doorbell) {
     observe::Labels l = s_.labels;
     l.emplace_back("cause", by_doorbell ? "doorbell" : "timer");
     s_.metrics.add("relay_wakeups_total", l);
+}
+
+const char* Relay::wake_cause_name(int cause) {
+    return cause == SW_WAKE_DOORBELL ? "doorbell" : cause == SW_WAKE_TIMER ? "timer" : "start";
 }
 
 // relay_processing_seconds: from the claim that began at `began` to Kafka's reports of its batch.
@@ -194,6 +197,13 @@ void Relay::processed(int64_t began) {
     s_.metrics.observe("relay_processing_seconds", s_.labels, static_cast<double>(observe::monotonic_us() - began) / 1e6);
 }
 
+// A full batch means a backlog: from here each batch is sent while the one before is settled and
+// the next claimed (claim_next), each on its own thread and connection, so the store's round trips
+// hide behind Kafka's and behind each other.
+// Order per key: a batch is sent only once the one before has reported, and its events of a key
+// that batch failed to deliver are given back unsent (they follow the failed event when it is
+// retried). The run ends with a batch that is not full, the first failure, or shutdown. Returns
+// the last claim, as a single round would, for the scheduler.
 Relay::Round Relay::drain(Claimed first, size_t limit, int64_t began) {
     Round r{first.size(), limit, SW_OK};
     Claimed cur = std::move(first);    // claimed with `limit`, and full
@@ -294,6 +304,7 @@ void Relay::tell_sink_health() {
 void Relay::loop() {
     int cause = SW_WAKE_START;
     while (!s_.stopping) {
+        wake_cause_ = cause;
         if (s_.paused) {
             // Paused by the admin API: no claim, no probe (an open circuit stays open, so events
             // spill meanwhile). resume() rings the doorbell.
@@ -340,6 +351,10 @@ void Relay::loop() {
         // coordination = "shards": shards this engine acquires (a member died or left) ring no
         // doorbell, so an idle relay looks at least this often; failover waits for it.
         if (s_.spec.coordination == config::Coordination::Shards) delay = std::min(delay, kShardsPollMs);
+        if (delay != s_.poll_interval_ms)
+            observe::log(*s_.log, spdlog::level::debug, "poll interval changed",
+                         {{"pipeline", s_.spec.name}, {"interval_from_ms", std::to_string(s_.poll_interval_ms.load())},
+                          {"interval_to_ms", std::to_string(delay)}, {"claimed", std::to_string(r.claimed)}});
         s_.poll_interval_ms = delay;
         s_.metrics.set("relay_interval_seconds", s_.labels, static_cast<double>(delay) / 1000.0);
         if (s_.stopping) break;

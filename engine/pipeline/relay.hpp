@@ -61,6 +61,7 @@ private:
     Round drain(Claimed first, size_t limit, int64_t began);
     void processed(int64_t began);
     void count_wake(bool by_doorbell);  // relay_wakeups_total
+    static const char* wake_cause_name(int cause);
     size_t grown_limit(size_t n, size_t limit) const;
     sw_status claim(Claimed& out, size_t limit, const Claimed* prev);
     std::vector<sw_result> send_claimed(std::span<const sw_event> events, bool probe);
@@ -94,6 +95,7 @@ private:
     // one that does not, or a failure, puts it back to batch_size.
     size_t next_limit_ = 0;
     bool outage_logged_ = false;  // one warning per sink outage
+    int wake_cause_ = SW_WAKE_START;  // why the relay's current round runs (sw_round.cause)
     bool store_outage_logged_ = false;
     bool gauges_stale_ = false;  // rows moved since the backlog gauges were last read
     std::chrono::steady_clock::time_point last_backlog_check_{};

@@ -3,6 +3,7 @@
 #include "engine/http/event_json.hpp"
 #include "engine/http/json_text.hpp"
 #include "engine/observe/catalogue.hpp"
+#include "engine/observe/log.hpp"
 #include "engine/observe/metrics.hpp"
 #include "engine/pipeline/circuit.hpp"
 #include "engine/pipeline/event.hpp"
@@ -12,6 +13,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+#include <functional>
+#include <cstdio>
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -364,6 +369,56 @@ TEST(EventJson, OutcomeIsJsonWithEscapesOnlyWhereNeeded) {
     EXPECT_EQ(j["path"], "refused");
     EXPECT_EQ(j["reason"], "rejected");
     EXPECT_EQ(j["message"], "Kafka said\n\"no\"");
+}
+
+// What observe::log writes to stderr while `body` runs (fd 2 redirected to a file).
+std::string stderr_of(const std::function<void()>& body) {
+    std::fflush(stderr);
+    char path[] = "/tmp/spillway-log-XXXXXX";
+    const int fd = mkstemp(path);
+    const int saved = dup(2);
+    dup2(fd, 2);
+    body();
+    std::fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::remove(path);
+    return text;
+}
+
+// Structured logs: a JSON line carries the fields as members beside msg; a text line ends with
+// them as key=value, quoted where a value holds a space, a quote or '='.
+TEST(StructuredLog, JsonLinesCarryTheFieldsAndTextLinesEndWithKeyValue) {
+    const auto line = [](const std::string& format) {
+        observe::setup_logging("debug", format);
+        auto l = observe::logger("test.fields");
+        return stderr_of([&] {
+            observe::log(*l, spdlog::level::info, "event e-1 spilled to the outbox",
+                         {{"pipeline", "orders"}, {"event_id", "e-1"}, {"path", "outbox"}, {"error", "a \"b\" c"}});
+            observe::log(*l, spdlog::level::trace, "below the level", {{"pipeline", "orders"}});
+            l->flush();
+        });
+    };
+    const std::string json_text = line("json");
+    const std::string text = line("text");
+    observe::setup_logging("info", "text");
+
+    ASSERT_EQ(std::count(json_text.begin(), json_text.end(), '\n'), 1) << json_text;
+    const auto j = nlohmann::json::parse(json_text);
+    EXPECT_EQ(j["msg"], "event e-1 spilled to the outbox");
+    EXPECT_EQ(j["logger"], "test.fields");
+    EXPECT_EQ(j["pipeline"], "orders");
+    EXPECT_EQ(j["event_id"], "e-1");
+    EXPECT_EQ(j["path"], "outbox");
+    EXPECT_EQ(j["error"], "a \"b\" c");
+    ASSERT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
+    EXPECT_NE(text.find("[test.fields] event e-1 spilled to the outbox pipeline=orders event_id=e-1 path=outbox "
+                        "error=\"a \\\"b\\\" c\"\n"),
+              std::string::npos)
+        << text;
 }
 
 TEST(Metrics, LabelOrderDoesNotMatter) {
