@@ -639,7 +639,7 @@ private:
                  " process that is gone)",
                  duration_into<&Pipeline::lease_ms>},
                 {"circuit_threshold", "`3`",
-                 "consecutive direct failures that open the circuit (all brokers down opens it at once)",
+                 "consecutive direct failures that open the circuit (a sink reporting DOWN, e.g. Kafka with all brokers down, opens it at once)",
                  positive_int_into<&Pipeline::circuit_threshold>},
                 {"shutdown_timeout", "`10s`", "how long stop may take to finish the relay's batch and flush the sink",
                  duration_into<&Pipeline::shutdown_timeout_ms>},

@@ -30,7 +30,7 @@ void Circuit::direct_failed() {
 void Circuit::sink_down() {
     std::lock_guard lock(mutex_);
     const State s = state();
-    if (s != State::Open) move(s, State::Open, "all brokers down");
+    if (s != State::Open) move(s, State::Open, "the sink reports DOWN");
 }
 
 void Circuit::relay_delivered() {
@@ -40,7 +40,7 @@ void Circuit::relay_delivered() {
 
 void Circuit::sink_up() {
     std::lock_guard lock(mutex_);
-    if (state() == State::Open) move(State::Open, State::HalfOpen, "brokers up");
+    if (state() == State::Open) move(State::Open, State::HalfOpen, "the sink reports UP");
 }
 
 void Circuit::backlog_empty() {

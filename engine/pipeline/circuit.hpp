@@ -1,5 +1,5 @@
-// The direct path's circuit breaker. Closed: publish to Kafka. Open (after `threshold` direct
-// failures in a row, or when the sink reports every broker down): straight to the outbox, no Kafka
+// The direct path's circuit breaker. Closed: publish to the sink. Open (after `threshold` direct
+// failures in a row, or when the sink reports DOWN): straight to the outbox, no sink
 // wait. Half-open (the relay delivered again, or the sink is back up): still the outbox, so nothing
 // overtakes the backlog. Closed again once the pipeline's backlog is empty.
 #pragma once

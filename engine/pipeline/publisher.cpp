@@ -191,8 +191,8 @@ void Publisher::publish_direct(std::vector<Event>& events, std::vector<Outcome>&
             reset_circuit = true;
             std::string why = r.message;
             if (status == SW_REJECT && !s_.spec.dead_letter_rejects) {
-                out[i] = {{}, Path::Refused, Reason::Rejected, "Kafka rejected the event: " + why};
-                observe::log(*s_.log, spdlog::level::warn, "event " + events[i].event_id + " rejected by Kafka",
+                out[i] = {{}, Path::Refused, Reason::Rejected, sink_.port().id() + " rejected the event: " + why};
+                observe::log(*s_.log, spdlog::level::warn, "event " + events[i].event_id + " rejected by " + sink_.port().id(),
                              {{"pipeline", s_.spec.name}, {"event_id", events[i].event_id}, {"topic", events[i].topic},
                               {"path", "refused"}, {"reason", "rejected"}, {"error", why}});
                 continue;
@@ -241,7 +241,8 @@ void Publisher::probe_pending_keys(const std::vector<Event>& events, std::vector
         s_.metrics.add("direct_probe_failures_total", s_.labels);
         const std::string why = store_.has_pending_among() ? store_.describe(st) : "the store cannot answer it (no pending_among)";
         const std::string message = store_.id() + " could not tell whether earlier events of this key wait in "
-                                    "the outbox (" + why + "), so sending it to Kafka now might overtake them: refused";
+                                    "the outbox (" + why + "), so sending it to " + sink_.port().id() +
+                                    " now might overtake them: refused";
         for (size_t i : direct) {
             if (events[i].key) out[i] = {{}, Path::Refused, Reason::Unavailable, message};
             else still_direct.push_back(i);
@@ -273,7 +274,7 @@ void Publisher::append(std::vector<Event>& events, const std::vector<size_t>& pi
         const Reason r = st == SW_FULL ? Reason::BacklogFull : Reason::Unavailable;
         for (size_t i : pick) {
             std::string msg = "outbox: " + store_error;
-            if (!direct_errors.empty() && !direct_errors[i].empty()) msg = "Kafka: " + direct_errors[i] + "; " + msg;
+            if (!direct_errors.empty() && !direct_errors[i].empty()) msg = sink_.port().id() + ": " + direct_errors[i] + "; " + msg;
             out[i] = {{}, Path::Refused, r, msg};
         }
         s_.log->warn("outbox refused {} event(s): {}", pick.size(), store_error);

@@ -118,7 +118,7 @@ sw_status Relay::settle(std::span<const sw_event> events, const std::vector<sw_r
     outbox.emplace_back("path", "outbox");
     s_.metrics.observe_each("delivery_age_seconds", outbox, delays);
 
-    // A probe that found Kafka down gives its row back untouched rather than count an attempt.
+    // A probe that found the sink down gives its row back untouched rather than count an attempt.
     const sw_status settled = probe && ok == 0 && rejected == 0 ? store_.release_leases(ids) : store_.complete(ids, results);
     if (settled != SW_OK) {
         // The rows stay leased until the lease runs out, then go again: duplicates, not losses.
@@ -137,7 +137,7 @@ sw_status Relay::settle(std::span<const sw_event> events, const std::vector<sw_r
         s_.metrics.add("relay_published_total", s_.labels, static_cast<double>(ok));
         s_.n_relayed += ok;
         s_.circuit.relay_delivered();
-        if (outage_logged_) s_.log->info("Kafka takes events again; draining the outbox");
+        if (outage_logged_) s_.log->info("{} takes events again; draining the outbox", sink_.port().id());
         outage_logged_ = false;
     }
     if (rejected) {
@@ -148,11 +148,11 @@ sw_status Relay::settle(std::span<const sw_event> events, const std::vector<sw_r
     s_.metrics.add("relay_failures_total", s_.labels, static_cast<double>(failed));
     if (ok || rejected) return SW_OK;
     if (!outage_logged_)
-        observe::log(*s_.log, spdlog::level::warn, "Kafka cannot take events",
+        observe::log(*s_.log, spdlog::level::warn, sink_.port().id() + " cannot take events",
                      {{"pipeline", s_.spec.name}, {"error", results[0].message}});
     outage_logged_ = true;
     sink_.look();
-    s_.set_last_error(std::string("Kafka: ") + results[0].message);
+    s_.set_last_error(sink_.port().id() + ": " + results[0].message);
     return SW_RETRY;
 }
 
@@ -319,10 +319,13 @@ void Relay::loop() {
         const bool open = s_.circuit.state() == Circuit::State::Open;
         // An open circuit half-opens as soon as the sink says its brokers are back.
         const bool sink_says_down = open && sink_.look() == SW_HEALTH_DOWN;
+        if (!sink_says_down) sink_.end_trials();
         if (s_.circuit.state() == Circuit::State::Open) {
-            // A sink that can tell when its brokers return is asked, not probed: every probe left
-            // in the producer's queue would reach Kafka later as a duplicate.
+            // A sink that says DOWN is asked often (the Kafka sink knows the moment a broker is
+            // back) and tried rarely: a probe left in a producer's queue can reach the destination
+            // later as a duplicate. The trial is what wakes a sink that learns only from sends.
             if (!sink_says_down) r = round(true);
+            else if (sink_.trial_due()) r = round(true);
             else sink_.check_fatal();
         } else {
             r = round(false);

@@ -12,7 +12,11 @@ SinkSupervisor::SinkSupervisor(Shared& shared, plugin::SinkPort sink, std::funct
 void SinkSupervisor::send(std::span<const sw_event> events, std::span<sw_result> results, int64_t timeout_ms) {
     const auto sent = sink_.send(events, results, timeout_ms);
     note_fatal(sent.generation, sent.status, results);
-    if (sent.status == SW_OK) return;
+    if (sent.status == SW_OK) {
+        note_outcome(results);
+        return;
+    }
+    down_overruled_ = false;
     const std::string why = sink_.describe(sent.status);
     for (auto& r : results) {
         std::memset(&r, 0, sizeof r);
@@ -24,10 +28,44 @@ void SinkSupervisor::send(std::span<const sw_event> events, std::span<sw_result>
 sw_health_state SinkSupervisor::look() {
     sw_health h{};
     if (sink_.health(h) != SW_OK) return SW_HEALTH_UNKNOWN;
+    said_down_ = h.state == SW_HEALTH_DOWN;
+    if (h.state != SW_HEALTH_DOWN) down_overruled_ = false;
+    else if (down_overruled_) return SW_HEALTH_UNKNOWN;
     if (h.state == SW_HEALTH_DOWN) s_.circuit.sink_down();
     if (h.state == SW_HEALTH_UP) s_.circuit.sink_up();
     return static_cast<sw_health_state>(h.state);
 }
+
+void SinkSupervisor::note_outcome(std::span<const sw_result> results) {
+    if (results.empty()) return;
+    const bool delivered =
+        std::any_of(results.begin(), results.end(), [](const sw_result& r) { return r.status == SW_OK; });
+    if (!delivered) {
+        if (std::all_of(results.begin(), results.end(), [](const sw_result& r) { return r.status == SW_RETRY; }))
+            down_overruled_ = false;
+        return;
+    }
+    if (said_down_ && !down_overruled_.exchange(true))
+        s_.log->info("{} delivered while its health said DOWN: the engine goes by the delivery until the sink "
+                     "reports otherwise or a send fails",
+                     sink_.id());
+}
+
+bool SinkSupervisor::trial_due() {
+    const auto now = std::chrono::steady_clock::now();
+    if (next_trial_ == std::chrono::steady_clock::time_point{}) {
+        trial_backoff_ = std::chrono::milliseconds(kTrialFirstMs);
+        next_trial_ = now + trial_backoff_;
+        return false;
+    }
+    if (now < next_trial_) return false;
+    trial_backoff_ = std::min(trial_backoff_ * 2, std::chrono::milliseconds(kTrialMaxMs));
+    next_trial_ = now + trial_backoff_;
+    s_.metrics.add("sink_trials_total", s_.labels);
+    return true;
+}
+
+void SinkSupervisor::end_trials() { next_trial_ = {}; }
 
 void SinkSupervisor::note_fatal(uint64_t generation, sw_status call, std::span<const sw_result> results) {
     const bool fatal =

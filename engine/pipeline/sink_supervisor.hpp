@@ -22,8 +22,16 @@ public:
     void send(std::span<const sw_event> events, std::span<sw_result> results, int64_t timeout_ms);
 
     // Reads the sink's health and moves the circuit by it: DOWN opens it, UP half-opens an open
-    // one. Returns what it read (UNKNOWN for a sink that cannot tell).
+    // one. Returns what it read (UNKNOWN for a sink that cannot tell, and for a DOWN that a send
+    // has contradicted since: see below).
     sw_health_state look();
+
+    // The health contract (plugin.h): while the sink says DOWN nobody sends to it, so a sink that
+    // learns its state only from sends would stay DOWN for ever. The engine therefore tries it
+    // itself: one event after 1 s, 2 s, 4 s, then every kTrialMaxMs. True when a trial is due now
+    // (and arms the next); the relay makes it. end_trials() when the sink no longer says DOWN.
+    bool trial_due();
+    void end_trials();
 
     // A sink that died for good also just says DOWN, and while it does nobody sends to it. An
     // empty send costs nothing and tells the two apart (a fatal sink fails every call at once).
@@ -46,6 +54,16 @@ private:
     std::atomic<uint64_t> fatal_generation_{kNoFatal};
     std::chrono::steady_clock::time_point next_rebuild_{};
     std::chrono::milliseconds rebuild_backoff_{0};
+
+    // A send that delivered while the sink said DOWN outranks the health: the sink's answer
+    // decides. Its DOWN is then disregarded until it says anything else or a send fails outright.
+    std::atomic<bool> said_down_{false};
+    std::atomic<bool> down_overruled_{false};
+    void note_outcome(std::span<const sw_result> results);
+
+    static constexpr int64_t kTrialFirstMs = 1000, kTrialMaxMs = 5000;
+    std::chrono::steady_clock::time_point next_trial_{};  // relay thread only; {}: no trials armed
+    std::chrono::milliseconds trial_backoff_{0};
 };
 
 }  // namespace spillway::pipeline

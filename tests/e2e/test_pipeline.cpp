@@ -157,7 +157,7 @@ TEST_P(Pipeline, PoisonEventGoesDeadWithoutBlockingItsKeyOrOthers) {
     auto refused = h.publish("p", "{\"blob\":\"" + huge + "\"}");
     EXPECT_EQ(refused.path, Path::Refused);
     EXPECT_EQ(refused.reason, Reason::Rejected);
-    EXPECT_NE(refused.message.find("Kafka rejected the event"), std::string::npos) << refused.message;
+    EXPECT_NE(refused.message.find("sink.kafka rejected the event"), std::string::npos) << refused.message;
     EXPECT_EQ(h.publish("p").path, Path::Direct);
 
     // Relay path: a poison row in the outbox is parked as dead; later events of its key and all

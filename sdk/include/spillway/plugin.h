@@ -112,6 +112,21 @@ typedef struct sw_result {
     char message[240];  /* NUL-terminated reason for a non-OK status (truncated if longer) */
 } sw_result;
 
+/*
+ * The health contract. What a sink's health makes the engine do:
+ *   UP        sends go direct; an open circuit half-opens at once (the outbox drains first).
+ *   DEGRADED, UNKNOWN
+ *             nothing by itself: the circuit opens after consecutive failed direct sends, and
+ *             while it is open the relay probes with one outbox event every 250 ms.
+ *   DOWN      the circuit opens at once: publishers spill to the outbox, and nothing is sent to
+ *             the sink except a trial of one outbox event after 1 s, 2 s, 4 s, then every 5 s.
+ *             A trial (or any send) that delivers outranks the health: the circuit half-opens
+ *             and the engine disregards this DOWN until the sink reports another state or a send
+ *             fails outright.
+ * So a sink must fill every result truthfully; it need not watch its destination for recovery
+ * (the trial finds it), but may, and report UP sooner (the kafka sink does, from librdkafka's
+ * broker state). health is read often (every 20 ms while DOWN): answer from memory.
+ */
 typedef enum sw_health_state {
     SW_HEALTH_UNKNOWN = 0,
     SW_HEALTH_UP = 1,

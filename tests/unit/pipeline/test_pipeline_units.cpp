@@ -495,6 +495,59 @@ TEST_F(PipelineUnit, DrainClaimingAheadKeepsKeyOrderThroughFailures) {
               << metric(*engine_, "relay_held_back_total") << " events held back\n";
 }
 
+// The health contract (plugin.h): a sink that learns its state only from sends (a webhook, SMTP)
+// says DOWN after a failed send and would stay DOWN for ever if nobody sent to it again. The
+// engine makes a trial send of one event after a backoff; its answer decides. Here the sink keeps
+// saying DOWN even after it delivers (the worst such author): the backlog still drains, and a
+// later failed send lets its DOWN open the circuit again.
+TEST_F(PipelineUnit, ASinkThatLearnsOnlyFromSendsRecoversThroughTheEnginesTrialSend) {
+    engine_ = start_engine(dir_);
+    control_.set_mode(Mode::Retry);
+    control_.set_health(SW_HEALTH_DOWN);
+    std::vector<Published> accepted;
+    {
+        Publishers publishers(orders(), 2);
+        ASSERT_TRUE(wait_until([&] { return orders().status().pending >= 200; }, 30s, 5ms));
+        publishers.stop();
+        accepted = publishers.accepted();
+        EXPECT_TRUE(publishers.unexpected_refusals().empty()) << publishers.unexpected_refusals().front();
+    }
+    ASSERT_EQ(orders().circuit(), pipeline::Circuit::State::Open);
+    // Failed trials while the destination is away: they give the row back without an attempt.
+    ASSERT_TRUE(wait_until([&] { return metric(*engine_, "sink_trials_total") >= 2; }, 30s, 10ms));
+    EXPECT_EQ(orders().status().relayed, 0u);
+    EXPECT_EQ(orders().status().last_error.rfind("sink.kafka: scripted:", 0), 0u)
+        << "the engine names the sink instance: " << orders().status().last_error;
+
+    control_.set_mode(Mode::Ok);  // the destination is back; the health still says DOWN
+    const auto back = std::chrono::steady_clock::now();
+    ASSERT_TRUE(drained(30s)) << "pending " << orders().status().pending << ", circuit "
+                              << pipeline::Circuit::name(orders().circuit());
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - back);
+    expect_clean(check(accepted, control_.deliveries()));
+    std::cout << "[          ] drained " << accepted.size() << " events " << took.count()
+              << " ms after the destination returned, " << metric(*engine_, "sink_trials_total") << " trial sends\n";
+
+    // Closed again and sending direct, though the sink never said UP.
+    const auto one = [] {
+        pipeline::Event e;
+        e.key = "k";
+        e.payload = "{}";
+        return e;
+    };
+    const uint64_t direct_before = orders().status().direct;
+    pipeline::Outcome o = orders().publish(one());
+    EXPECT_EQ(o.path, pipeline::Path::Direct) << o.message;
+    EXPECT_GT(orders().status().direct, direct_before);
+
+    // A send that fails outright ends the overrule: the DOWN counts again and opens the circuit.
+    control_.set_mode(Mode::Retry);
+    o = orders().publish(one());
+    EXPECT_EQ(o.path, pipeline::Path::Outbox) << o.message;
+    ASSERT_TRUE(wait_until([&] { return orders().circuit() == pipeline::Circuit::State::Open; }, 10s, 5ms))
+        << pipeline::Circuit::name(orders().circuit());
+}
+
 // A backlog drains in rounds that double from batch_size (50 here) to drain_batch_size while
 // claims come back full; with drain_batch_size = batch_size they stay at 50. Both relays, the one
 // claiming ahead and the one claiming a batch at a time.
