@@ -68,9 +68,12 @@ inline void set_message(sw_result& r, std::string_view msg) noexcept {
     if (n) std::memcpy(r.message, msg.data(), n);  // an empty view may carry a null pointer
     r.message[n] = '\0';
 }
+// Sets where it landed to unknown (-1): a sink that knows sets partition and offset after this.
 inline void set_result(sw_result& r, sw_status status, std::string_view msg = {}, uint32_t flags = 0) noexcept {
     r.status = status;
     r.flags = flags;
+    r.partition = -1;
+    r.offset = -1;
     set_message(r, msg);
 }
 inline void set_message(sw_health& h, std::string_view msg) noexcept {

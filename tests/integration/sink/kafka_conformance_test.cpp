@@ -33,4 +33,10 @@ SPILLWAY_SINK_CONFORMANCE(Kafka, (spillway::testkit::SinkFactory{
                                                        {"reconnect.backoff.ms", "10"},
                                                        {"reconnect.backoff.max.ms", "200"}};
                                      },
-                                     .delivered = delivered}));
+                                     .delivered = delivered,
+                                     // Nobody listens on loopback port 1: every connection is refused.
+                                     .unreachable = [] {
+                                         return Config{{"bootstrap.servers", "127.0.0.1:1"},
+                                                       {"reconnect.backoff.ms", "10"},
+                                                       {"reconnect.backoff.max.ms", "200"}};
+                                     }}));

@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cctype>
 #include <cstddef>
 #include <cstring>
@@ -45,6 +46,10 @@ struct SinkFactory {
     // Optional: the event_ids that reached `topic` of the destination configured by `config`,
     // waiting up to a generous deadline for `expected` of them. Without it, delivery is not checked.
     std::function<std::vector<std::string>(const Config& config, const std::string& topic, size_t expected)> delivered;
+    // Optional: a configuration whose destination cannot be reached (a closed port, a broker
+    // address nobody listens on). With it the failure path is checked: every result RETRY within
+    // the send's timeout, partition and offset -1, and the health no longer UP.
+    std::function<Config()> unreachable;
 };
 
 inline void PrintTo(const SinkFactory& f, std::ostream* os) { *os << f.name; }
@@ -252,6 +257,37 @@ TEST_P(SinkConformance, BinaryPayloadsAndAbsentKeysAreAccepted) {
     ASSERT_EQ(sink_suite::send(*sink, batch, results), SW_OK) << sink->host().last_error();
     for (const auto& r : results) EXPECT_EQ(r.status, SW_OK) << r.message;
     expect_delivered(t, {"bin-0", "bin-1"});
+}
+
+TEST_P(SinkConformance, AnUnreachableDestinationFailsEveryResultAsRetryWithinTheTimeout) {
+    if (!GetParam().unreachable) GTEST_SKIP() << "the instantiation gives no unreachable configuration";
+    SinkInstance sink(plugin(), GetParam().unreachable(), false);
+    // start may say RETRY (the engine then backs off and starts it again) or succeed and fail sends.
+    const sw_status started = sink.vt().start(sink.get());
+    ASSERT_TRUE(started == SW_OK || started == SW_RETRY) << "start: " << started << " " << sink.host().last_error();
+    if (started != SW_OK) return;
+    const auto batch = sink_suite::events("unreachable", topic(), 5);
+    std::vector<sw_result> results;
+    constexpr int64_t kTimeoutMs = 2000;
+    const auto began = std::chrono::steady_clock::now();
+    const sw_status st = sink_suite::send(sink, batch, results, kTimeoutMs);
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began);
+    EXPECT_TRUE(st == SW_OK || st == SW_RETRY) << "send: " << st << " " << sink.host().last_error();
+    // A whole second of slack over the timeout: the engine's callers wait on it.
+    EXPECT_LE(took.count(), kTimeoutMs + 1000) << "send ignored its timeout";
+    if (st == SW_OK) {
+        for (size_t i = 0; i < results.size(); ++i) {
+            EXPECT_EQ(results[i].status, SW_RETRY) << "result " << i << ": " << results[i].message;
+            EXPECT_EQ(results[i].partition, -1) << "result " << i << ": unknown is -1";
+            EXPECT_EQ(results[i].offset, -1) << "result " << i << ": unknown is -1";
+            EXPECT_NE(results[i].message[0], '\0') << "result " << i << " says no reason";
+        }
+    }
+    sw_health h{};
+    h.struct_size = sizeof(h);
+    ASSERT_EQ(sink.vt().health(sink.get(), &h), SW_OK) << sink.host().last_error();
+    EXPECT_NE(h.state, SW_HEALTH_UP) << "a sink whose sends all failed still says UP";
+    EXPECT_EQ(sink.stop(5000), SW_OK) << sink.host().last_error();
 }
 
 TEST_P(SinkConformance, HealthAnswersWithAKnownState) {
