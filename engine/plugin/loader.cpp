@@ -1,5 +1,7 @@
 #include "engine/plugin/loader.hpp"
 
+#include "engine/plugin/needed_libraries.hpp"
+
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 
@@ -96,6 +98,12 @@ std::string check_descriptor(const sw_plugin_descriptor* d) {
 
 std::shared_ptr<const Library> load_library(const std::string& path, Refusal& why) {
     why = Refusal{path, {}};
+    if (const std::string runtime = missing_sanitizer_runtime(path); !runtime.empty()) {
+        why.reason = "built with a sanitizer: it needs " + runtime +
+                     ", which must be the process's first library, and this engine was not built with it (loading it "
+                     "would abort the engine); build the plugin without -fsanitize, or run an engine built the same way";
+        return nullptr;
+    }
     boost::dll::shared_library lib;
     try {
         lib.load(fs::absolute(path).string(),

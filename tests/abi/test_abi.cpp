@@ -4,10 +4,13 @@
 #include "engine/plugin/call_scope.hpp"
 #include "engine/plugin/instance.hpp"
 #include "engine/plugin/loader.hpp"
+#include "engine/plugin/needed_libraries.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <dlfcn.h>
 
 namespace spillway::plugin {
 namespace {
@@ -72,6 +75,36 @@ TEST(Abi, NonElfFileIsRefusedNamingTheLoaderError) {
     EXPECT_FALSE(load_library(file("garbage"), why));
     EXPECT_NE(why.reason.find("cannot be loaded: "), std::string::npos) << why.reason;
     EXPECT_NE(why.reason.find("spillway-garbage.so"), std::string::npos) << why.reason;
+}
+
+TEST(Abi, NeededLibrariesAreReadFromTheFile) {
+    const auto needed = needed_libraries(file("c-echo"));
+    EXPECT_NE(std::find(needed.begin(), needed.end(), "libc.so.6"), needed.end());
+    EXPECT_TRUE(needed_libraries(file("garbage")).empty());
+    EXPECT_TRUE(needed_libraries("/nonexistent/spillway-none.so").empty());
+}
+
+// Loading a plugin built with -fsanitize=address into an engine without libasan aborts the
+// process inside dlopen (exit 1, like an invalid config); the loader refuses it by name first.
+TEST(Abi, APluginBuiltWithASanitizerIsRefusedByNameUnlessTheEngineHasItsRuntime) {
+#ifndef SANITIZED_PLUGIN
+    GTEST_SKIP() << "no sanitized plugin in a ThreadSanitizer tree";
+#else
+    const auto needed = needed_libraries(SANITIZED_PLUGIN);
+    const auto asan = std::find_if(needed.begin(), needed.end(), [](const std::string& n) { return n.rfind("libasan.so", 0) == 0; });
+    ASSERT_NE(asan, needed.end()) << "the plugin does not need libasan";
+    void* runtime = dlopen(asan->c_str(), RTLD_NOW | RTLD_NOLOAD);
+    Refusal why;
+    const auto lib = load_library(SANITIZED_PLUGIN, why);
+    if (runtime) {  // this test runs under AddressSanitizer: such an engine loads it
+        dlclose(runtime);
+        EXPECT_TRUE(lib) << why.reason;
+    } else {
+        EXPECT_FALSE(lib);
+        EXPECT_NE(why.reason.find("built with a sanitizer: it needs " + *asan), std::string::npos) << why.reason;
+        EXPECT_NE(why.path.find("spillway-asan-echo.so"), std::string::npos) << why.path;
+    }
+#endif
 }
 
 TEST(Abi, RegistryKeepsGoodPluginsAndListsRefusedOnes) {

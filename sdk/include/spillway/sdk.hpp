@@ -103,23 +103,23 @@ public:
     }
     std::optional<int64_t> opt_int(const char* key) const {
         int64_t v = 0;
-        if (api_->config_int(ctx_, key, &v) != SW_OK) return std::nullopt;
-        return v;
+        const sw_status st = api_->config_int(ctx_, key, &v);  // before `v` is read below
+        return got(st, v, key, "an integer");
     }
     std::optional<double> opt_double(const char* key) const {
         double v = 0;
-        if (api_->config_double(ctx_, key, &v) != SW_OK) return std::nullopt;
-        return v;
+        const sw_status st = api_->config_double(ctx_, key, &v);
+        return got(st, v, key, "a number");
     }
     std::optional<bool> opt_bool(const char* key) const {
         int v = 0;
-        if (api_->config_bool(ctx_, key, &v) != SW_OK) return std::nullopt;
-        return v != 0;
+        const sw_status st = api_->config_bool(ctx_, key, &v);
+        return got(st, v != 0, key, "a boolean (true or false)");
     }
     std::optional<int64_t> opt_duration_ms(const char* key) const {
         int64_t v = 0;
-        if (api_->config_duration_ms(ctx_, key, &v) != SW_OK) return std::nullopt;
-        return v;
+        const sw_status st = api_->config_duration_ms(ctx_, key, &v);
+        return got(st, v, key, "a duration such as \"250ms\" or \"2s\"");
     }
     std::optional<std::vector<std::string>> opt_list(const char* key) const {
         size_t n = 0;
@@ -168,6 +168,14 @@ public:
     std::string environment() const { return api_->environment(ctx_); }
 
 private:
+    // Absent is nullopt; present but malformed is the author's user's error, said as such (a
+    // host that cannot parse a value answers SW_INVALID_CONFIG).
+    template <class T>
+    static std::optional<T> got(sw_status st, T v, const char* key, const char* what) {
+        if (st == SW_OK) return v;
+        if (st == SW_INVALID_CONFIG) throw ConfigError(key, std::string("option '") + key + "' is malformed: expected " + what);
+        return std::nullopt;
+    }
     template <class T>
     static T require(std::optional<T> v, const char* key) {
         if (!v) throw ConfigError(key, std::string("missing required option '") + key + "'");

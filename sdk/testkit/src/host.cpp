@@ -72,11 +72,51 @@ namespace {
 
 HostContext& H(sw_host_ctx* ctx) { return HostContext::from(ctx); }
 
-// The raw text of a scalar option: the configured value, else the option's default.
+// A configured value as TOML spells it: "text" (a string), true/false, an integer, a number.
+// Anything else is bare text, taken as a string as earlier testkits did ({"path", "/tmp/x"}).
+struct Spelled {
+    enum Kind { String, Integer, Number, Boolean, Bare } kind;
+    std::string text;  // a string's content, unquoted; otherwise the spelling
+};
+
+Spelled spelled(const std::string& v) {
+    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') {
+        std::string s;
+        for (size_t i = 1; i + 1 < v.size(); ++i) {
+            if (v[i] == '\\' && i + 2 < v.size()) ++i;  // \" and \\ as TOML's basic strings
+            s += v[i];
+        }
+        return {Spelled::String, s};
+    }
+    if (v == "true" || v == "false") return {Spelled::Boolean, v};
+    if (!v.empty()) {
+        char* end = nullptr;
+        (void)std::strtoll(v.c_str(), &end, 10);
+        if (!*end) return {Spelled::Integer, v};
+        (void)std::strtod(v.c_str(), &end);
+        if (!*end && v.find_first_of("0123456789") != std::string::npos) return {Spelled::Number, v};
+    }
+    return {Spelled::Bare, v};
+}
+
+const char* kind_label(Spelled::Kind k) {
+    switch (k) {
+        case Spelled::String: return "a string";
+        case Spelled::Integer: return "an integer";
+        case Spelled::Number: return "a number";
+        case Spelled::Boolean: return "a boolean";
+        default: return "bare text";
+    }
+}
+
+// The value of a scalar option: the configured one (unquoted), else the option's default.
 const std::string* raw(sw_host_ctx* ctx, const char* key) {
     HostContext& h = H(ctx);
     std::lock_guard lock(h.mutex);
-    if (auto it = h.config.values.find(key); it != h.config.values.end()) return &it->second;
+    if (auto it = h.config.values.find(key); it != h.config.values.end()) {
+        h.scratch.push_back(spelled(it->second).text);
+        return &h.scratch.back();
+    }
     if (const sw_option* o = h.plugin.option(key); o && o->default_value) {
         h.scratch.emplace_back(o->default_value);
         return &h.scratch.back();
@@ -212,7 +252,96 @@ const sw_host_api kApi = {
 
 const sw_host_api* HostContext::api() { return &kApi; }
 
+namespace {
+
+const char* type_label(uint32_t t) {
+    switch (t) {
+        case SW_OPT_STRING: return "a string";
+        case SW_OPT_INT: return "an integer";
+        case SW_OPT_DOUBLE: return "a number";
+        case SW_OPT_BOOL: return "a boolean";
+        case SW_OPT_DURATION: return "a duration such as \"250ms\" or \"2s\"";
+        case SW_OPT_STRING_LIST: return "a list of strings";
+        default: return "a value";
+    }
+}
+
+// Why `value` does not fit option `o`, as the engine would say it, or "".
+std::string misfit(const sw_option& o, const std::string& value) {
+    const Spelled v = spelled(value);
+    const bool text = v.kind == Spelled::String || v.kind == Spelled::Bare;
+    switch (o.type) {
+        case SW_OPT_STRING:
+            if (text) return {};
+            break;
+        case SW_OPT_INT:
+            if (v.kind == Spelled::Integer) return {};
+            break;
+        case SW_OPT_DOUBLE:
+            if (v.kind == Spelled::Integer || v.kind == Spelled::Number) return {};
+            break;
+        case SW_OPT_BOOL:
+            if (v.kind == Spelled::Boolean) return {};
+            break;
+        case SW_OPT_DURATION:
+            if (v.kind == Spelled::Integer && v.text[0] != '-') return {};
+            if (text) {
+                if (spillway::detail::parse_duration_ms(v.text)) return {};
+                return "bad duration \"" + v.text + "\"; write a number with ms, s, m or h, e.g. \"250ms\", \"2s\"";
+            }
+            break;
+        case SW_OPT_STRING_LIST:
+            break;
+    }
+    return std::string("expected ") + type_label(o.type) + ", got " + kind_label(v.kind);
+}
+
+}  // namespace
+
+sw_status check_options(const Plugin& plugin, HostContext& host) {
+    const sw_plugin_descriptor& d = plugin.descriptor();
+    const bool open = d.flags & SW_PLUGIN_OPEN_OPTIONS;
+    std::vector<std::pair<std::string, std::string>> problems;
+    const auto unknown = [&](const std::string& key) {
+        std::string known;
+        for (size_t i = 0; i < d.n_options; ++i) known += (known.empty() ? "" : ", ") + std::string(d.options[i].name);
+        static const char* const kinds[] = {"", "sink", "store", "notifier", "scheduler"};
+        const char* kind = d.kind < 5 ? kinds[d.kind] : "";
+        problems.emplace_back(key, "unknown option for " + std::string(kind) + " plugin '" + std::string(d.name) + "'" +
+                                       (known.empty() ? " (it takes none)" : " (it takes: " + known + ")"));
+    };
+    for (const auto& [key, value] : host.config.values) {
+        const sw_option* o = plugin.option(key);
+        if (!o) {
+            if (!open) unknown(key);
+            continue;
+        }
+        if (std::string why = misfit(*o, value); !why.empty()) problems.emplace_back(key, why);
+    }
+    for (const auto& [key, items] : host.config.lists) {
+        const sw_option* o = plugin.option(key);
+        if (!o) {
+            if (!open) unknown(key);
+        } else if (o->type != SW_OPT_STRING_LIST) {
+            problems.emplace_back(key, std::string("expected ") + type_label(o->type) + ", got a list");
+        }
+    }
+    for (size_t i = 0; i < d.n_options; ++i) {
+        const sw_option& o = d.options[i];
+        if (!(o.flags & SW_OPT_REQUIRED) || host.config.values.count(o.name) || host.config.lists.count(o.name)) continue;
+        problems.emplace_back(o.name, std::string("missing required option (") + type_label(o.type) +
+                                          (o.description ? "): " + std::string(o.description) : ")"));
+    }
+    if (problems.empty()) return SW_OK;
+    std::lock_guard lock(host.mutex);
+    for (auto& p : problems) host.key_errors.push_back(p);
+    host.error = problems.front().first + ": " + problems.front().second;
+    return SW_INVALID_CONFIG;
+}
+
 sw_status validate(const Plugin& plugin, HostContext& host) {
+    // The option table first, as the engine applies it before the plugin sees the values.
+    if (const sw_status st = check_options(plugin, host); st != SW_OK) return st;
     // Every vtable begins with the common slots, so the sink layout serves to reach them.
     const auto* vt = static_cast<const sw_sink_vtable*>(plugin.descriptor().vtable);
     if (vt->validate) return vt->validate(HostContext::api(), host.ctx());

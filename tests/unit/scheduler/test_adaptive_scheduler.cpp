@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -219,6 +220,41 @@ TEST(AdaptiveScheduler, OutOfRangeValuesAreRejected) {
     EXPECT_EQ(config_error(Config{{"jitter", "-0.1"}}).first, "jitter");
     EXPECT_EQ(config_error(Config{{"ceiling", "0ms"}}).first, "ceiling");
     EXPECT_EQ(config_error(Config{{"error_interval", "0"}}).first, "error_interval");
+}
+
+// The testkit's validate applies the option table as the engine does (unknown keys, types,
+// malformed durations, values spelled as TOML spells them) before the plugin sees anything.
+TEST(TestkitOptions, ValidateAppliesTheOptionTableAsTheEngineDoes) {
+    for (const char* good : {"\"2s\"", "2s", "2000"}) {
+        HostContext host(adaptive(), Config{{"ceiling", good}});
+        EXPECT_EQ(validate(adaptive(), host), SW_OK) << good << ": " << host.last_error();
+    }
+    const std::vector<std::tuple<std::string, std::string, std::string>> bad{
+        {"ceiling", "\"2 parsecs\"", "bad duration \"2 parsecs\""},
+        {"ceiling", "true", "expected a duration such as \"250ms\" or \"2s\", got a boolean"},
+        {"jitter", "\"high\"", "expected a number, got a string"},
+        {"no_such_option", "1", "unknown option for scheduler plugin 'adaptive' (it takes: ladder, ceiling"},
+    };
+    for (const auto& [key, value, why] : bad) {
+        const auto [said_key, message] = config_error(Config{{key, value}});
+        EXPECT_EQ(said_key, key) << value;
+        EXPECT_NE(message.find(why), std::string::npos) << key << " = " << value << ": " << message;
+    }
+    Config list_for_scalar;
+    list_for_scalar.set_list("ceiling", {"1s"});
+    EXPECT_EQ(config_error(list_for_scalar).second, "expected a duration such as \"250ms\" or \"2s\", got a list");
+}
+
+// A malformed value the plugin reads itself (no validate first) is said to be malformed, not
+// missing: the SDK tells the host's SW_INVALID_CONFIG from an absent key.
+TEST(TestkitOptions, AMalformedValueIsNotReportedAsMissing) {
+    HostContext host(adaptive(), Config{{"ceiling", "\"2 parsecs\""}});
+    const auto* vt = static_cast<const sw_scheduler_vtable*>(adaptive().descriptor().vtable);
+    sw_instance* self = nullptr;
+    EXPECT_EQ(vt->create(HostContext::api(), host.ctx(), &self), SW_INVALID_CONFIG);
+    if (self) vt->destroy(self);
+    EXPECT_NE(host.last_error().find("option 'ceiling' is malformed"), std::string::npos) << host.last_error();
+    EXPECT_EQ(host.last_error().find("missing"), std::string::npos) << host.last_error();
 }
 
 // The generic scheduler conformance suite, for the adaptive plugin.

@@ -42,7 +42,8 @@ private:
 // The built plugin `name` (e.g. "sqlite"): $SPILLWAY_PLUGIN_DIR, else the build's plugin folder.
 std::string plugin_file(const std::string& name);
 
-// Configuration for one instance: scalar values as TOML would spell them, lists separately.
+// Configuration for one instance: scalar values as TOML would spell them ("\"2s\"", "10",
+// "true"; bare text such as /tmp/x is taken as a string too), lists separately.
 struct Config {
     std::map<std::string, std::string> values;
     std::map<std::string, std::vector<std::string>> lists;
@@ -145,7 +146,11 @@ using StoreInstance = Instance<sw_store_vtable>;
 using NotifierInstance = Instance<sw_notifier_vtable>;
 using SchedulerInstance = Instance<sw_scheduler_vtable>;
 
-// Runs the plugin's validate (or create+destroy when it has none) and returns the status.
+// Applies the option table as the engine does before a plugin sees its values: unknown keys
+// (unless the plugin declares SW_PLUGIN_OPEN_OPTIONS), values of the wrong type, a malformed
+// duration, a required option missing, each recorded in config_errors() naming the key.
+sw_status check_options(const Plugin& plugin, HostContext& host);
+// check_options, then the plugin's validate (or create+destroy when it has none).
 sw_status validate(const Plugin& plugin, HostContext& host);
 
 }  // namespace spillway::testkit
