@@ -583,7 +583,7 @@ private:
                 {"notifier", kRequired, kUses, instance},
                 {"scheduler", kRequired, kUses, instance},
                 {"mode", "`direct-first`",
-                 "`direct-first`: Kafka first, the outbox when Kafka cannot confirm; `outbox-first`: every event"
+                 "`direct-first`: the sink (Kafka) first, the outbox when it cannot confirm; `outbox-first`: every event"
                  " through the outbox (the application's own transaction writes the row, see below)",
                  [](Loader& l, N& v, S& kpath, S&, D& d) {
                      if (auto s = l.one_of(v, kpath, {"direct-first", "outbox-first"}))
@@ -608,8 +608,8 @@ private:
                  " is an error",
                  [](Loader& l, N& v, S& kpath, S&, D& d) { l.read_topics(v, kpath, d.p); }},
                 {"direct_timeout", "`2s`",
-                 "how long a direct publish waits for Kafka's delivery report before the event spills to the outbox"
-                 " (sooner when all brokers go down while it waits); keep a kafka sink's `message.timeout.ms`"
+                 "how long a direct publish waits for the sink's acknowledgement (Kafka's delivery report) before the"
+                 " event spills to the outbox (sooner when the sink reports DOWN while it waits); keep a kafka sink's `message.timeout.ms`"
                  " (default `2000`, equal to this default) at or below it, else librdkafka may still deliver a"
                  " spilled event after the relay did: `validate` and the start-up log warn, naming the key",
                  [](Loader& l, N& v, S& kpath, S&, D& d) {

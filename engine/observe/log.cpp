@@ -1,5 +1,7 @@
 #include "engine/observe/log.hpp"
 
+#include "engine/observe/clock.hpp"
+
 #include <nlohmann/json.hpp>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -105,6 +107,32 @@ void log(spdlog::logger& logger, spdlog::level::level_enum level, const std::str
         else text += value;
     }
     logger.log(level, "{}", text);
+}
+
+void LogLimit::log(spdlog::logger& logger, spdlog::level::level_enum level, const std::string& message,
+                   std::initializer_list<Field> fields) {
+    if (!logger.should_log(level)) return;
+    uint64_t left_out = 0;
+    {
+        std::lock_guard lock(mutex_);
+        const int64_t now = monotonic_us();
+        if (now - window_us_ >= 1'000'000) {
+            window_us_ = now;
+            in_window_ = 0;
+        }
+        if (in_window_ >= per_second_) {
+            ++suppressed_;
+            return;
+        }
+        ++in_window_;
+        left_out = suppressed_;
+        suppressed_ = 0;
+    }
+    if (left_out)
+        observe::log(logger, level, std::to_string(left_out) + " similar line(s) were not logged (at most " +
+                                        std::to_string(per_second_) + " a second)",
+                     {{"suppressed", std::to_string(left_out)}});
+    observe::log(logger, level, message, fields);
 }
 
 }  // namespace spillway::observe

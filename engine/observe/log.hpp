@@ -4,7 +4,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace spillway::observe {
@@ -21,5 +23,22 @@ std::shared_ptr<spdlog::logger> logger(const std::string& name = "spillway");
 using Field = std::pair<const char*, std::string>;
 void log(spdlog::logger& logger, spdlog::level::level_enum level, const std::string& message,
          std::initializer_list<Field> fields);
+
+// For a line a fault repeats once per event (a rejected event, a dead letter): a client sending
+// thousands of bad events must not flood the log. At most `per_second` lines a second pass; the
+// first one after a refusal is preceded by a line saying how many were left out ("suppressed").
+class LogLimit {
+public:
+    explicit LogLimit(int per_second) : per_second_(per_second) {}
+    void log(spdlog::logger& logger, spdlog::level::level_enum level, const std::string& message,
+             std::initializer_list<Field> fields);
+
+private:
+    const int per_second_;
+    std::mutex mutex_;
+    int64_t window_us_ = 0;
+    int in_window_ = 0;
+    uint64_t suppressed_ = 0;
+};
 
 }  // namespace spillway::observe

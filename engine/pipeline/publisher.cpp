@@ -192,7 +192,7 @@ void Publisher::publish_direct(std::vector<Event>& events, std::vector<Outcome>&
             std::string why = r.message;
             if (status == SW_REJECT && !s_.spec.dead_letter_rejects) {
                 out[i] = {{}, Path::Refused, Reason::Rejected, sink_.port().id() + " rejected the event: " + why};
-                observe::log(*s_.log, spdlog::level::warn, "event " + events[i].event_id + " rejected by " + sink_.port().id(),
+                rejected_log_.log(*s_.log, spdlog::level::warn, "event " + events[i].event_id + " rejected by " + sink_.port().id(),
                              {{"pipeline", s_.spec.name}, {"event_id", events[i].event_id}, {"topic", events[i].topic},
                               {"path", "refused"}, {"reason", "rejected"}, {"error", why}});
                 continue;

@@ -3,6 +3,7 @@
 // events waiting (sticky keys), or the circuit is open; or, outbox-first, always the outbox.
 #pragma once
 
+#include "engine/observe/log.hpp"
 #include "engine/pipeline/event.hpp"
 #include "engine/pipeline/shared.hpp"
 #include "engine/pipeline/sink_supervisor.hpp"
@@ -48,6 +49,7 @@ private:
     SinkSupervisor& sink_;
     plugin::StorePort store_;
     plugin::NotifierPort doorbell_;
+    observe::LogLimit rejected_log_{10};  // a line per rejected event, at most 10 a second
 
     std::atomic<bool> accepting_{false};
     std::atomic<int> publishing_{0};  // publish() calls under way

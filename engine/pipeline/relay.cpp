@@ -106,7 +106,7 @@ sw_status Relay::settle(std::span<const sw_event> events, const std::vector<sw_r
         } else if (results[i].status == SW_REJECT) {
             ++rejected;
             const std::string id(e.event_id.ptr, e.event_id.len);
-            observe::log(*s_.log, spdlog::level::warn, "event " + id + " parked as a dead letter",
+            dead_letter_log_.log(*s_.log, spdlog::level::warn, "event " + id + " parked as a dead letter",
                          {{"pipeline", s_.spec.name}, {"event_id", id}, {"topic", std::string(e.topic.ptr, e.topic.len)},
                           {"path", "outbox"}, {"reason", "rejected"}, {"error", results[i].message}});
         } else {

@@ -5,6 +5,7 @@
 // up to date: the sticky keys (seeded from the store, confirmed against it) and the backlog gauges.
 #pragma once
 
+#include "engine/observe/log.hpp"
 #include "engine/pipeline/shared.hpp"
 #include "engine/pipeline/sink_supervisor.hpp"
 #include "engine/plugin/ports.hpp"
@@ -95,6 +96,7 @@ private:
     // one that does not, or a failure, puts it back to batch_size.
     size_t next_limit_ = 0;
     bool outage_logged_ = false;  // one warning per sink outage
+    observe::LogLimit dead_letter_log_{10};  // a line per dead letter, at most 10 a second
     int wake_cause_ = SW_WAKE_START;  // why the relay's current round runs (sw_round.cause)
     bool store_outage_logged_ = false;
     bool gauges_stale_ = false;  // rows moved since the backlog gauges were last read

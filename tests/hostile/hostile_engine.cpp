@@ -229,7 +229,9 @@ HostileEngine::HostileEngine(std::string extra_engine, std::string extra_pipelin
     port_ = test_support::free_port();
     kafka_.create_topic(topic_, 2, 1);
     test_support::PipelineToml toml(SPILLWAY_PLUGIN_DIR);
-    toml.engine().set("log_level", "warn").set("http_listen", host_ + ":" + std::to_string(port_)).add_lines(extra_engine);
+    // log_level "warn" unless the test sets its own (a key may appear once in a TOML table).
+    if (extra_engine.find("log_level") == std::string::npos) toml.engine().set("log_level", "warn");
+    toml.engine().set("http_listen", host_ + ":" + std::to_string(port_)).add_lines(extra_engine);
     toml.kafka_sink(kafka_.bootstraps()).add_lines(extra_sink);
     toml.sqlite_store(dir_.path() + "/outbox.db");
     toml.notifier("inproc");

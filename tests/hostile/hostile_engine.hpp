@@ -120,6 +120,7 @@ public:
     const std::string& topic() const { return topic_; }
     test_support::MockKafka& kafka() { return kafka_; }
     std::string log_tail(size_t lines = 40) const;
+    const std::string& log_path() const { return log_path_; }  // the engine's stderr
 
 private:
     test_support::TempDir dir_{"hostile"};

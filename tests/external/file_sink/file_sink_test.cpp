@@ -45,18 +45,21 @@ std::vector<std::string> delivered(const Config& config, const std::string& topi
 spillway::testkit::SinkFactory factory(std::string name, std::string plugin) {
     // A file in a folder that does not exist: start cannot open it.
     return {std::move(name), std::move(plugin), [] { return Config{{"path", fresh_file()}}; }, delivered,
-            [] { return Config{{"path", "/nonexistent-folder/events.jsonl"}}; }};
+            [] { return Config{{"path", "/nonexistent-folder/events.jsonl"}}; }, nullptr};
 }
 
 // The webhook sink's destination: a loopback HTTP server that answers 200 to every POST and
 // keeps each request's X-Topic and X-Event-Id.
 class Destination {
 public:
-    Destination() {
+    explicit Destination(int port = 0) {
         fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        const int on = 1;
+        ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
         sockaddr_in a{};
         a.sin_family = AF_INET;
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(static_cast<uint16_t>(port));
         if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 64) != 0) std::abort();
         socklen_t len = sizeof a;
         ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
@@ -122,11 +125,30 @@ Destination& destination() {
     return *d;
 }
 
+// A loopback port nobody listens on (yet): bound once to learn a free number, then closed.
+int free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) std::abort();
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
 spillway::testkit::SinkFactory webhook() {
     return {"webhook", WEBHOOK_SINK_PLUGIN, [] { return Config{{"url", destination().url()}}; },
             [](const Config&, const std::string& topic, size_t expected) { return destination().ids(topic, expected); },
-            // Port 1 on loopback: nobody listens, the connection is refused at once.
-            [] { return Config{{"url", "http://127.0.0.1:1/events"}}; }};
+            // Nobody listens there: the connection is refused at once.
+            [] { return Config{{"url", "http://127.0.0.1:" + std::to_string(free_port()) + "/events"}}; },
+            // The destination comes up on that port (and stays for the rest of the process).
+            [](const Config& away) {
+                const std::string url = away.values.at("url");
+                const size_t colon = url.rfind(':');
+                (void)new Destination(std::stoi(url.substr(colon + 1, url.find('/', colon) - colon - 1)));
+            }};
 }
 
 }  // namespace

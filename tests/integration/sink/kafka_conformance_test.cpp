@@ -16,6 +16,13 @@ MockKafka& cluster() {
     return kafka;
 }
 
+// A second cluster for the failure path: unreachable() takes every broker down, restore brings
+// them back.
+MockKafka& outage() {
+    static MockKafka kafka(1);
+    return kafka;
+}
+
 std::vector<std::string> delivered(const Config&, const std::string& topic, size_t expected) {
     std::vector<std::string> ids;
     for (const auto& r : cluster().consume_all(topic, expected, std::chrono::seconds(60)))
@@ -34,9 +41,10 @@ SPILLWAY_SINK_CONFORMANCE(Kafka, (spillway::testkit::SinkFactory{
                                                        {"reconnect.backoff.max.ms", "200"}};
                                      },
                                      .delivered = delivered,
-                                     // Nobody listens on loopback port 1: every connection is refused.
                                      .unreachable = [] {
-                                         return Config{{"bootstrap.servers", "127.0.0.1:1"},
+                                         outage().all_down();
+                                         return Config{{"bootstrap.servers", outage().bootstraps()},
                                                        {"reconnect.backoff.ms", "10"},
                                                        {"reconnect.backoff.max.ms", "200"}};
-                                     }}));
+                                     },
+                                     .restore = [](const Config&) { outage().all_up(); }}));

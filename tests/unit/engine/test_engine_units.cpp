@@ -421,6 +421,28 @@ TEST(StructuredLog, JsonLinesCarryTheFieldsAndTextLinesEndWithKeyValue) {
         << text;
 }
 
+// A line a fault repeats per event passes at most N times a second; the next one let through
+// after a refusal is preceded by a line counting what was left out.
+TEST(StructuredLog, ALimitedLineFloodsNothingAndCountsWhatItLeftOut) {
+    observe::setup_logging("info", "json");
+    auto l = observe::logger("test.limit");
+    observe::LogLimit limit(5);
+    const std::string out = stderr_of([&] {
+        for (int i = 0; i < 1000; ++i)
+            limit.log(*l, spdlog::level::warn, "event e-" + std::to_string(i) + " rejected", {{"event_id", std::to_string(i)}});
+        l->flush();
+    });
+    observe::setup_logging("info", "text");
+    // 1000 calls in (much) less than a few seconds: a handful of windows of 5 lines, not 1000.
+    const auto lines = std::count(out.begin(), out.end(), '\n');
+    EXPECT_GE(lines, 5);
+    EXPECT_LT(lines, 100) << out.substr(0, 2000);
+    EXPECT_EQ(out.find("event e-5 rejected"), std::string::npos) << "the sixth line of the first second passed";
+    if (lines > 5) {
+        EXPECT_NE(out.find("\"suppressed\":\""), std::string::npos) << out.substr(0, 2000);
+    }
+}
+
 TEST(Metrics, LabelOrderDoesNotMatter) {
     observe::Metrics m;
     m.add("x_total", {{"b", "2"}, {"a", "1"}});

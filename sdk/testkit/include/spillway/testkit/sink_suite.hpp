@@ -50,6 +50,11 @@ struct SinkFactory {
     // address nobody listens on). With it the failure path is checked: every result RETRY within
     // the send's timeout, partition and offset -1, and the health no longer UP.
     std::function<Config()> unreachable;
+    // Optional, with `unreachable`: makes that configuration's destination reachable (starts the
+    // server, brings the brokers up). Then the suite checks the recovery the engine relies on: a
+    // send after the destination returned (the engine's trial send) delivers, and the health no
+    // longer says DOWN.
+    std::function<void(const Config&)> restore;
 };
 
 inline void PrintTo(const SinkFactory& f, std::ostream* os) { *os << f.name; }
@@ -287,6 +292,46 @@ TEST_P(SinkConformance, AnUnreachableDestinationFailsEveryResultAsRetryWithinThe
     h.struct_size = sizeof(h);
     ASSERT_EQ(sink.vt().health(sink.get(), &h), SW_OK) << sink.host().last_error();
     EXPECT_NE(h.state, SW_HEALTH_UP) << "a sink whose sends all failed still says UP";
+    EXPECT_EQ(sink.stop(5000), SW_OK) << sink.host().last_error();
+}
+
+TEST_P(SinkConformance, AfterTheDestinationReturnsATrialSendDeliversAndHealthIsNoLongerDown) {
+    if (!GetParam().unreachable || !GetParam().restore) GTEST_SKIP() << "the instantiation gives no unreachable/restore pair";
+    const Config away = GetParam().unreachable();
+    SinkInstance sink(plugin(), away, false);
+    sw_status started = sink.vt().start(sink.get());
+    ASSERT_TRUE(started == SW_OK || started == SW_RETRY) << "start: " << started << " " << sink.host().last_error();
+    const std::string t = topic();
+    std::vector<sw_result> results;
+    if (started == SW_OK) {
+        const auto before = sink_suite::events("away", t, 1);
+        ASSERT_EQ(sink_suite::send(sink, before, results, 2000), SW_OK) << sink.host().last_error();
+        EXPECT_EQ(results[0].status, SW_RETRY) << results[0].message;
+    }
+    GetParam().restore(away);
+    // What the engine does while the sink says DOWN: a trial of one event now and then (here
+    // every 250 ms rather than after 1 s, 2 s, 4 s, 5 s ...), until one delivers.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    bool delivered = false;
+    std::string last;
+    for (int trial = 0; !delivered && std::chrono::steady_clock::now() < deadline; ++trial) {
+        if (started != SW_OK) {
+            started = sink.vt().start(sink.get());  // the engine retries a start that said RETRY
+            if (started != SW_OK) last = "start: " + sink.host().last_error();
+        }
+        if (started == SW_OK) {
+            const auto one = sink_suite::events("trial" + std::to_string(trial), t, 1);
+            ASSERT_EQ(sink_suite::send(sink, one, results, 2000), SW_OK) << sink.host().last_error();
+            delivered = results[0].status == SW_OK;
+            last = results[0].message;
+        }
+        if (!delivered) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    ASSERT_TRUE(delivered) << "no trial send delivered within 60 s of the destination's return; last: " << last;
+    sw_health h{};
+    h.struct_size = sizeof(h);
+    ASSERT_EQ(sink.vt().health(sink.get(), &h), SW_OK) << sink.host().last_error();
+    EXPECT_NE(h.state, SW_HEALTH_DOWN) << "a sink that just delivered should say UP (or UNKNOWN): " << h.message;
     EXPECT_EQ(sink.stop(5000), SW_OK) << sink.host().last_error();
 }
 
