@@ -57,7 +57,7 @@ const MetricFamily kEngineMetrics[] = {
      "The relay's current poll interval",
      "seconds", ""},
     {"relay_wakeups_total", "counter", "pipeline,cause",
-     "Relay wake-ups, by cause",
+     "Relay wake-ups, by cause: doorbell (rung), timer (the idle poll), backlog (the round after a full claim, or one the scheduler wants at once), probe (the open circuit's look at the sink)",
      "wake-ups", ""},
     {"relay_paused", "gauge", "pipeline",
      "1 while the admin API has the relay paused (POST /v1/pipelines/{name}/pause), else 0",

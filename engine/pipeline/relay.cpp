@@ -182,9 +182,9 @@ Relay::Round Relay::round(bool probe) {
     return r;
 }
 
-void Relay::count_wake(bool by_doorbell) {
+void Relay::count_wake(const char* cause) {
     observe::Labels l = s_.labels;
-    l.emplace_back("cause", by_doorbell ? "doorbell" : "timer");
+    l.emplace_back("cause", cause);
     s_.metrics.add("relay_wakeups_total", l);
 }
 
@@ -308,7 +308,7 @@ void Relay::loop() {
         if (s_.paused) {
             // Paused by the admin API: no claim, no probe (an open circuit stays open, so events
             // spill meanwhile). resume() rings the doorbell.
-            count_wake(doorbell_.wait(s_.spec.name, kPausedWaitMs));
+            count_wake(doorbell_.wait(s_.spec.name, kPausedWaitMs) ? "doorbell" : "timer");
             cause = SW_WAKE_DOORBELL;
             continue;
         }
@@ -361,13 +361,17 @@ void Relay::loop() {
         s_.poll_interval_ms = delay;
         s_.metrics.set("relay_interval_seconds", s_.labels, static_cast<double>(delay) / 1000.0);
         if (s_.stopping) break;
-        if (delay <= 0) {
+        if (delay <= 0) {  // the scheduler wants the next round at once
             cause = SW_WAKE_TIMER;
+            count_wake("backlog");
             continue;
         }
         const bool woken = doorbell_.wait(s_.spec.name, delay);
         cause = woken ? SW_WAKE_DOORBELL : SW_WAKE_TIMER;
-        count_wake(woken);
+        // A timer while the circuit is not closed is the open circuit's look at the sink (a probe,
+        // a trial, or a read of its health); after a full claim it is the backlog's next round.
+        const bool full = r.claimed > 0 && r.claimed >= r.limit;
+        count_wake(woken ? "doorbell" : !s_.circuit.closed() ? "probe" : full ? "backlog" : "timer");
     }
 }
 

@@ -1,6 +1,7 @@
 #include "engine/plugin/binding.hpp"
 
 #include <spillway/detail/duration.hpp>
+#include <spillway/detail/option_type.hpp>
 
 #include <cmath>
 #include <sstream>
@@ -14,17 +15,7 @@ config::Location Binding::where(const std::string& key) const {
 
 namespace {
 
-const char* type_label(uint32_t t) {
-    switch (t) {
-        case SW_OPT_STRING: return "a string";
-        case SW_OPT_INT: return "an integer";
-        case SW_OPT_DOUBLE: return "a number";
-        case SW_OPT_BOOL: return "a boolean";
-        case SW_OPT_DURATION: return "a duration such as \"250ms\" or \"2s\"";
-        case SW_OPT_STRING_LIST: return "a list of strings";
-        default: return "a value";
-    }
-}
+const char* type_label(uint32_t t) { return spillway::detail::option_type_label(t); }
 
 const char* held(const config::Value& v) {
     switch (v.data.index()) {

@@ -82,6 +82,16 @@ grep -q " $prefix/lib/spillway/plugins/spillway-sqlite.so" "$work/plugins-defaul
   fail "spillway plugins does not search $prefix/lib/spillway/plugins by default"
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+start_engine() {  # <config> <log>: `spillway run` in the background, until /healthz answers
+  "$spillway" run "$1" --env testing >"$2" 2>&1 &
+  engine_pid=$!
+  for _ in $(seq 1 300); do
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+    kill -0 "$engine_pid" 2>/dev/null || { cat "$2" >&2; fail "spillway run $1 exited"; }
+    sleep 0.1
+  done
+  fail "spillway run $1 did not answer /healthz within 30 s"
+}
 write_config() {  # <file> <sink table body>
   cat >"$1" <<TOML
 [engine]
@@ -138,13 +148,7 @@ sed -i -e "s|/usr/local/lib/spillway/plugins|$prefix/lib/spillway/plugins|" -e "
 echo "validate the guide's pipeline: ok"
 
 step "the installed engine publishes through it"
-"$spillway" run "$work/good.toml" --env testing >"$work/run.log" 2>&1 &
-engine_pid=$!
-for _ in $(seq 1 300); do
-  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-  kill -0 "$engine_pid" 2>/dev/null || { cat "$work/run.log" >&2; fail "spillway run exited"; }
-  sleep 0.1
-done
+start_engine "$work/good.toml" "$work/run.log"
 reply="$(curl -sS -X POST -H 'Content-Type: application/json' \
   --data '{"key":"customer-7","payload":{"order":42}}' "http://127.0.0.1:$port/v1/pipelines/orders/events")"
 echo "publish: $reply"
@@ -165,13 +169,7 @@ sed -e "s|^plugin = \"file\"|plugin = \"webhook\"|" \
     -e "s|$ext/spillway-file.so|$ext/spillway-webhook.so|" \
     -e "s|$work/outbox.db|$work/webhook-outbox.db|" "$work/good.toml" >"$work/webhook.toml"
 grep -q 'plugin = "webhook"' "$work/webhook.toml" || fail "could not write webhook.toml"
-"$spillway" run "$work/webhook.toml" --env testing >"$work/run-webhook.log" 2>&1 &
-engine_pid=$!
-for _ in $(seq 1 300); do
-  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-  kill -0 "$engine_pid" 2>/dev/null || { cat "$work/run-webhook.log" >&2; fail "spillway run (webhook) exited"; }
-  sleep 0.1
-done
+start_engine "$work/webhook.toml" "$work/run-webhook.log"
 # The destination is down: each event is accepted into the outbox. Causal per key: a key's next
 # event only after the previous one was accepted.
 rounds=10

@@ -1,5 +1,6 @@
 // The testkit's stand-alone host: sw_host_api over a key/value map.
 #include <spillway/detail/duration.hpp>
+#include <spillway/detail/option_type.hpp>
 #include <spillway/testkit/host.hpp>
 
 #include <dlfcn.h>
@@ -254,17 +255,7 @@ const sw_host_api* HostContext::api() { return &kApi; }
 
 namespace {
 
-const char* type_label(uint32_t t) {
-    switch (t) {
-        case SW_OPT_STRING: return "a string";
-        case SW_OPT_INT: return "an integer";
-        case SW_OPT_DOUBLE: return "a number";
-        case SW_OPT_BOOL: return "a boolean";
-        case SW_OPT_DURATION: return "a duration such as \"250ms\" or \"2s\"";
-        case SW_OPT_STRING_LIST: return "a list of strings";
-        default: return "a value";
-    }
-}
+const char* type_label(uint32_t t) { return spillway::detail::option_type_label(t); }
 
 // Why `value` does not fit option `o`, as the engine would say it, or "".
 std::string misfit(const sw_option& o, const std::string& value) {

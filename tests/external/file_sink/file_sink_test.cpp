@@ -147,7 +147,8 @@ spillway::testkit::SinkFactory webhook() {
             [](const Config& away) {
                 const std::string url = away.values.at("url");
                 const size_t colon = url.rfind(':');
-                (void)new Destination(std::stoi(url.substr(colon + 1, url.find('/', colon) - colon - 1)));
+                static std::vector<Destination*> kept;  // never destroyed, as destination()'s
+                kept.push_back(new Destination(std::stoi(url.substr(colon + 1, url.find('/', colon) - colon - 1))));
             }};
 }
 

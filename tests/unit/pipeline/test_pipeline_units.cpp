@@ -516,6 +516,7 @@ TEST_F(PipelineUnit, ASinkThatLearnsOnlyFromSendsRecoversThroughTheEnginesTrialS
     // Failed trials while the destination is away: they give the row back without an attempt.
     ASSERT_TRUE(wait_until([&] { return metric(*engine_, "sink_trials_total") >= 2; }, 30s, 10ms));
     EXPECT_EQ(orders().status().relayed, 0u);
+    EXPECT_GT(metric(*engine_, "relay_wakeups_total", {{"cause", "probe"}}), 0) << "the open circuit's looks are probes";
     EXPECT_EQ(orders().status().last_error.rfind("sink.kafka: scripted:", 0), 0u)
         << "the engine names the sink instance: " << orders().status().last_error;
 
@@ -570,6 +571,10 @@ TEST_F(PipelineUnit, BacklogClaimsGrowToDrainBatchSize) {
         control_.set_health(SW_HEALTH_UP);
         ASSERT_TRUE(drained(30s)) << "pending " << orders().status().pending;
         const size_t most = control_.largest_send();
+        // A relay that claims one batch at a time comes back to its loop after each full claim.
+        if (extra.find("claim_ahead = false") != std::string::npos) {
+            EXPECT_GT(metric(*engine_, "relay_wakeups_total", {{"cause", "backlog"}}), 0) << "no round after a full claim";
+        }
         if (extra == "drain_batch_size = 50\n") EXPECT_EQ(most, std::max<size_t>(before, 50));
         else if (extra.empty()) EXPECT_EQ(most, 1000u) << "50, 100, 200, 400, 800, then 1000s";
         else EXPECT_EQ(most, 400u);
