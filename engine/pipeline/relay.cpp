@@ -324,8 +324,7 @@ void Relay::loop() {
             // A sink that says DOWN is asked often (the Kafka sink knows the moment a broker is
             // back) and tried rarely: a probe left in a producer's queue can reach the destination
             // later as a duplicate. The trial is what wakes a sink that learns only from sends.
-            if (!sink_says_down) r = round(true);
-            else if (sink_.trial_due()) r = round(true);
+            if (!sink_says_down || sink_.trial_due()) r = round(true);
             else sink_.check_fatal();
         } else {
             r = round(false);

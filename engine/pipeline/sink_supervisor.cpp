@@ -37,7 +37,8 @@ sw_health_state SinkSupervisor::look() {
 }
 
 void SinkSupervisor::note_outcome(std::span<const sw_result> results) {
-    if (results.empty()) return;
+    // The usual case, a sink that never said DOWN: nothing to overrule, nothing to scan.
+    if (results.empty() || (!said_down_ && !down_overruled_)) return;
     const bool delivered =
         std::any_of(results.begin(), results.end(), [](const sw_result& r) { return r.status == SW_OK; });
     if (!delivered) {
