@@ -577,6 +577,10 @@ private:
     void create_pending_key_index() {
         try {
             soci::session s(*pool_);
+            // Under the migration lock: replicas starting at once would race IF NOT EXISTS into
+            // a unique violation on the catalogue (PostgreSQL checks it before it creates).
+            soci::transaction tx(s);
+            lock_migrations(s);
             s << "CREATE INDEX IF NOT EXISTS \"" + sql().table_base + "_pending_key_idx\" ON " + sql().table + " (" +
                      sql().c[outbox::kPipeline] + ", " + sql().c[outbox::kKey] + ") WHERE " + sql().c[outbox::kState] +
                      " = 'pending'";
@@ -584,6 +588,7 @@ private:
             s << "CREATE INDEX IF NOT EXISTS \"" + sql().table_base + "_pending_shard_idx\" ON " + sql().table + " (" +
                      sql().c[outbox::kPipeline] + ", " + shard_of_row("") + ", " + sql().c[outbox::kId] + ") WHERE " +
                      sql().c[outbox::kState] + " = 'pending'";
+            tx.commit();
         } catch (const std::exception& e) {
             throw sdk::Error(SW_RETRY, std::string("postgres: creating the shards-mode indexes of ") + options().table +
                                            ": " + e.what());
