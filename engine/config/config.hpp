@@ -98,6 +98,8 @@ struct Pipeline {
     int64_t circuit_threshold = 3;     // consecutive direct failures that open the circuit
     int64_t shutdown_timeout_ms = 10000;
     bool dead_letter_rejects = false;  // on_reject = "dead-letter" (else "refuse")
+    // publish_total's event_type label: the first this many types keep their name (0: no label).
+    int64_t metrics_event_types = 0;
     Coordination coordination = Coordination::Single;
     Location coordination_where;       // line 0: not written
 };

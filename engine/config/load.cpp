@@ -296,6 +296,20 @@ private:
         return i->get();
     }
 
+    std::optional<int64_t> int_between(const toml::node& n, const std::string& key, int64_t low, int64_t high) {
+        auto i = n.as_integer();
+        if (!i) {
+            error(n, key, std::string("expected an integer, got ") + type_name(n));
+            return std::nullopt;
+        }
+        if (i->get() < low || i->get() > high) {
+            error(n, key, "must be from " + std::to_string(low) + " to " + std::to_string(high) + ", got " +
+                              std::to_string(i->get()));
+            return std::nullopt;
+        }
+        return i->get();
+    }
+
     std::optional<bool> flag(const toml::node& n, const std::string& key) {
         if (auto b = n.as_boolean()) return b->get();
         error(n, key, std::string("expected true or false, got ") + type_name(n));
@@ -661,6 +675,13 @@ private:
                  " and parks it as a dead letter",
                  [](Loader& l, N& v, S& kpath, S&, D& d) {
                      if (auto s = l.one_of(v, kpath, {"refuse", "dead-letter"})) d.p.dead_letter_rejects = *s == "dead-letter";
+                 }},
+                {"metrics_event_types", "`0`",
+                 "gives `spillway_publish_total` an `event_type` label for the first this many distinct event types"
+                 " the pipeline sees (0 to 100); events of a later type count under `event_type=\"other\"`, events"
+                 " with none under `\"\"`. `0`: no `event_type` label, so what clients send never adds series",
+                 [](Loader& l, N& v, S& kpath, S&, D& d) {
+                     if (auto i = l.int_between(v, kpath, 0, 100)) d.p.metrics_event_types = *i;
                  }},
             };
         }();

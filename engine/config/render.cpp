@@ -148,6 +148,7 @@ std::string render_toml(const Config& c, const SecretPredicate& is_secret, const
         o << "circuit_threshold = " << p.circuit_threshold << "\n";
         o << "shutdown_timeout = " << ms(p.shutdown_timeout_ms) << "\n";
         o << "on_reject = " << quote(p.dead_letter_rejects ? "dead-letter" : "refuse") << "\n";
+        o << "metrics_event_types = " << p.metrics_event_types << "\n";
     }
     return o.str();
 }

@@ -5,8 +5,8 @@
 namespace spillway::observe {
 
 const MetricFamily kEngineMetrics[] = {
-    {"publish_total", "counter", "pipeline,path,reason",
-     "Events answered by publish, by path (direct, outbox, refused) and reason",
+    {"publish_total", "counter", "pipeline,path,reason,event_type",
+     "Events answered by publish, by path (direct, outbox, refused) and reason; by event_type only when the pipeline sets metrics_event_types (its first N types, the rest as other)",
      "events", "kafka_publish_success_rate = rate(publish_total{path=\"direct\"}) / rate(publish_total); outbox_fallback_rate = rate(publish_total{path=\"outbox\",reason!=\"outbox-first\"}) / rate(publish_total); outbox_events_added_total = publish_total{path=\"outbox\"}"},
     {"publish_latency_seconds", "histogram", "pipeline,path",
      "Time from publish to durable (the sink's ack or the outbox commit) or refusal",
@@ -59,6 +59,9 @@ const MetricFamily kEngineMetrics[] = {
     {"relay_wakeups_total", "counter", "pipeline,cause",
      "Relay wake-ups, by cause: doorbell (rung), timer (the idle poll), backlog (the round after a full claim, or one the scheduler wants at once), probe (the open circuit's look at the sink)",
      "wake-ups", ""},
+    {"doorbell_wake_seconds", "histogram", "pipeline,notifier",
+     "Time from this engine's doorbell ring (the first since the relay's last claim) to the claim it woke, by notifier (its instance id); rings from other engines or applications are not timed",
+     "seconds", "the wake-up latency the original's docs promised (it emitted none)"},
     {"relay_paused", "gauge", "pipeline",
      "1 while the admin API has the relay paused (POST /v1/pipelines/{name}/pause), else 0",
      "boolean (0, 1)", ""},

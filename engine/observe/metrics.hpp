@@ -1,9 +1,11 @@
-// In-process metrics registry: counters, gauges and histograms keyed by name and labels, rendered
-// in the Prometheus text exposition format 0.0.4 (prometheus-cpp is not packaged for Debian).
+// The engine's metrics: counters, gauges and histograms keyed by name and labels, held in a
+// prometheus-cpp registry and rendered by its text serializer (exposition format 0.0.4). The engine
+// speaks to them by name, as plugins do through the C ABI; this class keeps each series' handle so a
+// hot path pays one map lookup, not a family's label hashing and a new metric object per call.
 #pragma once
 
-#include <map>
-#include <mutex>
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,13 +19,22 @@ Labels parse_labels(const char* text);
 
 class Metrics {
 public:
-    // Names are given without the spillway_ prefix; render() adds it.
+    Metrics();
+    ~Metrics();
+    Metrics(const Metrics&) = delete;
+    Metrics& operator=(const Metrics&) = delete;
+
+    // Names are given without the spillway_ prefix; render() adds it. A name already used with
+    // another type, or one the exposition format cannot carry, is dropped (a plugin's mistake must
+    // not break the scrape).
     void add(const std::string& name, const Labels& labels, double delta = 1);
     void set(const std::string& name, const Labels& labels, double value);
     // `times` observations of the same value (a batch whose events all took as long).
     void observe(const std::string& name, const Labels& labels, double value, uint64_t times = 1);
     // Several observations under one lookup (a relay round's per-event delays).
     void observe_each(const std::string& name, const Labels& labels, const std::vector<double>& values);
+    // HELP of a family; takes effect when the family is first used (the engine describes every
+    // family of its catalogue at construction).
     void describe(const std::string& name, const std::string& help);
 
     double value(const std::string& name, const Labels& labels = {}) const;  // counter or gauge; 0 if absent
@@ -34,24 +45,8 @@ public:
     static const std::vector<double>& default_buckets();  // seconds, 100 µs .. 10 s
 
 private:
-    enum class Type { Counter, Gauge, Histogram };
-    struct Histogram {
-        std::vector<uint64_t> buckets;  // cumulative at render time; raw per-bucket here
-        uint64_t count = 0;
-        double sum = 0;
-    };
-    struct Family {
-        Type type = Type::Counter;
-        std::string help;
-        std::map<Labels, double> values;
-        std::map<Labels, Histogram> histograms;
-    };
-    Family& family(const std::string& name, Type type);
-    Histogram& histogram(const std::string& name, const Labels& labels);  // with its buckets
-    static void record(Histogram& h, double value, uint64_t times);
-
-    mutable std::mutex mutex_;
-    std::map<std::string, Family> families_;
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace spillway::observe

@@ -1,6 +1,7 @@
 // A pipeline's wiring, lifecycle and what it reports.
 #include "engine/pipeline/pipeline.hpp"
 
+#include "engine/observe/clock.hpp"
 #include "engine/observe/log.hpp"
 #include "engine/pipeline/member.hpp"
 
@@ -13,6 +14,7 @@ Shared::Shared(const config::Pipeline& spec_, observe::Metrics& metrics_)
       metrics(metrics_),
       log(observe::logger("pipeline." + spec_.name)),
       labels{{"pipeline", spec_.name}},
+      event_types(static_cast<size_t>(spec_.metrics_event_types)),
       circuit(spec_.circuit_threshold, [this](Circuit::State from, Circuit::State to, const char* why) {
           observe::log(*log, spdlog::level::info,
                        std::string("circuit ") + Circuit::name(from) + " -> " + Circuit::name(to),
@@ -26,6 +28,16 @@ Shared::Shared(const config::Pipeline& spec_, observe::Metrics& metrics_)
       }) {
     metrics.set("circuit_state", labels, 0);
     metrics.set("relay_paused", labels, 0);
+    // Counters a healthy pipeline may never move are scraped at 0 from the start: a dashboard
+    // draws them, and rate() sees their first increment.
+    for (const char* name : {"relay_published_total", "relay_failures_total", "dead_letters_total",
+                             "doorbell_failures_total", "sink_rebuilds_total", "sink_trials_total"})
+        metrics.add(name, labels, 0);
+}
+
+void Shared::mark_ring() {
+    int64_t not_rung = 0;
+    rung_at_us.compare_exchange_strong(not_rung, observe::monotonic_us());
 }
 
 void Shared::set_last_error(std::string error) {
@@ -104,7 +116,10 @@ Outcome Pipeline::publish(Event event) {
     return std::move(publisher_.publish(std::move(one)).front());
 }
 
-void Pipeline::wake() { doorbell_.notify(shared_.spec.name); }
+void Pipeline::wake() {
+    shared_.mark_ring();
+    doorbell_.notify(shared_.spec.name);
+}
 
 bool Pipeline::pause() {
     std::lock_guard lock(pause_mutex_);  // the flag and its gauge change together

@@ -17,6 +17,13 @@
 
 namespace spillway::pipeline {
 
+// What a publish call leaves behind: its counters, metrics (publish_total, publish_latency_seconds,
+// delivery_age_seconds) and per-event debug lines; `events[i]` gave `outcomes[i]` (its type, for
+// the optional event_type label). A free function so the bench can time it alone (the
+// bookkeeping's share of a batched call).
+void record_publish(Shared& s, const std::vector<Event>& events, const std::vector<Outcome>& outcomes,
+                    int64_t started_us);
+
 class Publisher {
 public:
     Publisher(Shared& shared, SinkSupervisor& sink, plugin::StorePort store, plugin::NotifierPort doorbell);
@@ -43,7 +50,6 @@ private:
     // (and, after a failed direct send, its reason in the message).
     void append(std::vector<Event>& events, const std::vector<size_t>& pick, const std::vector<Reason>& reasons,
                 const std::vector<std::string>& direct_errors, std::vector<Outcome>& out);
-    void record(const std::vector<Outcome>& outcomes, int64_t started_us);
 
     Shared& s_;
     SinkSupervisor& sink_;

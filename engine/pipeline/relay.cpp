@@ -188,6 +188,16 @@ void Relay::count_wake(const char* cause) {
     s_.metrics.add("relay_wakeups_total", l);
 }
 
+// doorbell_wake_seconds: from this engine's first ring since the last claim to the claim it woke.
+// Rings from other engines or from applications carry no time this clock can read.
+void Relay::time_ring(int cause) {
+    const int64_t rung = s_.rung_at_us.exchange(0);
+    if (cause != SW_WAKE_DOORBELL || rung == 0) return;
+    observe::Labels l = s_.labels;
+    l.emplace_back("notifier", doorbell_.id());
+    s_.metrics.observe("doorbell_wake_seconds", l, static_cast<double>(observe::monotonic_us() - rung) / 1e6);
+}
+
 const char* Relay::wake_cause_name(int cause) {
     return cause == SW_WAKE_DOORBELL ? "doorbell" : cause == SW_WAKE_TIMER ? "timer" : "start";
 }
@@ -308,6 +318,7 @@ void Relay::loop() {
         if (s_.paused) {
             // Paused by the admin API: no claim, no probe (an open circuit stays open, so events
             // spill meanwhile). resume() rings the doorbell.
+            s_.rung_at_us = 0;  // a ring while paused waits for the resume, not for the relay
             count_wake(doorbell_.wait(s_.spec.name, kPausedWaitMs) ? "doorbell" : "timer");
             cause = SW_WAKE_DOORBELL;
             continue;
@@ -324,9 +335,15 @@ void Relay::loop() {
             // A sink that says DOWN is asked often (the Kafka sink knows the moment a broker is
             // back) and tried rarely: a probe left in a producer's queue can reach the destination
             // later as a duplicate. The trial is what wakes a sink that learns only from sends.
-            if (!sink_says_down || sink_.trial_due()) r = round(true);
-            else sink_.check_fatal();
+            if (!sink_says_down || sink_.trial_due()) {
+                time_ring(cause);
+                r = round(true);
+            } else {
+                s_.rung_at_us = 0;  // answered: no claim while the sink is down
+                sink_.check_fatal();
+            }
         } else {
+            time_ring(cause);
             r = round(false);
             // A ring can arrive before the row is visible here (another session's commit), or
             // be the leftover of rows an earlier round already took: look again a few times,

@@ -62,6 +62,7 @@ private:
     Round drain(Claimed first, size_t limit, int64_t began);
     void processed(int64_t began);
     void count_wake(const char* cause);  // relay_wakeups_total{cause}
+    void time_ring(int cause);           // doorbell_wake_seconds{notifier}
     static const char* wake_cause_name(int cause);
     size_t grown_limit(size_t n, size_t limit) const;
     sw_status claim(Claimed& out, size_t limit, const Claimed* prev);

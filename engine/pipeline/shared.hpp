@@ -4,6 +4,7 @@
 #pragma once
 
 #include "engine/config/config.hpp"
+#include "engine/observe/capped_label.hpp"
 #include "engine/observe/metrics.hpp"
 #include "engine/pipeline/circuit.hpp"
 #include "engine/pipeline/sticky_keys.hpp"
@@ -24,6 +25,7 @@ struct Shared {
     observe::Metrics& metrics;
     const std::shared_ptr<spdlog::logger> log;
     const observe::Labels labels;  // {pipeline=<name>}
+    observe::CappedLabel event_types;  // publish_total's event_type (spec.metrics_event_types)
 
     Circuit circuit;
     StickyKeys sticky;
@@ -36,6 +38,11 @@ struct Shared {
     // What `spillway status` counts.
     std::atomic<uint64_t> n_direct{0}, n_outbox{0}, n_refused{0}, n_relayed{0}, n_dead{0};
     std::atomic<int64_t> poll_interval_ms{0};
+    // When this engine rang the doorbell first since the relay's last claim (0: not since): the
+    // relay times from there to the claim the ring woke (doorbell_wake_seconds).
+    std::atomic<int64_t> rung_at_us{0};
+    // Called before this engine rings the doorbell: keeps the first ring's time (rung_at_us).
+    void mark_ring();
 
     void set_last_error(std::string error);
     std::string last_error() const;

@@ -210,9 +210,11 @@ TEST(MetricsFormat, MetricsEndpointServesAValidExpositionWithHistograms) {
     EXPECT_FALSE(ex.help["spillway_publish_total"].empty()) << "HELP line missing";
     EXPECT_EQ(ex.type["spillway_outbox_pending"], "gauge");
 
-    double direct = 0, latency_count = 0, bad_requests = 0, direct_age_count = 0;
+    double direct = 0, latency_count = 0, bad_requests = 0, direct_age_count = 0, connections = -1, dead = -1;
     for (const auto& s : ex.samples) {
         auto label = [&](const char* k) { return s.labels.count(k) ? s.labels.at(k) : std::string(); };
+        if (s.name == "spillway_http_connections") connections = s.value;
+        if (s.name == "spillway_outbox_dead") dead = s.value;
         if (s.name == "spillway_publish_total" && label("path") == "direct") direct += s.value;
         if (s.name == "spillway_publish_latency_seconds_count") latency_count += s.value;
         if (s.name == "spillway_delivery_age_seconds_count" && label("path") == "direct") direct_age_count += s.value;
@@ -222,6 +224,8 @@ TEST(MetricsFormat, MetricsEndpointServesAValidExpositionWithHistograms) {
     EXPECT_EQ(latency_count, 5);
     EXPECT_EQ(direct_age_count, 5);
     EXPECT_EQ(bad_requests, 1);
+    EXPECT_GE(connections, 1) << "the scrape's own connection is open";
+    EXPECT_EQ(dead, 0);
 
     // Prometheus' own linter on the same scrape (Debian package prometheus; tools/dev setup
     // installs it): names, HELP, TYPE, units and suffixes as its conventions want them.
@@ -246,22 +250,69 @@ TEST(MetricsFormat, TheRelaysProcessingTimeAndTheOutboxDeliveryAgeAreObserved) {
     auto c = env.client();
     ASSERT_EQ(c->Post("/v1/pipelines/orders/events", R"([{"payload":1},{"payload":2},{"payload":3}])", "application/json")->status,
               202);
-    double batches = 0, ages = 0, age_sum = 0;
+    double batches = 0, ages = 0, age_sum = 0, relayed = 0;
     const auto scrape = [&] {
         auto r = c->Get("/metrics");
         if (!r) return false;
-        batches = ages = age_sum = 0;
+        batches = ages = age_sum = relayed = 0;
         for (const auto& s : parse_exposition(r->body).samples) {
             const bool outbox = s.labels.count("path") && s.labels.at("path") == "outbox";
+            if (s.name == "spillway_relay_published_total") relayed += s.value;
             if (s.name == "spillway_relay_processing_seconds_count") batches += s.value;
             if (s.name == "spillway_delivery_age_seconds_count" && outbox) ages += s.value;
             if (s.name == "spillway_delivery_age_seconds_sum" && outbox) age_sum += s.value;
         }
-        return ages == 3;
+        return ages == 3 && relayed >= 3;  // one settle records both, one after the other
     };
     ASSERT_TRUE(test_support::wait_until(scrape, 30s)) << "delivery ages observed: " << ages;
     EXPECT_GE(batches, 1);
     EXPECT_GT(age_sum, 0);
+    EXPECT_EQ(relayed, 3) << "one relay_published_total per row, as one delivery age";
+
+    // Every append rings the doorbell; the ring the relay wakes to is timed, per notifier. (A round
+    // the timer began first takes the rows and clears the ring: post until one is timed.)
+    double wakes = 0;
+    std::string notifier;
+    ASSERT_TRUE(test_support::wait_until(
+        [&] {
+            c->Post("/v1/pipelines/orders/events", R"({"payload":4})", "application/json");
+            auto r = c->Get("/metrics");
+            if (!r) return false;
+            for (const auto& s : parse_exposition(r->body).samples)
+                if (s.name == "spillway_doorbell_wake_seconds_count" && s.labels.count("notifier")) {
+                    wakes = s.value;
+                    notifier = s.labels.at("notifier");
+                }
+            return wakes >= 1;
+        },
+        30s))
+        << "no doorbell wake timed";
+    EXPECT_FALSE(notifier.empty());
+}
+
+// event_type is a label only behind metrics_event_types, and only for the first N types: what a
+// client sends cannot add series past the cap.
+TEST(MetricsFormat, PublishTotalCarriesEventTypeOnlyBehindItsOptionAndWithinItsCap) {
+    const auto types_seen = [](Env& env, const std::string& body) {
+        auto c = env.client();
+        EXPECT_EQ(c->Post("/v1/pipelines/orders/events", body, "application/json")->status, 202);
+        std::map<std::string, double> by_type;
+        for (const auto& s : parse_exposition(c->Get("/metrics")->body).samples)
+            if (s.name == "spillway_publish_total")
+                by_type[s.labels.count("event_type") ? s.labels.at("event_type") : "(no label)"] += s.value;
+        return by_type;
+    };
+    const std::string body = R"([{"payload":1,"event_type":"a"},{"payload":2,"event_type":"b"},)"
+                             R"({"payload":3,"event_type":"c"},{"payload":4,"event_type":"a"},)"
+                             R"({"payload":5,"event_type":"d"},{"payload":6}])";
+    {
+        Env env;
+        EXPECT_EQ(types_seen(env, body), (std::map<std::string, double>{{"(no label)", 6}}));
+    }
+    EnvOptions o;
+    o.extra_pipeline = "metrics_event_types = 2";
+    Env env(o);
+    EXPECT_EQ(types_seen(env, body), (std::map<std::string, double>{{"a", 2}, {"b", 1}, {"other", 2}, {"", 1}}));
 }
 
 }  // namespace

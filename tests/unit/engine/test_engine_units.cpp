@@ -550,6 +550,27 @@ TEST(Metrics, RendersPrometheusTextWithHelpTypeAndCumulativeBuckets) {
     EXPECT_NE(text.find("spillway_weird_total{q=\"a\\\"b\\\\c\\nd\"} 1\n"), std::string::npos) << text;
 }
 
+// A plugin names its series as it likes: the scrape must stay valid whatever it sends.
+TEST(Metrics, KeepsAFamilysFirstTypeAndMakesPluginNamesFitTheFormat) {
+    observe::Metrics m;
+    m.add("x_total", {{"a", "1"}}, 2);
+    m.set("x_total", {{"a", "1"}}, 7);  // another type under the same name: dropped
+    EXPECT_EQ(m.value("x_total", {{"a", "1"}}), 2.0);
+    m.add("plugin-made.name", {{"bad-label", "v"}, {"9lead", "w"}, {"__x", "y"}});
+    m.observe("h_seconds", {{"le", "x"}}, 1);  // would clash with the bucket label: dropped
+    m.observe("batch_seconds", {}, 0.003, 1000);  // a batch's events all took as long
+    EXPECT_EQ(m.count("batch_seconds"), 1000u);
+    const std::string text = m.render();
+    EXPECT_NE(text.find("# TYPE spillway_x_total counter\nspillway_x_total{a=\"1\"} 2\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("spillway_plugin_made_name{bad_label=\"v\",label_9lead=\"w\",label___x=\"y\"} 1\n"),
+              std::string::npos) << text;
+    EXPECT_NE(text.find("# HELP spillway_plugin_made_name Reported by a plugin"), std::string::npos) << text;
+    EXPECT_EQ(text.find("le=\"x\""), std::string::npos) << text;
+    EXPECT_NE(text.find("spillway_batch_seconds_bucket{le=\"0.0025\"} 0\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("spillway_batch_seconds_bucket{le=\"0.005\"} 1000\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("spillway_batch_seconds_sum 3\n"), std::string::npos) << text;
+}
+
 TEST(Metrics, ParsesPluginLabelText) {
     EXPECT_EQ(observe::parse_labels("to=1s,from=100ms"), (observe::Labels{{"from", "100ms"}, {"to", "1s"}}));
     EXPECT_EQ(observe::parse_labels(nullptr), observe::Labels{});
