@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The quickstart: Spillway with no servers at all. A Kafka-protocol mock broker (librdkafka's mock
 # cluster, tools/mock-kafka) stands in for Kafka, SQLite is the outbox, the doorbell is in-process.
-# It publishes over HTTP, takes Kafka down for a few seconds and back, and shows what happened.
+# It publishes over HTTP, takes Kafka down for a few seconds and back (with the relay paused over
+# the return, as an operator might during an incident), and shows what happened.
 # Usage: tools/quickstart.sh BUILD_DIR   (tools/dev quickstart builds first, then runs this)
+# QUICKSTART_METRICS_DIR=dir saves a /metrics scrape per step (start, up, down, paused, drained,
+# after) as dir/<step>.prom: tests/deploy/check_panels_move.py checks every dashboard panel moves.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,6 +51,8 @@ ENGINE_PID=$!
 if ! until_true 30 curl -sf "$URL/readyz" -o /dev/null; then
   cat "$WORK/engine.log"; echo "quickstart: the engine did not become ready" >&2; exit 1
 fi
+scrape() { [ -z "${QUICKSTART_METRICS_DIR:-}" ] || curl -sf "$URL/metrics" -o "$QUICKSTART_METRICS_DIR/$1.prom"; }
+scrape start
 
 # publish PHASE COUNT: one POST per event; records path and latency per event.
 publish() {
@@ -66,18 +71,30 @@ publish() {
 
 say "publishing $N events with Kafka up"
 publish up "$N"
+echo "    and one that names a topic no Kafka could have; it is refused, not stored:"
+curl -s -H 'Content-Type: application/json' -d '{"topic":"no such topic!","payload":{}}' \
+  -w ' (HTTP %{http_code})\n' "$URL/v1/pipelines/$PIPE/events" | sed 's/^/    /'
+scrape up
 say "taking Kafka down (mock-kafka: downall) and publishing $N more"
 echo downall >&7
 publish down "$N"
 pending() { curl -s "$URL/v1/pipelines/$PIPE" | grep -o '"pending":[0-9-]*' | head -1 | cut -d: -f2; }
 echo "    outbox pending while Kafka is down: $(pending)"
-say "bringing Kafka back (upall); the relay drains the outbox"
-T0=$SECONDS
+scrape down
+say "pausing the relay (POST /v1/pipelines/$PIPE/pause) and bringing Kafka back (upall)"
+curl -sf -X POST "$URL/v1/pipelines/$PIPE/pause" -o /dev/null
 echo upall >&7
+echo "    Kafka is back; with the relay paused nothing leaves the outbox: pending $(pending)"
+scrape paused
+say "resuming the relay (POST /v1/pipelines/$PIPE/resume); it drains the outbox"
+T0=$SECONDS
+curl -sf -X POST "$URL/v1/pipelines/$PIPE/resume" -o /dev/null
 drained() { [ "$(pending)" = 0 ]; }
 until_true 30 drained || echo "    (still pending after 30 s: $(pending))"
 DRAIN=$((SECONDS - T0))
+scrape drained
 publish after "$N"
+scrape after
 
 say "what happened"
 printf '%-8s %7s %7s %8s %12s %12s\n' phase direct outbox refused "p50 (ms)" "max (ms)"
@@ -87,7 +104,7 @@ for phase in up down after; do
     {n++; if ($2=="direct") d++; else if ($2=="outbox") o++; else r++; t[n]=$4*1000}
     END {printf "%-8s %7d %7d %8d %12.1f %12.1f\n", p, d, o, r, t[int((n+1)/2)], t[n]}'
 done
-echo "outbox drained within ~${DRAIN}s of Kafka's return; pending now: $(pending)"
+echo "outbox drained within ~${DRAIN}s of the resume; pending now: $(pending)"
 RECORDS="$(kcat -b "$BROKERS" -C -t essays.events -e -q -f '%k\n' 2>/dev/null | wc -l || true)"
 echo "records on topic essays.events (read with kcat): $RECORDS of $((3 * N)) published"
 echo
