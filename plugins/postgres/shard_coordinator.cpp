@@ -87,7 +87,15 @@ void ShardCoordinator::metric(const char* name, double v, const char* extra) {
 void ShardCoordinator::connect() {
     if (session_ && PQstatus(session_) == CONNECTION_OK) return;
     if (session_) PQfinish(std::exchange(session_, nullptr));
-    for (auto& o : owned_) o = Owned{};
+    // Shards still held from a session that broke are lost (their leases ran out meanwhile, or
+    // will before this engine could renew them): counted as such, not dropped unseen.
+    int lost = 0;
+    for (auto& o : owned_)
+        if (o.epoch > 0) {
+            o = Owned{};
+            ++lost;
+        }
+    if (lost) metric("coord_shard_lost_total", lost);
     publish_claimable();
     std::string error;
     PGconn* c = pg::open_dedicated_session(conninfo_, "spillway " + member_ + " shards", kCallTimeout, error);

@@ -549,6 +549,7 @@ TEST(PostgresShards, ARenewalWithAStaleEpochChangesNothingAndItsMemberStopsClaim
                                 "RETURNING epoch, CAST(expires_at AS TEXT)");
     ASSERT_EQ(given.size(), 1u);
     EXPECT_TRUE(wait_until([&] { return owned(a) == kShards - 1; }, 5s)) << "a still counts " << owned(a) << " shards";
+    EXPECT_EQ(a.host().metric("coord_shard_lost_total", "pipeline=orders"), 1) << "shard 5 went without a handover";
     ASSERT_TRUE(heartbeats_pass(a, 5));
     EXPECT_EQ(db.query("SELECT owner, CAST(epoch AS TEXT), CAST(expires_at AS TEXT) FROM outbox_shards WHERE "
                        "pipeline = 'orders' AND shard = 5")
@@ -767,6 +768,21 @@ TEST(PostgresShards, MetricsTellTheOwnedBacklogFencedSettlementsAndClaimsAndHand
     ASSERT_EQ(hold_shards(b, "b"), SW_OK) << b.host().last_error();
     ASSERT_TRUE(wait_until([&] { return converged(db, Members{{"a", &a}, {"b", &b}}, &state); }, 10s)) << state;
     EXPECT_GT(b.host().metric("coord_shard_acquired_total", "pipeline=orders,reason=free"), 0);
+    // Each member's gauges, as its next heartbeat sets them: both live, every shard owned once,
+    // leases running; and a counted the shards it gave b.
+    const auto gauge = [](StoreInstance& m, const char* name) { return m.host().metric(name, "pipeline=orders"); };
+    EXPECT_TRUE(wait_until(
+        [&] {
+            return gauge(a, "coord_members") == 2 && gauge(b, "coord_members") == 2 &&
+                   gauge(a, "coord_shards_owned") + gauge(b, "coord_shards_owned") == kShards;
+        },
+        5s))
+        << "members " << gauge(a, "coord_members") << "/" << gauge(b, "coord_members") << ", owned "
+        << gauge(a, "coord_shards_owned") << " + " << gauge(b, "coord_shards_owned");
+    EXPECT_EQ(gauge(a, "coord_member_up"), 1);
+    EXPECT_EQ(gauge(b, "coord_member_up"), 1);
+    EXPECT_GT(gauge(a, "coord_lease_remaining_seconds"), 0);
+    EXPECT_GT(a.host().metric("coord_shard_released_total", "pipeline=orders,reason=rebalance"), 0);
     std::lock_guard lock(b.host().mutex);
     EXPECT_GT(b.host().metrics["coord_handoff_seconds{pipeline=orders}_count"], 0) << "no handoff observed";
 }
@@ -895,6 +911,14 @@ TEST(PostgresShards, ACrashedMembersShardsMoveAtOnceAndAMemberIdInUseIsRefused) 
               1u);
     EXPECT_TRUE(wait_until([&] { return owned(b) == kShards && owned(a) == 0; }, 5s))
         << "own counts: a " << owned(a) << ", b " << owned(b);
+    // What each side's metrics said: b found one dead member; a, cut off, counted failed
+    // heartbeats and said it is no member.
+    const auto metric = [](StoreInstance& m, const char* name) { return m.host().metric(name, "pipeline=orders"); };
+    EXPECT_EQ(metric(b, "coord_dead_members_total"), 1);
+    EXPECT_TRUE(wait_until(
+        [&] { return metric(a, "coord_heartbeat_failures_total") >= 1 && metric(a, "coord_member_up") == 0; }, 5s))
+        << "heartbeat failures " << metric(a, "coord_heartbeat_failures_total") << ", member_up "
+        << metric(a, "coord_member_up");
     EXPECT_EQ(db.scalar("SELECT count(*) FROM outbox_members WHERE pipeline = 'orders'"), "1");
     // a's row: not a's to claim any more, b's at once.
     EXPECT_TRUE(claim(a, "orders", 10).empty());
@@ -905,6 +929,9 @@ TEST(PostgresShards, ACrashedMembersShardsMoveAtOnceAndAMemberIdInUseIsRefused) 
     // a reconnects and joins again.
     closed.lift();
     EXPECT_TRUE(wait_until([&] { return converged(db, ab, &state); }, 10s)) << state;
+    // Back, a counts the shards it lost without handing them over (it learns it on its return).
+    EXPECT_EQ(metric(a, "coord_shard_lost_total"), a_had);
+    EXPECT_EQ(metric(a, "coord_member_up"), 1);
     const auto split = tally(live_owners(db));
     EXPECT_GT(split.count("a") ? split.at("a") : 0, 80) << describe(split);
 }
