@@ -29,6 +29,28 @@ FLAT_BY_DESIGN = {
 }
 
 
+# What the quickstart's steps must read, as scraped (its pipeline `essays`, N = 25 events a phase):
+# step, sample, labels it must carry, test, and what the test says.
+N = 25
+VALUES = [
+    ("up", "spillway_publish_total", {"path": "direct"}, lambda v: v == N, "the up phase went direct"),
+    ("up", "spillway_publish_total", {"path": "refused", "reason": "invalid"}, lambda v: v == 1, "one refused topic"),
+    ("up", "spillway_circuit_state", {}, lambda v: v == 0, "the circuit is closed"),
+    ("down", "spillway_circuit_state", {}, lambda v: v == 1, "Kafka down opens the circuit"),
+    ("down", "spillway_outbox_pending", {}, lambda v: v == N, "the down phase spilled"),
+    ("down", "spillway_outbox_oldest_age_seconds", {}, lambda v: v > 0, "the oldest row has an age"),
+    ("paused", "spillway_relay_paused", {}, lambda v: v == 1, "the admin API paused the relay"),
+    ("paused", "spillway_outbox_pending", {}, lambda v: v == N, "nothing left while paused"),
+    ("drained", "spillway_relay_paused", {}, lambda v: v == 0, "resumed"),
+    ("drained", "spillway_outbox_pending", {}, lambda v: v == 0, "the relay drained the outbox"),
+    ("drained", "spillway_relay_published_total", {}, lambda v: v == N, "one per spilled event"),
+    ("drained", "spillway_outbox_delay_seconds_count", {}, lambda v: v == N, "one delivery delay per relayed event"),
+    ("drained", "spillway_dead_letters_total", {}, lambda v: v == 0, "nothing parked"),
+    ("after", "spillway_circuit_state", {}, lambda v: v == 0, "closed again"),
+    ("after", "spillway_delivery_age_seconds_count", {"path": "outbox"}, lambda v: v == N, "outbox events' ages"),
+]
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -99,6 +121,14 @@ def main():
         print(f"{title:45} {'moved: ' + shown if moved else 'DID NOT MOVE'}")
         if not moved:
             problems.append(f"panel '{title}' did not move during the quickstart (it reads {sorted(reads)})")
+    for step, name, labels, test, what in VALUES:
+        scrape = scraped[STEPS.index(step)]
+        values = [v for (n, l), v in scrape.items() if n == name and all(dict(l).get(k) == x for k, x in labels.items())]
+        total = sum(values) if values else None
+        ok = total is not None and test(total)
+        print(f"{step:8} {name}{labels or ''} = {total}: {what} {'ok' if ok else 'WRONG'}")
+        if not ok:
+            problems.append(f"at '{step}', {name}{labels or ''} is {total}: expected {what}")
     for p in problems:
         print("FAIL:", p)
     return 1 if problems else 0

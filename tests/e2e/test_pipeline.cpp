@@ -278,6 +278,11 @@ TEST(PipelineRedis, RedisDownDuringAnOutageTheRelayStillDrainsByPolling) {
         return h.pipeline().circuit() == pipeline::Circuit::State::Open;
     }, 60s, 1ms));
     for (int i = 0; i < 200; ++i) ASSERT_TRUE(h.publish("k" + std::to_string(i % 4)).accepted());
+    // Every spill rang a doorbell that was down: counted, by the engine and by the notifier.
+    const observe::Labels orders{{"pipeline", "orders"}};
+    EXPECT_GE(h.engine().metrics().value("doorbell_failures_total", orders), 200.0);
+    EXPECT_EQ(h.engine().metrics().value("notifier_outages_total", {{"component", "notifier.bell"}}), 1.0)
+        << h.engine().metrics().render();
     h.kafka().all_up();
     ASSERT_TRUE(wait_until([&] { return h.pending() == 0; }, 60s, 20ms)) << "pending " << h.pending();
     auto d = h.await_delivery(60s);

@@ -16,7 +16,9 @@
 
 #include <atomic>
 #include <iostream>
+#include <memory>
 #include <mutex>
+#include <regex>
 #include <thread>
 
 namespace spillway::hostile {
@@ -154,8 +156,8 @@ private:
 TEST(HostileSlow, TricklersFillingTheCapLeaveProbesAnsweredAndPublishesA503) {
     HostileEngine engine(kCapped + "http_request_timeout = \"3s\"\n");
     ASSERT_TRUE(started(engine));
-    Tricklers tricklers(engine, kCap + 1, 200ms);
-    ASSERT_TRUE(tricklers.all_connected());
+    auto tricklers = std::make_unique<Tricklers>(engine, kCap + 1, 200ms);
+    ASSERT_TRUE(tricklers->all_connected());
 
     Connection probe = engine.connect();
     const auto t0 = Clock::now();
@@ -186,6 +188,27 @@ TEST(HostileSlow, TricklersFillingTheCapLeaveProbesAnsweredAndPublishesA503) {
     EXPECT_TRUE(publish.wait_closed(3s));
     EXPECT_TRUE(engine.alive()) << engine.log_tail();
     EXPECT_LT(engine.peak_rss_kb(), kRssBoundKb);
+
+    // The metrics count the connections that came past the cap, by how they were let in: the
+    // ninth trickler, the probe and the publish each got one probe's worth (none past twice it).
+    tricklers.reset();
+    std::string metrics;
+    EXPECT_TRUE(wait_until(
+        [&] {
+            Connection scrape = engine.connect();
+            scrape.send(head("GET /metrics"));
+            const auto r = scrape.read_response(5s);
+            if (r && r->status == 200) metrics = r->body;
+            return !metrics.empty();
+        },
+        10s));
+    const auto refused_by = [&](const std::string& how) {
+        std::smatch m;
+        const std::regex line("\nspillway_http_connections_refused_total\\{how=\"" + how + "\"\\} ([0-9.e+]+)\n");
+        return std::regex_search(metrics, m, line) ? std::stod(m[1]) : 0.0;
+    };
+    EXPECT_GE(refused_by("probe_only"), 3) << metrics;
+    EXPECT_EQ(refused_by("closed"), 0) << metrics;
 }
 
 // The request deadline (3 s from a request's first byte) closes every trickler, with a 408 first;

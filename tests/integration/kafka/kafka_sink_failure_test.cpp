@@ -45,6 +45,9 @@ TEST(KafkaSinkFailure, AllBrokersDownRetriesEveryEventThenRecovers) {
     testkit::SinkInstance sink(kafka_plugin(), config);
     ASSERT_EQ(send_one(sink, "outage", 20000).status, SW_OK);
     EXPECT_EQ(health(sink).state, SW_HEALTH_UP);
+    // librdkafka's statistics (every second) count the brokers it is connected to.
+    const auto brokers_up = [&] { return sink.host().metric("kafka_brokers_up"); };
+    EXPECT_TRUE(wait_until([&] { return brokers_up() >= 1; }, 10s)) << brokers_up();
 
     kafka.all_down();
     EventBatch batch;
@@ -64,11 +67,15 @@ TEST(KafkaSinkFailure, AllBrokersDownRetriesEveryEventThenRecovers) {
     const sw_health down = health(sink);
     EXPECT_NE(std::string(down.message).find("down"), std::string::npos) << down.message;
     EXPECT_GT(down.since_us, 0);
+    EXPECT_TRUE(wait_until([&] { return brokers_up() == 0; }, 10s)) << brokers_up();
+    EXPECT_TRUE(wait_until([&] { return sink.host().metric("kafka_client_errors_total", "error=_ALL_BROKERS_DOWN") >= 1; },
+                           10s));
 
     kafka.all_up();
     const sw_result next = send_one(sink, "outage", 15000);
     EXPECT_EQ(next.status, SW_OK) << status_name(next.status) << ": " << next.message;
     EXPECT_TRUE(wait_until([&] { return health(sink).state == SW_HEALTH_UP; }, 10s));
+    EXPECT_TRUE(wait_until([&] { return brokers_up() >= 1; }, 10s)) << brokers_up();
 }
 
 TEST(KafkaSinkFailure, AllBrokersDownSettlesTheSendsWaitingAtThatMomentAtOnce) {

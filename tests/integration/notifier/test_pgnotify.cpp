@@ -270,6 +270,7 @@ TEST(PgnotifyNotifier, SurvivesServerStoppedMidWaitAndRestarted) {
     EXPECT_LT(woken.elapsed, 20s);
     EXPECT_EQ(n.host().count_logs(SW_LOG_WARN), 1u);
     EXPECT_EQ(n.host().count_logs(SW_LOG_INFO, "reachable again"), 1u);
+    EXPECT_EQ(n.host().metric("notifier_outages_total"), 1) << "one outage, counted once";
 }
 
 }  // namespace

@@ -129,6 +129,7 @@ TEST(RedisNotifier, SurvivesRedisKilledMidWaitAndRestarted) {
     EXPECT_EQ(health(n).state, SW_HEALTH_UP);
     EXPECT_EQ(n.host().count_logs(SW_LOG_WARN), 1u);
     EXPECT_EQ(n.host().count_logs(SW_LOG_INFO, "reachable again"), 1u);
+    EXPECT_EQ(n.host().metric("notifier_outages_total"), 1) << "one outage, counted once";
 }
 
 // A hung Redis (here: CLIENT PAUSE, which holds every command but still accepts connections)

@@ -491,6 +491,8 @@ TEST_F(PipelineUnit, DrainClaimingAheadKeepsKeyOrderThroughFailures) {
     const Verdict v = check(accepted, control_.deliveries());
     expect_clean(v);
     EXPECT_GT(metric(*engine_, "relay_claimed_ahead_total"), 0) << "the drain never claimed ahead";
+    EXPECT_GT(metric(*engine_, "relay_failures_total"), 0) << "the flaky sink's failures were not counted";
+    EXPECT_EQ(metric(*engine_, "relay_published_total"), static_cast<double>(orders().status().relayed));
     std::cout << "[          ] " << v << "; " << metric(*engine_, "relay_claimed_ahead_total") << " batches claimed ahead, "
               << metric(*engine_, "relay_held_back_total") << " events held back\n";
 }
