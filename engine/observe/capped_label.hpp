@@ -16,11 +16,13 @@ public:
     explicit CappedLabel(size_t cap) : cap_(cap) {}
     bool on() const { return cap_ > 0; }
 
-    std::string value(const std::string& raw) {
+    // `admit` false: a value not yet seen reads "other" and takes no place (an event refused as
+    // invalid must not fill the cap with made-up types).
+    std::string value(const std::string& raw, bool admit = true) {
         if (raw.empty()) return raw;
         std::lock_guard lock(mutex_);
         if (seen_.count(raw)) return raw;
-        if (seen_.size() >= cap_) return "other";
+        if (!admit || seen_.size() >= cap_) return "other";
         seen_.insert(raw);
         return raw;
     }

@@ -141,7 +141,7 @@ const MetricFamily kPluginMetrics[] = {
     {"coord_shard_released_total", "counter", "component,pipeline,reason",
      "coordination = shards: shards handed over, by reason (rebalance, shutdown)", "shards", "plugins/postgres"},
     {"coord_shard_lost_total", "counter", "component,pipeline",
-     "coordination = shards: shards this engine lost without handing them over (its lease ran out or was taken), counted when it learns: at a renewal, or on reconnecting after its session broke", "shards",
+     "coordination = shards: shards this engine lost without handing them over (its lease ran out or was taken), counted when it learns: at a renewal, or on reconnecting after its session broke (those another member took meanwhile)", "shards",
      "plugins/postgres"},
     {"coord_handoff_seconds", "histogram", "component,pipeline",
      "coordination = shards: time from a shard's release or expiry to its new owner taking it", "seconds",

@@ -49,8 +49,8 @@ void record_publish(Shared& s, const std::vector<Event>& events, const std::vect
         const size_t start = i;
         while (++i < outcomes.size() && alike(start, i)) {
         }
-        groups[{outcomes[start].path, outcomes[start].reason, typed ? s.event_types.value(events[start].event_type) : ""}] +=
-            i - start;
+        const Outcome& o = outcomes[start];
+        groups[{o.path, o.reason, typed ? s.event_types.value(events[start].event_type, o.accepted()) : ""}] += i - start;
     }
     // Asked once per call: building a line's text and fields per event, only for spdlog to drop
     // it, cost a tenth of a batched call's CPU.

@@ -117,11 +117,6 @@ sw_status Relay::settle(std::span<const sw_event> events, const std::vector<sw_r
     observe::Labels outbox = s_.labels;
     outbox.emplace_back("path", "outbox");
     s_.metrics.observe_each("delivery_age_seconds", outbox, delays);
-    // Counted with the observations above, before the settle: a scrape that no longer finds a row
-    // in the outbox finds it counted. (A settle that fails sends the rows again: counted again.)
-    if (ok) s_.metrics.add("relay_published_total", s_.labels, static_cast<double>(ok));
-    if (rejected) s_.metrics.add("dead_letters_total", s_.labels, static_cast<double>(rejected));
-    if (failed) s_.metrics.add("relay_failures_total", s_.labels, static_cast<double>(failed));
 
     // A probe that found the sink down gives its row back untouched rather than count an attempt.
     const sw_status settled = probe && ok == 0 && rejected == 0 ? store_.release_leases(ids) : store_.complete(ids, results);
@@ -138,14 +133,21 @@ sw_status Relay::settle(std::span<const sw_event> events, const std::vector<sw_r
         if (e.key.ptr && (results[i].status == SW_OK || results[i].status == SW_REJECT))
             s_.sticky.settle(std::string(e.key.ptr, e.key.len));
     }
+    // Counted once settled: a settle that fails sends the rows again, and a REJECT is a dead
+    // letter only once parked.
     if (ok) {
+        s_.metrics.add("relay_published_total", s_.labels, static_cast<double>(ok));
         s_.n_relayed += ok;
         s_.circuit.relay_delivered();
         if (outage_logged_) s_.log->info("{} takes events again; draining the outbox", sink_.port().id());
         outage_logged_ = false;
     }
-    if (rejected) s_.n_dead += rejected;
+    if (rejected) {
+        s_.metrics.add("dead_letters_total", s_.labels, static_cast<double>(rejected));
+        s_.n_dead += rejected;
+    }
     if (!failed) return SW_OK;
+    s_.metrics.add("relay_failures_total", s_.labels, static_cast<double>(failed));
     if (ok || rejected) return SW_OK;
     if (!outage_logged_)
         observe::log(*s_.log, spdlog::level::warn, sink_.port().id() + " cannot take events",
@@ -353,6 +355,7 @@ void Relay::loop() {
                 if (r.claimed || r.status != SW_OK || cause != SW_WAKE_DOORBELL || s_.stopping) break;
                 doorbell_.wait(s_.spec.name, ms);
                 if (s_.stopping) break;
+                time_ring(cause);  // a ring meanwhile is this claim's, not a later one's
                 r = round(false);
             }
         }

@@ -87,15 +87,11 @@ void ShardCoordinator::metric(const char* name, double v, const char* extra) {
 void ShardCoordinator::connect() {
     if (session_ && PQstatus(session_) == CONNECTION_OK) return;
     if (session_) PQfinish(std::exchange(session_, nullptr));
-    // Shards still held from a session that broke are lost (their leases ran out meanwhile, or
-    // will before this engine could renew them): counted as such, not dropped unseen.
-    int lost = 0;
-    for (auto& o : owned_)
-        if (o.epoch > 0) {
-            o = Owned{};
-            ++lost;
+    for (size_t s = 0; s < owned_.size(); ++s)
+        if (owned_[s].epoch > 0) {
+            held_when_broken_[s] = true;
+            owned_[s] = Owned{};
         }
-    if (lost) metric("coord_shard_lost_total", lost);
     publish_claimable();
     std::string error;
     PGconn* c = pg::open_dedicated_session(conninfo_, "spillway " + member_ + " shards", kCallTimeout, error);
@@ -147,6 +143,14 @@ void ShardCoordinator::connect() {
             owned_[static_cast<size_t>(s)] = {std::stoll(pg::value(mine, i, 1)),
                                               sent + (timings_.ttl_ms - timings_.epsilon_ms) * 1000, false};
     }
+    // Of the shards held when the session broke, those another member took meanwhile are lost
+    // (a blip shorter than the lease takes them all back).
+    int lost = 0;
+    for (size_t s = 0; s < owned_.size(); ++s) {
+        if (held_when_broken_[s] && owned_[s].epoch == 0) ++lost;
+        held_when_broken_[s] = false;
+    }
+    if (lost) metric("coord_shard_lost_total", lost);
     session_ = c;
     publish_claimable();
     metric("coord_member_up", 1);

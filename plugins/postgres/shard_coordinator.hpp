@@ -137,6 +137,9 @@ private:
     bool stopping_ = false;
     PGconn* session_ = nullptr;
     std::array<Owned, kShards> owned_{};  // epoch 0: not owned
+    // Shards held when the session broke, until a reconnect tells which it took back (the rest
+    // count as lost: coord_shard_lost_total).
+    std::array<bool, kShards> held_when_broken_{};
     std::thread thread_;
     int64_t next_backlog_count_us_ = 0;  // monotonic
 

@@ -312,7 +312,13 @@ TEST(MetricsFormat, PublishTotalCarriesEventTypeOnlyBehindItsOptionAndWithinItsC
     EnvOptions o;
     o.extra_pipeline = "metrics_event_types = 2";
     Env env(o);
-    EXPECT_EQ(types_seen(env, body), (std::map<std::string, double>{{"a", 2}, {"b", 1}, {"other", 2}, {"", 1}}));
+    // A refused event's type takes no place (made-up types cannot fill the cap): a and b still do.
+    EXPECT_EQ(env.client()
+                  ->Post("/v1/pipelines/orders/events", R"({"topic":"no such topic!","payload":0,"event_type":"junk"})",
+                         "application/json")
+                  ->status,
+              400);
+    EXPECT_EQ(types_seen(env, body), (std::map<std::string, double>{{"a", 2}, {"b", 1}, {"other", 3}, {"", 1}}));
 }
 
 }  // namespace

@@ -936,6 +936,25 @@ TEST(PostgresShards, ACrashedMembersShardsMoveAtOnceAndAMemberIdInUseIsRefused) 
     EXPECT_GT(split.count("a") ? split.at("a") : 0, 80) << describe(split);
 }
 
+// A session break shorter than the shard lease: the member reconnects and takes back every shard
+// (under a new epoch); none of them counts as lost.
+TEST(PostgresShards, ABriefSessionBreakLosesNoShard) {
+    const std::string conninfo = Postgres::shared().create_database("shards_blip");
+    StoreInstance a(postgres_plugin(), shards_config(conninfo, "4s"));
+    Session db(conninfo);
+    ASSERT_TRUE(holds_alone(a, "a", db));
+    ASSERT_EQ(db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND application_name LIKE '%a shards%'"),
+              (Session::Rows{std::vector<std::string>{"t"}}));
+    const auto metric = [&](const char* name) { return a.host().metric(name, "pipeline=orders"); };
+    EXPECT_TRUE(wait_until(
+        [&] { return metric("coord_heartbeat_failures_total") >= 1 && metric("coord_member_up") == 1 && owned(a) == kShards; },
+        10s))
+        << "heartbeat failures " << metric("coord_heartbeat_failures_total") << ", up " << metric("coord_member_up")
+        << ", owned " << owned(a);
+    EXPECT_EQ(metric("coord_shard_lost_total"), 0) << "a brief break took every shard back";
+}
+
 // The coordinator's and the guard's sessions run their statements through pg::query with a
 // deadline. A statement past it left the session in the middle of a command: every later one
 // failed with "another command is already in progress", so a member paused past a heartbeat's

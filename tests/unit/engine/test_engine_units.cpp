@@ -474,6 +474,8 @@ TEST(MetricCatalogue, ListsEveryFamilyTheEngineEmitsWithHelpAndBoundedLabels) {
         EXPECT_TRUE(listed.insert(f.name).second) << f.name << " listed twice";
         EXPECT_TRUE(std::string(f.type) == "counter" || std::string(f.type) == "gauge" || std::string(f.type) == "histogram") << f.name;
         EXPECT_GT(std::string(f.help).size(), 10u) << f.name;
+        // prometheus-cpp writes HELP as it is: a newline or backslash would break the scrape.
+        EXPECT_EQ(std::string(f.help).find_first_of("\n\\"), std::string::npos) << f.name;
         for (const char* unbounded : {"key", "event_id"})
             EXPECT_EQ(("," + std::string(f.labels) + ",").find("," + std::string(unbounded) + ","), std::string::npos) << f.name;
     }
