@@ -29,9 +29,15 @@ class Shards : public ::testing::TestWithParam<std::string> {};
 TEST_P(Shards, ThreeEnginesSplitTheShardsAndKeepEveryKeyInOrder) {
     Cluster c("split", GetParam());
     for (const char* m : {"r1", "r2", "r3"}) ASSERT_TRUE(c.add(m).start()) << c.log_tails();
-    ASSERT_TRUE(wait_until([&] { return c.owned_by({"r1", "r2", "r3"}); }, 20s))
-        << "owners: " << testing::PrintToString(c.owners()) << "\n" << c.log_tails();
-    for (const auto& [m, n] : c.owners()) EXPECT_GT(n, 40) << m << " holds too few of 256 shards";
+    // Every shard owned by the three, and each holding more than 40 of 256: the third to join
+    // takes its share over a few heartbeats, so an early look can see it halfway.
+    const auto balanced = [&] {
+        if (!c.owned_by({"r1", "r2", "r3"})) return false;
+        for (const auto& [m, n] : c.owners())
+            if (n <= 40) return false;
+        return true;
+    };
+    ASSERT_TRUE(wait_until(balanced, 20s)) << "owners: " << testing::PrintToString(c.owners()) << "\n" << c.log_tails();
     // What an operator sees of it: GET /v1/pipelines/orders/shards on any engine.
     {
         httplib::Client http(c.engines["r2"]->base_url());
