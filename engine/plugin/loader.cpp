@@ -20,12 +20,13 @@ const char* kind_name(uint32_t kind) {
         case SW_KIND_STORE: return "store";
         case SW_KIND_NOTIFIER: return "notifier";
         case SW_KIND_SCHEDULER: return "scheduler";
+        case SW_KIND_TRANSFORM: return "transform";
         default: return "unknown";
     }
 }
 
 uint32_t kind_from_name(const std::string& name) {
-    for (uint32_t k = SW_KIND_SINK; k <= SW_KIND_SCHEDULER; ++k)
+    for (uint32_t k = SW_KIND_SINK; k <= SW_KIND_TRANSFORM; ++k)
         if (name == kind_name(k)) return k;
     return 0;
 }
@@ -49,7 +50,11 @@ std::mutex& loaded_mutex() {
     return *m;
 }
 
-// The smallest vtable a v1.0 plugin may hand over: the common slots plus the kind's own.
+// The minor that brought each kind: an engine of an older minor does not know it.
+uint16_t kind_minor(uint32_t kind) { return kind == SW_KIND_TRANSFORM ? 2 : 0; }
+
+// The smallest vtable a plugin may hand over: the common slots plus the kind's own, as the minor
+// that brought the kind had them.
 size_t min_vtable_size(uint32_t kind) {
     switch (kind) {
         case SW_KIND_SINK: return offsetof(sw_sink_vtable, reserved);
@@ -57,13 +62,16 @@ size_t min_vtable_size(uint32_t kind) {
         case SW_KIND_STORE: return offsetof(sw_store_vtable, purge_dead) + sizeof(void*);
         case SW_KIND_NOTIFIER: return offsetof(sw_notifier_vtable, reserved);
         case SW_KIND_SCHEDULER: return offsetof(sw_scheduler_vtable, reserved);
+        case SW_KIND_TRANSFORM: return offsetof(sw_transform_vtable, reserved);
         default: return 0;
     }
 }
 
-std::string check_descriptor(const sw_plugin_descriptor* d) {
-    if (!d) return "sw_plugin_entry returned NULL (the plugin declined this host's ABI " +
-                   std::to_string(SW_ABI_MAJOR) + "." + std::to_string(SW_ABI_MINOR) + ")";
+}  // namespace
+
+std::string descriptor_problem(const sw_plugin_descriptor* d, uint16_t host_minor) {
+    const std::string host = std::to_string(SW_ABI_MAJOR) + "." + std::to_string(host_minor);
+    if (!d) return "sw_plugin_entry returned NULL (the plugin declined this host's ABI " + host + ")";
     if (d->magic != SW_ABI_MAGIC) {
         char buf[64];
         std::snprintf(buf, sizeof buf, "bad magic 0x%08x (expected 0x%08x)", d->magic, SW_ABI_MAGIC);
@@ -74,17 +82,27 @@ std::string check_descriptor(const sw_plugin_descriptor* d) {
     if (d->abi_major != SW_ABI_MAJOR)
         return "built for ABI major " + std::to_string(d->abi_major) + ", this engine speaks major " +
                std::to_string(SW_ABI_MAJOR);
-    if (d->abi_minor > SW_ABI_MINOR)
+    if (d->abi_minor > host_minor)
         return "needs ABI " + std::to_string(d->abi_major) + "." + std::to_string(d->abi_minor) +
-               ", newer than this engine's " + std::to_string(SW_ABI_MAJOR) + "." + std::to_string(SW_ABI_MINOR);
-    if (d->kind < SW_KIND_SINK || d->kind > SW_KIND_SCHEDULER)
+               ", newer than this engine's " + host;
+    if (d->kind < SW_KIND_SINK || d->kind > SW_KIND_TRANSFORM)
         return "unknown plugin kind " + std::to_string(d->kind);
+    // A kind is known from the minor that brought it: a plugin of it says it needs that minor.
+    if (kind_minor(d->kind) > host_minor)
+        return "unknown plugin kind " + std::to_string(d->kind) + " (" + kind_name(d->kind) + " plugins came with ABI " +
+               std::to_string(SW_ABI_MAJOR) + "." + std::to_string(kind_minor(d->kind)) + "; this engine speaks " +
+               host + ")";
+    if (d->abi_minor < kind_minor(d->kind))
+        return std::string(kind_name(d->kind)) + " plugins came with ABI " + std::to_string(SW_ABI_MAJOR) + "." +
+               std::to_string(kind_minor(d->kind)) + ", but the descriptor says it needs only " +
+               std::to_string(d->abi_major) + "." + std::to_string(d->abi_minor);
     if (!d->name || !*d->name) return "the descriptor has no name";
     if (!d->vtable) return "the descriptor has no vtable";
     const auto* common = static_cast<const sw_vtable_common*>(d->vtable);
     if (common->struct_size < min_vtable_size(d->kind))
         return std::string(kind_name(d->kind)) + " vtable struct_size " + std::to_string(common->struct_size) +
-               " is smaller than ABI 1.0's " + std::to_string(min_vtable_size(d->kind));
+               " is smaller than ABI 1." + std::to_string(kind_minor(d->kind)) + "'s " +
+               std::to_string(min_vtable_size(d->kind));
     if (!common->create || !common->destroy || !common->start || !common->stop)
         return "the vtable lacks create, start, stop or destroy";
     if (d->n_options && !d->options) return "the descriptor counts options but has no option table";
@@ -93,8 +111,6 @@ std::string check_descriptor(const sw_plugin_descriptor* d) {
             return "option #" + std::to_string(i) + " has no name or an unknown type";
     return {};
 }
-
-}  // namespace
 
 std::shared_ptr<const Library> load_library(const std::string& path, Refusal& why) {
     why = Refusal{path, {}};
@@ -133,7 +149,7 @@ std::shared_ptr<const Library> load_library(const std::string& path, Refusal& wh
         why.reason = std::string("sw_plugin_entry failed: ") + e.what();
         return nullptr;
     }
-    if (std::string reason = check_descriptor(d); !reason.empty()) {
+    if (std::string reason = descriptor_problem(d, SW_ABI_MINOR); !reason.empty()) {
         why.reason = reason;
         return nullptr;
     }

@@ -34,6 +34,10 @@ struct Refusal {
     std::string str() const { return path + ": " + reason; }
 };
 
+// Why `d` cannot be used by an engine of ABI 1.<host_minor>, or "" when it can. The loader asks
+// with this engine's minor; a test asks with an older one to see what an older engine says.
+std::string descriptor_problem(const sw_plugin_descriptor* d, uint16_t host_minor);
+
 // Loads one file; on refusal returns nullptr and fills `why`.
 std::shared_ptr<const Library> load_library(const std::string& path, Refusal& why);
 

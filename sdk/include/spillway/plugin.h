@@ -52,7 +52,8 @@ typedef enum sw_kind {
     SW_KIND_SINK = 1,
     SW_KIND_STORE = 2,
     SW_KIND_NOTIFIER = 3,
-    SW_KIND_SCHEDULER = 4
+    SW_KIND_SCHEDULER = 4,
+    SW_KIND_TRANSFORM = 5  /* ABI 1.2 */
 } sw_kind;
 
 typedef enum sw_log_level {
@@ -101,6 +102,7 @@ typedef struct sw_event {
 /* sw_result.flags */
 #define SW_RESULT_POSSIBLY_DELIVERED 0x1u /* a RETRY that may have reached Kafka (timeout etc.) */
 #define SW_RESULT_DUPLICATE 0x2u          /* store append: event_id already present, no new row */
+#define SW_RESULT_DROPPED 0x4u            /* transform (ABI 1.2): with OK, the event goes no further */
 
 /* The outcome for one event of a batch, filled by the plugin. */
 typedef struct sw_result {
@@ -380,6 +382,31 @@ typedef struct sw_scheduler_vtable {
     void (*reset)(sw_instance *self);
     void *reserved[4];
 } sw_scheduler_vtable;
+
+/*
+ * Transform (ABI 1.2): rewrites events on their way to the sink. A pipeline's transforms run on
+ * every path to the sink (direct sends and the relay's), immediately before the send, in the order
+ * the pipeline lists them; the outbox keeps each event as it was accepted. A transform must
+ * therefore be a pure function of the event and its configuration: an event sent again (a retry,
+ * a relay after an outage) must become the same record.
+ */
+typedef struct sw_transform_vtable {
+    SW_VTABLE_COMMON;
+    /* Rewrite n events. Fill results[i] for every event:
+     *   OK                        out->events[i] is the event as it goes on;
+     *   OK + SW_RESULT_DROPPED    the event goes no further; the host counts and logs it, and
+     *                             settles it as delivered;
+     *   REJECT, with the reason   the event cannot become a record (a template names a field it
+     *                             lacks): refused, or dead-lettered, as the pipeline's on_reject says.
+     * out->events holds n events in the order of `events`. Of each, the host takes topic, key,
+     * payload, flags, event_type, correlation_id and headers; event_id, row_id, pipeline,
+     * created_at_us and attempts stay the host's. A span in out may point into `events` (held by
+     * the host until release_batch) or into the plugin's memory (kept until release_batch).
+     * Any status but OK fails the whole batch: every event is retried later with set_error's reason. */
+    sw_status (*apply)(sw_instance *self, const sw_event *events, size_t n, sw_result *results, sw_batch *out);
+    void (*release_batch)(sw_instance *self, sw_batch *batch);
+    void *reserved[4];
+} sw_transform_vtable;
 
 /* sw_plugin_descriptor.flags */
 #define SW_PLUGIN_THREAD_SAFE 0x1u  /* calls on one instance may overlap */

@@ -1,7 +1,7 @@
 // spillway/sdk.hpp — header-only C++ layer over plugin.h.
 //
-// A plugin author writes one class deriving from spillway::sdk::Sink, Store, Notifier or
-// Scheduler, and exports it with one macro:
+// A plugin author writes one class deriving from spillway::sdk::Sink, Store, Notifier, Scheduler
+// or Transform, and exports it with one macro:
 //
 //   class FileSink : public spillway::sdk::Sink {
 //    public:
@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -287,6 +288,85 @@ public:
     virtual void reset() {}
 };
 
+// The value of the first header named `name` (case-sensitive), or nullopt.
+inline std::optional<std::string_view> header(const sw_event& e, std::string_view name) noexcept {
+    for (size_t i = 0; i < e.n_headers; ++i)
+        if (view(e.headers[i].name) == name && e.headers[i].value.ptr) return view(e.headers[i].value);
+    return std::nullopt;
+}
+
+// One event on its way through a Transform: what came in, and what the transform changes. Every
+// setter copies its text, so the author may pass temporaries.
+class Edit {
+public:
+    explicit Edit(const sw_event& in) : in_(&in), out_(in) {}
+    Edit(const Edit&) = delete;
+    Edit& operator=(const Edit&) = delete;
+
+    const sw_event& in() const noexcept { return *in_; }
+
+    void set_topic(std::string_view topic) { out_.topic = keep(topic); }
+    void set_key(std::string_view key) { out_.key = keep(key); }
+    void clear_key() noexcept { out_.key = sw_bytes{nullptr, 0}; }
+    void set_payload(std::string_view payload, bool binary = false) {
+        out_.payload = keep(payload);
+        out_.flags = binary ? (out_.flags | SW_EVENT_PAYLOAD_BINARY) : (out_.flags & ~SW_EVENT_PAYLOAD_BINARY);
+    }
+    // Replaces every header named `name` by one with this value, at the end.
+    void set_header(std::string_view name, std::string_view value) {
+        remove_header(name);
+        headers_.push_back(sw_header{keep(name), keep(value)});
+    }
+    void remove_header(std::string_view name) {
+        own_headers();
+        std::erase_if(headers_, [&](const sw_header& h) { return view(h.name) == name; });
+    }
+    // The event goes no further: the host counts it, logs it and settles it as delivered.
+    void drop(std::string_view why = {}) { verdict(SW_OK, SW_RESULT_DROPPED, why); }
+    // The event cannot become a record: refused, or dead-lettered, with this reason.
+    void reject(std::string_view why) { verdict(SW_REJECT, 0, why); }
+
+    // The SDK's: the event as it goes on, and its result.
+    const sw_event& out() noexcept {
+        if (headers_owned_) {
+            out_.headers = headers_.empty() ? nullptr : headers_.data();
+            out_.n_headers = headers_.size();
+        }
+        return out_;
+    }
+    const sw_result& result() const noexcept { return result_; }
+
+private:
+    sw_bytes keep(std::string_view text) {
+        kept_.emplace_back(text);  // a deque: earlier strings never move
+        return sw_bytes{kept_.back().data(), kept_.back().size()};
+    }
+    void own_headers() {
+        if (headers_owned_) return;
+        headers_.assign(in_->headers, in_->headers + in_->n_headers);
+        headers_owned_ = true;
+    }
+    void verdict(sw_status status, uint32_t flags, std::string_view why) noexcept {
+        set_result(result_, status, why, flags);
+    }
+
+    const sw_event* in_;
+    sw_event out_;
+    sw_result result_{};
+    std::deque<std::string> kept_;
+    std::vector<sw_header> headers_;
+    bool headers_owned_ = false;
+};
+
+// Rewrites events on their way to the sink (topic, key, payload, headers), or drops or rejects
+// them. Must be a pure function of the event and the configuration: the same event sent again
+// (a retry, a relay after an outage) must become the same record.
+class Transform : public Component {
+public:
+    using Component::Component;
+    virtual void apply(Edit& event) = 0;
+};
+
 namespace detail {
 
 inline thread_local sw_status last_status = SW_OK;
@@ -467,8 +547,8 @@ sw_status store_sink_health(sw_instance* p, const char* pipeline, int32_t state)
     auto* s = self<T>(p);
     return guard(s->api, s->ctx, SW_RETRY, [&] { s->object->sink_health(pipeline, static_cast<sw_health_state>(state)); });
 }
-template <class T>
-void store_release_batch(sw_instance*, sw_batch* batch) noexcept {
+// Every batch the SDK hands out (store claims, dead letters, transforms) is a Batch it allocated.
+inline void release_batch(sw_instance*, sw_batch* batch) noexcept {
     delete static_cast<Batch*>(batch->plugin_data);
     batch->plugin_data = nullptr;
     batch->events = nullptr;
@@ -530,7 +610,7 @@ template <class T>
 const sw_store_vtable* store_vtable() noexcept {
     static const sw_store_vtable vt = {
         sizeof(sw_store_vtable), &create<T>, &validate<T>, &start<T>, &stop<T>, &destroy<T>, &health<T>,
-        &store_migrate<T>, &store_append<T>, &store_claim<T>, &store_release_batch<T>, &store_complete<T>,
+        &store_migrate<T>, &store_append<T>, &store_claim<T>, &release_batch, &store_complete<T>,
         &store_release_leases<T>, &store_stats<T>, &store_pending_keys<T>, &store_list_dead<T>,
         &store_replay_dead<T>, &store_purge_dead<T>, &store_claim_next<T>, &store_hold<T>,
         &store_pending_among<T>, &store_coordination<T>, &store_sink_health<T>, {}};
@@ -578,6 +658,39 @@ const sw_scheduler_vtable* scheduler_vtable() noexcept {
     static const sw_scheduler_vtable vt = {
         sizeof(sw_scheduler_vtable), &create<T>, &validate<T>, &start<T>, &stop<T>, &destroy<T>, &health<T>,
         &scheduler_next_delay<T>, &scheduler_reset<T>, {}};
+    return &vt;
+}
+
+// --- transform ---
+struct EditBatch : Batch {
+    std::deque<Edit> edits;  // Edit does not move: its spans point into itself
+};
+template <class T>
+sw_status transform_apply(sw_instance* p, const sw_event* evs, size_t n, sw_result* results, sw_batch* out) noexcept {
+    auto* s = self<T>(p);
+    out->events = nullptr;
+    out->n = 0;
+    out->plugin_data = nullptr;
+    return guard(s->api, s->ctx, SW_FATAL, [&] {
+        auto batch = std::make_unique<EditBatch>();
+        for (size_t i = 0; i < n; ++i) {
+            Edit& e = batch->edits.emplace_back(evs[i]);
+            set_result(results[i], SW_OK);
+            s->object->apply(e);
+        }
+        batch->events.reserve(n);
+        for (size_t i = 0; i < n; ++i) {
+            batch->events.push_back(batch->edits[i].out());
+            results[i] = batch->edits[i].result();
+        }
+        fill_batch(std::move(batch), out);
+    });
+}
+template <class T>
+const sw_transform_vtable* transform_vtable() noexcept {
+    static const sw_transform_vtable vt = {
+        sizeof(sw_transform_vtable), &create<T>, &validate<T>, &start<T>, &stop<T>, &destroy<T>, &health<T>,
+        &transform_apply<T>, &release_batch, {}};
     return &vt;
 }
 
@@ -629,5 +742,9 @@ auto rows_of(const Table& t) noexcept -> decltype(t.data()) {
     SW_SDK_EXPORT_(SW_KIND_NOTIFIER, notifier_vtable, CLASS, NAME, VERSION, DESCRIPTION, OPTIONS, FLAGS)
 #define SW_EXPORT_SCHEDULER(CLASS, NAME, VERSION, DESCRIPTION, OPTIONS, FLAGS) \
     SW_SDK_EXPORT_(SW_KIND_SCHEDULER, scheduler_vtable, CLASS, NAME, VERSION, DESCRIPTION, OPTIONS, FLAGS)
+// Transforms are pure functions of their configuration: export them with SW_PLUGIN_THREAD_SAFE
+// unless an instance keeps state that calls share.
+#define SW_EXPORT_TRANSFORM(CLASS, NAME, VERSION, DESCRIPTION, OPTIONS, FLAGS) \
+    SW_SDK_EXPORT_(SW_KIND_TRANSFORM, transform_vtable, CLASS, NAME, VERSION, DESCRIPTION, OPTIONS, FLAGS)
 
 #endif  // SPILLWAY_SDK_HPP
