@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <sstream>
 #include <cstring>
+#include <iterator>
 
 namespace spillway::testkit {
 
@@ -296,8 +297,8 @@ sw_status check_options(const Plugin& plugin, HostContext& host) {
     const auto unknown = [&](const std::string& key) {
         std::string known;
         for (size_t i = 0; i < d.n_options; ++i) known += (known.empty() ? "" : ", ") + std::string(d.options[i].name);
-        static const char* const kinds[] = {"", "sink", "store", "notifier", "scheduler"};
-        const char* kind = d.kind < 5 ? kinds[d.kind] : "";
+        static const char* const kinds[] = {"", "sink", "store", "notifier", "scheduler", "transform"};
+        const char* kind = d.kind < std::size(kinds) ? kinds[d.kind] : "";
         problems.emplace_back(key, "unknown option for " + std::string(kind) + " plugin '" + std::string(d.name) + "'" +
                                        (known.empty() ? " (it takes none)" : " (it takes: " + known + ")"));
     };

@@ -145,6 +145,7 @@ using SinkInstance = Instance<sw_sink_vtable>;
 using StoreInstance = Instance<sw_store_vtable>;
 using NotifierInstance = Instance<sw_notifier_vtable>;
 using SchedulerInstance = Instance<sw_scheduler_vtable>;
+using TransformInstance = Instance<sw_transform_vtable>;
 
 // Applies the option table as the engine does before a plugin sees its values: unknown keys
 // (unless the plugin declares SW_PLUGIN_OPEN_OPTIONS), values of the wrong type, a malformed
