@@ -171,11 +171,14 @@ rd_kafka_resp_err_t KafkaSink::produce(const sw_event& ev, Slot& slot, rd_kafka_
     if (sdk::present(ev.correlation_id)) add_header(headers, "correlation_id", ev.correlation_id);
     for (size_t i = 0; i < ev.n_headers; ++i) add_header(headers, sdk::view(ev.headers[i].name), ev.headers[i].value);
 
+    // timestamp = "accepted": the time the engine accepted the event, in Kafka's milliseconds; 0
+    // (timestamp = "sent", or an event without one) lets librdkafka stamp the time of producing.
+    const int64_t timestamp_ms = settings_.accepted_timestamps && ev.created_at_us > 0 ? ev.created_at_us / 1000 : 0;
     const rd_kafka_resp_err_t err = rd_kafka_producev(
         producer_, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(const_cast<char*>(ev.key.ptr), ev.key.len),
         RD_KAFKA_V_VALUE(const_cast<char*>(ev.payload.ptr), ev.payload.len), RD_KAFKA_V_HEADERS(headers),
-        RD_KAFKA_V_OPAQUE(&slot), RD_KAFKA_V_END);
+        RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_OPAQUE(&slot), RD_KAFKA_V_END);
     if (err) rd_kafka_headers_destroy(headers);  // owned by librdkafka only on success
     return err;
 }

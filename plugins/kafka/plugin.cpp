@@ -13,6 +13,7 @@ SW_EXPORT_SINK(KafkaSink, "kafka", "1.0.0",
                "flagged possibly-delivered (librdkafka may still deliver it until message.timeout.ms; keep "
                "message.timeout.ms <= the pipeline's direct_timeout, which validate checks). "
                "Records carry the key, the payload and the headers event_id, event_type, correlation_id "
-               "(when set), then the user's headers. A topic is checked on first sight: one the cluster does not "
+               "(when set), then the user's headers, and as timestamp the time the engine accepted the event "
+               "(option timestamp; \"sent\" leaves it to librdkafka). A topic is checked on first sight: one the cluster does not "
                "have (UNKNOWN_TOPIC_OR_PART) is REJECT at once, not a timeout.",
                spillway::plugins::kafka::kOptions, SW_PLUGIN_THREAD_SAFE | SW_PLUGIN_OPEN_OPTIONS)

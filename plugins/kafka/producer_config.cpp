@@ -49,6 +49,7 @@ ProducerSettings read_settings(const sdk::Host& host) {
     if (s.bootstrap_servers.empty())
         throw sdk::ConfigError(kBootstrapServers, "must list the Kafka brokers (host:port,...) or be \"embedded\"");
     s.embedded = s.bootstrap_servers == kEmbedded;
+    s.accepted_timestamps = s.timestamp == kTimestampAccepted;  // the option's choices checked the value
     if (s.embedded && host.environment() == "production")
         throw sdk::ConfigError(kBootstrapServers,
                                "\"embedded\" starts an in-process mock Kafka cluster and is refused in the "

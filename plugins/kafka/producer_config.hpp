@@ -23,6 +23,10 @@ inline constexpr const char* kEmbedded = "embedded";
 // Topic handles the sink keeps (least recently used dropped first).
 inline constexpr const char* kMaxTopicHandles = "max.topic.handles";
 inline constexpr int64_t kMaxTopicHandlesLimit = 1000000;
+// Which time a record carries as its Kafka timestamp (CreateTime).
+inline constexpr const char* kTimestamp = "timestamp";
+inline constexpr const char* kTimestampAccepted = "accepted";  // sw_event.created_at_us, in ms
+inline constexpr const char* kTimestampSent = "sent";          // none given: librdkafka's send time
 
 // Defaults the plugin puts under the user's properties (the user may override all but the two
 // that make delivery reports mean "persisted": enable.idempotence and acks).
@@ -40,6 +44,8 @@ struct ProducerSettings {
     std::string bootstrap_servers;  // the brokers, or "embedded"
     int embedded_brokers;
     size_t max_topic_handles;
+    std::string timestamp;  // kTimestampAccepted or kTimestampSent
+    bool accepted_timestamps = true;  // timestamp = "accepted"
     bool embedded = false;  // bootstrap.servers = "embedded"
     // librdkafka properties as the user wrote them (own keys removed), in table order.
     std::vector<std::pair<std::string, std::string>> properties;
@@ -61,6 +67,20 @@ inline const sdk::Options<ProducerSettings> kOptions{
         "the names seen are theirs to choose. A pipeline publishing to more topics than this still works, with "
         "one metadata round trip each time a dropped topic comes back")
         .range(1, kMaxTopicHandlesLimit),
+    sdk::option<&ProducerSettings::timestamp>(
+        kTimestamp, kTimestampAccepted,
+        "The timestamp a record carries (CreateTime). \"accepted\": the time the engine accepted the event (its "
+        "created_at, kept with an outbox row), in milliseconds (Kafka's resolution), so an event relayed after an "
+        "outage carries the time it was published, not the relay's. \"sent\": none is given and librdkafka stamps "
+        "the time it produces the record. A topic with message.timestamp.type=LogAppendTime replaces either with the "
+        "broker's append time. With \"accepted\" a relayed record is as old as the outage: a topic that bounds how "
+        "far in the past a timestamp may be (message.timestamp.before.max.ms, or message.timestamp.difference.max.ms "
+        "on brokers before 3.6; unlimited by default) refuses an older one with INVALID_TIMESTAMP, which the sink "
+        "reports REJECT (a dead letter); and time-based retention deletes a log segment once its newest timestamp is "
+        "older than retention.ms, so records older than that may be deleted at the broker's next retention check "
+        "(log.retention.check.interval.ms, 5 minutes by default), before anyone reads them, unless newer records "
+        "share their segment. Choose \"sent\" when an outage may outlast either bound")
+        .one_of({kTimestampAccepted, kTimestampSent}),
 };
 
 // Reads and checks the plugin's own keys; throws sdk::ConfigError naming the key.

@@ -93,6 +93,34 @@ TEST(KafkaSinkConfig, EmbeddedIsRefusedInProduction) {
     EXPECT_TRUE(refused_for(validate({{"embedded.brokers", "0"}}), "embedded.brokers"));
 }
 
+TEST(KafkaSinkConfig, TimestampIsAnOwnOptionAcceptedOrSent) {
+    const sw_option* o = kafka_plugin().option("timestamp");
+    ASSERT_NE(o, nullptr) << "declared in the option table, not passed through to librdkafka";
+    EXPECT_EQ(o->type, static_cast<uint32_t>(SW_OPT_STRING));
+    EXPECT_STREQ(o->default_value, "accepted");
+    const std::string description = o->description;
+    for (const char* says : {"accepted", "sent", "LogAppendTime", "message.timestamp.before.max.ms",
+                             "message.timestamp.difference.max.ms", "retention.ms", "one of: accepted, sent"})
+        EXPECT_NE(description.find(says), std::string::npos) << "the description should mention " << says;
+    EXPECT_EQ(validate({{"bootstrap.servers", "127.0.0.1:9092"}, {"timestamp", "accepted"}}).status, SW_OK);
+    EXPECT_EQ(validate({{"bootstrap.servers", "127.0.0.1:9092"}, {"timestamp", "sent"}}).status, SW_OK);
+}
+
+TEST(KafkaSinkConfig, BadTimestampValueIsRefusedNamingTheKey) {
+    EXPECT_TRUE(refused_for(validate({{"bootstrap.servers", "127.0.0.1:9092"}, {"timestamp", "LogAppendTime"}}),
+                            "timestamp", "timestamp must be one of: accepted, sent (not 'LogAppendTime')"));
+    EXPECT_TRUE(refused_for(validate({{"bootstrap.servers", "127.0.0.1:9092"}, {"timestamp", "Accepted"}}),
+                            "timestamp", "must be one of: accepted, sent"));
+    // create refuses it as validate does.
+    testkit::HostContext host(kafka_plugin(), {{"bootstrap.servers", "127.0.0.1:9092"}, {"timestamp", "now"}});
+    const auto* vt = static_cast<const sw_sink_vtable*>(kafka_plugin().descriptor().vtable);
+    sw_instance* self = nullptr;
+    EXPECT_EQ(vt->create(testkit::HostContext::api(), host.ctx(), &self), SW_INVALID_CONFIG);
+    EXPECT_EQ(self, nullptr);
+    ASSERT_EQ(host.config_errors().size(), 1u);
+    EXPECT_EQ(host.config_errors()[0].first, "timestamp");
+}
+
 TEST(KafkaSinkConfig, DefaultMessageTimeoutIsThePipelinesDefaultDirectTimeout) {
     // A direct publish gets a definite answer within direct_timeout, and validate's cross-check
     // assumes the plugin's real default.
