@@ -29,8 +29,10 @@ std::string Prepared::render(const std::string& pipeline) const {
     config::Config one = config;
     std::erase_if(one.pipelines, [&](const auto& p) { return p.first != pipeline; });
     std::set<std::string> used;
-    for (const auto& [name, p] : one.pipelines)
+    for (const auto& [name, p] : one.pipelines) {
         for (const auto& [kind, component] : p.uses) used.insert(kind + "." + component);
+        for (const auto& t : p.transforms) used.insert("transform." + t);
+    }
     std::erase_if(one.components, [&](const auto& c) { return !used.count(c.first); });
     return config::render_toml(one, secret, defaults);
 }
@@ -92,30 +94,31 @@ plugin::Instance* Engine::instance(const std::string& pipeline, const std::strin
 void Engine::start() {
     auto log = observe::logger();
     for (const auto& w : prepared_->config.warnings) log->warn("{}", w.str());
-    std::map<std::string, plugin::Instance*> shared;  // sinks and stores, by component id
+    std::map<std::string, plugin::Instance*> shared;  // sinks, stores and transforms, by component id
+    // Notifiers and schedulers keep per-pipeline state (a channel, a ladder): one instance each.
+    auto start_instance = [&](const std::string& id, bool per_pipeline) {
+        if (!per_pipeline)
+            if (auto it = shared.find(id); it != shared.end()) return it->second;
+        auto owned = std::make_unique<plugin::Instance>(prepared_->bindings.at(id), &metrics_);
+        owned->start();
+        log->info("started {} ({} plugin {})", id, owned->binding().library->name, owned->binding().library->version);
+        plugin::Instance* inst = owned.get();
+        started_.push_back(std::move(owned));
+        if (!per_pipeline) shared[id] = inst;
+        return inst;
+    };
     try {
         for (const auto& [name, pipeline] : prepared_->config.pipelines) {
             for (const char* kind : config::kKinds) {
                 const std::string id = std::string(kind) + "." + pipeline.uses.at(kind);
-                const bool per_pipeline = std::string(kind) == "notifier" || std::string(kind) == "scheduler";
-                plugin::Instance* inst = nullptr;
-                if (!per_pipeline) {
-                    if (auto it = shared.find(id); it != shared.end()) inst = it->second;
-                }
-                if (!inst) {
-                    auto owned = std::make_unique<plugin::Instance>(prepared_->bindings.at(id), &metrics_);
-                    owned->start();
-                    log->info("started {} ({} plugin {})", id, owned->binding().library->name,
-                              owned->binding().library->version);
-                    inst = owned.get();
-                    started_.push_back(std::move(owned));
-                    if (!per_pipeline) shared[id] = inst;
-                }
-                by_use_[name + "/" + kind] = inst;
+                by_use_[name + "/" + kind] =
+                    start_instance(id, std::string(kind) == "notifier" || std::string(kind) == "scheduler");
             }
+            std::vector<plugin::Instance*> transforms;
+            for (const auto& t : pipeline.transforms) transforms.push_back(start_instance("transform." + t, false));
             auto p = std::make_unique<pipeline::Pipeline>(pipeline, *by_use_[name + "/sink"], *by_use_[name + "/store"],
                                                           *by_use_[name + "/notifier"], *by_use_[name + "/scheduler"],
-                                                          metrics_);
+                                                          transforms, metrics_);
             p->start();
             pipelines_.push_back(std::move(p));
         }

@@ -54,12 +54,15 @@ struct Value {
     std::string render() const;  // TOML spelling, e.g. "\"text\"", 42, true, ["a", "b"]
 };
 
+// The kinds every pipeline names one instance of.
 inline constexpr const char* kKinds[] = {"sink", "store", "notifier", "scheduler"};
+// Every kind a [<kind>.<instance>] table may define: a pipeline names transforms in a list.
+inline constexpr const char* kComponentKinds[] = {"sink", "store", "notifier", "scheduler", "transform"};
 inline constexpr const char* kEnvironments[] = {"testing", "development", "staging", "production"};
 
 // [<kind>.<instance>]
 struct Component {
-    std::string kind;      // sink | store | notifier | scheduler
+    std::string kind;      // sink | store | notifier | scheduler | transform
     std::string name;      // instance name
     std::string plugin;    // plugin name (the `plugin` key)
     Location where;        // the table header
@@ -81,6 +84,9 @@ struct Pipeline {
     // The component instance names per kind, and where each reference was written.
     std::map<std::string, std::string> uses;
     std::map<std::string, Location> uses_where;
+    // [transform.<name>] instances, in the order they run before every send to the sink.
+    List transforms;
+    Location transforms_where;  // line 0: not written
     Mode mode = Mode::DirectFirst;
     std::string topic;                 // default topic for events that name none
     // Topic names or `*` patterns a client may name (engine/pipeline/topic_name.hpp); empty: any

@@ -159,7 +159,7 @@ public:
         check_top_level(root);
         if (auto* engine = root["engine"].as_table()) read_engine(*engine, cfg.engine);
         warn_open_listener(cfg);
-        for (const char* kind : kKinds)
+        for (const char* kind : kComponentKinds)
             if (auto* t = root[kind].as_table()) read_components(kind, *t, cfg);
         if (auto* p = root["pipeline"].as_table()) read_pipelines(*p, cfg);
         if (cfg.pipelines.empty() && !root["pipeline"].as_table())
@@ -224,7 +224,7 @@ private:
         root.erase("environments");
         // An overlay that swaps a component's plugin replaces that component's table: the base's
         // options belong to the other plugin (sqlite's `path` means nothing to postgres).
-        for (const char* kind : kKinds) {
+        for (const char* kind : kComponentKinds) {
             auto* over = overlay.get_as<toml::table>(kind);
             auto* base = root.get_as<toml::table>(kind);
             if (!over || !base) continue;
@@ -239,11 +239,11 @@ private:
     }
 
     void check_top_level(const toml::table& root) {
-        static const std::set<std::string> allowed = {"engine", "sink", "store", "notifier", "scheduler", "pipeline"};
+        static const std::set<std::string> allowed = {"engine", "sink", "store", "notifier", "scheduler", "transform", "pipeline"};
         for (const auto& [key, node] : root) {
             const std::string k(key.str());
             if (!allowed.count(k)) {
-                error(node, k, "unknown top-level key; expected engine, sink, store, notifier, scheduler, pipeline or environments");
+                error(node, k, "unknown top-level key; expected engine, sink, store, notifier, scheduler, transform, pipeline or environments");
             } else if (!node.is_table()) {
                 error(node, k, std::string("expected a table, got ") + type_name(node));
             }
@@ -596,6 +596,13 @@ private:
                 {"store", kRequired, kUses, instance},
                 {"notifier", kRequired, kUses, instance},
                 {"scheduler", kRequired, kUses, instance},
+                {"transforms", "`[]`",
+                 "the [transform.<name>] instances every event passes through, in this order, immediately before"
+                 " each send to the sink, on the direct path and the relay's alike; the outbox keeps the event as"
+                 " accepted. A transform may set the topic, key, payload and headers, drop an event (counted in"
+                 " `spillway_transform_dropped_total`, settled as delivered) or reject it (refused, or dead-lettered"
+                 " as `on_reject` says, with the transform's reason)",
+                 [](Loader& l, N& v, S& kpath, S&, D& d) { l.read_transforms(v, kpath, d); }},
                 {"mode", "`direct-first`",
                  "`direct-first`: the sink (Kafka) first, the outbox when it cannot confirm; `outbox-first`: every event"
                  " through the outbox (the application's own transaction writes the row, see below)",
@@ -756,6 +763,28 @@ private:
     }
 
     // `topics = ["orders.events", "orders.*"]`: at least one entry, each a name or a `*` pattern.
+    void read_transforms(const toml::node& v, const std::string& kpath, PipelineDraft& d) {
+        const auto* arr = v.as_array();
+        if (!arr) return error(v, kpath, std::string("expected a list of [transform.<name>] names, got ") + type_name(v));
+        d.p.transforms_where = at(v);
+        for (const auto& item : *arr) {
+            auto s = text(item, kpath);
+            if (!s) continue;
+            if (std::find(d.p.transforms.begin(), d.p.transforms.end(), *s) != d.p.transforms.end()) {
+                error(item, kpath, "transform '" + *s + "' is listed twice");
+                continue;
+            }
+            d.p.transforms.push_back(*s);
+            if (d.cfg.component("transform", *s)) continue;
+            std::vector<std::string> defined;
+            for (const auto& [id, c] : d.cfg.components)
+                if (c.kind == "transform") defined.push_back(c.name);
+            error(item, kpath, "no [transform." + *s + "] is defined" +
+                                   (defined.empty() ? std::string(" (no transform is defined at all)")
+                                                    : " (defined: " + join(defined) + ")"));
+        }
+    }
+
     void read_topics(const toml::node& v, const std::string& kpath, Pipeline& p) {
         const auto* arr = v.as_array();
         if (!arr) return error(v, kpath, std::string("expected a list of topic names or patterns, got ") + type_name(v));

@@ -133,6 +133,11 @@ std::string render_toml(const Config& c, const SecretPredicate& is_secret, const
         o << "\n[pipeline." << name << "]  # " << p.where.str() << "\n";
         for (const char* kind : kKinds)
             if (auto it = p.uses.find(kind); it != p.uses.end()) o << kind << " = " << quote(it->second) << "\n";
+        if (!p.transforms.empty()) {
+            o << "transforms = [";
+            for (size_t i = 0; i < p.transforms.size(); ++i) o << (i ? ", " : "") << quote(p.transforms[i]);
+            o << "]\n";
+        }
         o << "mode = " << quote(mode_name(p.mode)) << "\n";
         if (!p.topic.empty()) o << "topic = " << quote(p.topic) << "\n";
         if (!p.topics.empty()) {

@@ -50,13 +50,22 @@ std::string Shared::last_error() const {
     return last_error_;
 }
 
+namespace {
+std::vector<plugin::TransformPort> ports(const std::vector<plugin::Instance*>& instances) {
+    std::vector<plugin::TransformPort> out;
+    for (plugin::Instance* i : instances) out.emplace_back(*i);
+    return out;
+}
+}  // namespace
+
 Pipeline::Pipeline(const config::Pipeline& spec, plugin::Instance& sink, plugin::Instance& store,
-                   plugin::Instance& notifier, plugin::Instance& scheduler, observe::Metrics& metrics)
+                   plugin::Instance& notifier, plugin::Instance& scheduler,
+                   const std::vector<plugin::Instance*>& transforms, observe::Metrics& metrics)
     : shared_(spec, metrics),
       store_(store),
       doorbell_(notifier),
       scheduler_(scheduler),
-      sink_(shared_, plugin::SinkPort(sink), [this] { wake(); }),
+      sink_(shared_, plugin::SinkPort(sink), [this] { wake(); }, ports(transforms)),
       publisher_(shared_, sink_, store_, doorbell_),
       relay_(shared_, sink_, store_, doorbell_, scheduler_) {}
 
@@ -69,9 +78,11 @@ void Pipeline::start() {
     relay_.start();
     publisher_.open();
     running_ = true;
-    shared_.log->info("pipeline {} running ({}, sink {}, store {}, doorbell {}, scheduler {})", shared_.spec.name,
+    std::string transforms;
+    for (const auto& t : shared_.spec.transforms) transforms += (transforms.empty() ? ", transforms " : " -> ") + t;
+    shared_.log->info("pipeline {} running ({}, sink {}, store {}, doorbell {}, scheduler {}{})", shared_.spec.name,
                       shared_.spec.mode == config::Mode::DirectFirst ? "direct-first" : "outbox-first",
-                      sink_.port().id(), store_.id(), doorbell_.id(), scheduler_.id());
+                      sink_.port().id(), store_.id(), doorbell_.id(), scheduler_.id(), transforms);
 }
 
 // coordination = "single": a direct-first pipeline runs in one engine only. Two would reorder a

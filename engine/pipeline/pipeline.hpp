@@ -35,7 +35,8 @@ struct Status {
 class Pipeline {
 public:
     Pipeline(const config::Pipeline& spec, plugin::Instance& sink, plugin::Instance& store,
-             plugin::Instance& notifier, plugin::Instance& scheduler, observe::Metrics& metrics);
+             plugin::Instance& notifier, plugin::Instance& scheduler, const std::vector<plugin::Instance*>& transforms,
+             observe::Metrics& metrics);
     ~Pipeline();
     Pipeline(const Pipeline&) = delete;
     Pipeline& operator=(const Pipeline&) = delete;

@@ -210,8 +210,11 @@ void Publisher::publish_direct(std::vector<Event>& events, std::vector<Outcome>&
             reset_circuit = true;
             std::string why = r.message;
             if (status == SW_REJECT && !s_.spec.dead_letter_rejects) {
-                out[i] = {{}, Path::Refused, Reason::Rejected, sink_.port().id() + " rejected the event: " + why};
-                rejected_log_.log(*s_.log, spdlog::level::warn, "event " + events[i].event_id + " rejected by " + sink_.port().id(),
+                // A transform's reason names the transform already; the sink's gets the sink's id.
+                const bool by_transform = why.rfind("transform.", 0) == 0;
+                out[i] = {{}, Path::Refused, Reason::Rejected,
+                          by_transform ? why : sink_.port().id() + " rejected the event: " + why};
+                rejected_log_.log(*s_.log, spdlog::level::warn, "event " + events[i].event_id + " rejected by " + (by_transform ? why.substr(0, why.find(':')) : sink_.port().id()),
                              {{"pipeline", s_.spec.name}, {"event_id", events[i].event_id}, {"topic", events[i].topic},
                               {"path", "refused"}, {"reason", "rejected"}, {"error", why}});
                 continue;

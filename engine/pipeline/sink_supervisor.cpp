@@ -6,10 +6,20 @@
 
 namespace spillway::pipeline {
 
-SinkSupervisor::SinkSupervisor(Shared& shared, plugin::SinkPort sink, std::function<void()> wake_relay)
-    : s_(shared), sink_(sink), wake_relay_(std::move(wake_relay)) {}
+SinkSupervisor::SinkSupervisor(Shared& shared, plugin::SinkPort sink, std::function<void()> wake_relay,
+                               std::vector<plugin::TransformPort> transforms)
+    : s_(shared), sink_(sink), wake_relay_(std::move(wake_relay)), transforms_(shared, std::move(transforms)) {}
 
 void SinkSupervisor::send(std::span<const sw_event> events, std::span<sw_result> results, int64_t timeout_ms) {
+    if (transforms_.empty() || events.empty()) return send_to_sink(events, results, timeout_ms);
+    const TransformChain::Applied applied = transforms_.apply(events, results);
+    if (applied.events().empty()) return;
+    std::vector<sw_result> sent(applied.events().size());
+    send_to_sink(applied.events(), sent, timeout_ms);
+    for (size_t j = 0; j < sent.size(); ++j) results[applied.from()[j]] = sent[j];
+}
+
+void SinkSupervisor::send_to_sink(std::span<const sw_event> events, std::span<sw_result> results, int64_t timeout_ms) {
     const auto sent = sink_.send(events, results, timeout_ms);
     note_fatal(sent.generation, sent.status, results);
     if (sent.status == SW_OK) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "engine/pipeline/shared.hpp"
+#include "engine/pipeline/transform_chain.hpp"
 #include "engine/plugin/ports.hpp"
 
 #include <chrono>
@@ -15,9 +16,11 @@ namespace spillway::pipeline {
 class SinkSupervisor {
 public:
     // `wake_relay` is rung when a FATAL is first seen: the relay rebuilds the sink.
-    SinkSupervisor(Shared& shared, plugin::SinkPort sink, std::function<void()> wake_relay);
+    SinkSupervisor(Shared& shared, plugin::SinkPort sink, std::function<void()> wake_relay,
+                   std::vector<plugin::TransformPort> transforms = {});
 
-    // One send. A FATAL (the call's or any result's) marks the instance for rebuild; a failed call
+    // One send, through the pipeline's transforms first: an event they drop or reject has its
+    // result from them and never reaches the sink. A FATAL (the call's or any result's) marks the instance for rebuild; a failed call
     // fills every result as RETRY with the plugin's reason, so callers read only the results.
     void send(std::span<const sw_event> events, std::span<sw_result> results, int64_t timeout_ms);
 
@@ -44,11 +47,13 @@ public:
     const plugin::SinkPort& port() const { return sink_; }
 
 private:
+    void send_to_sink(std::span<const sw_event> events, std::span<sw_result> results, int64_t timeout_ms);
     void note_fatal(uint64_t generation, sw_status call, std::span<const sw_result> results);
 
     Shared& s_;
     plugin::SinkPort sink_;
     std::function<void()> wake_relay_;
+    TransformChain transforms_;
     // The sink generation that reported FATAL, for the relay to rebuild (kNoFatal: none).
     static constexpr uint64_t kNoFatal = ~uint64_t{0};
     std::atomic<uint64_t> fatal_generation_{kNoFatal};

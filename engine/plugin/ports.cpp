@@ -146,4 +146,14 @@ int64_t SchedulerPort::next_delay(const sw_round& round, int64_t fallback_ms) co
     return delay;
 }
 
+sw_status TransformPort::apply(std::span<const sw_event> events, std::span<sw_result> results, sw_batch& out) const {
+    auto scope = i_->call("apply");
+    return i_->vt<sw_transform_vtable>().apply(i_->get(), events.data(), events.size(), results.data(), &out);
+}
+
+void TransformPort::release_batch(sw_batch& batch) const {
+    auto scope = i_->call("release_batch");
+    i_->vt<sw_transform_vtable>().release_batch(i_->get(), &batch);
+}
+
 }  // namespace spillway::plugin

@@ -94,4 +94,12 @@ public:
     int64_t next_delay(const sw_round& round, int64_t fallback_ms) const;
 };
 
+class TransformPort : public Port {
+public:
+    using Port::Port;
+    // results[i] and out.events[i] for each event (sizes equal); out goes back through release_batch.
+    sw_status apply(std::span<const sw_event> events, std::span<sw_result> results, sw_batch& out) const;
+    void release_batch(sw_batch& batch) const;
+};
+
 }  // namespace spillway::plugin

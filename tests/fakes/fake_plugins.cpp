@@ -88,6 +88,20 @@ private:
 };
 static const sw_option kOptions[] = {{"interval", SW_OPT_DURATION, 0, "100ms", "fixed poll interval"}};
 SW_EXPORT_SCHEDULER(FakeScheduler, "fake", "1.0.0", "fake scheduler for engine tests", kOptions, 0)
+
+#elif defined(FAKE_TRANSFORM)
+class FakeTransform final : public sdk::Transform {
+public:
+    explicit FakeTransform(Host h) : Transform(h), topic_(h.opt_string("topic").value_or("")) {}
+    void apply(sdk::Edit& e) override {
+        if (!topic_.empty()) e.set_topic(topic_);
+    }
+
+private:
+    std::string topic_;
+};
+static const sw_option kOptions[] = {{"topic", SW_OPT_STRING, 0, nullptr, "the topic every event gets"}};
+SW_EXPORT_TRANSFORM(FakeTransform, "fake", "1.0.0", "fake transform for engine tests", kOptions, SW_PLUGIN_THREAD_SAFE)
 #endif
 
 }  // namespace spillway::fakes

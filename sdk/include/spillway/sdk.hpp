@@ -312,6 +312,11 @@ public:
         out_.payload = keep(payload);
         out_.flags = binary ? (out_.flags | SW_EVENT_PAYLOAD_BINARY) : (out_.flags & ~SW_EVENT_PAYLOAD_BINARY);
     }
+    // No payload at all (a Kafka tombstone), as opposed to an empty one.
+    void clear_payload() noexcept {
+        out_.payload = sw_bytes{nullptr, 0};
+        out_.flags &= ~SW_EVENT_PAYLOAD_BINARY;
+    }
     // Replaces every header named `name` by one with this value, at the end.
     void set_header(std::string_view name, std::string_view value) {
         remove_header(name);

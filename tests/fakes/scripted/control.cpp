@@ -41,6 +41,11 @@ void Control::record(const sw_event& e, uint64_t instance, bool acknowledged) {
     if (d.has_key) d.key.assign(e.key.ptr, e.key.len);
     d.instance = instance;
     d.acknowledged = acknowledged;
+    d.topic.assign(e.topic.ptr ? e.topic.ptr : "", e.topic.len);
+    for (size_t i = 0; i < e.n_headers; ++i)
+        d.headers.emplace_back(std::string(e.headers[i].name.ptr ? e.headers[i].name.ptr : "", e.headers[i].name.len),
+                               std::string(e.headers[i].value.ptr ? e.headers[i].value.ptr : "", e.headers[i].value.len));
+    d.created_at_us = e.created_at_us;
     Shard& shard = my_shard();
     std::lock_guard lock(shard.mutex);
     // Taken under the shard's lock so that one thread's records are in seq order in its shard.

@@ -41,6 +41,9 @@ struct Delivery {
     uint64_t seq = 0;       // the order the sink took events in, across threads
     uint64_t instance = 0;  // which instance took it (1 = the first, 2 = the first rebuild, ...)
     bool acknowledged = true;  // false: recorded but answered RETRY (possibly delivered)
+    std::string topic;
+    std::vector<std::pair<std::string, std::string>> headers;  // as sent, in order
+    int64_t created_at_us = 0;
 };
 
 class Control {

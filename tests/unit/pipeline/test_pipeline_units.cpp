@@ -77,7 +77,7 @@ using pipeline_unit::TempDir;
 std::string pipeline_toml(const std::string& db, bool serial = false) {
     std::string t;
     t += "[engine]\nplugin_path = [\"" + std::string(serial ? SCRIPTED_SERIAL_SINK_PLUGIN : SCRIPTED_SINK_PLUGIN) +
-         "\", \"" SQLITE_PLUGIN "\", \"" INPROC_PLUGIN "\", \"" ADAPTIVE_PLUGIN "\"]\n";
+         "\", \"" SQLITE_PLUGIN "\", \"" INPROC_PLUGIN "\", \"" ADAPTIVE_PLUGIN "\", \"" SCRIPTED_TRANSFORM_PLUGIN "\"]\n";
     t += "log_level = \"warn\"\n\n";
     t += std::string("[sink.kafka]\nplugin = \"") + (serial ? "scripted-serial" : "scripted") + "\"\n\n";
     // Retry forever (an outage here is dozens of failed rounds, not a poison event) and quickly.
@@ -703,6 +703,112 @@ TEST_F(PipelineUnit, StopWhilePublishingKeepsEveryAcceptedEventAndARestartDelive
     expect_clean(v);
     EXPECT_EQ(static_cast<size_t>(orders().status().dead), poison_count(accepted));
     std::cout << "[          ] at the stop " << rows["pending"].size() << " pending; after the restart " << v << "\n";
+}
+
+// (g) Transforms run immediately before every send, in the pipeline's order, on the direct path and
+// the relay's alike; the outbox keeps the event as accepted, so the relayed record equals the
+// direct one. What a transform drops is settled and counted, what it rejects is refused (direct)
+// or parked (relay), and a transform that fails its call keeps the events for later.
+const char* kTwoTransforms = "transforms = [\"a\", \"b\"]\n\n"
+                             "[transform.a]\nplugin = \"scripted\"\ntag = \"a\"\nretopic = true\n\n"
+                             "[transform.b]\nplugin = \"scripted\"\ntag = \"b\"\n";
+
+pipeline::Event keyed(const std::string& key, const std::string& payload) {
+    pipeline::Event e;
+    e.key = key;
+    e.payload = payload;
+    return e;
+}
+
+const Delivery* delivered(const std::vector<Delivery>& all, const std::string& event_id) {
+    for (const auto& d : all)
+        if (d.event_id == event_id && d.acknowledged) return &d;
+    return nullptr;
+}
+
+TEST_F(PipelineUnit, TransformsRewriteEveryEventInOrderOnTheDirectPathAndTheRelaysAlike) {
+    engine_ = start_engine(dir_, false, kTwoTransforms);
+    const auto direct = orders().publish(keyed("k1", "{\"n\":1}"));
+    ASSERT_EQ(direct.path, pipeline::Path::Direct) << direct.message;
+
+    control_.set_mode(Mode::Retry);  // the direct send fails: the event spills
+    const auto spilled = orders().publish(keyed("k1", "{\"n\":2}"));
+    ASSERT_EQ(spilled.path, pipeline::Path::Outbox) << spilled.message;
+    EXPECT_EQ(outbox_rows(dir_.path() + "/outbox.db")["pending"].count(spilled.event_id), 1u);
+    control_.set_mode(Mode::Ok);
+    control_.set_health(SW_HEALTH_UP);
+    ASSERT_TRUE(drained(10s));
+
+    const auto all = control_.deliveries();
+    for (const auto* id : {&direct.event_id, &spilled.event_id}) {
+        const Delivery* d = delivered(all, *id);
+        ASSERT_TRUE(d) << *id << " was not delivered";
+        EXPECT_EQ(d->topic, "orders.events.a") << "transform a sets the topic, b leaves it";
+        EXPECT_EQ(d->key, "k1");
+        // a ran before b: their headers come in that order, after whatever the engine set.
+        ASSERT_GE(d->headers.size(), 2u);
+        EXPECT_EQ(d->headers[d->headers.size() - 2], (std::pair<std::string, std::string>{"x-tag-a", "a"}));
+        EXPECT_EQ(d->headers.back(), (std::pair<std::string, std::string>{"x-tag-b", "b"}));
+        EXPECT_GT(d->created_at_us, 0) << "the accepted time is the host's, whatever a transform returns";
+    }
+    EXPECT_EQ(metric(*engine_, "transform_dropped_total", {{"transform", "transform.a"}}), 0);
+}
+
+TEST_F(PipelineUnit, WhatATransformDropsIsSettledAndWhatItRejectsIsRefusedOrParked) {
+    engine_ = start_engine(dir_, false, kTwoTransforms);
+    // Direct.
+    const auto dropped = orders().publish(keyed("k1", "{\"drop\":true}"));
+    EXPECT_EQ(dropped.path, pipeline::Path::Direct) << "a dropped event is done with: " << dropped.message;
+    const auto rejected = orders().publish(keyed("k2", "{\"reject\":true}"));
+    EXPECT_EQ(rejected.path, pipeline::Path::Refused);
+    EXPECT_EQ(rejected.reason, pipeline::Reason::Rejected);
+    EXPECT_EQ(rejected.message, "transform.a: asked to reject");
+    EXPECT_EQ(metric(*engine_, "transform_dropped_total", {{"transform", "transform.a"}}), 1);
+    EXPECT_EQ(metric(*engine_, "transform_rejected_total", {{"transform", "transform.a"}}), 1);
+    EXPECT_EQ(metric(*engine_, "transform_rejected_total", {{"transform", "transform.b"}}), 0)
+        << "b never saw what a rejected";
+
+    // Through the outbox: the relay drops and parks the same way.
+    control_.set_mode(Mode::Retry);  // a send that reaches the sink fails: the events spill
+    const auto dropped2 = orders().publish(keyed("k3", "{\"drop\":true}"));
+    const auto rejected2 = orders().publish(keyed("k4", "{\"reject\":true}"));
+    const auto plain = orders().publish(keyed("k4", "{\"n\":1}"));
+    // The first two never reach the sink (a transform settles them), the third spills.
+    EXPECT_EQ(dropped2.path, pipeline::Path::Direct);
+    EXPECT_EQ(rejected2.path, pipeline::Path::Refused);
+    ASSERT_EQ(plain.path, pipeline::Path::Outbox);
+    control_.set_health(SW_HEALTH_DOWN);  // the next publish opens the circuit: these spill unsent
+    const auto dropped3 = orders().publish(keyed("k5", "{\"drop\":true}"));
+    const auto rejected3 = orders().publish(keyed("k5", "{\"reject\":true}"));
+    ASSERT_EQ(dropped3.path, pipeline::Path::Outbox);
+    ASSERT_EQ(rejected3.path, pipeline::Path::Outbox);
+    control_.set_mode(Mode::Ok);
+    control_.set_health(SW_HEALTH_UP);
+    ASSERT_TRUE(drained(10s));
+    auto rows = outbox_rows(dir_.path() + "/outbox.db");
+    EXPECT_EQ(rows["dead"], std::set<std::string>{rejected3.event_id});
+    const auto all = control_.deliveries();
+    for (const auto* id : {&dropped.event_id, &dropped2.event_id, &rejected2.event_id, &dropped3.event_id,
+                           &rejected3.event_id})
+        EXPECT_FALSE(delivered(all, *id)) << *id;
+    EXPECT_TRUE(delivered(all, plain.event_id));
+    EXPECT_EQ(metric(*engine_, "transform_dropped_total", {{"transform", "transform.a"}}), 3);
+    EXPECT_EQ(metric(*engine_, "transform_rejected_total", {{"transform", "transform.a"}}), 3);
+}
+
+TEST_F(PipelineUnit, ATransformThatFailsItsCallKeepsTheEventsForLater) {
+    engine_ = start_engine(dir_, false, kTwoTransforms);
+    const auto failed = orders().publish(keyed("k1", "{\"fail\":true}"));
+    ASSERT_EQ(failed.path, pipeline::Path::Outbox) << "a failed transform is a failed send: the event spills";
+    EXPECT_NE(failed.message.find("transform.a: RETRY: asked to fail the call"), std::string::npos) << failed.message;
+    // The relay tries again and again (a pure transform that fails now fails later too) and never
+    // lets the key's next event overtake it.
+    const auto next = orders().publish(keyed("k1", "{\"n\":2}"));
+    EXPECT_EQ(next.path, pipeline::Path::Outbox) << "k1 is sticky behind the failed event";
+    ASSERT_TRUE(wait_until([&] { return orders().status().relayed == 0 && metric(*engine_, "relay_failures_total") >= 2; },
+                           10s, 5ms));
+    EXPECT_FALSE(delivered(control_.deliveries(), next.event_id));
+    EXPECT_EQ(outbox_rows(dir_.path() + "/outbox.db")["pending"].size(), 2u);
 }
 
 // (h) The HTTP server's threads (io threads, the handler pool, stop) with everything it shares:
