@@ -25,3 +25,5 @@ SURFACE void sw_abi_vtables(const sw_sink_vtable *sink, const sw_store_vtable *s
 SURFACE void sw_abi_plugin(const sw_plugin_descriptor *descriptor, const sw_option *option, sw_plugin_entry_fn entry) {
     (void)descriptor, (void)option, (void)entry;
 }
+/* ABI 1.2: the transform kind, an addition (the functions above keep their signatures). */
+SURFACE void sw_abi_transform(const sw_transform_vtable *transform) { (void)transform; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/abi-baseline/check.sh <example plugin .so> <abi surface .so>
 #
-# The ABI freeze: abidw each built object and abidiff it against the stored baseline (ABI 1.2 since store.hold)
+# The ABI freeze: abidw each built object and abidiff it against the stored baseline (ABI 1.2 since store.hold; the transform kind added to it)
 # (<name>.abi next to this script). Any difference fails with abidiff's report, which names the
 # changed type, member, offset or signature. Exit 77 (CTest: skipped) only when abigail-tools is
 # not installed (Debian: apt-get install abigail-tools; tools/dev setup does it).

@@ -1,5 +1,5 @@
 /* Pins the v1 struct layouts (x86_64 / LP64): compiled against the current plugin.h AND the frozen
- * v1.0 copy, so a change to either that moves a field fails the build. */
+ * v1.0 and v1.1 copies, so a change to any of them that moves a field fails the build. */
 #include <spillway/plugin.h>
 
 #include <stddef.h>
@@ -31,6 +31,11 @@ _Static_assert(offsetof(sw_store_vtable, purge_dead) == 136, "store.purge_dead")
 _Static_assert(offsetof(sw_store_vtable, hold) == 152, "store.hold");
 _Static_assert(offsetof(sw_store_vtable, sink_health) == 176, "store.sink_health starts where 1.0's vtable ended");
 _Static_assert(sizeof(sw_store_vtable) == 208, "store vtable");
+/* 1.2: the transform kind. */
+_Static_assert(SW_KIND_TRANSFORM == 5, "transform kind");
+_Static_assert(offsetof(sw_transform_vtable, apply) == 56, "transform.apply");
+_Static_assert(offsetof(sw_transform_vtable, release_batch) == 64, "transform.release_batch");
+_Static_assert(sizeof(sw_transform_vtable) == 104, "transform vtable");
 #else
 _Static_assert(sizeof(sw_store_vtable) == 176, "store vtable");
 #endif

@@ -36,6 +36,67 @@ TEST(Abi, PluginBuiltAgainstFrozenV10HeaderLoads) {
     EXPECT_EQ(lib->descriptor->abi_minor, 0);
 }
 
+TEST(Abi, PluginBuiltAgainstFrozenV11HeaderLoads) {
+    Refusal why;
+    auto lib = load_library(file("v1-1-echo"), why);
+    ASSERT_TRUE(lib) << why.str();
+    EXPECT_EQ(lib->descriptor->abi_minor, 1);
+    EXPECT_EQ(lib->kind, static_cast<uint32_t>(SW_KIND_SINK));
+}
+
+// ABI 1.2's transform kind, written in C: the plugin owns the rewritten events until release_batch.
+TEST(Abi, TransformWrittenInCLoadsAndRewritesEvents) {
+    Refusal why;
+    auto lib = load_library(file("c-transform"), why);
+    ASSERT_TRUE(lib) << why.str();
+    EXPECT_EQ(lib->kind, static_cast<uint32_t>(SW_KIND_TRANSFORM));
+    EXPECT_STREQ(kind_name(lib->kind), "transform");
+    EXPECT_EQ(kind_from_name("transform"), static_cast<uint32_t>(SW_KIND_TRANSFORM));
+    const auto& vt = *static_cast<const sw_transform_vtable*>(lib->descriptor->vtable);
+    sw_instance* inst = nullptr;
+    ASSERT_EQ(vt.create(nullptr, nullptr, &inst), SW_OK);
+    const sw_header h{{"a", 1}, {"b", 1}};
+    sw_event in[2]{};
+    in[0].struct_size = in[1].struct_size = sizeof(sw_event);
+    in[0].topic = {"t", 1};
+    in[0].headers = &h;
+    in[0].n_headers = 1;
+    sw_result results[2]{};
+    sw_batch out{};
+    ASSERT_EQ(vt.apply(inst, in, 2, results, &out), SW_OK);
+    ASSERT_EQ(out.n, 2u);
+    EXPECT_EQ(results[0].status, SW_OK);
+    ASSERT_EQ(out.events[0].n_headers, 2u);
+    EXPECT_EQ(std::string(out.events[0].headers[0].name.ptr, out.events[0].headers[0].name.len), "a");
+    EXPECT_EQ(std::string(out.events[0].headers[1].name.ptr, out.events[0].headers[1].name.len), "c-transform");
+    EXPECT_EQ(std::string(out.events[0].topic.ptr, out.events[0].topic.len), "t");
+    ASSERT_EQ(out.events[1].n_headers, 1u);
+    vt.release_batch(inst, &out);
+    EXPECT_EQ(out.plugin_data, nullptr);
+    vt.destroy(inst);
+}
+
+// What an engine that predates the kind says of it: an engine of ABI 1.1 refuses a transform by the
+// minor it needs, and would name the kind it does not know even if the plugin claimed less.
+TEST(Abi, AnOlderEngineRefusesATransformNamingTheKindAndTheMinor) {
+    Refusal why;
+    auto lib = load_library(file("c-transform"), why);
+    ASSERT_TRUE(lib) << why.str();
+    EXPECT_EQ(descriptor_problem(lib->descriptor, 2), "");
+    EXPECT_EQ(descriptor_problem(lib->descriptor, 1), "needs ABI 1.2, newer than this engine's 1.1");
+    sw_plugin_descriptor claims_less = *lib->descriptor;
+    claims_less.abi_minor = 1;
+    EXPECT_EQ(descriptor_problem(&claims_less, 1),
+              "unknown plugin kind 5 (transform plugins came with ABI 1.2; this engine speaks 1.1)");
+    EXPECT_EQ(descriptor_problem(&claims_less, 2),
+              "transform plugins came with ABI 1.2, but the descriptor says it needs only 1.1");
+    // The kinds 1.0 had are known to every engine.
+    Refusal sink_why;
+    auto sink = load_library(file("c-echo"), sink_why);
+    ASSERT_TRUE(sink) << sink_why.str();
+    EXPECT_EQ(descriptor_problem(sink->descriptor, 0), "");
+}
+
 struct RefusalCase {
     const char* plugin;
     const char* reason;

@@ -6,9 +6,9 @@
 #   2. configure file_sink/ with nothing but -DCMAKE_PREFIX_PATH=<prefix> (find_package(SpillwaySDK)),
 #      build it, and run its testkit tests;
 #   3. compile the C example with the pkg-config flags alone (the C ABI needs no C++);
-#   4. the installed `spillway plugins` lists the example (and, by default, the installed plugins), `spillway validate` accepts a config
-#      using it (and refuses one without its required option, naming it), and `spillway run`
-#      publishes an event through it into its file.
+#   4. the installed `spillway plugins` lists the examples (and, by default, the installed plugins), `spillway validate` accepts a config
+#      using them (and refuses one without its required option, naming it), and `spillway run`
+#      publishes an event through the C transform and the sink into its file.
 # The temporary folder is removed on success and kept (and named) on failure.
 set -euo pipefail
 
@@ -75,6 +75,7 @@ step "the installed engine lists the example plugin"
 "$spillway" plugins --plugin-path "$ext" | tee "$work/plugins.txt"
 grep -Eq "^sink +file +1\.0\.0" "$work/plugins.txt" || fail "spillway plugins does not list the file sink"
 grep -Eq "^sink +cfile +1\.0\.0" "$work/plugins.txt" || fail "spillway plugins does not list the C file sink"
+grep -Eq "^transform +stamp +1\.0\.0 +1\.2 " "$work/plugins.txt" || fail "spillway plugins does not list the C transform with ABI 1.2"
 
 step "the installed engine finds its own plugins by default"
 env -u SPILLWAY_PLUGIN_PATH "$spillway" plugins | tee "$work/plugins-default.txt"
@@ -95,7 +96,7 @@ start_engine() {  # <config> <log>: `spillway run` in the background, until /hea
 write_config() {  # <file> <sink table body>
   cat >"$1" <<TOML
 [engine]
-plugin_path = ["$prefix/lib/spillway/plugins", "$ext/spillway-file.so"]
+plugin_path = ["$prefix/lib/spillway/plugins", "$ext/spillway-file.so", "$ext/spillway-stamp.so"]
 http_listen = "127.0.0.1:$port"
 
 [sink.events]
@@ -119,6 +120,11 @@ notifier = "doorbell"
 scheduler = "poll"
 mode = "direct-first"
 topic = "orders.events"
+transforms = ["stamp"]
+
+[transform.stamp]
+plugin = "stamp"
+value = "round-trip"
 TOML
 }
 write_config "$work/good.toml" "path = \"$work/events.jsonl\""
@@ -154,6 +160,7 @@ reply="$(curl -sS -X POST -H 'Content-Type: application/json' \
 echo "publish: $reply"
 echo "$reply" | grep -q '"path":"direct"' || { cat "$work/run.log" >&2; fail "the event did not go direct through the file sink"; }
 grep -q '"topic":"orders.events","key":"customer-7"' "$work/events.jsonl" || fail "the event is not in the sink's file"
+grep -q '\["stamp","round-trip"\]' "$work/events.jsonl" || fail "the out-of-tree transform did not stamp the event"
 cat "$work/events.jsonl"
 kill -TERM "$engine_pid"
 rc=0; wait "$engine_pid" || rc=$?

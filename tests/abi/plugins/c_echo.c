@@ -9,6 +9,9 @@
 #ifndef ECHO_NAME
 #define ECHO_NAME "c-echo"
 #endif
+#ifndef ECHO_MINOR
+#define ECHO_MINOR 0 /* the minor it needs: the frozen v1.1 copy's build says 1 */
+#endif
 
 typedef struct echo {
     const sw_host_api *host;
@@ -77,7 +80,7 @@ static const sw_option echo_options[] = {
 
 SW_PLUGIN_EXPORT const sw_plugin_descriptor *sw_plugin_entry(uint16_t host_major, uint16_t host_minor) {
     static const sw_plugin_descriptor d = {
-        SW_ABI_MAGIC, sizeof(sw_plugin_descriptor), SW_ABI_MAJOR, 0, SW_KIND_SINK, ECHO_NAME, "1.0.0",
+        SW_ABI_MAGIC, sizeof(sw_plugin_descriptor), SW_ABI_MAJOR, ECHO_MINOR, SW_KIND_SINK, ECHO_NAME, "1.0.0",
         "acknowledges every event (C11 ABI test)", echo_options, 1, &echo_vtable, SW_PLUGIN_THREAD_SAFE, 0, {0}};
     (void)host_minor;
     return host_major == SW_ABI_MAJOR ? &d : NULL;

@@ -22,6 +22,13 @@ std::string json(sw_bytes b) {  // a JSON string, or null for an absent field
     return out + "\"";
 }
 
+std::string headers(const sw_event& e) {  // [["name","value"], ...]
+    std::string out = "[";
+    for (size_t i = 0; i < e.n_headers; ++i)
+        out += (i ? ",[" : "[") + json(e.headers[i].name) + "," + json(e.headers[i].value) + "]";
+    return out + "]";
+}
+
 class FileSink : public Sink {
 public:
     explicit FileSink(Host host) : Sink(host), path_(host.string("path")) {
@@ -36,7 +43,7 @@ public:
         std::lock_guard lock(mutex_);
         for (const sw_event& e : events)
             out_ << "{\"event_id\":" << json(e.event_id) << ",\"topic\":" << json(e.topic) << ",\"key\":"
-                 << json(e.key) << ",\"payload\":" << json(e.payload) << "}\n";
+                 << json(e.key) << ",\"payload\":" << json(e.payload) << ",\"headers\":" << headers(e) << "}\n";
         out_.flush();  // written (to the OS) is what OK promises here
         for (sw_result& r : results) set_result(r, out_ ? SW_OK : SW_RETRY, out_ ? "" : "write failed");
         host().count("file_sink_events_total", static_cast<double>(events.size()), out_ ? "result=ok" : "result=retry");

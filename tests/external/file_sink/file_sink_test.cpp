@@ -1,5 +1,7 @@
-// The example sinks (C++ and C) pass the testkit's sink suite, and their files say what was sent.
+// The example sinks (C++ and C) pass the testkit's sink suite, and their files say what was sent;
+// the C transform passes the transform suite.
 #include <spillway/testkit/sink_suite.hpp>
+#include <spillway/testkit/transform_suite.hpp>
 
 #include <gtest/gtest.h>
 
@@ -157,6 +159,8 @@ spillway::testkit::SinkFactory webhook() {
 SPILLWAY_SINK_CONFORMANCE(Cxx, factory("file", FILE_SINK_PLUGIN));
 SPILLWAY_SINK_CONFORMANCE(C, factory("cfile", CFILE_SINK_PLUGIN));
 SPILLWAY_SINK_CONFORMANCE(Webhook, webhook());
+SPILLWAY_TRANSFORM_CONFORMANCE(Stamp, (spillway::testkit::TransformFactory{
+                                          "stamp", STAMP_TRANSFORM_PLUGIN, [] { return Config{{"value", "\"seen\""}}; }, {}}));
 
 TEST(FileSink, WritesOneEscapedJsonLinePerEvent) {
     spillway::testkit::Plugin plugin(FILE_SINK_PLUGIN);
@@ -170,6 +174,6 @@ TEST(FileSink, WritesOneEscapedJsonLinePerEvent) {
     std::ifstream in(path);
     std::string line;
     ASSERT_TRUE(std::getline(in, line));
-    EXPECT_EQ(line, R"({"event_id":"e-1","topic":"orders","key":null,"payload":"{\"quote\":\"\\\"\"}\u000a"})");
+    EXPECT_EQ(line, R"({"event_id":"e-1","topic":"orders","key":null,"payload":"{\"quote\":\"\\\"\"}\u000a","headers":[["suite","sink"],["seq","0"]]})");
     EXPECT_EQ(sink.host().metric("file_sink_events_total", "result=ok"), 1.0);
 }
