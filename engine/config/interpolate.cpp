@@ -54,7 +54,12 @@ std::string interpolate(const std::string& text, const EnvLookup& getenv, bool* 
             if (op != ":-" && op != ":?")
                 throw std::invalid_argument("unsupported form ${" + inner + "} (use ${VAR}, ${VAR:-default} or ${VAR:?message})");
         }
-        if (!valid_name(name)) throw std::invalid_argument("invalid variable name '" + name + "' in ${" + inner + "}");
+        if (!valid_name(name))
+            throw std::invalid_argument("invalid variable name '" + name + "' in ${" + inner + "}" +
+                                        (name.find('.') != std::string::npos
+                                             ? " (a plugin's own template field, such as a transform's, is written $${" +
+                                                   inner + "} in the file)"
+                                             : ""));
         const std::optional<std::string> value = getenv(name);
         // As in the shell: the :- and :? forms treat an empty value as unset.
         const bool set = value && (op.empty() || !value->empty());
