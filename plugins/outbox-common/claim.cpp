@@ -272,7 +272,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
 std::unique_ptr<sdk::Batch> OutboxStore::batch_of(RowSet& rows, const std::string& pipeline, long long cursor,
                                                   const Continuation* prev,
                                                   std::vector<std::pair<long long, std::string>>& malformed) {
-    auto out = rows.to_batch(db_name_, &malformed);
+    auto out = rows.to_batch(db_name_, sql_.header_names, &malformed);
     auto* b = static_cast<RowBatch*>(out.get());
     b->claimed_for = pipeline;
     b->cursor = cursor;

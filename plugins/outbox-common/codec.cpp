@@ -95,4 +95,21 @@ std::vector<std::pair<std::string, std::string>> decode_headers(std::string_view
     return out;
 }
 
+std::string_view split_column_headers(std::string_view text, const std::vector<std::string>& names,
+                                      std::vector<std::pair<std::string, std::string>>& out) {
+    // A JSON text built by the database holds no raw line feed (JSON escapes control
+    // characters), so the last one is the separator whatever the row's own headers hold.
+    const size_t nl = text.rfind('\n');
+    if (nl == std::string_view::npos) throw std::runtime_error("headers column read without its columns.headers values");
+    const auto values = nlohmann::json::parse(text.substr(nl + 1), nullptr, false);
+    if (!values.is_array() || values.size() != names.size())
+        throw std::runtime_error("columns.headers values are not an array of " + std::to_string(names.size()));
+    for (size_t i = 0; i < names.size(); ++i) {
+        if (values[i].is_null()) continue;  // a NULL column adds no header
+        if (!values[i].is_string()) throw std::runtime_error("columns.headers value of '" + names[i] + "' is not text");
+        out.emplace_back(names[i], values[i].get<std::string>());
+    }
+    return text.substr(0, nl);
+}
+
 }  // namespace spillway::plugins::outbox

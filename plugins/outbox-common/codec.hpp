@@ -28,6 +28,14 @@ std::string encode_headers(const sw_header* headers, size_t n);
 // naming the problem.
 std::vector<std::pair<std::string, std::string>> decode_headers(std::string_view text);
 
+// The headers column as Sql::headers reads it with columns.headers.<name> mapped: the row's own
+// headers text, a line feed, and a JSON array of the mapped columns' values (strings, null for a
+// NULL column), in the order of `names`. Appends (name, value) to `out` for each value that is
+// not null and returns the row's own headers text (for decode_headers); throws
+// std::runtime_error naming the problem.
+std::string_view split_column_headers(std::string_view text, const std::vector<std::string>& names,
+                                      std::vector<std::pair<std::string, std::string>>& out);
+
 }  // namespace spillway::plugins::outbox
 
 #endif

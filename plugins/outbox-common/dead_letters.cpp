@@ -42,7 +42,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::list_dead(std::string_view pipeline_nam
         st.exchange(soci::use(lim, "lim"));
         prepare_once(st, statements_.dead);
         if (!st.execute(true)) return std::make_unique<sdk::Batch>();
-        return rows.to_batch(db_name_);
+        return rows.to_batch(db_name_, sql_.header_names);
     });
 }
 

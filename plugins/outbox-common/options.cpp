@@ -1,5 +1,6 @@
 #include "options.hpp"
 
+#include <algorithm>
 #include <set>
 #include <utility>
 
@@ -142,8 +143,57 @@ const sdk::Options<Options>& shared_options_with(std::index_sequence<C...>) {
 
 const sdk::Options<Options>& shared_options() { return shared_options_with(std::make_index_sequence<kColumnCount>()); }
 
-Options Options::read(const sdk::Host& host) {
+namespace {
+
+// A header name from a columns.headers.<name> key: any text but control characters (it never
+// goes into SQL: Sql reads the values in the names' order, and the names are joined to them after).
+bool is_header_name(std::string_view name) {
+    if (name.empty() || name.size() > 249) return false;
+    for (unsigned char ch : name)
+        if (ch < 0x20 || ch == 0x7f) return false;
+    return true;
+}
+
+bool declared(std::string_view key, std::span<const sw_option> rows) {
+    for (const sw_option& o : rows)
+        if (o.name && key == o.name) return true;
+    return false;
+}
+
+// The keys the store does not declare: columns.headers.<name> mappings, validated; anything
+// else is refused as unknown.
+void read_header_columns(Options& o, const sdk::Host& host, std::span<const sw_option> own, const char* plugin) {
+    const std::span<const sw_option> shared(shared_options().data(), shared_options().size());
+    for (auto& [key, value] : host.entries()) {
+        if (declared(key, shared) || declared(key, own)) continue;
+        if (key.rfind(kHeaderColumnsPrefix, 0) != 0) {
+            std::string known;
+            for (auto rows : {own, shared})
+                for (const sw_option& opt : rows) known += std::string(opt.name) + ", ";
+            throw sdk::ConfigError(key, "unknown option for store plugin '" + std::string(plugin) + "' (it takes: " +
+                                            known + "columns.headers.<name>)");
+        }
+        const std::string name = key.substr(kHeaderColumnsPrefix.size());
+        if (!is_header_name(name))
+            throw sdk::ConfigError(key, "'" + key + "': the header name after columns.headers. must be 1 to 249 "
+                                        "characters without control characters");
+        if (!is_identifier(value))
+            throw sdk::ConfigError(key, "'" + value + "' is not a valid column name for " + key +
+                                            ": use letters, digits and '_' (not starting with a digit), at most 63 "
+                                            "characters");
+        if (o.header_columns.size() == kMaxHeaderColumns)
+            throw sdk::ConfigError(key, "at most " + std::to_string(kMaxHeaderColumns) +
+                                            " columns.headers.<name> mappings");
+        o.header_columns.emplace_back(name, std::move(value));
+    }
+    std::sort(o.header_columns.begin(), o.header_columns.end());
+}
+
+}  // namespace
+
+Options Options::read(const sdk::Host& host, std::span<const sw_option> own, const char* plugin) {
     Options o = shared_options().read(host);
+    read_header_columns(o, host, own, plugin);
     if (o.backoff_max_ms < o.backoff_base_ms)
         throw sdk::ConfigError("backoff_max", "backoff_max must be >= backoff_base");
     for (char ch : o.adopt_pipeline)

@@ -9,8 +9,10 @@
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace spillway::plugins::outbox {
@@ -81,10 +83,21 @@ struct Options {
     // whose order numbers the rows there when the migration adds the id column. Empty: the
     // table's physical order (which an UPDATE changes).
     std::string adopt_order_by;
+    // `columns.headers.<name> = "<column>"`: every row read carries, after its own headers, a
+    // header <name> with the column's value as text (none when the column is NULL). In the order
+    // of their names; the columns validated like columns.<field>, the names never put into SQL.
+    std::vector<std::pair<std::string, std::string>> header_columns;
 
-    // Reads and validates the shared options; throws ConfigError naming the key.
-    static Options read(const sdk::Host& host);
+    // Reads and validates the shared options; throws ConfigError naming the key. The stores take
+    // undeclared keys (SW_PLUGIN_OPEN_OPTIONS) for columns.headers.<name>, which cannot be
+    // declared one by one: any other key that neither the shared table nor `own` (the plugin's own
+    // rows) declares is refused here as the engine would refuse it, naming `plugin`.
+    static Options read(const sdk::Host& host, std::span<const sw_option> own = {}, const char* plugin = "");
 };
+
+// The prefix of the keys that map a column into a header, and how many may be mapped.
+inline constexpr std::string_view kHeaderColumnsPrefix = "columns.headers.";
+inline constexpr size_t kMaxHeaderColumns = 32;
 
 // The options both stores declare alike, each once: the rows each plugin exports after its own,
 // and what Options::read reads.

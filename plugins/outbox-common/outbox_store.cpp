@@ -27,8 +27,8 @@ std::string short_message(const std::exception& e) {
     return m;
 }
 
-OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
-    : Store(host), opts_(Options::read(host)), db_name_(db_name), owner_(make_owner()) {
+OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema, std::span<const sw_option> own_options)
+    : Store(host), opts_(Options::read(host, own_options, db_name)), db_name_(db_name), owner_(make_owner()) {
     // Derived names (<table>_migrations, <table>_pending_idx, ...) must stay within 63 characters.
     sql_.table = quote_name(opts_.table, "table", allow_schema, 40);
     sql_.table_base = opts_.table.substr(opts_.table.find('.') == std::string::npos ? 0 : opts_.table.find('.') + 1);
@@ -37,6 +37,10 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema)
     sql_.json_fn = sql_.table.substr(0, sql_.table.size() - 1) + "_json\"";
     sql_.event_id_path = opts_.event_id_field;
     sql_.headers_path = opts_.headers_field;
+    for (const auto& [name, column] : opts_.header_columns) {
+        sql_.header_names.push_back(name);
+        sql_.header_columns.push_back("\"" + column + "\"");
+    }
     sql_.meta_table = sql_.table.substr(0, sql_.table.size() - 1) + "_meta\"";
 
     statements_ = Statements(sql_);

@@ -44,7 +44,9 @@ struct Conn {
 
 class OutboxStore : public sdk::Store {
 public:
-    OutboxStore(sdk::Host host, const char* db_name, bool allow_schema);
+    // `own_options`: the plugin's own option rows (the shared ones are Options'), so that a key
+    // neither declares is refused (the stores take undeclared keys for columns.headers.<name>).
+    OutboxStore(sdk::Host host, const char* db_name, bool allow_schema, std::span<const sw_option> own_options);
 
     void start() override;
     void stop(int64_t timeout_ms) override;
@@ -180,6 +182,8 @@ protected:
         (void)s;
         return {};
     }
+    // Whether the table has `column` (its exact name, as a quoted identifier finds it).
+    virtual bool has_column(soci::session& s, const std::string& column) = 0;
     // One line of what this migration did, for `spillway outbox migrate` (logged too).
     void note(const std::string& step);
     // The lease table's row id column: "BIGSERIAL PRIMARY KEY" / "INTEGER PRIMARY KEY".
@@ -226,6 +230,9 @@ private:
     // The versioned steps and the adoption, noted; migrate() hands the notes to the host.
     void run_migrations();
     void adopt_rows_without_pipeline(soci::session& s);  // part of run_migrations
+    // columns.headers.<name> naming a column the table lacks: a ConfigError naming that key (the
+    // migration's and the start's, instead of a database error at every read of a row).
+    void check_header_columns(soci::session& s);
     // auto_migrate = false: reports at start, as an error, a table the migration has not brought up
     // to this version's schema (or adoption options it has not acted on), instead of leaving every
     // call to fail with RETRY and the database's words.

@@ -6,7 +6,9 @@
 
 namespace spillway::plugins::outbox {
 
-std::unique_ptr<sdk::Batch> OutboxStore::RowSet::to_batch([[maybe_unused]] const char* db, Malformed* malformed) {
+std::unique_ptr<sdk::Batch> OutboxStore::RowSet::to_batch([[maybe_unused]] const char* db,
+                                                          const std::vector<std::string>& header_names,
+                                                          Malformed* malformed) {
     auto batch = std::make_unique<RowBatch>();
     const size_t n = size();
     batch->rows.resize(n);
@@ -15,7 +17,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::RowSet::to_batch([[maybe_unused]] const
     for (size_t i = 0; i < n; ++i) {
         RowBatch::Row& r = batch->rows[w];
         r = RowBatch::Row{};
-        if (!decode_row(i, r, malformed)) continue;
+        if (!decode_row(i, r, header_names, malformed)) continue;
         batch->events[w++] = event_of(i, r);
     }
     batch->rows.resize(w);  // shrinking keeps the kept rows (and the spans into them) in place
@@ -23,7 +25,8 @@ std::unique_ptr<sdk::Batch> OutboxStore::RowSet::to_batch([[maybe_unused]] const
     return batch;
 }
 
-bool OutboxStore::RowSet::decode_row(size_t i, RowBatch::Row& r, Malformed* malformed) {
+bool OutboxStore::RowSet::decode_row(size_t i, RowBatch::Row& r, const std::vector<std::string>& header_names,
+                                     Malformed* malformed) {
     auto text = [&](int k) -> std::string { return ind[k][i] == soci::i_ok ? std::move(str[k][i]) : std::string(); };
     auto present = [&](int k) { return ind[k][i] == soci::i_ok; };
     // A nullable column: whether it was set, and its text.
@@ -51,12 +54,25 @@ bool OutboxStore::RowSet::decode_row(size_t i, RowBatch::Row& r, Malformed* malf
             if (bad(std::string("binary payload is not valid base64: ") + e.what())) return false;
         }
     }
+    // With columns.headers.<name>, the column is the row's own headers and the mapped columns'
+    // values (Sql::headers); those come after the row's own, and stay when its own do not decode.
+    std::string_view own = present(kHd) ? std::string_view(str[kHd][i]) : std::string_view();
+    std::vector<std::pair<std::string, std::string>> mapped;
+    if (!header_names.empty() && present(kHd)) {
+        try {
+            own = split_column_headers(own, header_names, mapped);
+        } catch (const std::exception& e) {
+            if (bad(e.what())) return false;
+            own = {};
+        }
+    }
     try {
-        if (present(kHd)) r.headers = decode_headers(str[kHd][i]);
+        r.headers = decode_headers(own);
     } catch (const std::exception& e) {
         if (bad(e.what())) return false;
         r.headers.clear();
     }
+    for (auto& h : mapped) r.headers.push_back(std::move(h));
     optional(kEt, r.has_event_type, r.event_type);
     optional(kCi, r.has_correlation_id, r.correlation_id);
     optional(kLe, r.has_last_error, r.last_error);

@@ -50,6 +50,7 @@ void OutboxStore::run_migrations() {
         }
         adopt(s);
         adopt_rows_without_pipeline(s);
+        check_header_columns(s);
         tx.commit();
     });
 }
@@ -82,16 +83,28 @@ void OutboxStore::adopt_rows_without_pipeline(soci::session& s) {
     }
 }
 
+void OutboxStore::check_header_columns(soci::session& s) {
+    for (const auto& [name, column] : opts_.header_columns)
+        if (!has_column(s, column))
+            throw sdk::ConfigError(std::string(kHeaderColumnsPrefix) + name,
+                                   std::string(kHeaderColumnsPrefix) + name + ": " + opts_.table + " has no column '" +
+                                       column + "' to read header '" + name + "' from");
+}
+
 void OutboxStore::check_migrated() {
     std::string missing;
     try {
         with_session("start", [&](soci::session& s) {
             const int current = applied_version(s, migrations_table(sql_));
-            if (current < kSchemaVersion)
+            if (current < kSchemaVersion) {
                 missing = "its schema is at version " + std::to_string(current) + " of " + std::to_string(kSchemaVersion);
-            else
+            } else {
                 missing = adoption_missing(s);
+                check_header_columns(s);  // no migration adds it: the configuration is wrong
+            }
         });
+    } catch (const sdk::ConfigError&) {
+        throw;
     } catch (const sdk::Error& e) {
         missing = std::string("it has no migrations yet (") + e.what() + ")";
     }

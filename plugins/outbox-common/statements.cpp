@@ -100,7 +100,21 @@ std::string Sql::payload(const std::string& p) const {
            sqlite_path(headers_path) + ") ELSE " + p + pa + " END";
 }
 
+// The row's own headers text (NULL: none), a line feed, and the mapped columns' values as a JSON
+// array: the own headers are passed on as they are, never parsed here (one row's malformed
+// headers text is that row's problem, parked by the claim, not an error of the whole statement),
+// and a JSON array built by the database never holds a raw line feed, so the last one separates.
 std::string Sql::headers(const std::string& p) const {
+    if (header_columns.empty()) return own_headers(p);
+    std::string values;
+    for (const auto& col : header_columns) values += (values.empty() ? "" : ", ") + ("CAST(" + p + col + " AS TEXT)");
+    if (postgres)
+        return "COALESCE(CAST(" + own_headers(p) + " AS TEXT), '') || chr(10) || CAST(json_build_array(" + values +
+               ") AS TEXT)";
+    return "COALESCE(" + own_headers(p) + ", '') || char(10) || json_array(" + values + ")";
+}
+
+std::string Sql::own_headers(const std::string& p) const {
     const std::string& pa = c[kPayload];
     if (headers_path.empty()) return p + c[kHeaders];
     const bool lateral = !p.empty() && lateral_json();

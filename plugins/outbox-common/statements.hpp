@@ -24,6 +24,10 @@ struct Sql {
     bool postgres = false;
     std::string json_fn;                     // PostgreSQL: <table>_json(text) -> jsonb, quoted
     std::vector<std::string> event_id_path, headers_path;
+    // columns.headers.<name>: the header names and their columns (quoted), in the same order.
+    // The headers column is then read as the row's own headers text, a line feed, and a JSON
+    // array of these columns' values as text (null for NULL): see decode_row_headers (codec.hpp).
+    std::vector<std::string> header_names, header_columns;
     // <table>_meta (name, value): the adoption token, drawn once by the migration and never
     // changed, that makes derived event ids unique across databases (see event_id).
     std::string meta_table;
@@ -39,12 +43,15 @@ struct Sql {
     // What a row whose event_id column is NULL is read with: event_id() without the column.
     std::string derived_event_id(const std::string& prefix) const;
     std::string payload(const std::string& prefix) const;  // without headers_path, when taken out
+    // The row's headers, and after them the columns.headers.<name> values when there are any.
     std::string headers(const std::string& prefix) const;
 
 private:
     bool lateral_json() const { return postgres && (!event_id_path.empty() || !headers_path.empty()); }
     // The payload as JSON (NULL when it is not JSON); `lateral`: read from from()'s subquery.
     std::string json(const std::string& prefix, bool lateral) const;
+    // The row's own headers: its headers column, or the payload's headers_path.
+    std::string own_headers(const std::string& prefix) const;
     // Whether the payload's headers_path is where the row's headers come from (and so leaves it).
     std::string headers_from_payload(const std::string& prefix, bool lateral) const;
 };

@@ -143,10 +143,12 @@ struct OutboxStore::RowSet {
     using Malformed = std::vector<std::pair<long long, std::string>>;
     // Moves the strings out: a RowSet is read once. Rows that cannot be decoded are left out and
     // listed in `malformed`; without it (a listing) they are kept as far as they decode.
-    std::unique_ptr<sdk::Batch> to_batch(const char* db, Malformed* malformed = nullptr);
+    // `header_names`: Sql::header_names, the headers that columns.headers.<name> adds to each row.
+    std::unique_ptr<sdk::Batch> to_batch(const char* db, const std::vector<std::string>& header_names,
+                                         Malformed* malformed = nullptr);
     // Row i into `r`, its strings moved out. False when it cannot be decoded and `malformed` takes
     // it; without `malformed` it is kept as far as it decodes.
-    bool decode_row(size_t i, RowBatch::Row& r, Malformed* malformed);
+    bool decode_row(size_t i, RowBatch::Row& r, const std::vector<std::string>& header_names, Malformed* malformed);
     // Row i's event, pointing into `r`.
     sw_event event_of(size_t i, const RowBatch::Row& r) const;
 

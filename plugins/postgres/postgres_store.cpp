@@ -108,7 +108,8 @@ const sdk::Options<Settings> kPostgresOptions{
 class PostgresStore final : public outbox::OutboxStore {
 public:
     explicit PostgresStore(sdk::Host host)
-        : OutboxStore(host, "postgres", true), settings_(kPostgresOptions.read(host)),
+        : OutboxStore(host, "postgres", true, {kPostgresOptions.data(), kPostgresOptions.size()}),
+          settings_(kPostgresOptions.read(host)),
           // The raw url (it holds the password) leaves settings_ for conninfo_, which redacts it.
           conninfo_("url", std::exchange(settings_.url, std::string())),
           soci_url_(conninfo_.as_uri(kApplicationName)), prepare_(settings_.prepare) {
@@ -455,6 +456,8 @@ protected:
         return {};
     }
 
+    bool has_column(soci::session& s, const std::string& column) override { return !column_type_of(s, column).empty(); }
+
     bool json_function_exists(soci::session& s) {
         std::string sig = sql().json_fn + "(text)";
         int exists = 0;
@@ -702,5 +705,8 @@ const spillway::plugins::outbox::StoreOptions kOptions(spillway::plugins::postgr
 }  // namespace
 
 SW_EXPORT_STORE(spillway::plugins::postgres::PostgresStore, "postgres", "1.2.0",
-                "durable outbox in a PostgreSQL table (SOCI): leases, per-key order, dead letters", kOptions,
-                SW_PLUGIN_THREAD_SAFE)
+                "durable outbox in a PostgreSQL table (SOCI): leases, per-key order, dead letters. Other keys: "
+                "`columns.headers.<name> = \"<column>\"` (`[store.x.columns.headers]`) adds to every row read a "
+                "header <name> holding that column's value as text (none when NULL), after the row's own headers; "
+                "any other key the table does not list is refused",
+                kOptions, SW_PLUGIN_THREAD_SAFE | SW_PLUGIN_OPEN_OPTIONS)

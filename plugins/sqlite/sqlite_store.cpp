@@ -59,7 +59,8 @@ const sdk::Options<Settings> kSqliteOptions{
 class SqliteStore final : public outbox::OutboxStore {
 public:
     explicit SqliteStore(sdk::Host host)
-        : OutboxStore(host, "sqlite", false), settings_(kSqliteOptions.read(host)) {
+        : OutboxStore(host, "sqlite", false, {kSqliteOptions.data(), kSqliteOptions.size()}),
+          settings_(kSqliteOptions.read(host)) {
         if (settings_.path.empty()) throw sdk::ConfigError("path", "path must name the SQLite database file");
         if (settings_.path.find('"') != std::string::npos)
             throw sdk::ConfigError("path", "path must not contain '\"'");
@@ -182,6 +183,15 @@ protected:
         }
     }
 
+    // SQLite finds a quoted column name regardless of case, as pragma_table_info is asked here.
+    bool has_column(soci::session& s, const std::string& column) override {
+        std::string table = options().table, name = column;
+        int n = 0;
+        s << "SELECT COUNT(*) FROM pragma_table_info(:t) WHERE name = :n COLLATE NOCASE", soci::use(table, "t"),
+            soci::use(name, "n"), soci::into(n);
+        return n > 0;
+    }
+
     // Spillway's row id must never change: derived event ids, leases and the claim order (each
     // key's delivery order) hang on it. Only an INTEGER PRIMARY KEY column is that in SQLite: a
     // table's plain rowid may be renumbered by VACUUM, and SQLite cannot add a key column to an
@@ -239,5 +249,8 @@ const spillway::plugins::outbox::StoreOptions kOptions(spillway::plugins::sqlite
 }  // namespace
 
 SW_EXPORT_STORE(spillway::plugins::sqlite::SqliteStore, "sqlite", "1.2.0",
-                "durable outbox in a SQLite file (SOCI, WAL): leases, per-key order, dead letters", kOptions,
-                SW_PLUGIN_THREAD_SAFE)
+                "durable outbox in a SQLite file (SOCI, WAL): leases, per-key order, dead letters. Other keys: "
+                "`columns.headers.<name> = \"<column>\"` (`[store.x.columns.headers]`) adds to every row read a "
+                "header <name> holding that column's value as text (none when NULL), after the row's own headers; "
+                "any other key the table does not list is refused",
+                kOptions, SW_PLUGIN_THREAD_SAFE | SW_PLUGIN_OPEN_OPTIONS)
