@@ -288,6 +288,198 @@ TEST(PostgresAdoption, AMissingJsonFunctionIsReportedAtStartWithoutAutoMigrate) 
     EXPECT_EQ(claim(s, "orders", 10).size(), 3u) << s.host().last_error();
 }
 
+// --- columns.headers.<name>: columns of an adopted table as Kafka headers.
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// Debezium's outbox layout, with one of the additional fields its event router can place
+// (tenant_id, nullable), as configs/examples/adopt-debezium-outbox.toml adopts it.
+void create_outboxevent(Postgres& pg, const std::string& table) {
+    pg.psql("store_adoption", "CREATE TABLE " + table +
+                                  " (id UUID PRIMARY KEY, aggregatetype VARCHAR(255) NOT NULL, aggregateid "
+                                  "VARCHAR(255) NOT NULL, type VARCHAR(255) NOT NULL, payload JSONB, tenant_id TEXT)");
+}
+
+// The application's INSERTs, on its own session, knowing nothing of Spillway's columns.
+void insert_orders(Postgres& pg, const std::string& table) {
+    pg.psql("store_adoption",
+            "INSERT INTO " + table + " (id, aggregatetype, aggregateid, type, payload, tenant_id) VALUES "
+            "('0b5e3c1e-0000-4000-8000-000000000001', 'Order', '1', 'OrderCreated', '{\"id\": 1}', 'acme');"
+            "INSERT INTO " + table + " (id, aggregatetype, aggregateid, type, payload) VALUES "
+            "('0b5e3c1e-0000-4000-8000-000000000002', 'Order', '1', 'OrderShipped', '{\"id\": 1, \"shipped\": true}');"
+            "INSERT INTO " + table + " (id, aggregatetype, aggregateid, type, payload, tenant_id) VALUES "
+            "('0b5e3c1e-0000-4000-8000-000000000003', 'Customer', '7', 'CustomerCreated', '{\"id\": 7}', 'acme')");
+}
+
+Config outboxevent_config(const std::string& table, const std::string& pipeline) {
+    return Config{{"url", database.conninfo()},
+                  {"table", table},
+                  {"adopt_pipeline", pipeline},
+                  {"columns.id", "spillway_id"},
+                  {"columns.event_id", "id"},
+                  {"columns.topic", "aggregatetype"},
+                  {"columns.key", "aggregateid"},
+                  {"columns.event_type", "type"},
+                  {"columns.headers.aggregatetype", "aggregatetype"},
+                  {"columns.headers.tenant", "tenant_id"}};
+}
+
+// What every read of insert_orders' rows carries: the mapped columns after the row's own headers,
+// none for a NULL column.
+void expect_orders(const std::vector<Row>& rows, const std::string& how) {
+    ASSERT_EQ(rows.size(), 3u) << how;
+    EXPECT_EQ(event_ids(rows), (std::vector<std::string>{"0b5e3c1e-0000-4000-8000-000000000001",
+                                                         "0b5e3c1e-0000-4000-8000-000000000002",
+                                                         "0b5e3c1e-0000-4000-8000-000000000003"}))
+        << how;
+    EXPECT_EQ(rows[0].key, "1") << how;
+    EXPECT_EQ(rows[0].event_type, "OrderCreated") << how;
+    EXPECT_EQ(rows[0].topic, "Order") << how;
+    EXPECT_EQ(rows[0].headers, (Headers{{"aggregatetype", "Order"}, {"tenant", "acme"}})) << how;
+    EXPECT_EQ(rows[1].key, "1") << how;
+    EXPECT_EQ(rows[1].event_type, "OrderShipped") << how;
+    EXPECT_EQ(rows[1].headers, (Headers{{"own", "1"}, {"aggregatetype", "Order"}}))
+        << how << ": its own header first; tenant_id is NULL, so no tenant header";
+    EXPECT_EQ(rows[2].key, "7") << how;
+    EXPECT_EQ(rows[2].event_type, "CustomerCreated") << how;
+    EXPECT_EQ(rows[2].headers, (Headers{{"aggregatetype", "Customer"}, {"tenant", "acme"}})) << how;
+}
+
+void release(StoreInstance& s, const std::vector<Row>& rows) {
+    std::vector<int64_t> ids;
+    for (const auto& r : rows) ids.push_back(r.row_id);
+    ASSERT_EQ(s.vt().release_leases(s.get(), ids.data(), ids.size()), SW_OK) << s.host().last_error();
+}
+
+TEST(PostgresAdoption, MappedColumnsBecomeHeadersOnEveryReadPath) {
+    auto& pg = database.server();
+    create_outboxevent(pg, "outboxevent_headers");
+    const std::string p = "dbz_orders";
+    StoreInstance s(postgres_plugin(), outboxevent_config("outboxevent_headers", p));
+    insert_orders(pg, "outboxevent_headers");
+    // A header of the row's own, in the column the migration added.
+    pg.psql("store_adoption", "UPDATE outboxevent_headers SET headers = '[[\"own\", \"1\"]]' WHERE type = 'OrderShipped'");
+
+    // More than a one-trip claim takes: the statements.
+    auto rows = claim(s, p, 100);
+    expect_orders(rows, "claim of 100 (statements)");
+    release(s, rows);
+
+    // The one-trip claim, prepared.
+    rows = claim(s, p, 10);
+    expect_orders(rows, "claim of 10 (one trip)");
+    EXPECT_EQ(pg.scalar("store_adoption", "SELECT count(*) FROM pg_stat_activity WHERE datname = 'store_adoption' AND "
+                                          "pid <> pg_backend_pid() AND query LIKE '%EXECUTE spillway_claim(%''" + p +
+                                          "''%'"),
+              "1")
+        << "the claim ran as the prepared one-trip statement";
+    release(s, rows);
+
+    // claim_next goes on from a held batch.
+    HeldBatch first(s, p, 1);
+    ASSERT_EQ(first.status(), SW_OK) << first.error();
+    HeldBatch next(s, p, 10, &first);
+    ASSERT_EQ(next.status(), SW_OK) << next.error();
+    rows = first.rows();
+    rows.insert(rows.end(), next.rows().begin(), next.rows().end());
+    expect_orders(rows, "claim + claim_next");
+
+    // Dead letters are listed with them.
+    ASSERT_EQ(complete(s, rows, SW_REJECT, "poison"), SW_OK) << s.host().last_error();
+    expect_orders(list_dead(s, p), "list_dead");
+}
+
+// With headers_field the two merge: the envelope's headers (or the row's own), then the columns'.
+TEST(PostgresAdoption, MappedColumnsFollowTheEnvelopeHeaders) {
+    auto& pg = database.server();
+    create_event_outbox(pg, "event_outbox_mapped");
+    Config config = event_outbox_config("event_outbox_mapped");
+    config.values["columns.headers.aggregate"] = "aggregate_type";
+    config.values["columns.headers.aggregate_id"] = "aggregate_id";
+    StoreInstance s(postgres_plugin(), config);
+    const auto rows = claim(s, "orders", 10);
+    ASSERT_EQ(rows.size(), 3u) << s.host().last_error();
+    EXPECT_EQ(rows[0].headers, (Headers{{"aggregate", "batch"}, {"aggregate_id", "b-1"}}));
+    EXPECT_EQ(rows[1].headers, (Headers{{"trace_id", "abc"},
+                                        {"content_type", "application/json"},
+                                        {"aggregate", "batch"},
+                                        {"aggregate_id", "b-1"}}));
+    EXPECT_EQ(rows[1].payload.find("headers"), std::string::npos) << "headers leave the payload: " << rows[1].payload;
+    EXPECT_EQ(rows[2].headers, (Headers{{"aggregate", "essay"}, {"aggregate_id", "e-7"}}));
+}
+
+// A row whose own headers cannot be decoded is parked as before: the mapped columns do not make
+// the statement fail for every row (they are never parsed in SQL).
+TEST(PostgresAdoption, UndecodableOwnHeadersParkOnlyTheirRowWhenColumnsAreMapped) {
+    auto& pg = database.server();
+    create_outboxevent(pg, "outboxevent_bad_headers");
+    const std::string p = "dbz_bad";
+    StoreInstance s(postgres_plugin(), outboxevent_config("outboxevent_bad_headers", p));
+    insert_orders(pg, "outboxevent_bad_headers");
+    pg.psql("store_adoption", "UPDATE outboxevent_bad_headers SET headers = E'[[\"own\"\\n' WHERE type = 'OrderShipped'");
+    const auto rows = claim(s, p, 10);
+    EXPECT_EQ(event_ids(rows), (std::vector<std::string>{"0b5e3c1e-0000-4000-8000-000000000001",
+                                                         "0b5e3c1e-0000-4000-8000-000000000003"}))
+        << s.host().last_error();
+    const auto dead = list_dead(s, p);
+    ASSERT_EQ(dead.size(), 1u);
+    EXPECT_NE(dead[0].last_error.find("malformed row"), std::string::npos) << dead[0].last_error;
+}
+
+TEST(PostgresAdoption, AHeaderColumnThatIsNoColumnNameOrNotInTheTableIsAConfigErrorNamingItsKey) {
+    auto& pg = database.server();
+    create_outboxevent(pg, "outboxevent_missing");
+    for (const auto& [key, column] : std::vector<std::pair<std::string, std::string>>{
+             {"columns.headers.aggregatetype", "aggregatetype\"; DROP TABLE x; --"},
+             {"columns.headers.x", "1abc"},
+             {"columns.headers.x", ""}}) {
+        Config config = outboxevent_config("outboxevent_missing", "dbz_missing");
+        config.values[key] = column;
+        HostContext host(postgres_plugin(), config);
+        EXPECT_EQ(validate(postgres_plugin(), host), SW_INVALID_CONFIG) << column;
+        const auto errs = host.config_errors();
+        ASSERT_FALSE(errs.empty()) << column;
+        EXPECT_EQ(errs[0].first, key);
+        EXPECT_NE(errs[0].second.find("not a valid column name"), std::string::npos) << errs[0].second;
+    }
+    // A header name with a control character; a key the store does not know.
+    for (const std::string& key : {std::string("columns.headers.a\nb"), std::string("columns.headrs.x")}) {
+        Config config = outboxevent_config("outboxevent_missing", "dbz_missing");
+        config.values[key] = "aggregatetype";
+        HostContext host(postgres_plugin(), config);
+        EXPECT_EQ(validate(postgres_plugin(), host), SW_INVALID_CONFIG) << key;
+        const auto errs = host.config_errors();
+        ASSERT_FALSE(errs.empty()) << key;
+        EXPECT_EQ(errs[0].first, key);
+    }
+
+    // A column the table does not have: the migration stops with a config error naming the key,
+    // and leaves the table as it was.
+    Config config = outboxevent_config("outboxevent_missing", "dbz_missing");
+    config.values["columns.headers.tenant"] = "tenant";
+    StoreInstance s(postgres_plugin(), config, false);
+    EXPECT_EQ(s.vt().start(s.get()), SW_INVALID_CONFIG);
+    auto errs = s.host().config_errors();
+    ASSERT_EQ(errs.size(), 1u) << s.host().last_error();
+    EXPECT_EQ(errs[0].first, "columns.headers.tenant");
+    EXPECT_NE(errs[0].second.find("outboxevent_missing has no column 'tenant'"), std::string::npos) << errs[0].second;
+    EXPECT_EQ(pg.scalar("store_adoption", "SELECT count(*) FROM information_schema.columns WHERE table_name = "
+                                          "'outboxevent_missing' AND column_name = 'spillway_id'"),
+              "0")
+        << "the migration was rolled back";
+    s.vt().stop(s.get(), 1000);
+
+    // Migrated without the mapping, then started with it and auto_migrate = false: the start says so.
+    { StoreInstance ok(postgres_plugin(), outboxevent_config("outboxevent_missing", "dbz_missing")); }
+    config.values["auto_migrate"] = "false";
+    StoreInstance later(postgres_plugin(), config, false);
+    EXPECT_EQ(later.vt().start(later.get()), SW_INVALID_CONFIG);
+    errs = later.host().config_errors();
+    ASSERT_EQ(errs.size(), 1u) << later.host().last_error();
+    EXPECT_EQ(errs[0].first, "columns.headers.tenant");
+    later.vt().stop(later.get(), 1000);
+}
+
 TEST(PostgresAdoption, AUuidIdColumnMustBeMappedAway) {
     auto& pg = database.server();
     create_event_outbox(pg, "event_outbox_unmapped");

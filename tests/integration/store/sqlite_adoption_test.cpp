@@ -291,6 +291,141 @@ TEST(SqliteAdoption, AnIdThatIsNotAnIntegerPrimaryKeyIsAConfigErrorNamingColumns
         << "SQLite keeps the table's INTEGER PRIMARY KEY and its order";
 }
 
+// --- columns.headers.<name>: columns of an adopted table as Kafka headers.
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// Debezium's outbox layout as SQLite holds it: the uuid in a TEXT column, and the INTEGER PRIMARY
+// KEY SQLite needs (seq); tenant_id is an additional, nullable field.
+void create_outboxevent(const std::string& db) {
+    exec(db, "CREATE TABLE outboxevent (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, "
+             "aggregatetype TEXT NOT NULL, aggregateid TEXT NOT NULL, type TEXT NOT NULL, payload TEXT, tenant_id TEXT)");
+}
+
+// The application's INSERTs, on its own connection.
+void insert_orders(const std::string& db) {
+    exec(db, "INSERT INTO outboxevent (id, aggregatetype, aggregateid, type, payload, tenant_id) VALUES "
+             "('0b5e3c1e-0000-4000-8000-000000000001', 'Order', '1', 'OrderCreated', '{\"id\":1}', 'acme');"
+             "INSERT INTO outboxevent (id, aggregatetype, aggregateid, type, payload) VALUES "
+             "('0b5e3c1e-0000-4000-8000-000000000002', 'Order', '1', 'OrderShipped', '{\"id\":1,\"shipped\":true}');"
+             "INSERT INTO outboxevent (id, aggregatetype, aggregateid, type, payload, tenant_id) VALUES "
+             "('0b5e3c1e-0000-4000-8000-000000000003', 'Customer', '7', 'CustomerCreated', '{\"id\":7}', 'acme');");
+}
+
+Config outboxevent_config(const std::string& db) {
+    return Config{{"path", db},
+                  {"table", "outboxevent"},
+                  {"adopt_pipeline", "orders"},
+                  {"columns.id", "seq"},
+                  {"columns.event_id", "id"},
+                  {"columns.topic", "aggregatetype"},
+                  {"columns.key", "aggregateid"},
+                  {"columns.event_type", "type"},
+                  {"columns.headers.aggregatetype", "aggregatetype"},
+                  {"columns.headers.tenant", "tenant_id"}};
+}
+
+void expect_orders(const std::vector<Row>& rows, const std::string& how) {
+    ASSERT_EQ(rows.size(), 3u) << how;
+    EXPECT_EQ(event_ids(rows), (std::vector<std::string>{"0b5e3c1e-0000-4000-8000-000000000001",
+                                                         "0b5e3c1e-0000-4000-8000-000000000002",
+                                                         "0b5e3c1e-0000-4000-8000-000000000003"}))
+        << how;
+    EXPECT_EQ(rows[0].key, "1") << how;
+    EXPECT_EQ(rows[0].event_type, "OrderCreated") << how;
+    EXPECT_EQ(rows[0].topic, "Order") << how;
+    EXPECT_EQ(rows[0].headers, (Headers{{"aggregatetype", "Order"}, {"tenant", "acme"}})) << how;
+    EXPECT_EQ(rows[1].headers, (Headers{{"own", "1"}, {"aggregatetype", "Order"}}))
+        << how << ": its own header first; tenant_id is NULL, so no tenant header";
+    EXPECT_EQ(rows[2].key, "7") << how;
+    EXPECT_EQ(rows[2].event_type, "CustomerCreated") << how;
+    EXPECT_EQ(rows[2].headers, (Headers{{"aggregatetype", "Customer"}, {"tenant", "acme"}})) << how;
+}
+
+TEST(SqliteAdoption, MappedColumnsBecomeHeadersOnEveryReadPath) {
+    TempDir dir("adopt");
+    const std::string db = dir.path() + "/app.db";
+    create_outboxevent(db);
+    StoreInstance s(sqlite_plugin(), outboxevent_config(db));
+    insert_orders(db);
+    exec(db, "UPDATE outboxevent SET headers = '[[\"own\",\"1\"]]' WHERE type = 'OrderShipped'");
+
+    auto rows = claim(s, "orders", 100);
+    expect_orders(rows, "claim");
+    std::vector<int64_t> ids;
+    for (const auto& r : rows) ids.push_back(r.row_id);
+    ASSERT_EQ(s.vt().release_leases(s.get(), ids.data(), ids.size()), SW_OK) << s.host().last_error();
+
+    HeldBatch first(s, "orders", 1);
+    ASSERT_EQ(first.status(), SW_OK) << first.error();
+    HeldBatch next(s, "orders", 10, &first);
+    ASSERT_EQ(next.status(), SW_OK) << next.error();
+    rows = first.rows();
+    rows.insert(rows.end(), next.rows().begin(), next.rows().end());
+    expect_orders(rows, "claim + claim_next");
+
+    ASSERT_EQ(complete(s, rows, SW_REJECT, "poison"), SW_OK) << s.host().last_error();
+    expect_orders(list_dead(s, "orders"), "list_dead");
+}
+
+// With headers_field the two merge: the envelope's headers, then the columns'; a value that is not
+// text in SQLite (an INTEGER) is sent as its text.
+TEST(SqliteAdoption, MappedColumnsFollowTheEnvelopeHeaders) {
+    TempDir dir("adopt");
+    const std::string db = dir.path() + "/app.db";
+    create_legacy_table(db);
+    exec(db, "ALTER TABLE legacy_outbox ADD COLUMN tenant INTEGER; UPDATE legacy_outbox SET tenant = 42 WHERE key = 'o-1'");
+    Config config = adopting(db);
+    config.values["columns.headers.tenant"] = "tenant";
+    config.values["columns.headers.topic"] = "topic";
+    StoreInstance s(sqlite_plugin(), config);
+    const auto rows = claim(s, "orders", 10);
+    ASSERT_EQ(rows.size(), 3u) << s.host().last_error();
+    EXPECT_EQ(rows[0].headers, (Headers{{"trace", "t-1"}, {"n", "7"}, {"tenant", "42"}, {"topic", "orders.v1"}}));
+    EXPECT_EQ(rows[0].payload, R"({"event_id":"e-1","data":{"n":1}})") << "the headers field leaves the payload";
+    EXPECT_EQ(rows[1].headers, (Headers{{"tenant", "42"}, {"topic", "orders.v1"}}));
+    EXPECT_EQ(rows[2].headers, (Headers{{"topic", "orders.v1"}})) << "tenant is NULL";
+}
+
+TEST(SqliteAdoption, AHeaderColumnThatIsNoColumnNameOrNotInTheTableIsAConfigErrorNamingItsKey) {
+    TempDir dir("adopt");
+    const std::string db = dir.path() + "/app.db";
+    create_outboxevent(db);
+    for (const std::string column : {"aggregatetype'); DROP TABLE outboxevent; --", "a-b", ""}) {
+        Config config = outboxevent_config(db);
+        config.values["columns.headers.aggregatetype"] = column;
+        HostContext host(sqlite_plugin(), config);
+        EXPECT_EQ(validate(sqlite_plugin(), host), SW_INVALID_CONFIG) << column;
+        const auto errs = host.config_errors();
+        ASSERT_FALSE(errs.empty()) << column;
+        EXPECT_EQ(errs[0].first, "columns.headers.aggregatetype");
+        EXPECT_NE(errs[0].second.find("not a valid column name"), std::string::npos) << errs[0].second;
+    }
+    {
+        // Keys the store does not know are still refused, now by the store itself.
+        Config config = outboxevent_config(db);
+        config.values["colums.headers.tenant"] = "tenant_id";
+        HostContext host(sqlite_plugin(), config);
+        EXPECT_EQ(validate(sqlite_plugin(), host), SW_INVALID_CONFIG);
+        const auto errs = host.config_errors();
+        ASSERT_FALSE(errs.empty());
+        EXPECT_EQ(errs[0].first, "colums.headers.tenant");
+        EXPECT_NE(errs[0].second.find("unknown option for store plugin 'sqlite'"), std::string::npos) << errs[0].second;
+    }
+
+    Config config = outboxevent_config(db);
+    config.values["columns.headers.tenant"] = "tenant";
+    StoreInstance s(sqlite_plugin(), config, false);
+    EXPECT_EQ(s.vt().start(s.get()), SW_INVALID_CONFIG);
+    const auto errs = s.host().config_errors();
+    ASSERT_EQ(errs.size(), 1u) << s.host().last_error();
+    EXPECT_EQ(errs[0].first, "columns.headers.tenant");
+    EXPECT_NE(errs[0].second.find("outboxevent has no column 'tenant'"), std::string::npos) << errs[0].second;
+    EXPECT_EQ(scalar(db, "SELECT COUNT(*) FROM pragma_table_info('outboxevent') WHERE name = 'state'"), "0")
+        << "the migration was rolled back";
+    s.vt().stop(s.get(), 1000);
+}
+
 TEST(SqliteAdoption, RowsWithoutAPipelineAreCountedInTheWholeTableAndWarnedAbout) {
     TempDir dir("adopt");
     const std::string db = dir.path() + "/app.db";
