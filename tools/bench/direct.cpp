@@ -18,6 +18,7 @@ namespace spillway::bench {
 namespace {
 
 constexpr size_t kBatch = 1000;
+constexpr int kTransformed = 4;  // the pipeline whose events pass the cloudevents transform
 
 void expect_direct(const pipeline::Outcome& o) {
     if (o.path != pipeline::Path::Direct)
@@ -122,7 +123,9 @@ Report run_direct(Context& ctx) {
     const auto& s = ctx.settings;
     RigOptions o = own_store_and_topic(ctx, "bench_direct", "direct");
     o.probe = false;
-    o.pipelines = 4;  // p0 for the comparison; all four for the scaling sweep
+    o.pipelines = 5;  // p0 for the comparison; p0-p3 for the scaling sweep; p4 through cloudevents
+    o.pipeline_only_toml[kTransformed] = "transforms = [\"ce\"]";
+    o.tables_toml = "[transform.ce]\nplugin = \"cloudevents\"\nsource = \"/bench/direct\"\ntype = \"bench.event\"\n";
     Rig rig(ctx, o);
     RawProducer raw(ctx.kafka().bootstraps(), o.topic);
     rep.setting("kafka", "librdkafka mock cluster, 3 brokers, topic with 4 partitions, replication 3");
@@ -163,6 +166,27 @@ Report run_direct(Context& ctx) {
                "threads). CPU per event: engine " + per_event_us(ours_spent, events) + "; raw " +
                per_event_us(raw_spent, events);
     rep.add(latency_row("  per call of 1000", ours_calls, "raw producer per call", raw_calls));
+
+    // The same batches through the cloudevents transform (binary mode: six headers per event),
+    // A B A B against the plain pipeline: what a transform costs per event on the batched path.
+    Spent plain_spent, ce_spent;
+    std::vector<double> plain_calls, ce_calls;
+    engine_batched(rig.pipeline(kTransformed), 1, seq, ce_spent, ce_calls);  // its first call pays the warm-up
+    ce_spent = {};
+    ce_calls.clear();
+    for (size_t r = 0; r < s.rounds; ++r) {
+        engine_batched(rig.pipeline(), batches, seq, plain_spent, plain_calls);
+        engine_batched(rig.pipeline(kTransformed), batches, seq, ce_spent, ce_calls);
+    }
+    auto& ce = rep.add(rate_row("batched publish through cloudevents", "events/s", events / ce_spent.wall,
+                                "the same without a transform", events / plain_spent.wall));
+    const double ce_extra_us = (ce_spent.caller_cpu - plain_spent.caller_cpu) / events * 1e6;
+    char ce_note[200];
+    std::snprintf(ce_note, sizeof ce_note,
+                  "the transform's caller CPU per event: %+.2f us (%.2f against %.2f us); binary mode, six headers",
+                  ce_extra_us, ce_spent.caller_cpu / events * 1e6, plain_spent.caller_cpu / events * 1e6);
+    ce.note = ce_note;
+    ce.targets.push_back(at_least(">= 0.8x without", *ce.ratio, 0.8));
 
     // Metrics and logs on the batched path: their CPU per call against the call's own CPU.
     const double book_us = bookkeeping_us_per_call(rig.pipeline().spec(), 2000);

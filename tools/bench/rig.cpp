@@ -30,9 +30,11 @@ std::string rig_toml(const RigOptions& o, const std::string& bootstraps) {
     toml.postgres_store(o.store_url);
     toml.notifier(o.notifier).add_lines(o.notifier_toml);
     toml.adaptive_scheduler().add_lines(o.scheduler_toml);
-    for (int i = 0; i < o.pipelines; ++i)
-        toml.pipeline("p" + std::to_string(i)).set("mode", o.mode).set("topic", o.topic).add_lines(o.pipeline_toml);
-    return toml.text();
+    for (int i = 0; i < o.pipelines; ++i) {
+        auto& p = toml.pipeline("p" + std::to_string(i)).set("mode", o.mode).set("topic", o.topic).add_lines(o.pipeline_toml);
+        if (auto only = o.pipeline_only_toml.find(i); only != o.pipeline_only_toml.end()) p.add_lines(only->second);
+    }
+    return toml.text() + (o.tables_toml.empty() ? "" : "\n" + o.tables_toml);
 }
 
 Rig::Rig(Context& ctx, RigOptions options) : options_(std::move(options)) {

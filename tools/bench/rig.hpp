@@ -10,6 +10,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 
@@ -24,6 +25,8 @@ struct RigOptions {
     std::string scheduler_toml;              // extra lines for [scheduler.poll]
     std::string sink_toml;                   // extra librdkafka properties for [sink.kafka]
     std::string pipeline_toml;               // extra lines for every [pipeline.pN]
+    std::map<int, std::string> pipeline_only_toml;  // extra lines for one [pipeline.pN], by N
+    std::string tables_toml;                 // whole tables after the rest (e.g. [transform.x])
     std::string mode = "direct-first";
     int pipelines = 1;                       // named p0, p1, ...
     std::string topic;
