@@ -166,9 +166,11 @@ void KafkaSink::flush(int64_t timeout_ms) {
 rd_kafka_resp_err_t KafkaSink::produce(const sw_event& ev, Slot& slot, rd_kafka_topic_t* topic) {
     // event_id first, then the envelope's optional fields, then the user's headers.
     rd_kafka_headers_t* headers = rd_kafka_headers_new(3 + ev.n_headers);
-    add_header(headers, "event_id", ev.event_id.ptr ? ev.event_id : sdk::bytes(""));
-    if (sdk::present(ev.event_type)) add_header(headers, "event_type", ev.event_type);
-    if (sdk::present(ev.correlation_id)) add_header(headers, "correlation_id", ev.correlation_id);
+    if (settings_.envelope_headers) {
+        add_header(headers, "event_id", ev.event_id.ptr ? ev.event_id : sdk::bytes(""));
+        if (sdk::present(ev.event_type)) add_header(headers, "event_type", ev.event_type);
+        if (sdk::present(ev.correlation_id)) add_header(headers, "correlation_id", ev.correlation_id);
+    }
     for (size_t i = 0; i < ev.n_headers; ++i) add_header(headers, sdk::view(ev.headers[i].name), ev.headers[i].value);
 
     // timestamp = "accepted": the time the engine accepted the event, in Kafka's milliseconds; 0

@@ -25,6 +25,8 @@ inline constexpr const char* kMaxTopicHandles = "max.topic.handles";
 inline constexpr int64_t kMaxTopicHandlesLimit = 1000000;
 // Which time a record carries as its Kafka timestamp (CreateTime).
 inline constexpr const char* kTimestamp = "timestamp";
+// Whether a record starts with the engine's envelope headers (event_id, event_type, correlation_id).
+inline constexpr const char* kEnvelopeHeaders = "envelope_headers";
 inline constexpr const char* kTimestampAccepted = "accepted";  // sw_event.created_at_us, in ms
 inline constexpr const char* kTimestampSent = "sent";          // none given: librdkafka's send time
 
@@ -46,6 +48,7 @@ struct ProducerSettings {
     size_t max_topic_handles;
     std::string timestamp;  // kTimestampAccepted or kTimestampSent
     bool accepted_timestamps = true;  // timestamp = "accepted"
+    bool envelope_headers = true;
     bool embedded = false;  // bootstrap.servers = "embedded"
     // librdkafka properties as the user wrote them (own keys removed), in table order.
     std::vector<std::pair<std::string, std::string>> properties;
@@ -81,6 +84,12 @@ inline const sdk::Options<ProducerSettings> kOptions{
         "(log.retention.check.interval.ms, 5 minutes by default), before anyone reads them, unless newer records "
         "share their segment. Choose \"sent\" when an outage may outlast either bound")
         .one_of({kTimestampAccepted, kTimestampSent}),
+    sdk::option<&ProducerSettings::envelope_headers>(
+        kEnvelopeHeaders, "true",
+        "true: a record's first headers are the event's event_id (consumers dedupe on it), then its event_type and "
+        "correlation_id when it has them, then its own headers. false: only its own headers, for consumers that "
+        "expect another layout exactly (a transform such as debezium or cloudevents puts the identity they read "
+        "into headers of its own: id, ce_id)"),
 };
 
 // Reads and checks the plugin's own keys; throws sdk::ConfigError naming the key.
