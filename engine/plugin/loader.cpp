@@ -32,9 +32,14 @@ uint32_t kind_from_name(const std::string& name) {
 }
 
 const sw_option* Library::option(const std::string& key) const {
-    for (size_t i = 0; i < descriptor->n_options; ++i)
-        if (descriptor->options[i].name && key == descriptor->options[i].name) return &descriptor->options[i];
-    return nullptr;
+    const sw_option* family = nullptr;  // an exact row wins over a family's
+    for (size_t i = 0; i < descriptor->n_options; ++i) {
+        const sw_option& o = descriptor->options[i];
+        if (!o.name || !sw_option_matches(o.name, key.c_str())) continue;
+        if (key == o.name) return &o;
+        family = &o;
+    }
+    return family;
 }
 
 namespace {
@@ -107,8 +112,14 @@ std::string descriptor_problem(const sw_plugin_descriptor* d, uint16_t host_mino
         return "the vtable lacks create, start, stop or destroy";
     if (d->n_options && !d->options) return "the descriptor counts options but has no option table";
     for (size_t i = 0; i < d->n_options; ++i)
+    {
         if (!d->options[i].name || d->options[i].type < SW_OPT_STRING || d->options[i].type > SW_OPT_STRING_LIST)
             return "option #" + std::to_string(i) + " has no name or an unknown type";
+        const std::string name = d->options[i].name;
+        if (name.size() >= 2 && name.compare(name.size() - 2, 2, ".*") == 0 &&
+            ((d->options[i].flags & SW_OPT_REQUIRED) || d->options[i].default_value))
+            return "option '" + name + "' names a family of keys: it cannot be required or have a default";
+    }
     return {};
 }
 

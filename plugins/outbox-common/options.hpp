@@ -98,6 +98,15 @@ struct Options {
 // The prefix of the keys that map a column into a header, and how many may be mapped.
 inline constexpr std::string_view kHeaderColumnsPrefix = "columns.headers.";
 inline constexpr size_t kMaxHeaderColumns = 32;
+// Their row in the option table: a family of keys (plugin.h, sw_option), read by read_header_columns.
+inline constexpr sw_option kHeaderColumnsRow = {
+    "columns.headers.*", SW_OPT_STRING, 0, nullptr,
+    "`columns.headers.<name> = \"<column>\"` (a table `[store.x.columns.headers]`) adds to every row read a header "
+    "<name> holding that column's value as text (none when it is NULL), after the row's own headers (and after the "
+    "object `headers_field` takes from the payload). At most 32; the column must exist (the migration stops "
+    "naming the key otherwise); a name given both here and by the row's own headers is sent twice. A table that "
+    "also maps `columns.headers` (the headers column) writes these as quoted keys: "
+    "`\"columns.headers.tenant\" = \"tenant_id\"`"};
 
 // The options both stores declare alike, each once: the rows each plugin exports after its own,
 // and what Options::read reads.
@@ -112,6 +121,7 @@ public:
     explicit StoreOptions(const sdk::Options<S>& own) : rows_(own.data(), own.data() + own.size()) {
         const auto& shared = shared_options();
         rows_.insert(rows_.end(), shared.data(), shared.data() + shared.size());
+        rows_.push_back(kHeaderColumnsRow);
     }
     StoreOptions(const StoreOptions&) = delete;
     StoreOptions& operator=(const StoreOptions&) = delete;

@@ -249,8 +249,5 @@ const spillway::plugins::outbox::StoreOptions kOptions(spillway::plugins::sqlite
 }  // namespace
 
 SW_EXPORT_STORE(spillway::plugins::sqlite::SqliteStore, "sqlite", "1.2.0",
-                "durable outbox in a SQLite file (SOCI, WAL): leases, per-key order, dead letters. Other keys: "
-                "`columns.headers.<name> = \"<column>\"` (`[store.x.columns.headers]`) adds to every row read a "
-                "header <name> holding that column's value as text (none when NULL), after the row's own headers; "
-                "any other key the table does not list is refused",
-                kOptions, SW_PLUGIN_THREAD_SAFE | SW_PLUGIN_OPEN_OPTIONS)
+                "durable outbox in a SQLite file (SOCI, WAL): leases, per-key order, dead letters",
+                kOptions, SW_PLUGIN_THREAD_SAFE)

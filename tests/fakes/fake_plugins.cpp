@@ -62,6 +62,7 @@ static const sw_option kOptions[] = {
     {"path", SW_OPT_STRING, SW_OPT_REQUIRED, nullptr, "the database file"},
     {"max_pending", SW_OPT_INT, 0, "0", "backlog bound"},
     {"url", SW_OPT_STRING, SW_OPT_SECRET, nullptr, "a secret url"},
+    {"labels.*", SW_OPT_STRING, 0, nullptr, "a family of keys (labels.<name>), each a string"},
 };
 SW_EXPORT_STORE(FakeStore, "fake", "1.0.0", "fake store for engine tests", kOptions, SW_PLUGIN_THREAD_SAFE)
 #endif

@@ -206,6 +206,10 @@ typedef enum sw_option_type {
 #define SW_OPT_REQUIRED 0x1u
 #define SW_OPT_SECRET 0x2u /* never printed (validate, plugin-info, logs) */
 
+/* An option's name names one key, or (ABI 1.2) a family of keys when it ends in ".*": the row
+ * `columns.headers.*` types and documents `columns.headers.aggregatetype` and every other key that
+ * starts with `columns.headers.` (a TOML table [x.columns.headers] of them). The plugin reads a
+ * family's keys with config_each. A family row is never required and has no default. */
 typedef struct sw_option {
     const char *name;
     uint32_t type;             /* sw_option_type */
@@ -213,6 +217,22 @@ typedef struct sw_option {
     const char *default_value; /* as TOML would spell it; NULL = no default */
     const char *description;
 } sw_option;
+
+/* Whether `key` is the key `option_name` declares, or one of its family (see sw_option). */
+static inline int sw_option_matches(const char *option_name, const char *key) {
+    size_t n = 0;
+    while (option_name[n]) ++n;
+    if (n >= 2 && option_name[n - 2] == '.' && option_name[n - 1] == '*') {
+        size_t i = 0;
+        for (; i < n - 1; ++i)
+            if (key[i] != option_name[i]) return 0; /* a shorter key stops at its NUL here */
+        return key[n - 1] != '\0';
+    }
+    for (size_t i = 0;; ++i) {
+        if (option_name[i] != key[i]) return 0;
+        if (!key[i]) return 1;
+    }
+}
 
 /* Slots every kind's vtable begins with. */
 #define SW_VTABLE_COMMON                                                                      \

@@ -28,9 +28,14 @@ Plugin::~Plugin() {
 }
 
 const sw_option* Plugin::option(const std::string& name) const {
-    for (size_t i = 0; i < descriptor_->n_options; ++i)
-        if (name == descriptor_->options[i].name) return &descriptor_->options[i];
-    return nullptr;
+    const sw_option* family = nullptr;  // as the engine: an exact row wins over a family's
+    for (size_t i = 0; i < descriptor_->n_options; ++i) {
+        const sw_option& o = descriptor_->options[i];
+        if (!sw_option_matches(o.name, name.c_str())) continue;
+        if (name == o.name) return &o;
+        family = &o;
+    }
+    return family;
 }
 
 std::string plugin_file(const std::string& name) {

@@ -112,7 +112,7 @@ TEST(CliValidate, BadConfigExitsOneWithFileLineColumn) {
     Result r = spillway({"validate", bad}, {kFakes});
     EXPECT_EQ(r.code, 1);
     EXPECT_EQ(r.out, "");
-    EXPECT_EQ(r.err, bad + ":11:9: store.outbox.pathh: unknown option for store plugin 'fake' (it takes: path, max_pending, url)\n" +
+    EXPECT_EQ(r.err, bad + ":11:9: store.outbox.pathh: unknown option for store plugin 'fake' (it takes: path, max_pending, url, labels.*)\n" +
                          bad + ": 1 error\n");
 }
 
