@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -112,10 +113,12 @@ int plugins(const PluginsOptions& options) {
         return kOk;
     }
 
-    std::printf("%-10s %-10s %-9s %-5s %s\n", "KIND", "NAME", "VERSION", "ABI", "PATH");
+    int name_width = 10;  // the column fits the longest name (cloudevents)
+    for (const auto& lib : registry.libraries()) name_width = std::max(name_width, static_cast<int>(lib->name.size()));
+    std::printf("%-10s %-*s %-9s %-5s %s\n", "KIND", name_width, "NAME", "VERSION", "ABI", "PATH");
     for (const auto& lib : registry.libraries())
-        std::printf("%-10s %-10s %-9s %u.%-3u %s\n", plugin::kind_name(lib->kind), lib->name.c_str(), lib->version.c_str(),
-                    lib->descriptor->abi_major, lib->descriptor->abi_minor, lib->path.c_str());
+        std::printf("%-10s %-*s %-9s %u.%-3u %s\n", plugin::kind_name(lib->kind), name_width, lib->name.c_str(),
+                    lib->version.c_str(), lib->descriptor->abi_major, lib->descriptor->abi_minor, lib->path.c_str());
     if (registry.libraries().empty()) {
         std::printf("(no plugins found; searched:");
         for (const auto& p : path) std::printf(" %s", p.c_str());

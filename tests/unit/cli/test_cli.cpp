@@ -38,10 +38,12 @@ const std::string kFakes = std::string("FAKE_PLUGINS=") + FAKE_PLUGIN_DIR;
 TEST(CliPlugins, ListsPluginsAndRefusedFilesWithReasons) {
     Result r = spillway({"plugins", "--plugin-path", ABI_PLUGIN_DIR});
     EXPECT_EQ(r.code, 0) << r.err;
-    EXPECT_NE(r.out.find("KIND       NAME       VERSION   ABI   PATH"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("sink       c-echo     1.0.0     1.0   " + std::string(ABI_PLUGIN_DIR) + "/spillway-c-echo.so"),
+    // The name column is as wide as the longest name there (c-transform).
+    EXPECT_NE(r.out.find("KIND       NAME        VERSION   ABI   PATH"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("sink       c-echo      1.0.0     1.0   " + std::string(ABI_PLUGIN_DIR) + "/spillway-c-echo.so"),
               std::string::npos)
         << r.out;
+    EXPECT_NE(r.out.find("transform  c-transform 1.0.0     1.2   "), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("refused:\n"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find(std::string(ABI_PLUGIN_DIR) + "/spillway-bad-major.so: built for ABI major 2, this engine speaks major 1"),
               std::string::npos)
