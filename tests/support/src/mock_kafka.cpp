@@ -150,6 +150,7 @@ std::vector<KafkaRecord> MockKafka::consume_all(const std::string& topic, size_t
       KafkaRecord r;
       r.partition = msg->partition;
       r.offset = msg->offset;
+      r.timestamp_ms = rd_kafka_message_timestamp(msg, &r.timestamp_type);
       if (msg->key) r.key.emplace(static_cast<const char*>(msg->key), msg->key_len);
       if (msg->payload) r.payload.emplace(static_cast<const char*>(msg->payload), msg->len);
       rd_kafka_headers_t* hdrs = nullptr;

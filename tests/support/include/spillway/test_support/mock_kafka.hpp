@@ -26,6 +26,8 @@ struct KafkaRecord {
   std::optional<std::string> key;      // nullopt: the record has no key
   std::optional<std::string> payload;  // nullopt: a null value (tombstone)
   std::vector<std::pair<std::string, std::string>> headers;  // in record order
+  int64_t timestamp_ms = -1;  // unix milliseconds; -1 when the broker reports none
+  rd_kafka_timestamp_type_t timestamp_type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;  // CreateTime or LogAppendTime
 
   // The first header called `name`, nullopt if there is none.
   std::optional<std::string> header(const std::string& name) const;
