@@ -5,6 +5,7 @@
 #include "engine/plugin/instance.hpp"
 #include "engine/plugin/loader.hpp"
 #include "engine/plugin/needed_libraries.hpp"
+#include "engine/plugin/ports.hpp"
 
 #include <gtest/gtest.h>
 
@@ -221,6 +222,56 @@ TEST(Abi, CreateThatThrowsIsRefusedAndTheEngineGoesOn) {
     EXPECT_EQ(res[0].status, SW_OK);
     EXPECT_EQ(metrics.value("echo_sent_total", {{"component", "sink.echo"}}), 1.0);
     EXPECT_EQ(echo.stop(1000), SW_OK);
+}
+
+// Built against the frozen v1.0 and v1.1 headers, unchanged: they load, start and send in this
+// engine through the same ports the pipelines use.
+TEST(Abi, PluginsBuiltAgainstFrozenV10AndV11HeadersRunInThisEngine) {
+    Registry r;
+    r.scan({file("v1-0-echo"), file("v1-1-echo")});
+    for (const char* name : {"v1-0-echo", "v1-1-echo"}) {
+        SCOPED_TRACE(name);
+        config::Component spec{"sink", "old", name, {"pipes.toml", 1, 1}, {}, {}};
+        const Library* lib = r.find(SW_KIND_SINK, name);
+        ASSERT_TRUE(lib);
+        Binding b = bind(lib, spec);
+        observe::Metrics metrics;
+        Instance inst(b, &metrics);
+        inst.start();
+        sw_event ev{};
+        ev.struct_size = sizeof ev;
+        ev.event_id = {"e-1", 3};
+        sw_result res[1]{};
+        const auto sent = SinkPort(inst).send({&ev, 1}, res, 1000);
+        EXPECT_EQ(sent.status, SW_OK);
+        EXPECT_EQ(res[0].status, SW_OK);
+        EXPECT_EQ(metrics.value("echo_sent_total", {{"component", "sink.old"}}), 1.0);
+        EXPECT_EQ(inst.stop(1000), SW_OK);
+    }
+}
+
+// The C transform through the engine's TransformPort, as the SinkSupervisor calls it.
+TEST(Abi, TransformWrittenInCRunsThroughTheEnginesPort) {
+    Registry r;
+    r.scan({file("c-transform")});
+    config::Component spec{"transform", "stamp", "c-transform", {"pipes.toml", 1, 1}, {}, {}};
+    const Library* lib = r.find(SW_KIND_TRANSFORM, "c-transform");
+    ASSERT_TRUE(lib);
+    Binding b = bind(lib, spec);
+    Instance inst(b, nullptr);
+    inst.start();
+    sw_event ev{};
+    ev.struct_size = sizeof ev;
+    ev.event_id = {"e-1", 3};
+    sw_result res[1]{};
+    sw_batch out{};
+    const TransformPort port(inst);
+    ASSERT_EQ(port.apply({&ev, 1}, res, out), SW_OK);
+    ASSERT_EQ(out.n, 1u);
+    ASSERT_EQ(out.events[0].n_headers, 1u);
+    EXPECT_EQ(std::string(out.events[0].headers[0].name.ptr, out.events[0].headers[0].name.len), "c-transform");
+    port.release_batch(out);
+    EXPECT_EQ(inst.stop(1000), SW_OK);
 }
 
 TEST(AbiDeathTest, CrashInsideAPluginCallNamesThePlugin) {
