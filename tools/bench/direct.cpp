@@ -181,12 +181,15 @@ Report run_direct(Context& ctx) {
     auto& ce = rep.add(rate_row("batched publish through cloudevents", "events/s", events / ce_spent.wall,
                                 "the same without a transform", events / plain_spent.wall));
     const double ce_extra_us = (ce_spent.caller_cpu - plain_spent.caller_cpu) / events * 1e6;
-    char ce_note[200];
+    const double other = (ce_spent.process_cpu - ce_spent.caller_cpu - plain_spent.process_cpu + plain_spent.caller_cpu) /
+                         events * 1e6;
+    char ce_note[400];
     std::snprintf(ce_note, sizeof ce_note,
-                  "the transform's caller CPU per event: %+.2f us (%.2f against %.2f us); binary mode, six headers",
-                  ce_extra_us, ce_spent.caller_cpu / events * 1e6, plain_spent.caller_cpu / events * 1e6);
+                  "CPU per event more than without: %+.2f us on the caller (the transform, and the sink building six "
+                  "more headers), %+.2f us on other threads (librdkafka and the broker carrying them: ~300 bytes a "
+                  "record more). With: %s; without: %s",
+                  ce_extra_us, other, per_event_us(ce_spent, events).c_str(), per_event_us(plain_spent, events).c_str());
     ce.note = ce_note;
-    ce.targets.push_back(at_least(">= 0.8x without", *ce.ratio, 0.8));
 
     // Metrics and logs on the batched path: their CPU per call against the call's own CPU.
     const double book_us = bookkeeping_us_per_call(rig.pipeline().spec(), 2000);
