@@ -229,13 +229,15 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
     // nothing it is asked first whether anything is due: an idle poll stays one statement.
     if (!shards && now < next_lease_sweep_us_.load() && limit <= kOneTripRows &&
         (!prev || prev->rows.size() <= 2 * kOneTripRows)) {
-        bool look_past = false;
+        bool look_past = false, found_last_time = false;
         {
-            std::lock_guard lock(found_mutex_);
+            std::lock_guard lock(found_mutex_);  // once per claim: both facts at one look
             look_past = look_past_head_.erase(p) > 0;
+            const auto it = last_found_.find(p);
+            found_last_time = it != last_found_.end() && it->second;
         }
         if (!look_past) {
-            if (!prev && !last_claim_found_rows(p) && !anything_due(s, p, now, nullptr))
+            if (!prev && !found_last_time && !anything_due(s, p, now, nullptr))
                 return nothing_claimed(p, from, nullptr);
             if (auto out = claim_in_one_trip(s, p, limit, lease_ms, now, prev, malformed)) return std::move(*out);
         }
@@ -301,12 +303,14 @@ std::optional<std::unique_ptr<sdk::Batch>> OutboxStore::claim_in_one_trip(
                           {"until", until}, {"skip", encode_ids(skipped)}};
     if (!run_one_trip_claim(s, args, rows)) return std::nullopt;
     constexpr size_t kLeaseCol = 13, kReadCol = 14, kSeenCol = 15;
-    // The answer's last row has no id; it says how many rows the head read, and the largest id.
-    if (rows.empty() || rows.back().size() <= kSeenCol || rows.back()[0])
-        throw sdk::Error(SW_RETRY, std::string(db_name_) + ": claim: the one-trip claim answered without its last row");
-    const long long read = rows.back()[kReadCol] ? std::stoll(*rows.back()[kReadCol]) : 0;
-    const long long seen = rows.back()[kSeenCol] ? std::stoll(*rows.back()[kSeenCol]) : 0;
-    rows.pop_back();
+    // One row of the answer has no id: it says how many rows the head read, and the largest id.
+    // The statement gives it last, but SQL promises no order without ORDER BY: it is looked for.
+    const auto summary = std::find_if(rows.begin(), rows.end(), [](const auto& row) { return !row.empty() && !row[0]; });
+    if (summary == rows.end() || summary->size() <= kSeenCol)
+        throw sdk::Error(SW_RETRY, std::string(db_name_) + ": claim: the one-trip claim answered without its summary row");
+    const long long read = (*summary)[kReadCol] ? std::stoll(*(*summary)[kReadCol]) : 0;
+    const long long seen = (*summary)[kSeenCol] ? std::stoll(*(*summary)[kSeenCol]) : 0;
+    rows.erase(summary);
     remember_found(p, !rows.empty());
     const long long cursor = std::max(seen, prev ? prev->cursor : 0);
     if (rows.empty()) {
