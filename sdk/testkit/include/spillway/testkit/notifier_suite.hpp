@@ -14,6 +14,7 @@
 #ifndef SPILLWAY_TESTKIT_NOTIFIER_SUITE_HPP
 #define SPILLWAY_TESTKIT_NOTIFIER_SUITE_HPP
 
+#include <spillway/testkit/descriptor_checks.hpp>
 #include <spillway/testkit/host.hpp>
 
 #include <gtest/gtest.h>
@@ -42,12 +43,7 @@ class NotifierConformance : public ::testing::TestWithParam<NotifierCase> {
 protected:
     using Clock = std::chrono::steady_clock;
 
-    static Plugin& plugin(const std::string& name) {
-        static std::map<std::string, std::unique_ptr<Plugin>> loaded;  // plugins are never unloaded
-        auto& p = loaded[name];
-        if (!p) p = std::make_unique<Plugin>(plugin_file(name));
-        return *p;
-    }
+    static Plugin& plugin(const std::string& name) { return checks::loaded_plugin(plugin_file(name)); }
     std::unique_ptr<NotifierInstance> make() {
         const NotifierCase& c = GetParam();
         return std::make_unique<NotifierInstance>(plugin(c.plugin), c.config ? c.config() : Config{});

@@ -11,6 +11,7 @@
 #ifndef SPILLWAY_TESTKIT_SCHEDULER_SUITE_HPP
 #define SPILLWAY_TESTKIT_SCHEDULER_SUITE_HPP
 
+#include <spillway/testkit/descriptor_checks.hpp>
 #include <spillway/testkit/host.hpp>
 
 #include <gtest/gtest.h>
@@ -46,12 +47,7 @@ inline int64_t next_delay(SchedulerInstance& s, int32_t status, uint64_t claimed
 
 class SchedulerConformance : public ::testing::TestWithParam<SchedulerCase> {
 protected:
-    static Plugin& plugin(const std::string& name) {
-        static std::map<std::string, std::unique_ptr<Plugin>> loaded;  // plugins are never unloaded
-        auto& p = loaded[name];
-        if (!p) p = std::make_unique<Plugin>(plugin_file(name));
-        return *p;
-    }
+    static Plugin& plugin(const std::string& name) { return checks::loaded_plugin(plugin_file(name)); }
     std::unique_ptr<SchedulerInstance> make() {
         const SchedulerCase& c = GetParam();
         return std::make_unique<SchedulerInstance>(plugin(c.plugin), c.config, true, c.environment);

@@ -18,6 +18,7 @@
 #ifndef SPILLWAY_TESTKIT_SINK_SUITE_HPP
 #define SPILLWAY_TESTKIT_SINK_SUITE_HPP
 
+#include <spillway/testkit/descriptor_checks.hpp>
 #include <spillway/testkit/host.hpp>
 
 #include <gtest/gtest.h>
@@ -150,14 +151,7 @@ protected:
         for (const auto& id : ok_ids) EXPECT_TRUE(arrived.count(id)) << id << " was reported OK but did not arrive";
     }
 
-    static const Plugin& load(const std::string& path) {
-        static std::mutex m;
-        static std::map<std::string, std::unique_ptr<Plugin>> loaded;  // plugins are never unloaded
-        std::lock_guard lock(m);
-        auto& p = loaded[path];
-        if (!p) p = std::make_unique<Plugin>(path);
-        return *p;
-    }
+    static const Plugin& load(const std::string& path) { return checks::loaded_plugin(path); }
 
 private:
     const Plugin* plugin_ = nullptr;
@@ -169,65 +163,25 @@ private:
 
 TEST_P(SinkConformance, DescriptorDescribesASinkWithEveryMandatorySlot) {
     const sw_plugin_descriptor& d = plugin().descriptor();
-    EXPECT_EQ(d.kind, static_cast<uint32_t>(SW_KIND_SINK));
-    EXPECT_EQ(d.abi_major, SW_ABI_MAJOR);
-    EXPECT_LE(d.abi_minor, SW_ABI_MINOR);
-    ASSERT_NE(d.name, nullptr);
-    EXPECT_GT(std::strlen(d.name), 0u);
-    ASSERT_NE(d.version, nullptr);
-    EXPECT_GT(std::strlen(d.version), 0u);
-    ASSERT_NE(d.vtable, nullptr);
-    const auto* vt = static_cast<const sw_sink_vtable*>(d.vtable);
-    ASSERT_GE(vt->struct_size, offsetof(sw_sink_vtable, reserved));
-    EXPECT_NE(vt->create, nullptr);
-    EXPECT_NE(vt->start, nullptr);
-    EXPECT_NE(vt->stop, nullptr);
-    EXPECT_NE(vt->destroy, nullptr);
-    EXPECT_NE(vt->health, nullptr);
+    checks::expect_identity(d, SW_KIND_SINK);
+    if (HasFatalFailure()) return;
+    const sw_sink_vtable* vt = nullptr;
+    checks::expect_lifecycle_slots(d, vt);
+    if (HasFatalFailure()) return;
     EXPECT_NE(vt->send, nullptr);
     EXPECT_NE(vt->flush, nullptr);
-    std::set<std::string> names;
-    for (size_t i = 0; i < d.n_options; ++i) {
-        const sw_option& o = d.options[i];
-        ASSERT_NE(o.name, nullptr) << "option " << i;
-        EXPECT_TRUE(names.insert(o.name).second) << "option " << o.name << " is declared twice";
-        EXPECT_GE(o.type, static_cast<uint32_t>(SW_OPT_STRING)) << o.name;
-        EXPECT_LE(o.type, static_cast<uint32_t>(SW_OPT_STRING_LIST)) << o.name;
-        EXPECT_TRUE(o.description && *o.description) << o.name << " has no description";
-        EXPECT_FALSE((o.flags & SW_OPT_REQUIRED) && o.default_value) << o.name << " is required and has a default";
-    }
+    checks::expect_options_well_formed(d);
 }
 
 TEST_P(SinkConformance, CreateStartStopDestroy) {
-    auto sink = make(false);
-    ASSERT_EQ(sink->vt().start(sink->get()), SW_OK) << sink->host().last_error();
-    EXPECT_EQ(sink->vt().stop(sink->get(), 5000), SW_OK) << sink->host().last_error();
-    sink.reset();
-    // Created and destroyed without ever starting: what the engine does to validate.
-    auto never_started = make(false);
-    never_started.reset();
+    checks::expect_create_start_stop_destroy<sw_sink_vtable>(plugin(), config());
 }
 
-TEST_P(SinkConformance, ValidateAcceptsTheWorkingConfiguration) {
-    HostContext host(plugin(), config());
-    EXPECT_EQ(validate(plugin(), host), SW_OK) << host.last_error();
-}
+TEST_P(SinkConformance, ValidateAcceptsTheWorkingConfiguration) { checks::expect_validate_accepts(plugin(), config()); }
 
 TEST_P(SinkConformance, ValidateRefusesAConfigurationWithoutARequiredOption) {
-    const sw_plugin_descriptor& d = plugin().descriptor();
-    size_t required = 0;
-    for (size_t i = 0; i < d.n_options; ++i) {
-        const sw_option& o = d.options[i];
-        if (!(o.flags & SW_OPT_REQUIRED)) continue;
-        ++required;
-        Config without = config();
-        without.values.erase(o.name);
-        without.lists.erase(o.name);
-        HostContext host(plugin(), without);
-        EXPECT_EQ(validate(plugin(), host), SW_INVALID_CONFIG) << "without " << o.name;
-        EXPECT_FALSE(host.last_error().empty()) << "refusing a config must say why (without " << o.name << ")";
-    }
-    if (required == 0) GTEST_SKIP() << "the plugin declares no required option";
+    if (checks::expect_validate_refuses_without_each_required_option(plugin(), config()) == 0)
+        GTEST_SKIP() << "the plugin declares no required option";
 }
 
 TEST_P(SinkConformance, SendFillsEveryResultAndReportsOkForAHealthyDestination) {
@@ -337,12 +291,7 @@ TEST_P(SinkConformance, AfterTheDestinationReturnsATrialSendDeliversAndHealthIsN
 
 TEST_P(SinkConformance, HealthAnswersWithAKnownState) {
     auto sink = make();
-    sw_health h{};
-    h.struct_size = sizeof(h);
-    ASSERT_EQ(sink->vt().health(sink->get(), &h), SW_OK) << sink->host().last_error();
-    EXPECT_GE(h.state, SW_HEALTH_UNKNOWN);
-    EXPECT_LE(h.state, SW_HEALTH_DOWN);
-    EXPECT_NE(std::memchr(h.message, '\0', sizeof(h.message)), nullptr) << "message not terminated";
+    checks::expect_health_known(*sink);
 }
 
 TEST_P(SinkConformance, FlushAfterSendIsOk) {

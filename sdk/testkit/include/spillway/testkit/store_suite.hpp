@@ -17,6 +17,7 @@
 #ifndef SPILLWAY_TESTKIT_STORE_SUITE_HPP
 #define SPILLWAY_TESTKIT_STORE_SUITE_HPP
 
+#include <spillway/testkit/descriptor_checks.hpp>
 #include <spillway/testkit/host.hpp>
 
 #include <gtest/gtest.h>
@@ -273,14 +274,7 @@ protected:
         return std::make_unique<StoreInstance>(*plugin_, c);
     }
 
-    static Plugin& load(const std::string& name) {
-        static std::mutex m;
-        static std::map<std::string, std::unique_ptr<Plugin>> loaded;  // plugins are never unloaded
-        std::lock_guard lock(m);
-        auto& p = loaded[name];
-        if (!p) p = std::make_unique<Plugin>(plugin_file(name));
-        return *p;
-    }
+    static Plugin& load(const std::string& name) { return checks::loaded_plugin(plugin_file(name)); }
 
     Plugin* plugin_ = nullptr;
     Config config_;
