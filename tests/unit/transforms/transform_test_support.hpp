@@ -18,12 +18,8 @@ using transform_suite::Batch;
 using transform_suite::EventSpec;
 using transform_suite::Record;
 
-inline Plugin& plugin(const std::string& name) {
-    static std::map<std::string, std::unique_ptr<Plugin>> loaded;  // plugins are never unloaded
-    auto& p = loaded[name];
-    if (!p) p = std::make_unique<Plugin>(plugin_file(name));
-    return *p;
-}
+// The testkit's one cache of loaded plugins (never unloaded), by the plugin's name.
+inline Plugin& plugin(const std::string& name) { return checks::loaded_plugin(plugin_file(name)); }
 
 // How validate answers a configuration: the status and the (key, message) it blamed first.
 struct Verdict {
