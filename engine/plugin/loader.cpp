@@ -226,6 +226,15 @@ std::vector<std::string> default_plugin_path() {
     // Where `cmake --install` put them: lib/x86_64-linux-gnu/... under /usr.
     const std::string installed = (exe_dir / ".." / SPILLWAY_INSTALL_LIBDIR / "spillway" / "plugins").lexically_normal().string();
     if (installed != out[1]) out.push_back(installed);
+    // Inside libspillway-engine (a service embedding the engine), the plugins installed beside the
+    // library: <libdir>/spillway/plugins, or plugins/ of the build tree for build/lib.
+    const fs::path code_dir = boost::dll::this_line_location().parent_path().string();
+    if (code_dir != exe_dir) {
+        for (const fs::path& p : {code_dir / "spillway" / "plugins", code_dir / ".." / "plugins"}) {
+            std::string dir = p.lexically_normal().string();
+            if (std::find(out.begin(), out.end(), dir) == out.end()) out.push_back(std::move(dir));
+        }
+    }
     return out;
 }
 

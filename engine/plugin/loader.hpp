@@ -61,7 +61,8 @@ private:
 };
 
 // Default plugin folders when neither the config nor SPILLWAY_PLUGIN_PATH names one: next to the
-// running executable's build tree (../plugins) and install tree (../lib/spillway/plugins).
+// running executable's build tree (../plugins) and install tree (../lib/spillway/plugins), and,
+// in a service that embeds libspillway-engine, beside that library (<libdir>/spillway/plugins).
 std::vector<std::string> default_plugin_path();
 
 }  // namespace spillway::plugin
