@@ -24,7 +24,7 @@ install(FILES ${PROJECT_SOURCE_DIR}/deploy/systemd/spillway@.service
 # package test after the full build), so installing does not build. (`cmake --install` never did.)
 set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 
-set(SPILLWAY_PACKAGE_MAINTAINER "Spillway maintainers <maintainers@users.noreply.r-seed-73800b81.example>"
+set(SPILLWAY_PACKAGE_MAINTAINER "Spillway maintainers <maintainers@spillway.invalid>"
     CACHE STRING "Maintainer field of the Debian packages")
 set(SPILLWAY_PACKAGE_HOMEPAGE "" CACHE STRING "Homepage field of the Debian packages (none when empty)")
 set(SPILLWAY_PACKAGE_RELEASE "1" CACHE STRING "Debian revision of the packages: <project version>-<this>")
