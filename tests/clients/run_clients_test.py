@@ -444,37 +444,34 @@ def test_postgres(snippets, pg_port, url, kafka, source):
     wait_for(lambda: psql(pg_port, "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE "
                                    "'LISTEN %spillway_wake_invoices%'") != "0",
              15, "the invoices relay to LISTEN on spillway_wake_invoices")
+    def committed(name, rang_by):
+        """Runs the SQL snippet `name`; returns its row's one record in Kafka."""
+        event_id = literal_event_id(snippets[name], name)
+        with tempfile.NamedTemporaryFile("w", suffix=".sql") as f:
+            f.write(snippets[name])
+            f.flush()
+            started = time.monotonic()
+            psql(pg_port, file=f.name)
+            relayed = relayed_after(pg_port, event_id, started)
+            found = kafka.by_event_id("invoices.events", [event_id])
+            log(f"{name}: the row was relayed {relayed:.3f} s after COMMIT ({rang_by}), "
+                f"read back from Kafka after {time.monotonic() - started:.2f} s")
+        check(len(found[event_id]) == 1, f"the row of {name} reached Kafka {len(found[event_id])} times")
+        return found[event_id][0]
+
     # First the explicit pg_notify, before the trigger exists.
-    notify_id = literal_event_id(snippets["pg-notify"], "pg-notify")
-    with tempfile.NamedTemporaryFile("w", suffix=".sql") as f:
-        f.write(snippets["pg-notify"])
-        f.flush()
-        started = time.monotonic()
-        psql(pg_port, file=f.name)
-        relayed = relayed_after(pg_port, notify_id, started)
-        found = kafka.by_event_id("invoices.events", [notify_id])
-        log(f"pg-notify: the row was relayed {relayed:.3f} s after COMMIT (the poll: 60 s), "
-            f"read back from Kafka after {time.monotonic() - started:.2f} s")
-    check_row_record("pg-notify", found[notify_id][0], "order-43",
+    check_row_record("pg-notify", committed("pg-notify", "the poll: 60 s"), "order-43",
                      {"invoice": 1002, "order": 43, "amount_cents": 500}, "InvoiceIssued")
     # Then the trigger, installed by the doc's command, and the plain insert.
     env = dict(os.environ, OUTBOX_DATABASE_URL=url)
     run(["bash", "-euo", "pipefail", "-c", snippets["pg-trigger"]], source, env, "pg-trigger snippet")
-    insert_id = literal_event_id(snippets["pg-insert"], "pg-insert")
-    with tempfile.NamedTemporaryFile("w", suffix=".sql") as f:
-        f.write(snippets["pg-insert"])
-        f.flush()
-        started = time.monotonic()
-        psql(pg_port, file=f.name)
-        relayed = relayed_after(pg_port, insert_id, started)
-        found = kafka.by_event_id("invoices.events", [insert_id])
-        log(f"pg-insert: the row was relayed {relayed:.3f} s after COMMIT (the trigger rang), "
-            f"read back from Kafka after {time.monotonic() - started:.2f} s")
-    check_row_record("pg-insert", found[insert_id][0], "order-42",
+    check_row_record("pg-insert", committed("pg-insert", "the trigger rang"), "order-42",
                      {"invoice": 1001, "order": 42, "amount_cents": 1999}, "InvoiceIssued")
     check(psql(pg_port, "SELECT string_agg(id::text, ',' ORDER BY id) FROM invoices") == "1001,1002",
           "the business rows of the PostgreSQL snippets are not there")
-    check(len(found[insert_id]) == 1 and len(found[notify_id]) == 1, "a PostgreSQL row reached Kafka twice")
+    both = [literal_event_id(snippets[n], n) for n in ("pg-notify", "pg-insert")]
+    found = kafka.by_event_id("invoices.events", both)
+    check(all(len(found[i]) == 1 for i in both), "a PostgreSQL row reached Kafka twice")
 
 
 def test_sqlite(snippets, sqlite_path, kafka):
