@@ -45,7 +45,10 @@ failures=0
 problem() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 
 step "cpack -G DEB for $build"
-"$cpack" -G DEB -B "$work/out" --config "$build/CPackConfig.cmake" >"$work/cpack.log" 2>&1 ||
+# gzip, not the packages' xz: the test checks what is in them, and xz of a sanitized build (26 MB)
+# alone took three minutes here.
+"$cpack" -G DEB -B "$work/out" --config "$build/CPackConfig.cmake" -D CPACK_DEBIAN_COMPRESSION_TYPE=gzip \
+  >"$work/cpack.log" 2>&1 ||
   { cat "$work/cpack.log" >&2; fail "cpack"; }
 grep -i "warning" "$work/cpack.log" && fail "cpack printed warnings (above)"
 mapfile -t debs < <(find "$work/out" -maxdepth 1 -name '*.deb' -printf '%f\n' | sort)
