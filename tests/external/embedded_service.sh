@@ -18,6 +18,7 @@ src=$2
 flags=${3:-}
 cmake=${CMAKE:-cmake}
 cxx=${CXX:-c++}
+lib=${LIBDIR:-lib}  # CMAKE_INSTALL_LIBDIR: lib/x86_64-linux-gnu for a /usr prefix
 work="$(mktemp -d /tmp/spillway-embedded.XXXXXX)"
 prefix="$work/prefix"
 kafka_pid=""
@@ -35,10 +36,10 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 step "install $build into $prefix"
 "$cmake" --install "$build" --prefix "$prefix" >"$work/install.log" || { cat "$work/install.log" >&2; fail "cmake --install"; }
-libdir="$(dirname "$(find "$prefix" -name 'libspillway-engine.so.1' | head -n 1)")"
-[ -n "$libdir" ] && [ "$libdir" != . ] || fail "the install has no libspillway-engine.so.1"
-for f in include/spillway/engine.hpp lib/cmake/Spillway/SpillwayConfig.cmake \
-         lib/cmake/Spillway/SpillwayConfigVersion.cmake lib/pkgconfig/spillway-engine.pc; do
+libdir="$prefix/$lib"
+[ -e "$libdir/libspillway-engine.so.1" ] || fail "the install has no $lib/libspillway-engine.so.1"
+for f in include/spillway/engine.hpp $lib/cmake/Spillway/SpillwayConfig.cmake \
+         $lib/cmake/Spillway/SpillwayConfigVersion.cmake $lib/pkgconfig/spillway-engine.pc; do
   [ -e "$prefix/$f" ] || fail "the install has no $f"
 done
 [ -L "$libdir/libspillway-engine.so" ] || fail "the install has no libspillway-engine.so link for the linker"
@@ -66,8 +67,8 @@ if grep -i "warning:" "$work/build.log"; then fail "the service builds with warn
 service="$work/service/order-service"
 
 step "build it again with the pkg-config flags alone"
-pc="$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs spillway-engine)"
-rpath="$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --variable=libdir spillway-engine)"
+pc="$(PKG_CONFIG_PATH="$prefix/$lib/pkgconfig" pkg-config --cflags --libs spillway-engine)"
+rpath="$(PKG_CONFIG_PATH="$prefix/$lib/pkgconfig" pkg-config --variable=libdir spillway-engine)"
 echo "pkg-config --cflags --libs spillway-engine: $pc"
 # shellcheck disable=SC2086
 "$cxx" -std=c++20 -Wall -Wextra -Wpedantic -Werror $flags "$src/service.cpp" $pc -Wl,-rpath,"$rpath" -o "$work/order-service-pc"

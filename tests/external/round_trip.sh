@@ -17,6 +17,7 @@ src=$2
 flags=${3:-}
 jobs=2
 cmake=${CMAKE:-cmake}  # CTest passes the cmake that configured the build
+lib=${LIBDIR:-lib}     # and CMAKE_INSTALL_LIBDIR: lib/x86_64-linux-gnu for a /usr prefix
 work="$(mktemp -d /tmp/spillway-round-trip.XXXXXX)"
 prefix="$work/prefix"
 ext="$work/file_sink"
@@ -36,15 +37,15 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 step "install $build into $prefix"
 "$cmake" --install "$build" --prefix "$prefix" >"$work/install.log" || { cat "$work/install.log" >&2; fail "cmake --install"; }
 for f in include/spillway/plugin.h include/spillway/sdk.hpp include/spillway/testkit/host.hpp \
-         include/spillway/testkit/sink_suite.hpp lib/libspillway-testkit.a \
-         lib/cmake/SpillwaySDK/SpillwaySDKConfig.cmake lib/pkgconfig/spillway-sdk.pc bin/spillway \
+         include/spillway/testkit/sink_suite.hpp $lib/libspillway-testkit.a \
+         $lib/cmake/SpillwaySDK/SpillwaySDKConfig.cmake $lib/pkgconfig/spillway-sdk.pc bin/spillway \
          share/doc/spillway/sdk/README.md share/doc/spillway/configs/README.md \
          share/doc/spillway/configs/examples/sqlite-single-node.toml; do
   [ -e "$prefix/$f" ] || fail "the install has no $f"
 done
 # The pipeline config below uses these next to the example (SPILLWAY_PLUGINS must include them).
 for p in sqlite inproc adaptive; do
-  [ -e "$prefix/lib/spillway/plugins/spillway-$p.so" ] || fail "the install has no $p plugin (is it in SPILLWAY_PLUGINS?)"
+  [ -e "$prefix/$lib/spillway/plugins/spillway-$p.so" ] || fail "the install has no $p plugin (is it in SPILLWAY_PLUGINS?)"
 done
 
 step "configure the example against the installed SDK"
@@ -65,7 +66,7 @@ step "run its testkit tests"
 "$ext/file_sink_test" --gtest_brief=1 || fail "file_sink_test"
 
 step "compile the C example with pkg-config alone"
-cflags="$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags spillway-sdk)"
+cflags="$(PKG_CONFIG_PATH="$prefix/$lib/pkgconfig" pkg-config --cflags spillway-sdk)"
 echo "pkg-config --cflags spillway-sdk: $cflags"
 # shellcheck disable=SC2086
 "${CC:-cc}" -std=c11 -Wall -Wextra -Wpedantic -Werror -fPIC -shared $flags $cflags -o "$work/spillway-cfile.so" "$src/file_sink.c"
@@ -79,8 +80,8 @@ grep -Eq "^transform +stamp +1\.0\.0 +1\.2 " "$work/plugins.txt" || fail "spillw
 
 step "the installed engine finds its own plugins by default"
 env -u SPILLWAY_PLUGIN_PATH "$spillway" plugins | tee "$work/plugins-default.txt"
-grep -q " $prefix/lib/spillway/plugins/spillway-sqlite.so" "$work/plugins-default.txt" ||
-  fail "spillway plugins does not search $prefix/lib/spillway/plugins by default"
+grep -q " $prefix/$lib/spillway/plugins/spillway-sqlite.so" "$work/plugins-default.txt" ||
+  fail "spillway plugins does not search $prefix/$lib/spillway/plugins by default"
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 start_engine() {  # <config> <log>: `spillway run` in the background, until /healthz answers
@@ -96,7 +97,7 @@ start_engine() {  # <config> <log>: `spillway run` in the background, until /hea
 write_config() {  # <file> <sink table body>
   cat >"$1" <<TOML
 [engine]
-plugin_path = ["$prefix/lib/spillway/plugins", "$ext/spillway-file.so", "$ext/spillway-stamp.so"]
+plugin_path = ["$prefix/$lib/spillway/plugins", "$ext/spillway-file.so", "$ext/spillway-stamp.so"]
 http_listen = "127.0.0.1:$port"
 
 [sink.events]
@@ -147,7 +148,7 @@ text = open(sys.argv[1]).read()
 section = text.split("## Loading it in the engine", 1)[1]
 print(re.search(r"```toml\n(.*?)```", section, re.S).group(1), end="")
 PY
-sed -i -e "s|/usr/local/lib/spillway/plugins|$prefix/lib/spillway/plugins|" -e "s|/opt/my-plugins|$ext|" \
+sed -i -e "s|/usr/local/lib/spillway/plugins|$prefix/$lib/spillway/plugins|" -e "s|/opt/my-plugins|$ext|" \
        -e "s|/var/lib/spillway|$work|" "$work/guide.toml"
 "$spillway" validate "$work/guide.toml" --env testing >"$work/validate-guide.txt" 2>&1 ||
   { cat "$work/guide.toml" "$work/validate-guide.txt" >&2; fail "validate of the guide's pipeline"; }
