@@ -112,6 +112,17 @@ void ShardCoordinator::connect() {
                                         "' is in use by another running engine: give each engine its own "
                                         "SPILLWAY_MEMBER_ID (a pod name, or %H-%i under systemd)");
     }
+    // An engine paused inside one of this session's transactions (SIGSTOP, a frozen VM, a long
+    // stall) keeps its row locks on the shard rows for as long as it is paused, and a member
+    // taking those shards would wait on them, past the lease, for the whole pause (its statement
+    // would time out, and its session be dropped and reopened, while the old one still waits and
+    // holds the member lock). So the server ends a session idle in a transaction for half a lease,
+    // and sooner than a statement here times out: the paused engine's locks go with its session,
+    // and it finds the session broken when it runs again, as after a network cut.
+    const int64_t idle_ms = std::clamp<int64_t>(timings_.ttl_ms / 2, 500,
+                                                std::chrono::milliseconds(kCallTimeout).count() - 1000);
+    must(pg::query(c, "SELECT set_config('idle_in_transaction_session_timeout', $1, false)", {ms(idle_ms)},
+                   kCallTimeout, error));
     incarnation_ = new_incarnation();
     const std::string ttl = ms(timings_.ttl_ms);
     must(pg::query(c, "BEGIN", {}, kCallTimeout, error));
