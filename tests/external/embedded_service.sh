@@ -138,7 +138,11 @@ ask() {  # <command>: sends it, waits for the service's next line (60 s at most)
   answers=$((answers + 1))
   local deadline=$((SECONDS + 60))
   until [ "$(wc -l <"$work/service.out")" -gt "$answers" ]; do
-    kill -0 "$service_pid" 2>/dev/null || { cat "$work/service.err" >&2; fail "the service exited during '$1'"; }
+    # Gone: its last line may have come just before it exited (after quit, it does exit).
+    if ! kill -0 "$service_pid" 2>/dev/null; then
+      [ "$(wc -l <"$work/service.out")" -gt "$answers" ] && break
+      cat "$work/service.err" >&2; fail "the service exited during '$1'"
+    fi
     [ $SECONDS -lt $deadline ] || { cat "$work/service.err" >&2; fail "no answer to '$1' within 60 s"; }
     sleep 0.05
   done
