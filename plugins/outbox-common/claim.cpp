@@ -144,10 +144,10 @@ void OutboxStore::look_back(soci::session& s, const std::string& pipeline, size_
 bool OutboxStore::last_claim_found_rows(std::string_view pipeline) {
     std::lock_guard lock(found_mutex_);
     auto it = last_found_.find(std::string(pipeline));
-    return it != last_found_.end() && it->second;
+    return it != last_found_.end() && it->second > 0;
 }
 
-void OutboxStore::remember_found(const std::string& pipeline, bool found) {
+void OutboxStore::remember_found(const std::string& pipeline, size_t found) {
     std::lock_guard lock(found_mutex_);
     last_found_[pipeline] = found;
 }
@@ -223,28 +223,35 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
     if (shards && shards->fenced > 0) host().count("relay_fenced_total", 1, ("pipeline=" + p + ",op=claim").c_str());
     if (shards && shards->shards.empty()) return nothing_claimed(p, from, prev ? &prev->own : nullptr);
     if (shards) lease_ms = std::min<int64_t>(lease_ms, shards->lease_cap_ms);
-    // A small claim in one round trip where the database can. Not in shards mode (its filter and
-    // per-shard reads stay in the statements), nor when the leases are due to be swept (the
-    // statements do that, every kLeaseSweepUs and at the first claim). After a claim that found
-    // nothing it is asked first whether anything is due: an idle poll stays one statement.
-    if (!shards && now < next_lease_sweep_us_.load() && limit <= kOneTripRows &&
-        (!prev || prev->rows.size() <= 2 * kOneTripRows)) {
-        bool look_past = false, found_last_time = false;
+    // A trickle's claim in one round trip where the database can: a small claim, or one after a
+    // claim that found few rows (the relay asks for batch_size rows, 100 by default, when one
+    // waits). Not in shards mode (its filter and per-shard reads stay in the statements), nor when
+    // the leases are due to be swept (the statements do that, every kLeaseSweepUs and at the first
+    // claim). After a claim that found nothing it is asked first whether anything is due: an idle
+    // poll stays one statement.
+    bool due = false;
+    if (!shards && now < next_lease_sweep_us_.load() && (!prev || prev->rows.size() <= 2 * kOneTripRows)) {
+        bool look_past = false;
+        size_t found_last_time = 0;
         {
             std::lock_guard lock(found_mutex_);  // once per claim: both facts at one look
             look_past = look_past_head_.erase(p) > 0;
             const auto it = last_found_.find(p);
-            found_last_time = it != last_found_.end() && it->second;
+            found_last_time = it != last_found_.end() ? it->second : 0;
         }
-        if (!look_past) {
-            if (!prev && !found_last_time && !anything_due(s, p, now, nullptr))
-                return nothing_claimed(p, from, nullptr);
+        // A backlog's claims (the last one found more than a trickle's) go through the statements.
+        const bool trickle = limit <= kOneTripRows || found_last_time < kOneTripRows;
+        if (trickle && !look_past) {
+            if (!prev && found_last_time == 0 && !one_trip_claim_gated()) {
+                if (!anything_due(s, p, now, nullptr)) return nothing_claimed(p, from, nullptr);
+                due = true;  // a store without the one-trip claim goes on to the statements unasked
+            }
             if (auto out = claim_in_one_trip(s, p, limit, lease_ms, now, prev, malformed)) return std::move(*out);
         }
     }
     // After a claim that found rows more are likely (a stream of events, a backlog): the claim
     // goes straight to its transaction, one round trip sooner than asking first.
-    if (!prev && !last_claim_found_rows(p) && !anything_due(s, p, now, shards ? &*shards : nullptr))
+    if (!prev && !due && !last_claim_found_rows(p) && !anything_due(s, p, now, shards ? &*shards : nullptr))
         return nothing_claimed(p, from, nullptr);
     // BEGIN, the lock and the live leases in one round trip where the database allows it.
     const std::string begin = shards ? begin_sharded_claim_sql(p) : begin_lease_change_sql();
@@ -255,7 +262,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
     Picker picker = picker_for(leases, prev);
     picker.shards = shards ? &*shards : nullptr;
     Picked picked = pick(s, p, limit, now, prev, picker);
-    remember_found(p, !picker.picked.empty());
+    remember_found(p, picker.picked.size());
     const long long cursor = std::max(picker.seen, from);
     if (picker.picked.empty()) {
         tx.commit();
@@ -311,7 +318,7 @@ std::optional<std::unique_ptr<sdk::Batch>> OutboxStore::claim_in_one_trip(
     const long long read = (*summary)[kReadCol] ? std::stoll(*(*summary)[kReadCol]) : 0;
     const long long seen = (*summary)[kSeenCol] ? std::stoll(*(*summary)[kSeenCol]) : 0;
     rows.erase(summary);
-    remember_found(p, !rows.empty());
+    remember_found(p, rows.size());
     const long long cursor = std::max(seen, prev ? prev->cursor : 0);
     if (rows.empty()) {
         if (read == window) return std::nullopt;

@@ -97,6 +97,7 @@ protected:
     enum class Hot { kDue, kHead, kLeaseInsert, kLeases, kClaim, kSettle, kCount };
     using HotArgs = std::vector<std::pair<const char*, std::variant<long long, std::string>>>;
     const std::string& hot_sql(Hot h) const;
+    const Statements& statements() const { return statements_; }
     // The text to run `h` by with `args` in it, or "" to run hot_sql(h) with them bound. The
     // PostgreSQL store prepares the hot statements once per connection and answers an EXECUTE:
     // the server neither parses nor plans them again (that was most of a claim's server time).
@@ -113,6 +114,9 @@ protected:
         (void)s, (void)args, (void)rows;
         return false;
     }
+    // Whether run_one_trip_claim asks in the same statement whether a row is due, so that an idle
+    // poll through it costs no more statements than the due probe: then no probe goes first.
+    virtual bool one_trip_claim_gated() const { return false; }
     // Told of every database error a call ends in, before it is answered as RETRY.
     virtual void failed(const std::exception& e) { (void)e; }
     // The time, unix microseconds, that leases, backoffs and published_at are written and compared
@@ -292,7 +296,7 @@ private:
                                          const Continuation* prev,
                                          std::vector<std::pair<long long, std::string>>& malformed);
     bool anything_due(soci::session& s, const std::string& pipeline, long long now, const ShardFilter* shards);
-    void remember_found(const std::string& pipeline, bool found);
+    void remember_found(const std::string& pipeline, size_t found);
     void sweep_leases_when_due(soci::session& s, long long now, std::vector<Lease>& leases);
     static Picker picker_for(const std::vector<Lease>& leases, const Continuation* prev);
     Picked pick(soci::session& s, const std::string& pipeline, size_t limit, long long now, const Continuation* prev,
@@ -383,7 +387,7 @@ private:
     std::atomic<int64_t> next_purge_us_{0};
     std::mutex down_mutex_;
     std::mutex found_mutex_;
-    std::unordered_map<std::string, bool> last_found_;  // per pipeline: skip the "anything due?" probe
+    std::unordered_map<std::string, size_t> last_found_;  // per pipeline, rows: the probe, the one-trip claim
     std::unordered_set<std::string> look_past_head_;    // pipelines whose next claim reads past a held-back head
     std::string down_message_;
     std::mutex notes_mutex_;

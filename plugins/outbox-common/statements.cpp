@@ -240,7 +240,7 @@ Statements::Statements(const Sql& sql) {
     if (sql.postgres) {
         std::string nulls;
         for (int i = 0; i < 13; ++i) nulls += "NULL, ";
-        one_trip_claim =
+        one_trip_claim_with =
             "WITH leased AS (SELECT CAST(unnest(CAST(l.row_ids AS BIGINT[])) AS BIGINT) AS rid FROM " + L +
             " l WHERE l.until_us > :now1), "
             "head AS (SELECT r." + c[kId] + " AS id, r." + c[kKey] + " AS k, (" + blocks +
@@ -252,11 +252,13 @@ Statements::Statements(const Sql& sql) {
             "picked AS (SELECT id FROM judged WHERE NOT held ORDER BY id LIMIT :want), "
             "lease AS (INSERT INTO " + L + " (lease_owner, pipeline, until_us, row_ids) SELECT CAST(:me AS TEXT), "
             "CAST(:p AS TEXT), CAST(:until AS BIGINT), '{' || string_agg(CAST(id AS TEXT), ',' ORDER BY id) || '}' "
-            "FROM picked HAVING count(*) > 0 RETURNING CAST(id AS TEXT) AS id) "
+            "FROM picked HAVING count(*) > 0 RETURNING CAST(id AS TEXT) AS id)";
+        one_trip_claim_answer =
             "SELECT " + sql.select_columns("r") + ", (SELECT id FROM lease), NULL, NULL FROM " + sql.from("r") +
             " WHERE r." + c[kId] + " IN (SELECT id FROM picked) "
             "UNION ALL SELECT " + nulls + "NULL, CAST((SELECT count(*) FROM head) AS TEXT), "
             "CAST((SELECT max(id) FROM head) AS TEXT)";
+        one_trip_claim = one_trip_claim_with + " " + one_trip_claim_answer;
         // The lease ends and its rows go together, or neither when the lease is no longer live (it
         // ran out: the rows may be someone else's now). Committed asynchronously, as the
         // statements' completion is (begin_settle_sql): a crash may forget it, and the rows go

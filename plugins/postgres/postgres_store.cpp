@@ -82,9 +82,10 @@ const sdk::Options<Settings> kPostgresOptions{
         .range(1, 256),
     sdk::option<&Settings::prepare>(
         "prepare", "true",
-        "the claim's four statements are prepared once per connection and run by `EXECUTE`, sparing the server "
-        "parsing and planning them on every claim. Turn it off behind a pooler that hands a session's transactions "
-        "to different server connections (PgBouncer in transaction mode)"),
+        "the claim's statements are prepared once per connection and run by `EXECUTE`, and a trickle's claim runs "
+        "as a function of the session (`pg_temp.spillway_claim`), sparing the server parsing and planning them on "
+        "every claim. Turn it off behind a pooler that hands a session's transactions to different server "
+        "connections (PgBouncer in transaction mode)"),
     sdk::duration<&Settings::shard_heartbeat_ms>(
         "shard_heartbeat", "1s",
         "coordination = \"shards\": how often an engine renews its membership and shards, takes over a crashed "
@@ -219,6 +220,7 @@ protected:
         pool_.reset();
         std::lock_guard lock(prepared_mutex_);
         prepared_on_.clear();
+        function_on_.clear();
     }
     outbox::Conn acquire() override {
         if (!pool_) throw sdk::Error(SW_RETRY, "postgres: the store is not started");
@@ -286,11 +288,19 @@ protected:
         const std::string claim = statement(s, Hot::kClaim, args);
         if (claim.empty()) return false;
         PGconn* conn = static_cast<soci::postgresql_session_backend*>(s.get_backend())->conn_;
-        const std::string due =
-            with_params(hot_sql(Hot::kDue), [&](const std::string& name) { return literal(conn, args, name); });
-        const std::string sql = "SELECT set_config('synchronous_commit', 'off', true), CASE WHEN EXISTS (" + due +
-                                ") THEN set_config('spillway.claim', CAST(pg_advisory_xact_lock(" +
-                                std::to_string(claim_lock_) + ") AS TEXT) || '1', true) END; " + claim;
+        std::string sql;
+        if (claim_function_on(s, args)) {
+            sql = "SELECT * FROM pg_temp.spillway_claim(";
+            for (size_t i = 0; i < claim_function_params_.size(); ++i)
+                sql += (i ? ", " : "") + literal(conn, args, claim_function_params_[i]);
+            sql += ")";
+        } else {
+            const std::string due =
+                with_params(hot_sql(Hot::kDue), [&](const std::string& name) { return literal(conn, args, name); });
+            sql = "SELECT set_config('synchronous_commit', 'off', true), CASE WHEN EXISTS (" + due +
+                  ") THEN set_config('spillway.claim', CAST(pg_advisory_xact_lock(" + std::to_string(claim_lock_) +
+                  ") AS TEXT) || '1', true) END; " + claim;
+        }
         if (!PQsendQuery(conn, sql.c_str())) throw soci::postgresql_soci_error(PQerrorMessage(conn), "08000");
         std::string error, sqlstate;
         rows.clear();
@@ -318,11 +328,92 @@ protected:
         }
         return true;
     }
+    // An idle poll through the claim function is one statement, as the due probe is: no probe
+    // first, so a claim woken by a doorbell after a quiet spell is one round trip too.
+    bool one_trip_claim_gated() const override { return prepare_ && claim_function_; }
+    // The one-trip claim as a function of the session (pg_temp, gone with the connection), made
+    // the first time a claim runs on a connection, outside any transaction. It runs the gate (is a
+    // row due? then the claim lock) and the claim in one statement; a PL/pgSQL function takes a
+    // snapshot per statement, so the claim still sees every claim committed before the lock was
+    // ours, and it keeps both plans. That is one statement parsed and planned per claim instead of
+    // two, the gate's with its values written in. A database that refuses it (no TEMP privilege)
+    // keeps the two statements in one query.
+    bool claim_function_on(soci::session& s, const HotArgs& args) {
+        if (!claim_function_) return false;
+        auto* be = static_cast<soci::postgresql_session_backend*>(s.get_backend());
+        const std::pair<const void*, int> conn{be->conn_, PQbackendPID(be->conn_)};
+        std::string create;
+        {
+            std::lock_guard lock(prepared_mutex_);
+            if (function_on_.count(conn)) return true;
+            if (claim_function_sql_.empty()) claim_function_sql_ = claim_function_sql(args);
+            create = claim_function_sql_;
+        }
+        PGresult* r = PQexec(be->conn_, create.c_str());
+        const bool made = PQresultStatus(r) == PGRES_COMMAND_OK;
+        const std::string why = made ? std::string() : PQresultErrorMessage(r);
+        PQclear(r);
+        if (made) {
+            std::lock_guard lock(prepared_mutex_);
+            function_on_.insert(conn);
+            return true;
+        }
+        if (claim_function_.exchange(false))
+            host().warn("postgres: cannot make the session's claim function (" + trimmed(why) +
+                        "); claims take two statements in one query instead");
+        return false;
+    }
+    // CREATE FUNCTION pg_temp.spillway_claim(<the gate's and the claim's :names, in order of first
+    // use>): the answer is the one-trip claim's, every column text.
+    std::string claim_function_sql(const HotArgs& args) {
+        claim_function_params_.clear();
+        std::string params;
+        const auto arg = [&](const std::string& name) {
+            if (std::find(claim_function_params_.begin(), claim_function_params_.end(), name) == claim_function_params_.end()) {
+                const auto it = std::find_if(args.begin(), args.end(), [&](const auto& a) { return name == a.first; });
+                if (it == args.end()) throw sdk::Error(SW_REJECT, "postgres: no value for :" + name);
+                params += std::string(params.empty() ? "" : ", ") + "a_" + name +
+                          (std::holds_alternative<long long>(it->second) ? " BIGINT" : " TEXT");
+                claim_function_params_.push_back(name);
+            }
+            return "a_" + name;
+        };
+        const outbox::Statements& st = statements();
+        const std::string due = with_params(hot_sql(Hot::kDue), arg);
+        const std::string with = with_params(st.one_trip_claim_with, arg);
+        const std::string answer = with_params(st.one_trip_claim_answer, arg);
+        constexpr int kColumns = 16;  // the answer's: the row's 13, the lease, the head's count and end
+        std::string out_columns, names, texts;
+        for (int i = 1; i <= kColumns; ++i) {
+            const std::string n = std::to_string(i);
+            out_columns += (i > 1 ? ", " : "") + ("o" + n) + " TEXT";
+            names += (i > 1 ? ", " : "") + ("c" + n);
+            texts += (i > 1 ? ", " : "") + ("CAST(c" + n + " AS TEXT)");
+        }
+        return "CREATE OR REPLACE FUNCTION pg_temp.spillway_claim(" + params + ") RETURNS TABLE(" + out_columns +
+               ") LANGUAGE plpgsql AS $spillway$\n#variable_conflict use_column\nBEGIN\n"
+               "PERFORM set_config('synchronous_commit', 'off', true);\n"
+               "IF EXISTS (" + due + ") THEN\n"
+               "PERFORM pg_advisory_xact_lock(" + std::to_string(claim_lock_) + ");\n"
+               "PERFORM set_config('spillway.claim', '1', true);\n"
+               "END IF;\n"
+               "RETURN QUERY " + with + ", spillway_answer(" + names + ") AS (" + answer + ") SELECT " + texts +
+               " FROM spillway_answer;\nEND\n$spillway$";
+    }
+    static std::string trimmed(std::string s) {
+        while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+        std::replace(s.begin(), s.end(), '\n', ' ');
+        return s;
+    }
     void failed(const std::exception& e) override {
         // A statement prepared on this connection is gone though the connection is the same: a
         // pooler runs this session's transactions on other server connections (PgBouncer in
         // transaction mode). Preparing cannot work behind it; claims go as text from now on.
         const auto* pe = dynamic_cast<const soci::postgresql_soci_error*>(&e);
+        // The session's claim function is gone the same way.
+        if (pe && pe->sqlstate() == "42883" && claim_function_.exchange(false))
+            host().warn("postgres: the session's claim function vanished from its connection (a pooler in "
+                        "transaction mode?): claims take two statements in one query from now on");
         if (!pe || pe->sqlstate() != "26000" || !prepare_.exchange(false)) return;
         host().warn("postgres: statements prepared on a connection vanished from it (a pooler in transaction "
                     "mode?): claims run unprepared from now on; set prepare = false to say so");
@@ -696,6 +787,10 @@ private:
     std::mutex prepared_mutex_;
     std::array<Prepared, static_cast<size_t>(Hot::kCount)> prepared_;
     std::set<std::pair<const void*, int>> prepared_on_;  // connections the hot statements are prepared on
+    std::set<std::pair<const void*, int>> function_on_;  // connections the claim function is made on
+    std::string claim_function_sql_;                     // made once, with the order of its parameters:
+    std::vector<std::string> claim_function_params_;
+    std::atomic<bool> claim_function_{true};
 };
 
 }  // namespace spillway::plugins::postgres

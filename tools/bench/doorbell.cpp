@@ -199,8 +199,9 @@ RigOptions floor_store(Context& ctx, const std::string& database, const std::str
 struct StatementLog {
     nlohmann::json rows = nlohmann::json::array();  // {calls, query}, most calls first
     long long relay_statements = 0, begins = 0, commits = 0;
-    // Queries (round trips): statements less those that travel in one query with others: the
-    // one-trip claim's SELECT (due probe and lock) before its EXECUTE; the statement-by-statement
+    // Queries (round trips): statements less those that travel in one query with others: where
+    // the session's claim function could not be made, the one-trip claim's SELECT (due probe and
+    // lock) before its EXECUTE; the statement-by-statement
     // claim's BEGIN and lock before its leases read; a completion's BEGIN before its set_config.
     long long relay_round_trips = 0;
     std::string text;

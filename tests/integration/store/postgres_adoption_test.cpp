@@ -365,14 +365,14 @@ TEST(PostgresAdoption, MappedColumnsBecomeHeadersOnEveryReadPath) {
     expect_orders(rows, "claim of 100 (statements)");
     release(s, rows);
 
-    // The one-trip claim, prepared.
+    // The one-trip claim: the session's claim function.
     rows = claim(s, p, 10);
     expect_orders(rows, "claim of 10 (one trip)");
     EXPECT_EQ(pg.scalar("store_adoption", "SELECT count(*) FROM pg_stat_activity WHERE datname = 'store_adoption' AND "
-                                          "pid <> pg_backend_pid() AND query LIKE '%EXECUTE spillway_claim(%''" + p +
+                                          "pid <> pg_backend_pid() AND query LIKE 'SELECT * FROM pg_temp.spillway_claim(''" + p +
                                           "''%'"),
               "1")
-        << "the claim ran as the prepared one-trip statement";
+        << "the claim ran as the session's claim function";
     release(s, rows);
 
     // claim_next goes on from a held batch.

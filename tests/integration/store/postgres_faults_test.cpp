@@ -432,10 +432,46 @@ TEST(PostgresStore, ClaimsRunPreparedStatementsUnlessToldNot) {
         HeldBatch next(s, pipeline, 10, &first);
         ASSERT_EQ(next.status(), SW_OK) << next.error();
         EXPECT_EQ(event_ids(next.rows()), (std::vector<std::string>{"a-2", "c-1"}));
+        // The trickle's claim (claim_next after a batch of two): one statement, the session's
+        // claim function, when prepared; as text otherwise.
+        const std::string by_function = database.server().scalar(
+            "store_faults", "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                            "'SELECT * FROM pg_temp.spillway_claim(''" + pipeline + "''%'");
+        EXPECT_EQ(by_function, prepare ? "1" : "0") << "prepare = " << prepare;
         ASSERT_EQ(complete(s, first.rows(), SW_OK), SW_OK) << s.host().last_error();
         ASSERT_EQ(complete(s, next.rows(), SW_OK), SW_OK) << s.host().last_error();
         EXPECT_EQ(stats(s, pipeline).pending, 0);
     }
+}
+
+// The trickle's claim runs as a function of the session (pg_temp.spillway_claim). A role that may
+// not make temporary objects gets one warning, and its claims take the same gate and claim as two
+// statements in one query: the same rows, in the same order.
+TEST(PostgresStore, ClaimsGoOnWithoutTheSessionFunctionWhereTemporaryObjectsAreRefused) {
+    auto& pg = database.server();
+    pg.create_database("store_notemp");
+    pg.psql("store_notemp",
+            "DO $$ BEGIN CREATE ROLE notemp LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;"
+            "REVOKE TEMPORARY ON DATABASE store_notemp FROM PUBLIC;"
+            "GRANT CREATE, USAGE ON SCHEMA public TO notemp");
+    const std::string url = "host=127.0.0.1 port=" + std::to_string(pg.port()) + " dbname=store_notemp user=notemp";
+    StoreInstance s(postgres_plugin(), Config{{"url", url}, {"pool_size", "1"}});
+    std::vector<Event> evs{ev("a-1", "A"), ev("b-1", "B"), ev("a-2", "A"), ev("c-1", "C"), ev("a-3", "A")};
+    ASSERT_EQ(append(s, {evs[0], evs[1]}), SW_OK) << s.host().last_error();
+    HeldBatch first(s, "orders", 1);
+    ASSERT_EQ(first.status(), SW_OK) << first.error();
+    ASSERT_EQ(complete(s, first.rows(), SW_OK), SW_OK) << s.host().last_error();
+    std::vector<std::string> delivered = event_ids(first.rows());
+    ASSERT_EQ(append(s, {evs[2], evs[3], evs[4]}), SW_OK) << s.host().last_error();
+    for (int round = 0; round < 10 && delivered.size() < evs.size(); ++round) {
+        HeldBatch b(s, "orders", 2);  // trickle-sized: the one-trip claim
+        ASSERT_EQ(b.status(), SW_OK) << b.error();
+        ASSERT_EQ(complete(s, b.rows(), SW_OK), SW_OK) << s.host().last_error();
+        for (const auto& id : event_ids(b.rows())) delivered.push_back(id);
+    }
+    EXPECT_EQ(delivered, (std::vector<std::string>{"a-1", "b-1", "a-2", "c-1", "a-3"}));
+    EXPECT_EQ(s.host().count_logs(SW_LOG_WARN, "cannot make the session's claim function"), 1u)
+        << "the operator is told why, once";
 }
 
 // Behind a pooler in transaction mode a session's next transaction may run on another server
