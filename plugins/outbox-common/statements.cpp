@@ -240,7 +240,7 @@ Statements::Statements(const Sql& sql) {
     if (sql.postgres) {
         std::string nulls;
         for (int i = 0; i < 13; ++i) nulls += "NULL, ";
-        one_trip_claim_with =
+        one_trip_claim =
             "WITH leased AS (SELECT CAST(unnest(CAST(l.row_ids AS BIGINT[])) AS BIGINT) AS rid FROM " + L +
             " l WHERE l.until_us > :now1), "
             "head AS (SELECT r." + c[kId] + " AS id, r." + c[kKey] + " AS k, (" + blocks +
@@ -252,13 +252,21 @@ Statements::Statements(const Sql& sql) {
             "picked AS (SELECT id FROM judged WHERE NOT held ORDER BY id LIMIT :want), "
             "lease AS (INSERT INTO " + L + " (lease_owner, pipeline, until_us, row_ids) SELECT CAST(:me AS TEXT), "
             "CAST(:p AS TEXT), CAST(:until AS BIGINT), '{' || string_agg(CAST(id AS TEXT), ',' ORDER BY id) || '}' "
-            "FROM picked HAVING count(*) > 0 RETURNING CAST(id AS TEXT) AS id)";
-        one_trip_claim_answer =
+            "FROM picked HAVING count(*) > 0 RETURNING CAST(id AS TEXT) AS id) "
             "SELECT " + sql.select_columns("r") + ", (SELECT id FROM lease), NULL, NULL FROM " + sql.from("r") +
             " WHERE r." + c[kId] + " IN (SELECT id FROM picked) "
             "UNION ALL SELECT " + nulls + "NULL, CAST((SELECT count(*) FROM head) AS TEXT), "
             "CAST((SELECT max(id) FROM head) AS TEXT)";
-        one_trip_claim = one_trip_claim_with + " " + one_trip_claim_answer;
+        // The same claim's reads as the session's claim function runs them, one plain statement
+        // each (the window, sorts and CTE scans above cost the server several times the four
+        // statements they replace): the live leases' rows, the narrow head, and the picked rows
+        // whole (:picked, a BIGINT[]). The function applies the Picker's rule in a loop.
+        trickle_leased = "SELECT array_agg(x) FROM (SELECT CAST(unnest(CAST(l.row_ids AS BIGINT[])) AS BIGINT) AS x FROM " +
+                         L + " l WHERE l.until_us > :now1) AS s";
+        trickle_head = "SELECT r." + c[kId] + ", r." + c[kKey] + ", " + blocks + " = 1 FROM " + T + " r" +
+                       rows_in("pending") + "> 0 AND r." + c[kId] + " <> ALL(CAST(:skip AS BIGINT[]))" + by_id_limited;
+        trickle_rows = "SELECT " + sql.select_columns("r") + " FROM " + sql.from("r") + " WHERE r." + c[kId] +
+                       " = ANY(:picked)";
         // The lease ends and its rows go together, or neither when the lease is no longer live (it
         // ran out: the rows may be someone else's now). Committed asynchronously, as the
         // statements' completion is (begin_settle_sql): a crash may forget it, and the rows go

@@ -78,9 +78,9 @@ struct Statements {
     // <table>_leases: one row per claimed batch.
     std::string leases_table, lease_insert, live_leases, live_leases_at, lease_end, lease_sweep, lease_owners,
         lease_drop_owner, leased_count;
-    // PostgreSQL: a claim in one statement (claim.cpp, claim_in_one_trip); empty elsewhere. It is
-    // its WITH list (up to the lease row) and then its answer (the rows, then the summary row).
-    std::string one_trip_claim, one_trip_claim_with, one_trip_claim_answer;
+    // PostgreSQL: a claim in one statement (claim.cpp, claim_in_one_trip); empty elsewhere. And
+    // its reads as the session's claim function makes them (postgres_store.cpp).
+    std::string one_trip_claim, trickle_leased, trickle_head, trickle_rows;
     // PostgreSQL: a completion that delivered one lease's rows, in one statement; empty elsewhere.
     std::string one_trip_settle;
 };

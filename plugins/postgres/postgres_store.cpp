@@ -335,9 +335,10 @@ protected:
     // the first time a claim runs on a connection, outside any transaction. It runs the gate (is a
     // row due? then the claim lock) and the claim in one statement; a PL/pgSQL function takes a
     // snapshot per statement, so the claim still sees every claim committed before the lock was
-    // ours, and it keeps both plans. That is one statement parsed and planned per claim instead of
-    // two, the gate's with its values written in. A database that refuses it (no TEMP privilege)
-    // keeps the two statements in one query.
+    // ours, and it keeps its plans. Inside, plain statements and a loop: the server ran the
+    // one-statement claim (a window over the head, sorts, CTE scans) at several times the cost of
+    // the statements it replaced. A database that refuses the function (no TEMPORARY privilege)
+    // keeps the gate and the one-statement claim, two statements in one query.
     bool claim_function_on(soci::session& s, const HotArgs& args) {
         if (!claim_function_) return false;
         auto* be = static_cast<soci::postgresql_session_backend*>(s.get_backend());
@@ -363,12 +364,17 @@ protected:
                         "); claims take two statements in one query instead");
         return false;
     }
-    // CREATE FUNCTION pg_temp.spillway_claim(<the gate's and the claim's :names, in order of first
-    // use>): the answer is the one-trip claim's, every column text.
+    // CREATE FUNCTION pg_temp.spillway_claim(<the statements' :names, in order of first use>):
+    // the one-trip claim's answer (the picked rows, every column text, then the summary row), made
+    // by plain statements and the Picker's rule in a loop (claim.cpp: a row waits when it blocks,
+    // is leased, or an earlier row of its key in the head waited; a keyless row waits only on
+    // itself; rows up to :want are picked).
     std::string claim_function_sql(const HotArgs& args) {
         claim_function_params_.clear();
         std::string params;
-        const auto arg = [&](const std::string& name) {
+        const auto arg = [&](const std::string& name) -> std::string {
+            if (name == "picked") return "v_picked";
+            if (name == "ids") return "'{' || array_to_string(v_picked, ',') || '}'";
             if (std::find(claim_function_params_.begin(), claim_function_params_.end(), name) == claim_function_params_.end()) {
                 const auto it = std::find_if(args.begin(), args.end(), [&](const auto& a) { return name == a.first; });
                 if (it == args.end()) throw sdk::Error(SW_REJECT, "postgres: no value for :" + name);
@@ -380,25 +386,48 @@ protected:
         };
         const outbox::Statements& st = statements();
         const std::string due = with_params(hot_sql(Hot::kDue), arg);
-        const std::string with = with_params(st.one_trip_claim_with, arg);
-        const std::string answer = with_params(st.one_trip_claim_answer, arg);
-        constexpr int kColumns = 16;  // the answer's: the row's 13, the lease, the head's count and end
-        std::string out_columns, names, texts;
-        for (int i = 1; i <= kColumns; ++i) {
+        const std::string leased = with_params(st.trickle_leased, arg);
+        const std::string head = with_params(st.trickle_head, arg);
+        const std::string lease = with_params(st.lease_insert, arg);
+        const std::string rows = with_params(st.trickle_rows, arg);
+        const std::string want = arg("want");
+        constexpr int kRowColumns = 13;  // then the lease, the head's count and its largest id
+        std::string out_columns, names, texts, nulls;
+        for (int i = 1; i <= kRowColumns + 3; ++i)
+            out_columns += (i > 1 ? ", " : "") + ("o" + std::to_string(i)) + " TEXT";
+        for (int i = 1; i <= kRowColumns; ++i) {
             const std::string n = std::to_string(i);
-            out_columns += (i > 1 ? ", " : "") + ("o" + n) + " TEXT";
             names += (i > 1 ? ", " : "") + ("c" + n);
-            texts += (i > 1 ? ", " : "") + ("CAST(c" + n + " AS TEXT)");
+            texts += "CAST(q.c" + n + " AS TEXT), ";
+            nulls += "CAST(NULL AS TEXT), ";
         }
         return "CREATE OR REPLACE FUNCTION pg_temp.spillway_claim(" + params + ") RETURNS TABLE(" + out_columns +
-               ") LANGUAGE plpgsql AS $spillway$\n#variable_conflict use_column\nBEGIN\n"
+               ") LANGUAGE plpgsql AS $spillway$\n#variable_conflict use_column\n"
+               "DECLARE v_leased BIGINT[]; v_blocked TEXT[] := '{}'; v_picked BIGINT[] := '{}'; v_read BIGINT := 0; "
+               "v_seen BIGINT; v_lease TEXT; v_id BIGINT; v_key TEXT; v_blocks BOOLEAN;\n"
+               "BEGIN\n"
                "PERFORM set_config('synchronous_commit', 'off', true);\n"
                "IF EXISTS (" + due + ") THEN\n"
-               "PERFORM pg_advisory_xact_lock(" + std::to_string(claim_lock_) + ");\n"
-               "PERFORM set_config('spillway.claim', '1', true);\n"
+               "  PERFORM pg_advisory_xact_lock(" + std::to_string(claim_lock_) + ");\n"
+               "  v_leased := (" + leased + ");\n"
+               "  FOR v_id, v_key, v_blocks IN " + head + " LOOP\n"
+               "    v_read := v_read + 1;\n"
+               "    v_seen := v_id;\n"
+               "    CONTINUE WHEN v_key IS NOT NULL AND v_key = ANY(v_blocked);\n"
+               "    IF v_blocks OR v_id = ANY(v_leased) THEN\n"
+               "      IF v_key IS NOT NULL THEN v_blocked := v_blocked || v_key; END IF;\n"
+               "    ELSIF cardinality(v_picked) < " + want + " THEN\n"
+               "      v_picked := v_picked || v_id;\n"
+               "    END IF;\n"
+               "  END LOOP;\n"
+               "  IF cardinality(v_picked) > 0 THEN\n"
+               "    " + lease + " INTO v_lease;\n"
+               "    RETURN QUERY SELECT " + texts + "v_lease, CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM (" + rows +
+               ") AS q(" + names + ");\n"
+               "  END IF;\n"
                "END IF;\n"
-               "RETURN QUERY " + with + ", spillway_answer(" + names + ") AS (" + answer + ") SELECT " + texts +
-               " FROM spillway_answer;\nEND\n$spillway$";
+               "RETURN QUERY SELECT " + nulls + "CAST(NULL AS TEXT), CAST(v_read AS TEXT), CAST(v_seen AS TEXT);\n"
+               "END\n$spillway$";
     }
     static std::string trimmed(std::string s) {
         while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
