@@ -290,8 +290,8 @@ std::unique_ptr<sdk::Batch> OutboxStore::batch_of(RowSet& rows, const std::strin
 }
 
 // The same choice as the statements' (the Picker's rule, run by the database over a head of the
-// pending rows: Statements::one_trip_claim), the same lease row, the same rows whole, in one round
-// trip. The head starts at the first pending row, also after `prev` (claim_next): what the
+// pending rows: the PostgreSQL store's session function, or Statements::one_trip_claim), the same
+// lease row, the same rows whole, in one round trip. The head starts at the first pending row, also after `prev` (claim_next): what the
 // statements' look back finds below prev's cursor, rows held back then or committed since under a
 // smaller id, is in it; prev's rows, and those of the batch before it, are skipped. The head is
 // `limit` rows or 32, whichever is more; when all of it was held back the claim goes on statement
@@ -316,6 +316,8 @@ std::optional<std::unique_ptr<sdk::Batch>> OutboxStore::claim_in_one_trip(
     if (summary == rows.end() || summary->size() <= kSeenCol)
         throw sdk::Error(SW_RETRY, std::string(db_name_) + ": claim: the one-trip claim answered without its summary row");
     const long long read = (*summary)[kReadCol] ? std::stoll(*(*summary)[kReadCol]) : 0;
+    // The lease is on every picked row, or (the PostgreSQL store's claim function) on the summary.
+    const std::optional<std::string> summary_lease = (*summary)[kLeaseCol];
     const long long seen = (*summary)[kSeenCol] ? std::stoll(*(*summary)[kSeenCol]) : 0;
     rows.erase(summary);
     remember_found(p, rows.size());
@@ -351,10 +353,10 @@ std::optional<std::unique_ptr<sdk::Batch>> OutboxStore::claim_in_one_trip(
         number(11, set.attempts[i], set.attempts_ind[i]);
         text(12, set.str[RowSet::kLe][i], set.ind[RowSet::kLe][i]);
     }
-    if (!rows.front()[kLeaseCol])
-        throw sdk::Error(SW_RETRY, std::string(db_name_) + ": claim: the one-trip claim answered rows without a lease");
+    const std::optional<std::string>& lease = rows.front()[kLeaseCol] ? rows.front()[kLeaseCol] : summary_lease;
+    if (!lease) throw sdk::Error(SW_RETRY, std::string(db_name_) + ": claim: the one-trip claim answered rows without a lease");
     // Known in memory once committed, which the query did.
-    remember_lease(std::stoll(*rows.front()[kLeaseCol]), until, ids, p);
+    remember_lease(std::stoll(*lease), until, ids, p);
     return batch_of(set, p, cursor, prev, malformed);
 }
 

@@ -257,16 +257,15 @@ Statements::Statements(const Sql& sql) {
             " WHERE r." + c[kId] + " IN (SELECT id FROM picked) "
             "UNION ALL SELECT " + nulls + "NULL, CAST((SELECT count(*) FROM head) AS TEXT), "
             "CAST((SELECT max(id) FROM head) AS TEXT)";
-        // The same claim's reads as the session's claim function runs them, one plain statement
-        // each (the window, sorts and CTE scans above cost the server several times the four
-        // statements they replace): the live leases' rows, the narrow head, and the picked rows
-        // whole (:picked, a BIGINT[]). The function applies the Picker's rule in a loop.
-        trickle_leased = "SELECT array_agg(x) FROM (SELECT CAST(unnest(CAST(l.row_ids AS BIGINT[])) AS BIGINT) AS x FROM " +
-                         L + " l WHERE l.until_us > :now1) AS s";
-        trickle_head = "SELECT r." + c[kId] + ", r." + c[kKey] + ", " + blocks + " = 1 FROM " + T + " r" +
-                       rows_in("pending") + "> 0 AND r." + c[kId] + " <> ALL(CAST(:skip AS BIGINT[]))" + by_id_limited;
-        trickle_rows = "SELECT " + sql.select_columns("r") + " FROM " + sql.from("r") + " WHERE r." + c[kId] +
-                       " = ANY(:picked)";
+        // The same claim as the session's claim function makes it (postgres_store.cpp): the head
+        // whole, each row with whether it blocks (backoff, a column lease, a live lease), in one
+        // plain statement; the function applies the Picker's rule to it in a loop. (The window,
+        // sorts and CTE scans above cost the server several times the statements they replace.)
+        trickle_head = "SELECT " + sql.select_columns("r") + ", (" + blocks + " = 1 OR r." + c[kId] +
+                       " = ANY(COALESCE((SELECT array_agg(x) FROM (SELECT CAST(unnest(CAST(l.row_ids AS BIGINT[])) "
+                       "AS BIGINT) AS x FROM " + L + " l WHERE l.until_us > :now1) AS s), '{}'))) FROM " +
+                       sql.from("r") + rows_in("pending") + "> 0 AND r." + c[kId] +
+                       " <> ALL(CAST(:skip AS BIGINT[]))" + by_id_limited;
         // The lease ends and its rows go together, or neither when the lease is no longer live (it
         // ran out: the rows may be someone else's now). Committed asynchronously, as the
         // statements' completion is (begin_settle_sql): a crash may forget it, and the rows go

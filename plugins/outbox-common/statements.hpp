@@ -80,7 +80,7 @@ struct Statements {
         lease_drop_owner, leased_count;
     // PostgreSQL: a claim in one statement (claim.cpp, claim_in_one_trip); empty elsewhere. And
     // its reads as the session's claim function makes them (postgres_store.cpp).
-    std::string one_trip_claim, trickle_leased, trickle_head, trickle_rows;
+    std::string one_trip_claim, trickle_head;
     // PostgreSQL: a completion that delivered one lease's rows, in one statement; empty elsewhere.
     std::string one_trip_settle;
 };

@@ -285,23 +285,32 @@ protected:
     // the claim's rows are the EXECUTE's answer. The due probe decides whether the lock is taken
     // at all: a claim that finds nothing waits for no other claimer.
     bool run_one_trip_claim(soci::session& s, const HotArgs& args, TextRows& rows) override {
-        const std::string claim = statement(s, Hot::kClaim, args);
-        if (claim.empty()) return false;
-        PGconn* conn = static_cast<soci::postgresql_session_backend*>(s.get_backend())->conn_;
-        std::string sql;
+        auto* be = static_cast<soci::postgresql_session_backend*>(s.get_backend());
+        if (!prepare_ || !be || !be->conn_) return false;
+        PGconn* conn = be->conn_;
         if (claim_function_on(s, args)) {
-            sql = "SELECT * FROM pg_temp.spillway_claim(";
-            for (size_t i = 0; i < claim_function_params_.size(); ++i)
-                sql += (i ? ", " : "") + literal(conn, args, claim_function_params_[i]);
-            sql += ")";
+            // Its call is prepared too, and its values go as parameters: nothing to parse or plan.
+            std::vector<std::string> text;
+            for (const std::string& name : claim_function_params_) {
+                const auto it = std::find_if(args.begin(), args.end(), [&](const auto& a) { return name == a.first; });
+                if (it == args.end()) throw sdk::Error(SW_REJECT, "postgres: no value for :" + name);
+                const auto* n = std::get_if<long long>(&it->second);
+                text.push_back(n ? std::to_string(*n) : std::get<std::string>(it->second));
+            }
+            std::vector<const char*> values;
+            for (const std::string& t : text) values.push_back(t.c_str());
+            if (!PQsendQueryPrepared(conn, kClaimCall, static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0))
+                throw soci::postgresql_soci_error(PQerrorMessage(conn), "08000");
         } else {
+            const std::string claim = statement(s, Hot::kClaim, args);
+            if (claim.empty()) return false;
             const std::string due =
                 with_params(hot_sql(Hot::kDue), [&](const std::string& name) { return literal(conn, args, name); });
-            sql = "SELECT set_config('synchronous_commit', 'off', true), CASE WHEN EXISTS (" + due +
-                  ") THEN set_config('spillway.claim', CAST(pg_advisory_xact_lock(" + std::to_string(claim_lock_) +
-                  ") AS TEXT) || '1', true) END; " + claim;
+            const std::string sql = "SELECT set_config('synchronous_commit', 'off', true), CASE WHEN EXISTS (" + due +
+                                    ") THEN set_config('spillway.claim', CAST(pg_advisory_xact_lock(" +
+                                    std::to_string(claim_lock_) + ") AS TEXT) || '1', true) END; " + claim;
+            if (!PQsendQuery(conn, sql.c_str())) throw soci::postgresql_soci_error(PQerrorMessage(conn), "08000");
         }
-        if (!PQsendQuery(conn, sql.c_str())) throw soci::postgresql_soci_error(PQerrorMessage(conn), "08000");
         std::string error, sqlstate;
         rows.clear();
         while (PGresult* r = PQgetResult(conn)) {
@@ -332,13 +341,13 @@ protected:
     // first, so a claim woken by a doorbell after a quiet spell is one round trip too.
     bool one_trip_claim_gated() const override { return prepare_ && claim_function_; }
     // The one-trip claim as a function of the session (pg_temp, gone with the connection), made
-    // the first time a claim runs on a connection, outside any transaction. It runs the gate (is a
-    // row due? then the claim lock) and the claim in one statement; a PL/pgSQL function takes a
-    // snapshot per statement, so the claim still sees every claim committed before the lock was
-    // ours, and it keeps its plans. Inside, plain statements and a loop: the server ran the
-    // one-statement claim (a window over the head, sorts, CTE scans) at several times the cost of
-    // the statements it replaced. A database that refuses the function (no TEMPORARY privilege)
-    // keeps the gate and the one-statement claim, two statements in one query.
+    // the first time a claim runs on a connection, outside any transaction. It takes the claim
+    // lock and claims in one statement; a PL/pgSQL function takes a snapshot per statement, so the
+    // claim still sees every claim committed before the lock was ours, and it keeps its plans.
+    // Inside, one plain read of the head and a loop: the server ran the one-statement claim (a
+    // window over the head, sorts, CTE scans) at several times the cost. A database that refuses
+    // the function (no TEMPORARY privilege) keeps the gate (the lock only when a row is due) and
+    // the one-statement claim, two statements in one query.
     bool claim_function_on(soci::session& s, const HotArgs& args) {
         if (!claim_function_) return false;
         auto* be = static_cast<soci::postgresql_session_backend*>(s.get_backend());
@@ -351,9 +360,17 @@ protected:
             create = claim_function_sql_;
         }
         PGresult* r = PQexec(be->conn_, create.c_str());
-        const bool made = PQresultStatus(r) == PGRES_COMMAND_OK;
-        const std::string why = made ? std::string() : PQresultErrorMessage(r);
+        bool made = PQresultStatus(r) == PGRES_COMMAND_OK;
+        std::string why = made ? std::string() : PQresultErrorMessage(r);
         PQclear(r);
+        if (made) {
+            std::string call = "SELECT * FROM pg_temp.spillway_claim(";
+            for (size_t i = 1; i <= claim_function_params_.size(); ++i) call += (i > 1 ? ", $" : "$") + std::to_string(i);
+            r = PQprepare(be->conn_, kClaimCall, (call + ")").c_str(), 0, nullptr);
+            made = PQresultStatus(r) == PGRES_COMMAND_OK;
+            if (!made) why = PQresultErrorMessage(r);
+            PQclear(r);
+        }
         if (made) {
             std::lock_guard lock(prepared_mutex_);
             function_on_.insert(conn);
@@ -365,15 +382,15 @@ protected:
         return false;
     }
     // CREATE FUNCTION pg_temp.spillway_claim(<the statements' :names, in order of first use>):
-    // the one-trip claim's answer (the picked rows, every column text, then the summary row), made
-    // by plain statements and the Picker's rule in a loop (claim.cpp: a row waits when it blocks,
-    // is leased, or an earlier row of its key in the head waited; a keyless row waits only on
-    // itself; rows up to :want are picked).
+    // the one-trip claim's answer (the picked rows, every column text, then the summary row, which
+    // here also carries the lease), made by the Picker's rule over the head in a loop (claim.cpp:
+    // a row waits when it blocks, or an earlier row of its key in the head waited; a keyless row
+    // waits only on itself; up to :want rows are picked). The lock is taken whether or not a row
+    // is due: asking first cost more than the lock.
     std::string claim_function_sql(const HotArgs& args) {
         claim_function_params_.clear();
         std::string params;
         const auto arg = [&](const std::string& name) -> std::string {
-            if (name == "picked") return "v_picked";
             if (name == "ids") return "'{' || array_to_string(v_picked, ',') || '}'";
             if (std::find(claim_function_params_.begin(), claim_function_params_.end(), name) == claim_function_params_.end()) {
                 const auto it = std::find_if(args.begin(), args.end(), [&](const auto& a) { return name == a.first; });
@@ -385,48 +402,44 @@ protected:
             return "a_" + name;
         };
         const outbox::Statements& st = statements();
-        const std::string due = with_params(hot_sql(Hot::kDue), arg);
-        const std::string leased = with_params(st.trickle_leased, arg);
         const std::string head = with_params(st.trickle_head, arg);
         const std::string lease = with_params(st.lease_insert, arg);
-        const std::string rows = with_params(st.trickle_rows, arg);
         const std::string want = arg("want");
-        constexpr int kRowColumns = 13;  // then the lease, the head's count and its largest id
-        std::string out_columns, names, texts, nulls;
+        constexpr int kRowColumns = 13;  // select_columns: the key is the fifth
+        std::string out_columns, row_vars, declare, take, clear;
         for (int i = 1; i <= kRowColumns + 3; ++i)
             out_columns += (i > 1 ? ", " : "") + ("o" + std::to_string(i)) + " TEXT";
         for (int i = 1; i <= kRowColumns; ++i) {
             const std::string n = std::to_string(i);
-            names += (i > 1 ? ", " : "") + ("c" + n);
-            texts += "CAST(q.c" + n + " AS TEXT), ";
-            nulls += "CAST(NULL AS TEXT), ";
+            row_vars += "c" + n + ", ";
+            declare += " c" + n + " TEXT;";
+            take += "o" + n + " := c" + n + "; ";
+            clear += "o" + n + " := NULL; ";
         }
         return "CREATE OR REPLACE FUNCTION pg_temp.spillway_claim(" + params + ") RETURNS TABLE(" + out_columns +
                ") LANGUAGE plpgsql AS $spillway$\n#variable_conflict use_column\n"
-               "DECLARE v_leased BIGINT[]; v_blocked TEXT[] := '{}'; v_picked BIGINT[] := '{}'; v_read BIGINT := 0; "
-               "v_seen BIGINT; v_lease TEXT; v_id BIGINT; v_key TEXT; v_blocks BOOLEAN;\n"
+               "DECLARE v_blocked TEXT[] := '{}'; v_picked BIGINT[] := '{}'; v_read BIGINT := 0; v_seen TEXT; "
+               "v_lease TEXT; v_blocks BOOLEAN;" + declare + "\n"
                "BEGIN\n"
-               "PERFORM set_config('synchronous_commit', 'off', true);\n"
-               "IF EXISTS (" + due + ") THEN\n"
-               "  PERFORM pg_advisory_xact_lock(" + std::to_string(claim_lock_) + ");\n"
-               "  v_leased := (" + leased + ");\n"
-               "  FOR v_id, v_key, v_blocks IN " + head + " LOOP\n"
-               "    v_read := v_read + 1;\n"
-               "    v_seen := v_id;\n"
-               "    CONTINUE WHEN v_key IS NOT NULL AND v_key = ANY(v_blocked);\n"
-               "    IF v_blocks OR v_id = ANY(v_leased) THEN\n"
-               "      IF v_key IS NOT NULL THEN v_blocked := v_blocked || v_key; END IF;\n"
-               "    ELSIF cardinality(v_picked) < " + want + " THEN\n"
-               "      v_picked := v_picked || v_id;\n"
-               "    END IF;\n"
-               "  END LOOP;\n"
-               "  IF cardinality(v_picked) > 0 THEN\n"
-               "    " + lease + " INTO v_lease;\n"
-               "    RETURN QUERY SELECT " + texts + "v_lease, CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM (" + rows +
-               ") AS q(" + names + ");\n"
+               "PERFORM set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(" +
+               std::to_string(claim_lock_) + ");\n"
+               "FOR " + row_vars + "v_blocks IN " + head + " LOOP\n"
+               "  v_read := v_read + 1;\n"
+               "  v_seen := c1;\n"
+               "  CONTINUE WHEN c5 IS NOT NULL AND c5 = ANY(v_blocked);\n"
+               "  IF v_blocks THEN\n"
+               "    IF c5 IS NOT NULL THEN v_blocked := v_blocked || c5; END IF;\n"
+               "  ELSIF cardinality(v_picked) < " + want + " THEN\n"
+               "    v_picked := v_picked || CAST(c1 AS BIGINT);\n"
+               "    " + take + "o14 := NULL; o15 := NULL; o16 := NULL;\n"
+               "    RETURN NEXT;\n"
                "  END IF;\n"
-               "END IF;\n"
-               "RETURN QUERY SELECT " + nulls + "CAST(NULL AS TEXT), CAST(v_read AS TEXT), CAST(v_seen AS TEXT);\n"
+               "END LOOP;\n"
+               "IF cardinality(v_picked) > 0 THEN\n"
+               "  " + lease + " INTO v_lease;\n"
+               "END IF;\n" +
+               clear + "o14 := v_lease; o15 := CAST(v_read AS TEXT); o16 := v_seen;\n"
+               "RETURN NEXT;\n"
                "END\n$spillway$";
     }
     static std::string trimmed(std::string s) {
@@ -820,6 +833,7 @@ private:
     std::string claim_function_sql_;                     // made once, with the order of its parameters:
     std::vector<std::string> claim_function_params_;
     std::atomic<bool> claim_function_{true};
+    static constexpr const char* kClaimCall = "spillway_claim_call";  // the prepared call of the claim function
 };
 
 }  // namespace spillway::plugins::postgres

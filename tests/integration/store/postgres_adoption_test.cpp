@@ -369,8 +369,7 @@ TEST(PostgresAdoption, MappedColumnsBecomeHeadersOnEveryReadPath) {
     rows = claim(s, p, 10);
     expect_orders(rows, "claim of 10 (one trip)");
     EXPECT_EQ(pg.scalar("store_adoption", "SELECT count(*) FROM pg_stat_activity WHERE datname = 'store_adoption' AND "
-                                          "pid <> pg_backend_pid() AND query LIKE 'SELECT * FROM pg_temp.spillway_claim(''" + p +
-                                          "''%'"),
+                                          "pid <> pg_backend_pid() AND query LIKE 'SELECT * FROM pg_temp.spillway_claim($1%'"),
               "1")
         << "the claim ran as the session's claim function";
     release(s, rows);

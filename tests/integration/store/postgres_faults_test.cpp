@@ -432,12 +432,13 @@ TEST(PostgresStore, ClaimsRunPreparedStatementsUnlessToldNot) {
         HeldBatch next(s, pipeline, 10, &first);
         ASSERT_EQ(next.status(), SW_OK) << next.error();
         EXPECT_EQ(event_ids(next.rows()), (std::vector<std::string>{"a-2", "c-1"}));
-        // The trickle's claim (claim_next after a batch of two): one statement, the session's
-        // claim function, when prepared; as text otherwise.
-        const std::string by_function = database.server().scalar(
-            "store_faults", "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
-                            "'SELECT * FROM pg_temp.spillway_claim(''" + pipeline + "''%'");
-        EXPECT_EQ(by_function, prepare ? "1" : "0") << "prepare = " << prepare;
+        // The trickle's claim (claim_next after a batch of two), when prepared: one statement, the
+        // prepared call of the session's claim function.
+        if (prepare) {
+            EXPECT_EQ(database.server().scalar("store_faults", "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                                                               "'SELECT * FROM pg_temp.spillway_claim($1%'"),
+                      "1");
+        }
         ASSERT_EQ(complete(s, first.rows(), SW_OK), SW_OK) << s.host().last_error();
         ASSERT_EQ(complete(s, next.rows(), SW_OK), SW_OK) << s.host().last_error();
         EXPECT_EQ(stats(s, pipeline).pending, 0);
