@@ -227,8 +227,8 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
     // claim that found few rows (the relay asks for batch_size rows, 100 by default, when one
     // waits). Not in shards mode (its filter and per-shard reads stay in the statements), nor when
     // the leases are due to be swept (the statements do that, every kLeaseSweepUs and at the first
-    // claim). After a claim that found nothing it is asked first whether anything is due: an idle
-    // poll stays one statement.
+    // claim). After a claim that found nothing it is asked first whether anything is due, unless
+    // the one-trip claim asks that itself: either way an idle poll stays one statement.
     bool due = false;
     if (!shards && now < next_lease_sweep_us_.load() && (!prev || prev->rows.size() <= 2 * kOneTripRows)) {
         bool look_past = false;
@@ -291,9 +291,10 @@ std::unique_ptr<sdk::Batch> OutboxStore::batch_of(RowSet& rows, const std::strin
 
 // The same choice as the statements' (the Picker's rule, run by the database over a head of the
 // pending rows: the PostgreSQL store's session function, or Statements::one_trip_claim), the same
-// lease row, the same rows whole, in one round trip. The head starts at the first pending row, also after `prev` (claim_next): what the
-// statements' look back finds below prev's cursor, rows held back then or committed since under a
-// smaller id, is in it; prev's rows, and those of the batch before it, are skipped. The head is
+// lease row, the same rows whole, in one round trip. The head starts at the first pending row,
+// also after `prev` (claim_next): what the statements' look back finds below prev's cursor, rows
+// held back then or committed since under a smaller id, is in it; prev's rows, and those of the
+// batch before it, are skipped. The head is
 // `limit` rows or 32, whichever is more; when all of it was held back the claim goes on statement
 // by statement (they read past the head), and when part of it was the next claim does.
 std::optional<std::unique_ptr<sdk::Batch>> OutboxStore::claim_in_one_trip(

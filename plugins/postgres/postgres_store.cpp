@@ -280,10 +280,10 @@ protected:
         for (size_t i = 0; i < p.params.size(); ++i) text += (i ? ", " : "") + literal(be->conn_, args, p.params[i]);
         return text + ")";
     }
-    // One query, one round trip: libpq's simple protocol runs a query's statements in order as one
-    // transaction (no BEGIN or COMMIT to send), each with a snapshot of its own, and answers each;
-    // the claim's rows are the EXECUTE's answer. The due probe decides whether the lock is taken
-    // at all: a claim that finds nothing waits for no other claimer.
+    // One round trip: the session's claim function (claim_function_on), or, where it cannot be
+    // made, one query of two statements, which libpq's simple protocol runs in order as one
+    // transaction (no BEGIN or COMMIT to send), each with a snapshot of its own: a gate that takes
+    // the lock only when a row is due, then the claim's EXECUTE, whose rows are the answer.
     bool run_one_trip_claim(soci::session& s, const HotArgs& args, TextRows& rows) override {
         auto* be = static_cast<soci::postgresql_session_backend*>(s.get_backend());
         if (!prepare_ || !be || !be->conn_) return false;
@@ -292,10 +292,9 @@ protected:
             // Its call is prepared too, and its values go as parameters: nothing to parse or plan.
             std::vector<std::string> text;
             for (const std::string& name : claim_function_params_) {
-                const auto it = std::find_if(args.begin(), args.end(), [&](const auto& a) { return name == a.first; });
-                if (it == args.end()) throw sdk::Error(SW_REJECT, "postgres: no value for :" + name);
-                const auto* n = std::get_if<long long>(&it->second);
-                text.push_back(n ? std::to_string(*n) : std::get<std::string>(it->second));
+                const auto& value = arg_value(args, name);
+                const auto* n = std::get_if<long long>(&value);
+                text.push_back(n ? std::to_string(*n) : std::get<std::string>(value));
             }
             std::vector<const char*> values;
             for (const std::string& t : text) values.push_back(t.c_str());
@@ -393,10 +392,8 @@ protected:
         const auto arg = [&](const std::string& name) -> std::string {
             if (name == "ids") return "'{' || array_to_string(v_picked, ',') || '}'";
             if (std::find(claim_function_params_.begin(), claim_function_params_.end(), name) == claim_function_params_.end()) {
-                const auto it = std::find_if(args.begin(), args.end(), [&](const auto& a) { return name == a.first; });
-                if (it == args.end()) throw sdk::Error(SW_REJECT, "postgres: no value for :" + name);
                 params += std::string(params.empty() ? "" : ", ") + "a_" + name +
-                          (std::holds_alternative<long long>(it->second) ? " BIGINT" : " TEXT");
+                          (std::holds_alternative<long long>(arg_value(args, name)) ? " BIGINT" : " TEXT");
                 claim_function_params_.push_back(name);
             }
             return "a_" + name;
@@ -768,12 +765,17 @@ private:
         }
         return out;
     }
+    // The value `args` gives :name.
+    static const std::variant<long long, std::string>& arg_value(const HotArgs& args, const std::string& name) {
+        const auto it = std::find_if(args.begin(), args.end(), [&](const auto& a) { return name == a.first; });
+        if (it == args.end()) throw sdk::Error(SW_REJECT, "postgres: no value for :" + name);
+        return it->second;
+    }
     // A value of `args` as an SQL literal, strings quoted by libpq.
     static std::string literal(PGconn* conn, const HotArgs& args, const std::string& name) {
-        auto it = std::find_if(args.begin(), args.end(), [&](const auto& a) { return name == a.first; });
-        if (it == args.end()) throw sdk::Error(SW_REJECT, "postgres: no value for :" + name);
-        if (const auto* n = std::get_if<long long>(&it->second)) return std::to_string(*n);
-        const std::string& v = std::get<std::string>(it->second);
+        const auto& value = arg_value(args, name);
+        if (const auto* n = std::get_if<long long>(&value)) return std::to_string(*n);
+        const std::string& v = std::get<std::string>(value);
         char* quoted = PQescapeLiteral(conn, v.data(), v.size());
         if (!quoted) throw sdk::Error(SW_RETRY, std::string("postgres: quoting a value: ") + PQerrorMessage(conn));
         std::string out = quoted;
