@@ -162,6 +162,7 @@ Report run_drain(Context& ctx) {
         auto& row = rep.add(rate_row("drain " + std::to_string(n) + " events, batch " + std::to_string(b), "events/s", rate,
                                      "raw SOCI claim/delete loop + raw producer", raw_rate));
         if (n >= 100000) row.targets.push_back(at_least(">= 100k events/s", rate, 100000));
+        if (b >= 10 && b <= 500) row.targets.push_back(at_least(">= 1.0x raw loop", rate, raw_rate));
         const auto rs = Stats::of(ours.round_us), rr = Stats::of(raw.round_us);
         row.note = "round p50/p99 " + std::to_string(rs.p50 / 1000).substr(0, 6) + "/" +
                    std::to_string(rs.p99 / 1000).substr(0, 6) + " ms (raw " + std::to_string(rr.p50 / 1000).substr(0, 6) +
@@ -188,16 +189,35 @@ Report run_drain(Context& ctx) {
         rep.setting("statements_batch_" + std::to_string(b), ours.statements);
     }
     // What a pipeline does without tuning: batch_size 100, claims doubling to drain_batch_size
-    // 1000 while the backlog lasts. Against the raw loop at its best batch of those measured.
+    // 1000 while the backlog lasts. Against the raw loop at batch 1000, the best of those measured.
+    // A drain of 100,000 rows lasts under a second here, shorter than this machine's swings: five
+    // pairs, alternating which side goes first, and the rates over all five.
     if (!s.quick) {
         const size_t n = s.drain_events;
-        const Drained raw = raw_drain(ctx, 1000, n, conn, topic);
-        const Drained ours = engine_drain(ctx, acks, 100, n, conn, topic, true, true);
-        const double rate = static_cast<double>(n) / ours.seconds;
+        constexpr int kPairs = 5;
+        double ours_s = 0, raw_s = 0;
+        Drained last;
+        std::string pairs;
+        for (int i = 0; i < kPairs; ++i) {
+            Drained ours, raw;
+            if (i % 2 == 0) {
+                raw = raw_drain(ctx, 1000, n, conn, topic);
+                ours = engine_drain(ctx, acks, 100, n, conn, topic, true, true);
+            } else {
+                ours = engine_drain(ctx, acks, 100, n, conn, topic, true, true);
+                raw = raw_drain(ctx, 1000, n, conn, topic);
+            }
+            ours_s += ours.seconds, raw_s += raw.seconds;
+            pairs += (i ? ", " : "") + std::to_string(raw.seconds / ours.seconds).substr(0, 5) + "x";
+            last = std::move(ours);
+        }
+        const double total = static_cast<double>(n) * kPairs;
         auto& row = rep.add(rate_row("drain " + std::to_string(n) + " events, default batch_size 100 (claims grow to 1000)",
-                                     "events/s", rate, "raw loop, batch 1000", static_cast<double>(n) / raw.seconds));
-        if (n >= 100000) row.targets.push_back(at_least(">= 100k events/s", rate, 100000));
-        row.note = cpu_note(ours, n);
+                                     "events/s", total / ours_s, "raw loop, batch 1000", total / raw_s));
+        if (n >= 100000) row.targets.push_back(at_least(">= 100k events/s", total / ours_s, 100000));
+        row.targets.push_back(at_least(">= 1.2x raw loop at batch 1000", total / ours_s, 1.2 * total / raw_s));
+        row.note = "over " + std::to_string(kPairs) + " alternating pairs (pair by pair: " + pairs + "); last pair's " +
+                   cpu_note(last, n);
     }
     return rep;
 }
