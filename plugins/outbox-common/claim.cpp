@@ -441,17 +441,19 @@ size_t OutboxStore::read_head(soci::session& s, const std::string& pipeline, siz
     soci::statement st(s);
     rows.bind(st);
     st.exchange(soci::into(blocks));
-    // A sharded head runs as text: its shard list changes from claim to claim.
-    const std::string text =
-        picker.shards ? std::string()
-                      : statement(s, Hot::kHead, {{"now1", now1}, {"now2", now2}, {"p", p}, {"after", after}, {"lim", lim}});
     std::optional<ShardBinds> shards;
+    if (picker.shards) shards.emplace(pipeline, *picker.shards);
+    const std::string text =
+        shards ? statement(s, Hot::kShardedHead,
+                           {{"now1", now1}, {"now2", now2}, {"p", p}, {"after", after}, {"lim", lim}, {"sp", shards->p},
+                            {"sm", shards->m}, {"ss", shards->ss}, {"sg", shards->g}})
+               : statement(s, Hot::kHead, {{"now1", now1}, {"now2", now2}, {"p", p}, {"after", after}, {"lim", lim}});
     if (text.empty()) {
         st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
         st.exchange(soci::use(after, "after")), st.exchange(soci::use(lim, "lim"));
-        if (picker.shards) shards.emplace(pipeline, *picker.shards).to(st);
+        if (shards) shards->to(st);
     }
-    prepare_once(st, !text.empty() ? text : picker.shards ? sharded_.head : statements_.head);
+    prepare_once(st, !text.empty() ? text : shards ? sharded_.head : statements_.head);
     if (st.execute(true)) read = rows.size();
     std::vector<size_t> keep;
     for (size_t i = 0; i < read && picker.picked.size() < limit; ++i) {

@@ -107,6 +107,7 @@ const std::string& OutboxStore::hot_sql(Hot h) const {
         case Hot::kLeaseInsert: return statements_.lease_insert;
         case Hot::kClaim: return statements_.one_trip_claim;
         case Hot::kSettle: return statements_.one_trip_settle;
+        case Hot::kShardedHead: return sharded_.head;
         default: return statements_.live_leases;
     }
 }

@@ -94,7 +94,9 @@ protected:
     // completion can run at once.
     virtual std::string begin_settle_sql() const { return begin_lease_change_sql(); }
     // The statements every claim runs, and their parameters by name.
-    enum class Hot { kDue, kHead, kLeaseInsert, kLeases, kClaim, kSettle, kCount };
+    // kShardedHead, the head of coordination = "shards" (its rows filtered by the claimable
+    // shards), comes after kCount: prepared apart, on the connections of sharded claims only.
+    enum class Hot { kDue, kHead, kLeaseInsert, kLeases, kClaim, kSettle, kCount, kShardedHead = kCount };
     using HotArgs = std::vector<std::pair<const char*, std::variant<long long, std::string>>>;
     const std::string& hot_sql(Hot h) const;
     const Statements& statements() const { return statements_; }

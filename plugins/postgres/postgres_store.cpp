@@ -215,11 +215,20 @@ protected:
         // claim, inside its transaction, a rollback would have undone it.
         auto* be = static_cast<soci::postgresql_session_backend*>(s.get_backend());
         if (prepare_ && be && be->conn_ && PQserverVersion(be->conn_) >= 120000) s << "SET plan_cache_mode = force_generic_plan";
+        // An engine paused inside a claim's or a settlement's transaction (SIGSTOP, a frozen VM)
+        // would hold its locks for the whole pause: the shared handoff lock, which keeps every
+        // member of a shards-mode pipeline from handing shards over, and the row locks of a
+        // DELETE, which the rows' next owner would wait on. The server ends such a session after
+        // half a shard lease, as it does the coordinator's; the store reconnects when it runs again.
+        // Nothing here leaves a transaction idle: its statements follow each other at once.
+        const long long idle_ms = std::clamp<long long>(settings_.shard_ttl_ms / 2, 500, 4000);
+        s << "SET idle_in_transaction_session_timeout = " + std::to_string(idle_ms);
     }
     void disconnect() override {
         pool_.reset();
         std::lock_guard lock(prepared_mutex_);
         prepared_on_.clear();
+        sharded_head_on_.clear();
         function_on_.clear();
     }
     outbox::Conn acquire() override {
@@ -262,6 +271,15 @@ protected:
         // may get the same handle address, never the same backend too.
         const std::pair<const void*, int> conn{be->conn_, PQbackendPID(be->conn_)};
         std::lock_guard lock(prepared_mutex_);
+        if (h == Hot::kShardedHead) {
+            // Only where a pipeline claims in shards mode: its statement reads the shard table.
+            if (sharded_head_.prepare.empty()) sharded_head_ = prepared_form(h);
+            if (!sharded_head_on_.count(conn)) {
+                s << sharded_head_.prepare;
+                sharded_head_on_.insert(conn);
+            }
+            return execute_text(be->conn_, sharded_head_, args);
+        }
         if (prepared_[0].prepare.empty())
             for (size_t i = 0; i < prepared_.size(); ++i) prepared_[i] = prepared_form(static_cast<Hot>(i));
         if (!prepared_on_.count(conn)) {
@@ -273,12 +291,7 @@ protected:
             s << sql;
             prepared_on_.insert(conn);
         }
-        // EXECUTE takes no bound parameters (a utility statement): the values go in as literals,
-        // strings quoted by libpq.
-        const Prepared& p = prepared_[static_cast<size_t>(h)];
-        std::string text = "EXECUTE " + p.name + "(";
-        for (size_t i = 0; i < p.params.size(); ++i) text += (i ? ", " : "") + literal(be->conn_, args, p.params[i]);
-        return text + ")";
+        return execute_text(be->conn_, prepared_[static_cast<size_t>(h)], args);
     }
     // One round trip: the session's claim function (claim_function_on), or, where it cannot be
     // made, one query of two statements, which libpq's simple protocol runs in order as one
@@ -492,11 +505,13 @@ protected:
     std::string shard_of_row(const std::string& q) const override {
         return shard_function() + "(" + q + sql().c[outbox::kKey] + ", " + q + sql().c[outbox::kId] + ")";
     }
+    // The claimable shards as a mask of kShards booleans, built once per statement (an InitPlan),
+    // which each row's shard indexes: `shard = ANY(<the claimable list>)` compared the row's shard
+    // with up to 256 numbers, and a claim's reads test thousands of rows, the other members' too.
     std::string shard_condition(const std::string& q) const override {
-        return shard_function() + "(" + q + sql().c[outbox::kKey] + ", " + q + sql().c[outbox::kId] +
-               ") = ANY(ARRAY(SELECT shard FROM " + shards_table() +
-               " WHERE pipeline = :sp AND owner = :sm AND shard = ANY(CAST(:ss AS SMALLINT[])) AND expires_at > "
-               "clock_timestamp() + :sg * interval '1 millisecond'))";
+        return "(SELECT array_agg(s.shard IS NOT NULL ORDER BY g.n) FROM generate_series(0, " +
+               std::to_string(ShardCoordinator::kShards - 1) + ") AS g(n) LEFT JOIN (" + claimable_shards_query() +
+               ") AS s ON s.shard = g.n)[" + shard_of_row(q) + " + 1]";
     }
 
     void create_schema(soci::session& s) override {
@@ -735,9 +750,9 @@ private:
     // The prepared form of a hot statement: SOCI's :name placeholders become $1..$n in the order
     // they first appear.
     Prepared prepared_form(Hot h) const {
-        static const char* const kNames[] = {"spillway_due", "spillway_head", "spillway_lease", "spillway_leases",
-                                             "spillway_claim", "spillway_settle"};
-        static_assert(std::size(kNames) == static_cast<size_t>(Hot::kCount));
+        static const char* const kNames[] = {"spillway_due",    "spillway_head",   "spillway_lease", "spillway_leases",
+                                             "spillway_claim",  "spillway_settle", "spillway_sharded_head"};
+        static_assert(std::size(kNames) == static_cast<size_t>(Hot::kShardedHead) + 1);
         Prepared p;
         p.name = kNames[static_cast<size_t>(h)];
         const std::string body = with_params(hot_sql(h), [&](const std::string& name) {
@@ -747,6 +762,13 @@ private:
         });
         p.prepare = "PREPARE " + p.name + " AS " + body;
         return p;
+    }
+    // EXECUTE takes no bound parameters (a utility statement): the values go in as literals,
+    // strings quoted by libpq.
+    std::string execute_text(PGconn* conn, const Prepared& p, const HotArgs& args) const {
+        std::string text = "EXECUTE " + p.name + "(";
+        for (size_t i = 0; i < p.params.size(); ++i) text += (i ? ", " : "") + literal(conn, args, p.params[i]);
+        return text + ")";
     }
     // `sql` with each SOCI :name placeholder replaced by what `param(name)` says.
     template <class Param>
@@ -831,6 +853,8 @@ private:
     std::mutex prepared_mutex_;
     std::array<Prepared, static_cast<size_t>(Hot::kCount)> prepared_;
     std::set<std::pair<const void*, int>> prepared_on_;  // connections the hot statements are prepared on
+    Prepared sharded_head_;                                  // Hot::kShardedHead, made at its first use
+    std::set<std::pair<const void*, int>> sharded_head_on_;  // and the connections it is prepared on
     std::set<std::pair<const void*, int>> function_on_;  // connections the claim function is made on
     std::string claim_function_sql_;                     // made once, with the order of its parameters:
     std::vector<std::string> claim_function_params_;
