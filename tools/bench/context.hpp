@@ -29,6 +29,7 @@ struct Settings {
     size_t recovery_rounds = 3;    // kill/restart rounds of the recovery scenario
     size_t scale_rounds = 5;       // rounds per fault (SIGKILL, SIGSTOP, SIGTERM) of the scale scenario
     double scale_rate = 400;       // rows/s the scale scenario inserts while it injects faults
+    size_t scale_drain_events = 300000;  // backlog the scale scenario's engines drain (100,000 took ~1 s)
     bool quick = false;            // smaller scaling sweeps (development runs)
 };
 

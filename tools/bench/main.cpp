@@ -57,6 +57,9 @@ int main(int argc, char** argv) {
     app.add_option("--scale-rate", s.scale_rate, "Rows/s the scale scenario inserts while it injects faults")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+    app.add_option("--scale-drain-events", s.scale_drain_events, "Backlog the scale scenario's engines drain")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     std::vector<std::string> kafka_props;
     app.add_option("--kafka-property", kafka_props,
                    "name=value: a librdkafka property for both the engine's sink and the raw producers (repeatable)");
@@ -100,7 +103,7 @@ int main(int argc, char** argv) {
                             {{"samples", s.samples}, {"rounds", s.rounds}, {"batched_events", s.batched_events}, {"drain_events", s.drain_events},
                              {"idle_seconds", s.idle_seconds}, {"seed_seconds", s.seed_seconds}, {"rate", s.rate},
                              {"recovery_rows", s.recovery_rows}, {"recovery_rounds", s.recovery_rounds},
-                             {"scale_rounds", s.scale_rounds}, {"scale_rate", s.scale_rate},
+                             {"scale_rounds", s.scale_rounds}, {"scale_rate", s.scale_rate}, {"scale_drain_events", s.scale_drain_events},
                              {"quick", s.quick}, {"kafka_properties", kafka_props}}},
                            {"scenarios", nlohmann::json::array()}};
     std::printf("spillway-bench: %s, %s cpus, load %s\n", machine.value("cpu", "?").c_str(),
