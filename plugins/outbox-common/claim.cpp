@@ -75,16 +75,31 @@ void OutboxStore::pick_range(soci::session& s, const std::string& pipeline, size
     // The open range past the head holds mostly this engine's own rows: one read in id order.
     const bool by_shard = picker.shards && picker.shards->ranges_by_shard && !sharded_.scan_by_shard.empty() &&
                           upto != std::numeric_limits<long long>::max();
+    std::optional<ShardBinds> shards;
+    if (picker.shards) shards.emplace(pipeline, *picker.shards);
     while (picker.picked.size() < limit && after < upto) {
         NarrowRows rows(chunk);
         soci::statement st(s);
-        st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
-        st.exchange(soci::use(after, "after")), st.exchange(soci::use(upto, "upto")), st.exchange(soci::use(lim, "lim"));
-        if (by_shard) st.exchange(soci::use(lim2, "lim2"));
-        std::optional<ShardBinds> shards;
-        if (picker.shards) shards.emplace(pipeline, *picker.shards).to(st);
         rows.bind(st);
-        prepare_once(st, by_shard ? sharded_.scan_by_shard : picker.shards ? sharded_.scan : statements_.scan);
+        // Shards mode's reads are prepared (the PostgreSQL store): planning the per-shard read
+        // cost the server about as much as running it.
+        std::string text;
+        if (shards) {
+            HotArgs args = {{"now1", now1}, {"now2", now2}, {"p", p},        {"after", after}, {"upto", upto},
+                            {"lim", lim},   {"sp", shards->p}, {"sm", shards->m}, {"ss", shards->ss}, {"sg", shards->g}};
+            if (by_shard) args.emplace_back("lim2", lim2);
+            text = statement(s, by_shard ? Hot::kShardedScanByShard : Hot::kShardedScan, args);
+        }
+        if (text.empty()) {
+            st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
+            st.exchange(soci::use(after, "after")), st.exchange(soci::use(upto, "upto")), st.exchange(soci::use(lim, "lim"));
+            if (by_shard) st.exchange(soci::use(lim2, "lim2"));
+            if (shards) shards->to(st);
+        }
+        prepare_once(st, !text.empty() ? text
+                         : by_shard   ? sharded_.scan_by_shard
+                         : shards     ? sharded_.scan
+                                      : statements_.scan);
         if (rows.feed(st, limit, picker) < chunk) break;
         after = std::stoll(rows.ids.back());
     }

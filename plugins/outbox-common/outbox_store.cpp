@@ -108,6 +108,8 @@ const std::string& OutboxStore::hot_sql(Hot h) const {
         case Hot::kClaim: return statements_.one_trip_claim;
         case Hot::kSettle: return statements_.one_trip_settle;
         case Hot::kShardedHead: return sharded_.head;
+        case Hot::kShardedScan: return sharded_.scan;
+        case Hot::kShardedScanByShard: return sharded_.scan_by_shard;
         default: return statements_.live_leases;
     }
 }

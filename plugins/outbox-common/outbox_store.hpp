@@ -94,9 +94,12 @@ protected:
     // completion can run at once.
     virtual std::string begin_settle_sql() const { return begin_lease_change_sql(); }
     // The statements every claim runs, and their parameters by name.
-    // kShardedHead, the head of coordination = "shards" (its rows filtered by the claimable
-    // shards), comes after kCount: prepared apart, on the connections of sharded claims only.
-    enum class Hot { kDue, kHead, kLeaseInsert, kLeases, kClaim, kSettle, kCount, kShardedHead = kCount };
+    // The reads of coordination = "shards" (their rows filtered by the claimable shards) come
+    // after kCount: prepared apart, on the connections of sharded claims only.
+    enum class Hot {
+        kDue, kHead, kLeaseInsert, kLeases, kClaim, kSettle, kCount,
+        kShardedHead = kCount, kShardedScan, kShardedScanByShard, kEnd
+    };
     using HotArgs = std::vector<std::pair<const char*, std::variant<long long, std::string>>>;
     const std::string& hot_sql(Hot h) const;
     const Statements& statements() const { return statements_; }

@@ -228,7 +228,7 @@ protected:
         pool_.reset();
         std::lock_guard lock(prepared_mutex_);
         prepared_on_.clear();
-        sharded_head_on_.clear();
+        sharded_on_.clear();
         function_on_.clear();
     }
     outbox::Conn acquire() override {
@@ -271,14 +271,15 @@ protected:
         // may get the same handle address, never the same backend too.
         const std::pair<const void*, int> conn{be->conn_, PQbackendPID(be->conn_)};
         std::lock_guard lock(prepared_mutex_);
-        if (h == Hot::kShardedHead) {
-            // Only where a pipeline claims in shards mode: its statement reads the shard table.
-            if (sharded_head_.prepare.empty()) sharded_head_ = prepared_form(h);
-            if (!sharded_head_on_.count(conn)) {
-                s << sharded_head_.prepare;
-                sharded_head_on_.insert(conn);
+        if (h >= Hot::kShardedHead) {
+            // Only where a pipeline claims in shards mode: these statements read the shard table.
+            Prepared& p = sharded_[static_cast<size_t>(h) - static_cast<size_t>(Hot::kShardedHead)];
+            if (p.prepare.empty()) p = prepared_form(h);
+            if (!sharded_on_.count({conn, h})) {
+                s << p.prepare;
+                sharded_on_.insert({conn, h});
             }
-            return execute_text(be->conn_, sharded_head_, args);
+            return execute_text(be->conn_, p, args);
         }
         if (prepared_[0].prepare.empty())
             for (size_t i = 0; i < prepared_.size(); ++i) prepared_[i] = prepared_form(static_cast<Hot>(i));
@@ -750,9 +751,10 @@ private:
     // The prepared form of a hot statement: SOCI's :name placeholders become $1..$n in the order
     // they first appear.
     Prepared prepared_form(Hot h) const {
-        static const char* const kNames[] = {"spillway_due",    "spillway_head",   "spillway_lease", "spillway_leases",
-                                             "spillway_claim",  "spillway_settle", "spillway_sharded_head"};
-        static_assert(std::size(kNames) == static_cast<size_t>(Hot::kShardedHead) + 1);
+        static const char* const kNames[] = {"spillway_due",          "spillway_head",         "spillway_lease",
+                                             "spillway_leases",       "spillway_claim",        "spillway_settle",
+                                             "spillway_sharded_head", "spillway_sharded_scan", "spillway_shard_by_shard"};
+        static_assert(std::size(kNames) == static_cast<size_t>(Hot::kEnd));
         Prepared p;
         p.name = kNames[static_cast<size_t>(h)];
         const std::string body = with_params(hot_sql(h), [&](const std::string& name) {
@@ -853,8 +855,10 @@ private:
     std::mutex prepared_mutex_;
     std::array<Prepared, static_cast<size_t>(Hot::kCount)> prepared_;
     std::set<std::pair<const void*, int>> prepared_on_;  // connections the hot statements are prepared on
-    Prepared sharded_head_;                                  // Hot::kShardedHead, made at its first use
-    std::set<std::pair<const void*, int>> sharded_head_on_;  // and the connections it is prepared on
+    // The shards-mode reads (Hot::kShardedHead on), each made at its first use, and the connections
+    // each is prepared on.
+    std::array<Prepared, static_cast<size_t>(Hot::kEnd) - static_cast<size_t>(Hot::kShardedHead)> sharded_;
+    std::set<std::pair<std::pair<const void*, int>, Hot>> sharded_on_;
     std::set<std::pair<const void*, int>> function_on_;  // connections the claim function is made on
     std::string claim_function_sql_;                     // made once, with the order of its parameters:
     std::vector<std::string> claim_function_params_;
