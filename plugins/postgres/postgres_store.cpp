@@ -94,7 +94,8 @@ const sdk::Options<Settings> kPostgresOptions{
     sdk::duration<&Settings::shard_ttl_ms>(
         "shard_ttl", "10s",
         "coordination = \"shards\": how long a shard stays its owner's without a renewal; a paused or cut-off "
-        "engine's shards move after it (a crashed engine's at once, on its next heartbeat)")
+        "engine's shards move after it (a crashed engine's at once, on its next heartbeat). The server ends "
+        "the store's sessions idle inside a transaction for half of it, at most 4 s (a paused engine's locks)")
         .at_least(200),
     sdk::duration<&Settings::claim_guard_ms>(
         "claim_guard", "6s",
