@@ -508,6 +508,23 @@ TEST(PostgresStore, StatementsPreparedAwayBehindAPoolerTurnPreparingOff) {
     EXPECT_EQ(s.host().count_logs(SW_LOG_WARN, "pooler in transaction mode"), 1u) << "the operator is told why, once";
 }
 
+// An engine paused inside a claim's or settlement's transaction must not hold its locks for the
+// whole pause (in shards mode the next owner of its rows would wait on them): every session of the
+// pool is opened with idle_in_transaction_session_timeout at half a shard lease, at most 4 s. A
+// session no claim has used yet still shows that setting as its last statement.
+TEST(PostgresStore, PoolSessionsEndWhenIdleInATransactionForHalfAShardLease) {
+    for (const auto& [ttl, expected] : std::vector<std::pair<std::string, std::string>>{{"2s", "1000"}, {"30s", "4000"}}) {
+        const std::string table = "idle_tx_" + expected;
+        StoreInstance s(postgres_plugin(), Config{{"url", database.conninfo()}, {"table", table}, {"pool_size", "4"},
+                                                  {"shard_heartbeat", "200ms"}, {"claim_guard", "1s"}, {"shard_ttl", ttl}});
+        EXPECT_TRUE(claim(s, "orders", 10).empty()) << s.host().last_error();
+        const std::string set = database.server().scalar(
+            "store_faults", "SELECT count(*) FROM pg_stat_activity WHERE datname = 'store_faults' AND query = "
+                            "'SET idle_in_transaction_session_timeout = " + expected + "'");
+        EXPECT_GE(std::stoi(set), 1) << "shard_ttl " << ttl;
+    }
+}
+
 TEST(PostgresStore, SchemaQualifiedTable) {
     database.server().psql("store_faults", "CREATE SCHEMA IF NOT EXISTS relay");
     StoreInstance s(postgres_plugin(), Config{{"url", database.conninfo()}, {"table", "relay.outbox"}});
