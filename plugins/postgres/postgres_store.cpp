@@ -271,29 +271,38 @@ protected:
         // A connection is known by its libpq handle and its server process: a reconnected session
         // may get the same handle address, never the same backend too.
         const std::pair<const void*, int> conn{be->conn_, PQbackendPID(be->conn_)};
-        std::lock_guard lock(prepared_mutex_);
-        if (h >= Hot::kShardedHead) {
-            // Only where a pipeline claims in shards mode: these statements read the shard table.
-            Prepared& p = sharded_[static_cast<size_t>(h) - static_cast<size_t>(Hot::kShardedHead)];
-            if (p.prepare.empty()) p = prepared_form(h);
-            if (!sharded_on_.count({conn, h})) {
-                s << p.prepare;
-                sharded_on_.insert({conn, h});
+        // The forms are made once, under the mutex, and never change after; the PREPARE goes to
+        // the server outside it. A claim may run this inside its transaction, and a PREPARE that
+        // waits on a table lock must not hold up other sessions' claims (each would sit idle in
+        // its transaction behind the mutex). One connection serves one thread at a time.
+        const Prepared* p = nullptr;
+        std::string to_prepare;
+        {
+            std::lock_guard lock(prepared_mutex_);
+            if (h >= Hot::kShardedHead) {
+                // Only where a pipeline claims in shards mode: these statements read the shard table.
+                Prepared& form = sharded_[static_cast<size_t>(h) - static_cast<size_t>(Hot::kShardedHead)];
+                if (form.prepare.empty()) form = prepared_form(h);
+                if (!sharded_on_.count({conn, h})) to_prepare = form.prepare;
+                p = &form;
+            } else {
+                if (prepared_[0].prepare.empty())
+                    for (size_t i = 0; i < prepared_.size(); ++i) prepared_[i] = prepared_form(static_cast<Hot>(i));
+                // All of them in one round trip, the first time a claim runs on this connection.
+                // They outlive the transaction this may run in, rolled back or not (plan_cache_mode,
+                // which would not, was set when the session opened).
+                if (!prepared_on_.count(conn))
+                    for (const Prepared& each : prepared_) to_prepare += (to_prepare.empty() ? "" : "; ") + each.prepare;
+                p = &prepared_[static_cast<size_t>(h)];
             }
-            return execute_text(be->conn_, p, args);
         }
-        if (prepared_[0].prepare.empty())
-            for (size_t i = 0; i < prepared_.size(); ++i) prepared_[i] = prepared_form(static_cast<Hot>(i));
-        if (!prepared_on_.count(conn)) {
-            // All of them in one round trip, the first time a claim runs on this connection. They
-            // outlive the transaction this may run in, rolled back or not (plan_cache_mode, which
-            // would not, was set when the session opened).
-            std::string sql;
-            for (const Prepared& p : prepared_) sql += (sql.empty() ? "" : "; ") + p.prepare;
-            s << sql;
-            prepared_on_.insert(conn);
+        if (!to_prepare.empty()) {
+            s << to_prepare;
+            std::lock_guard lock(prepared_mutex_);
+            if (h >= Hot::kShardedHead) sharded_on_.insert({conn, h});
+            else prepared_on_.insert(conn);
         }
-        return execute_text(be->conn_, prepared_[static_cast<size_t>(h)], args);
+        return execute_text(be->conn_, *p, args);
     }
     // One round trip: the session's claim function (claim_function_on), or, where it cannot be
     // made, one query of two statements, which libpq's simple protocol runs in order as one

@@ -335,9 +335,9 @@ void ShardCoordinator::count_owned_backlog() {
                             t_.shard_of_row + " = o.shard) AS c")
                                .c_str(),
                            {pipeline_, int_array(mine)}, kCallTimeout, error);
+        next_backlog_count_us_ = std::max(next_backlog_count_us_, now + 20 * (host_.monotonic_us() - now));
         if (!r) throw sdk::Error(SW_RETRY, "counting the owned shards' backlog: " + error);
         pending = std::stod(pg::value(r, 0, 0));
-        next_backlog_count_us_ = std::max(next_backlog_count_us_, now + 20 * (host_.monotonic_us() - now));
     }
     metric("outbox_pending", pending, "scope=owned");
 }

@@ -648,7 +648,7 @@ Report run_scale(Context& ctx) {
     // 3. Drain by 1, 2, 3 engines in shards mode, and 1 in single mode.
     {
         const std::string topic = ctx.fresh_topic("scale-drain");
-        const size_t n = s.scale_drain_events;
+        const size_t n = s.quick ? std::min<size_t>(s.scale_drain_events, 100000) : s.scale_drain_events;
         const double cores = std::max(1.0, static_cast<double>(std::thread::hardware_concurrency()));
         double one_engine = 0;
         std::vector<nlohmann::json> runs;
