@@ -22,6 +22,12 @@ struct ShardBinds {
         st.exchange(soci::use(p, "sp")), st.exchange(soci::use(m, "sm")), st.exchange(soci::use(ss, "ss"));
         st.exchange(soci::use(g, "sg"));
     }
+    // The same values for a prepared statement's EXECUTE (OutboxStore::statement).
+    template <class Args>  // OutboxStore::HotArgs
+    Args with(Args args) const {
+        args.insert(args.end(), {{"sp", p}, {"sm", m}, {"ss", ss}, {"sg", g}});
+        return args;
+    }
     std::string p, m, ss;
     long long g;
 };
@@ -85,8 +91,8 @@ void OutboxStore::pick_range(soci::session& s, const std::string& pipeline, size
         // cost the server about as much as running it.
         std::string text;
         if (shards) {
-            HotArgs args = {{"now1", now1}, {"now2", now2}, {"p", p},        {"after", after}, {"upto", upto},
-                            {"lim", lim},   {"sp", shards->p}, {"sm", shards->m}, {"ss", shards->ss}, {"sg", shards->g}};
+            HotArgs args = shards->with(
+                HotArgs{{"now1", now1}, {"now2", now2}, {"p", p}, {"after", after}, {"upto", upto}, {"lim", lim}});
             if (by_shard) args.emplace_back("lim2", lim2);
             text = statement(s, by_shard ? Hot::kShardedScanByShard : Hot::kShardedScan, args);
         }
@@ -460,8 +466,7 @@ size_t OutboxStore::read_head(soci::session& s, const std::string& pipeline, siz
     if (picker.shards) shards.emplace(pipeline, *picker.shards);
     const std::string text =
         shards ? statement(s, Hot::kShardedHead,
-                           {{"now1", now1}, {"now2", now2}, {"p", p}, {"after", after}, {"lim", lim}, {"sp", shards->p},
-                            {"sm", shards->m}, {"ss", shards->ss}, {"sg", shards->g}})
+                           shards->with(HotArgs{{"now1", now1}, {"now2", now2}, {"p", p}, {"after", after}, {"lim", lim}}))
                : statement(s, Hot::kHead, {{"now1", now1}, {"now2", now2}, {"p", p}, {"after", after}, {"lim", lim}});
     if (text.empty()) {
         st.exchange(soci::use(now1, "now1")), st.exchange(soci::use(now2, "now2")), st.exchange(soci::use(p, "p"));
