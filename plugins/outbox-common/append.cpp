@@ -95,6 +95,7 @@ void OutboxStore::insert(soci::session& s, std::span<const sw_event> events, std
     soci::statement st(s);
     st.exchange(soci::use(ev_id, "ev")), st.exchange(soci::use(pipeline, "pl")), st.exchange(soci::use(topic, "tp"));
     st.exchange(soci::use(key, key_ind, "ky")), st.exchange(soci::use(payload, "pa"));
+    if (!sql_.shard_value.empty()) st.exchange(soci::use(key, key_ind, "ky2"));
     st.exchange(soci::use(headers, headers_ind, "hd")), st.exchange(soci::use(event_type, type_ind, "et"));
     st.exchange(soci::use(correlation_id, corr_ind, "ci")), st.exchange(soci::use(flags, "fl"));
     st.exchange(soci::use(created, "ca"));

@@ -42,6 +42,13 @@ OutboxStore::OutboxStore(sdk::Host host, const char* db_name, bool allow_schema,
         sql_.header_columns.push_back("\"" + column + "\"");
     }
     sql_.meta_table = sql_.table.substr(0, sql_.table.size() - 1) + "_meta\"";
+    if (sql_.postgres) {
+        const size_t dot = opts_.table.find('.');
+        sql_.shard_fn = (dot == std::string::npos ? std::string() : "\"" + opts_.table.substr(0, dot) + "\".") +
+                        "spillway_shard";
+        sql_.shard_column = "\"spillway_shard\"";
+        sql_.shard_value = sql_.shard_fn + "(:ky2, NULL)";
+    }
 
     statements_ = Statements(sql_);
 }

@@ -179,7 +179,9 @@ protected:
     // an UPDATE of every claimed row.
     // 4: <table>_meta with the table's adoption token (create_meta_v4), part of derived event ids.
     // 5: PostgreSQL: coordination = "shards" (<table>_shards, <table>_members, spillway_shard()).
-    static constexpr int kSchemaVersion = 5;
+    // 6: PostgreSQL: every row stores its shard (Sql::shard_column), so that a claim reads it
+    // instead of computing it.
+    static constexpr int kSchemaVersion = 6;
     virtual void upgrade_schema(soci::session& s, int version) = 0;
     // Run by every migration after the versioned steps, for the options that adopt a table
     // (adopt_pipeline, event_id_field, headers_field), which may change between runs: rows the

@@ -35,7 +35,8 @@ void OutboxStore::run_migrations() {
         s << "CREATE TABLE IF NOT EXISTS " + versions + " (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)";
         const int current = applied_version(s, versions);
         static const char* const kWhat[] = {"", "outbox table and indexes", "per-key index dropped",
-                                            "lease table ", "adoption token in ", "shard coordination"};
+                                            "lease table ", "adoption token in ", "shard coordination",
+                                            "stored shard column"};
         for (int version = current + 1; version <= kSchemaVersion; ++version) {
             if (version == 1) create_schema(s);
             if (version == 3) create_leases_v3(s);

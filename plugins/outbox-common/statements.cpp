@@ -159,8 +159,10 @@ Statements::Statements(const Sql& sql) {
     insert = "INSERT INTO " + T + " (" + c[kEventId] + ", " + c[kPipeline] + ", " + c[kTopic] + ", " + c[kKey] + ", " +
              c[kPayload] + ", " + c[kHeaders] + ", " + c[kEventType] + ", " + c[kCorrelationId] + ", " + c[kFlags] +
              ", " + c[kCreatedAt] + ", " + c[kAttempts] + ", " + c[kNextAttemptAt] + ", " + c[kState] +
-             ") VALUES (:ev, :pl, :tp, :ky, :pa, :hd, :et, :ci, :fl, :ca, 0, 0, 'pending')" + " ON CONFLICT (" +
-             c[kEventId] + ") DO NOTHING";
+             (sql.shard_column.empty() ? "" : ", " + sql.shard_column) +
+             ") VALUES (:ev, :pl, :tp, :ky, :pa, :hd, :et, :ci, :fl, :ca, 0, 0, 'pending'" +
+             (sql.shard_value.empty() ? "" : ", " + sql.shard_value) + ") ON CONFLICT (" + c[kEventId] +
+             ") DO NOTHING";
     count_pending = "SELECT COUNT(*) FROM (SELECT 1 FROM " + T + " WHERE " + c[kPipeline] + " = :p AND " + c[kState] +
                     " = 'pending' LIMIT :lim) AS x";
     // The head of a pipeline's pending rows in id order, narrow: what claim() needs to decide

@@ -31,6 +31,11 @@ struct Sql {
     // <table>_meta (name, value): the adoption token, drawn once by the migration and never
     // changed, that makes derived event ids unique across databases (see event_id).
     std::string meta_table;
+    // PostgreSQL: the function that gives a row its shard (spillway_shard(key, id)), the column
+    // that stores it (schema version 6), and what the engine's INSERT writes there: the shard of
+    // its key (:ky2, the key again), NULL for a keyless row, which the table's trigger then fills
+    // from the row's id, as it fills the rows applications insert.
+    std::string shard_fn, shard_column, shard_value;
 
     // The columns of one row as RowSet reads them, and the FROM clause they need: `alias` is the
     // table's alias. On PostgreSQL with a payload field configured, the FROM clause parses each

@@ -513,9 +513,9 @@ protected:
                " WHERE pipeline = :sp AND owner = :sm AND shard = ANY(CAST(:ss AS SMALLINT[])) AND expires_at > "
                "clock_timestamp() + :sg * interval '1 millisecond'";
     }
-    std::string shard_of_row(const std::string& q) const override {
-        return shard_function() + "(" + q + sql().c[outbox::kKey] + ", " + q + sql().c[outbox::kId] + ")";
-    }
+    // Stored since schema version 6: computing it (an md5 of the key) for every row a claim reads,
+    // the other members' rows too, cost the database about as much as the rest of the claim.
+    std::string shard_of_row(const std::string& q) const override { return q + sql().shard_column; }
     // The claimable shards as a mask of kShards booleans, built once per statement (an InitPlan),
     // which each row's shard indexes: `shard = ANY(<the claimable list>)` compared the row's shard
     // with up to 256 numbers, and a claim's reads test thousands of rows, the other members' too.
@@ -670,9 +670,13 @@ protected:
     }
 
     void upgrade_schema(soci::session& s, int version) override {
+        if (version == 6) {
+            add_shard_column_v6(s);
+            return;
+        }
         if (version == 5) {
-            // A row's shard is computed where a claim reads it, not stored: adding a stored column
-            // would rewrite an adopted table, and the rows an application inserts need nothing.
+            // The shard of a row: its key's, so that all of a key's rows have one owner; a keyless
+            // row's from its id, which spreads them. Stored in each row since version 6.
             s << "CREATE OR REPLACE FUNCTION " + shard_function() +
                      "(k text, id bigint) RETURNS smallint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT CAST(CASE "
                      "WHEN k IS NULL THEN id % 256 ELSE get_byte(decode(md5(k), 'hex'), 0) END AS smallint) $$";
@@ -701,6 +705,34 @@ protected:
         s << "ALTER TABLE " + sql().table + " SET (fillfactor = 45)";
     }
 
+    // Every row stores its shard. A plain nullable column costs no table rewrite (a generated
+    // column would rewrite an adopted table under its exclusive lock). The engine's INSERT writes
+    // a keyed row's shard itself; a trigger fills it for every other row: keyless ones, those an
+    // application inserts, and those of an engine still on version 5 in a rolling upgrade, whose
+    // claims compute the same value. Rows already there that may still be claimed get theirs now.
+    void add_shard_column_v6(soci::session& s) {
+        const std::string& T = sql().table;
+        const std::string& col = sql().shard_column;
+        const std::string in_schema = schema_.empty() ? "" : "\"" + schema_ + "\".";
+        const std::string fill = in_schema + "\"" + sql().table_base + "_fill_shard\"";
+        const std::string computed = shard_function() + "(CAST(" + sql().c[outbox::kKey] + " AS TEXT), " +
+                                     sql().c[outbox::kId] + ")";
+        s << "ALTER TABLE " + T + " ADD COLUMN IF NOT EXISTS " + col + " SMALLINT";
+        s << "CREATE OR REPLACE FUNCTION " + fill + "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW." + col +
+                 " := " + shard_function() + "(CAST(NEW." + sql().c[outbox::kKey] + " AS TEXT), NEW." +
+                 sql().c[outbox::kId] + "); RETURN NEW; END $$";
+        s << "DROP TRIGGER IF EXISTS \"" + sql().table_base + "_fill_shard\" ON " + T;
+        s << "CREATE TRIGGER \"" + sql().table_base + "_fill_shard\" BEFORE INSERT ON " + T +
+                 " FOR EACH ROW WHEN (NEW." + col + " IS NULL) EXECUTE FUNCTION " + fill + "()";
+        soci::statement st = (s.prepare << "UPDATE " + T + " SET " + col + " = " + computed + " WHERE " + col +
+                                               " IS NULL AND " + sql().c[outbox::kState] + " IN ('pending', 'dead')");
+        st.execute(true);
+        if (const long long n = st.get_affected_rows(); n > 0)
+            note(std::to_string(n) + " pending or dead row(s) given their shard");
+        // The per-shard index of version 5 computed the shard; its successor reads the column.
+        s << "DROP INDEX IF EXISTS " + in_schema + "\"" + sql().table_base + "_pending_shard_idx\"";
+    }
+
     std::string published_time(int64_t unix_us) const override {
         if (!published_is_timestamp_) return std::to_string(unix_us);
         const std::time_t secs = static_cast<std::time_t>(unix_us / 1'000'000);
@@ -713,9 +745,7 @@ protected:
     }
 
 private:
-    std::string shard_function() const {
-        return (schema_.empty() ? std::string() : "\"" + schema_ + "\".") + "spillway_shard";
-    }
+    const std::string& shard_function() const { return sql().shard_fn; }
     std::string shards_table() const { return sql().table.substr(0, sql().table.size() - 1) + "_shards\""; }
     std::string members_table() const { return sql().table.substr(0, sql().table.size() - 1) + "_members\""; }
     // The lock a shards-mode claim of `pipeline` holds shared and a handoff takes exclusively.
@@ -725,7 +755,7 @@ private:
                            shards_table(),
                            members_table(),
                            sql().table.substr(0, sql().table.size() - 1) + "_leases\"",
-                           shard_function() + "(r." + sql().c[outbox::kKey] + ", r." + sql().c[outbox::kId] + ")",
+                           shard_of_row("r."),
                            sql().c[outbox::kId],
                            std::to_string(handoff_lock(pipeline)),
                            "r." + sql().c[outbox::kPipeline] + " = $1 AND r." + sql().c[outbox::kState] + " = 'pending'"};
@@ -744,7 +774,7 @@ private:
                      sql().c[outbox::kPipeline] + ", " + sql().c[outbox::kKey] + ") WHERE " + sql().c[outbox::kState] +
                      " = 'pending'";
             // The claim's look back reads its own shards' rows range by range (scan_by_shard).
-            s << "CREATE INDEX IF NOT EXISTS \"" + sql().table_base + "_pending_shard_idx\" ON " + sql().table + " (" +
+            s << "CREATE INDEX IF NOT EXISTS \"" + sql().table_base + "_shard_idx\" ON " + sql().table + " (" +
                      sql().c[outbox::kPipeline] + ", " + shard_of_row("") + ", " + sql().c[outbox::kId] + ") WHERE " +
                      sql().c[outbox::kState] + " = 'pending'";
             tx.commit();

@@ -2,8 +2,8 @@
 // the shards it owns (../shared/design/SCALE-OUT.md §3).
 //
 // A row's shard is spillway_shard(key, id): the first byte of md5(key), or id % 256 for a keyless
-// row, computed where a claim reads it (no stored column: adopting a table rewrites nothing, and
-// the rows an application inserts need nothing). Each shard of a pipeline is a row of
+// row, stored in the row's spillway_shard column (the engine's INSERT writes it, a trigger fills it
+// for the rows applications insert). Each shard of a pipeline is a row of
 // <table>_shards with an owner, an epoch that rises with every new owner (the fencing token) and
 // an expiry on the database's clock. Only a conditional UPDATE gives a shard an owner: one that is
 // free or expired. Each engine is a row of <table>_members, renewed by a heartbeat, and holds a
@@ -43,7 +43,7 @@ struct ShardTables {
     std::string shards;        // <table>_shards
     std::string members;       // <table>_members
     std::string leases;        // <table>_leases
-    std::string shard_of_row;  // the SQL of a row's shard, over columns r."key" and r."id"
+    std::string shard_of_row;  // the SQL of a row's shard, of alias r
     std::string row_id;        // the quoted id column
     std::string handoff_lock;  // the advisory lock key claims hold shared and a release exclusively
     std::string pending_rows;  // the SQL condition "row r is a pending row of pipeline $1"

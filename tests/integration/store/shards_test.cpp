@@ -529,6 +529,64 @@ TEST(PostgresShards, TwoAcquiresRacingForOneShardMakeExactlyOneOwner) {
               "255");
 }
 
+// Every row stores its shard (schema version 6), and it is spillway_shard(key, id) whoever wrote
+// the row: the engine (keyed: its INSERT writes it; keyless: the trigger), an application's INSERT
+// without the column, and the rows already there when an engine upgrades the table from version 5.
+TEST(PostgresShards, EveryRowStoresItsShardWhoeverInsertedItAndAnUpgradeGivesTheRowsAlreadyThereTheirs) {
+    const std::string conninfo = Postgres::shared().create_database("shards_column");
+    const std::string computed = "spillway_shard(CAST(key AS TEXT), id)";
+    const auto wrong = [&](Session& db) {
+        return db.scalar("SELECT count(*) FROM outbox WHERE spillway_shard IS DISTINCT FROM " + computed);
+    };
+    const std::string app_rows =
+        "INSERT INTO outbox (event_id, pipeline, topic, key, payload) SELECT 'app-' || g, 'orders', 't', CASE WHEN "
+        "g % 3 = 0 THEN NULL ELSE 'app-key-' || g END, '{}' FROM generate_series(1, 60) AS g";
+    {
+        StoreInstance store(postgres_plugin(), shards_config(conninfo));
+        Session db(conninfo);
+        std::vector<Event> evs;
+        for (int i = 0; i < 40; ++i) evs.push_back(ev("e-" + std::to_string(i), i % 4 ? "key-" + std::to_string(i) : "", i % 4 != 0));
+        ASSERT_EQ(append(store, evs), SW_OK) << store.host().last_error();
+        ASSERT_EQ(append(store, {ev("one", "alone")}), SW_OK) << store.host().last_error();  // unprepared
+        db.exec(app_rows);
+        EXPECT_EQ(db.scalar("SELECT count(*) FROM outbox"), "101");
+        EXPECT_EQ(db.scalar("SELECT count(DISTINCT spillway_shard) FROM outbox"), db.scalar(
+                      "SELECT count(DISTINCT " + computed + ") FROM outbox"));
+        EXPECT_EQ(wrong(db), "0");
+        // One trigger fills what the INSERT leaves NULL.
+        EXPECT_EQ(db.scalar("SELECT count(*) FROM pg_trigger WHERE tgname = 'outbox_fill_shard'"), "1");
+
+        // Back to version 5 as an older engine left it: no column, no trigger, its rows pending
+        // (a dead one too) and the version-5 index of the computed shard.
+        db.exec("DROP TRIGGER outbox_fill_shard ON outbox; ALTER TABLE outbox DROP COLUMN spillway_shard; "
+                "DELETE FROM outbox_migrations WHERE version = 6; UPDATE outbox SET state = 'dead' WHERE event_id = "
+                "'app-1'; CREATE INDEX outbox_pending_shard_idx ON outbox (pipeline, " + computed + ", id) WHERE "
+                "state = 'pending'");
+    }
+    StoreInstance store(postgres_plugin(), shards_config(conninfo));  // migrates to version 6 again
+    Session db(conninfo);
+    EXPECT_EQ(wrong(db), "0");
+    EXPECT_EQ(db.scalar("SELECT count(*) FROM outbox WHERE spillway_shard IS NULL"), "0");
+    EXPECT_EQ(db.scalar("SELECT count(*) FROM pg_class WHERE relname = 'outbox_pending_shard_idx'"), "0");
+    db.exec(app_rows.substr(0, app_rows.find("SELECT 'app-")) + "SELECT 'later-' || g, 'orders', 't', 'later-' || g, "
+            "'{}' FROM generate_series(1, 20) AS g");
+    EXPECT_EQ(wrong(db), "0");
+
+    // And the claims read the column: one member owns every shard and gets every row.
+    ASSERT_TRUE(holds_alone(store, "m1", db));
+    ASSERT_TRUE(has_shard_slots(store));
+    std::set<std::string> got;
+    wait_until([&] {
+        auto batch = claim(store, "orders", 500);
+        for (const auto& row : batch) got.insert(row.event_id);
+        if (!batch.empty()) {
+            EXPECT_EQ(complete(store, batch, SW_OK), SW_OK) << store.host().last_error();
+        }
+        return got.size() >= 120;
+    }, 10s);
+    EXPECT_EQ(got.size(), 120u);  // 101 + 20 later - the dead one
+}
+
 // 3. Shard 5 gets a new owner 'x' under a higher epoch behind a's back (x's member lock is held by
 // a session of the test, as a running engine's coordination session holds it; without it, a
 // would take x for crashed and free the shard at once). a's renewals carry its old epoch: they
