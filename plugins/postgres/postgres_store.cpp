@@ -563,6 +563,7 @@ protected:
 
     // Every migration: what the adoption options ask of the table (they may change between runs).
     void adopt(soci::session& s) override {
+        make_fill_shard_function(s);
         const auto& o = options();
         // The pipeline column's default follows adopt_pipeline as SQLite's trigger does: set while
         // the option is, back to '' once it is gone. Which default Spillway set is kept in
@@ -649,8 +650,7 @@ protected:
                                                "ctid) AS rn FROM " + T + ") AS n WHERE t.ctid = n.row_at");
         st.execute(true);
         const long long numbered = st.get_affected_rows();
-        const std::string in_schema = schema_.empty() ? "" : "\"" + schema_ + "\".";
-        const std::string seq = in_schema + "\"" + table_name_ + "_spillway_id_seq\"";
+        const std::string seq = in_schema() + "\"" + table_name_ + "_spillway_id_seq\"";
         s << "CREATE SEQUENCE " + seq + " OWNED BY " + T + "." + id;
         s << "SELECT setval('" + seq + "', COALESCE((SELECT MAX(" + id + ") FROM " + T + "), 0) + 1, false)";
         s << "ALTER TABLE " + T + " ALTER COLUMN " + id + " SET DEFAULT nextval('" + seq + "'), ALTER COLUMN " + id +
@@ -696,8 +696,7 @@ protected:
             return;
         }
         if (version != 2) return;
-        const std::string in_schema = schema_.empty() ? "" : "\"" + schema_ + "\".";
-        drop_key_index_v2(s, in_schema);
+        drop_key_index_v2(s, in_schema());
         // A claim leases a whole page of rows at once. With half of each page free, every one of
         // those updates stays on its page (HOT: no index writes); at 80% it was one in four, and
         // the rest cost a new tuple elsewhere plus an entry in every index (measured: 40 ms vs
@@ -707,31 +706,55 @@ protected:
 
     // Every row stores its shard. A plain nullable column costs no table rewrite (a generated
     // column would rewrite an adopted table under its exclusive lock). The engine's INSERT writes
-    // a keyed row's shard itself; a trigger fills it for every other row: keyless ones, those an
+    // a keyed row's shard itself; triggers fill it for every other row: keyless ones, those an
     // application inserts, and those of an engine still on version 5 in a rolling upgrade, whose
     // claims compute the same value. Rows already there that may still be claimed get theirs now.
     void add_shard_column_v6(soci::session& s) {
         const std::string& T = sql().table;
         const std::string& col = sql().shard_column;
-        const std::string in_schema = schema_.empty() ? "" : "\"" + schema_ + "\".";
-        const std::string fill = in_schema + "\"" + sql().table_base + "_fill_shard\"";
-        const std::string computed = shard_function() + "(CAST(" + sql().c[outbox::kKey] + " AS TEXT), " +
-                                     sql().c[outbox::kId] + ")";
+        const std::string& key = sql().c[outbox::kKey];
+        const std::string& id = sql().c[outbox::kId];
         s << "ALTER TABLE " + T + " ADD COLUMN IF NOT EXISTS " + col + " SMALLINT";
-        s << "CREATE OR REPLACE FUNCTION " + fill + "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW." + col +
-                 " := " + shard_function() + "(CAST(NEW." + sql().c[outbox::kKey] + " AS TEXT), NEW." +
-                 sql().c[outbox::kId] + "); RETURN NEW; END $$";
-        s << "DROP TRIGGER IF EXISTS \"" + sql().table_base + "_fill_shard\" ON " + T;
-        s << "CREATE TRIGGER \"" + sql().table_base + "_fill_shard\" BEFORE INSERT ON " + T +
-                 " FOR EACH ROW WHEN (NEW." + col + " IS NULL) EXECUTE FUNCTION " + fill + "()";
-        soci::statement st = (s.prepare << "UPDATE " + T + " SET " + col + " = " + computed + " WHERE " + col +
-                                               " IS NULL AND " + sql().c[outbox::kState] + " IN ('pending', 'dead')");
+        make_fill_shard_function(s);
+        // BEFORE triggers run in name order: "zz_" so that an application's own trigger that sets
+        // the id or rewrites the key has run first.
+        s << "DROP TRIGGER IF EXISTS zz_spillway_fill_shard ON " + T;
+        s << "CREATE TRIGGER zz_spillway_fill_shard BEFORE INSERT ON " + T + " FOR EACH ROW WHEN (NEW." + col +
+                 " IS NULL) EXECUTE FUNCTION " + fill_shard_function() + "()";
+        // A row whose key or id is rewritten, or one set pending again by hand (a published row
+        // from before version 6 has no shard), gets its shard (again).
+        s << "DROP TRIGGER IF EXISTS zz_spillway_refill_shard ON " + T;
+        s << "CREATE TRIGGER zz_spillway_refill_shard BEFORE UPDATE OF " + key + ", " + id + ", " +
+                 sql().c[outbox::kState] + " ON " + T + " FOR EACH ROW WHEN (NEW." + sql().c[outbox::kState] +
+                 " = 'pending' AND (NEW." + col + " IS NULL OR OLD." + key + " IS DISTINCT FROM NEW." + key +
+                 " OR OLD." + id + " IS DISTINCT FROM NEW." + id + ")) EXECUTE FUNCTION " + fill_shard_function() +
+                 "()";
+        soci::statement st = (s.prepare << "UPDATE " + T + " SET " + col + " = " + shard_function() + "(CAST(" + key +
+                                               " AS TEXT), " + id + ") WHERE " + col + " IS NULL AND " +
+                                               sql().c[outbox::kState] + " IN ('pending', 'dead')");
         st.execute(true);
         if (const long long n = st.get_affected_rows(); n > 0)
             note(std::to_string(n) + " pending or dead row(s) given their shard");
         // The per-shard index of version 5 computed the shard; its successor reads the column.
-        s << "DROP INDEX IF EXISTS " + in_schema + "\"" + sql().table_base + "_pending_shard_idx\"";
+        s << "DROP INDEX IF EXISTS " + old_shard_index();
     }
+    // The triggers' function, made again at every migration: columns.key and columns.id may have
+    // changed. It names spillway_shard() with its schema: it runs in the sessions of applications,
+    // whose search_path may not hold it.
+    void make_fill_shard_function(soci::session& s) {
+        std::string fn = shard_function();
+        if (schema_.empty()) {
+            std::string current;
+            s << "SELECT quote_ident(current_schema())", soci::into(current);
+            fn = current + "." + fn;
+        }
+        s << "CREATE OR REPLACE FUNCTION " + fill_shard_function() + "() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                 "BEGIN NEW." + sql().shard_column + " := " + fn + "(CAST(NEW." + sql().c[outbox::kKey] +
+                 " AS TEXT), NEW." + sql().c[outbox::kId] + "); RETURN NEW; END $$";
+    }
+    std::string in_schema() const { return schema_.empty() ? "" : "\"" + schema_ + "\"."; }
+    std::string fill_shard_function() const { return in_schema() + "\"" + sql().table_base + "_fill_shard\""; }
+    std::string old_shard_index() const { return in_schema() + "\"" + sql().table_base + "_pending_shard_idx\""; }
 
     std::string published_time(int64_t unix_us) const override {
         if (!published_is_timestamp_) return std::to_string(unix_us);
@@ -773,6 +796,8 @@ private:
             s << "CREATE INDEX IF NOT EXISTS \"" + sql().table_base + "_pending_key_idx\" ON " + sql().table + " (" +
                      sql().c[outbox::kPipeline] + ", " + sql().c[outbox::kKey] + ") WHERE " + sql().c[outbox::kState] +
                      " = 'pending'";
+            // An engine still on version 5 makes version 5's index again when it holds shards.
+            s << "DROP INDEX IF EXISTS " + old_shard_index();
             // The claim's look back reads its own shards' rows range by range (scan_by_shard).
             s << "CREATE INDEX IF NOT EXISTS \"" + sql().table_base + "_shard_idx\" ON " + sql().table + " (" +
                      sql().c[outbox::kPipeline] + ", " + shard_of_row("") + ", " + sql().c[outbox::kId] + ") WHERE " +

@@ -466,7 +466,7 @@ std::vector<int> ShardCoordinator::busy_shards() {
     auto r = pg::query(session_,
                        ("SELECT DISTINCT " + t_.shard_of_row + " FROM " + t_.leases + " l JOIN " + t_.outbox + " r ON r." +
                         t_.row_id + " = ANY(CAST(l.row_ids AS BIGINT[])) WHERE l.pipeline = $1 AND l.lease_owner = $2 "
-                        "AND l.until_us > " + kDbNowUs)
+                        "AND l.until_us > " + kDbNowUs + " AND " + t_.shard_of_row + " IS NOT NULL")
                            .c_str(),
                        {pipeline_, lease_owner_}, kCallTimeout, error);
     if (!r) throw sdk::Error(SW_RETRY, error);

@@ -531,7 +531,8 @@ TEST(PostgresShards, TwoAcquiresRacingForOneShardMakeExactlyOneOwner) {
 
 // Every row stores its shard (schema version 6), and it is spillway_shard(key, id) whoever wrote
 // the row: the engine (keyed: its INSERT writes it; keyless: the trigger), an application's INSERT
-// without the column, and the rows already there when an engine upgrades the table from version 5.
+// without the column (under any search_path), an UPDATE of the key, and the rows already there
+// when an engine upgrades the table from version 5.
 TEST(PostgresShards, EveryRowStoresItsShardWhoeverInsertedItAndAnUpgradeGivesTheRowsAlreadyThereTheirs) {
     const std::string conninfo = Postgres::shared().create_database("shards_column");
     const std::string computed = "spillway_shard(CAST(key AS TEXT), id)";
@@ -553,12 +554,19 @@ TEST(PostgresShards, EveryRowStoresItsShardWhoeverInsertedItAndAnUpgradeGivesThe
         EXPECT_EQ(db.scalar("SELECT count(DISTINCT spillway_shard) FROM outbox"), db.scalar(
                       "SELECT count(DISTINCT " + computed + ") FROM outbox"));
         EXPECT_EQ(wrong(db), "0");
-        // One trigger fills what the INSERT leaves NULL.
-        EXPECT_EQ(db.scalar("SELECT count(*) FROM pg_trigger WHERE tgname = 'outbox_fill_shard'"), "1");
+        // The triggers run in the application's session, whatever its search_path, and follow
+        // a row whose key is rewritten.
+        db.exec("SET search_path TO pg_catalog; INSERT INTO public.outbox (event_id, pipeline, topic, key, payload) "
+                "VALUES ('elsewhere', 'orders', 't', 'elsewhere-key', '{}'), ('elsewhere-2', 'orders', 't', NULL, "
+                "'{}'); RESET search_path");
+        db.exec("UPDATE outbox SET key = 'rewritten-' || id WHERE event_id IN ('app-1', 'app-2', 'e-1')");
+        EXPECT_EQ(wrong(db), "0");
+        db.exec("DELETE FROM outbox WHERE event_id LIKE 'elsewhere%'");
 
         // Back to version 5 as an older engine left it: no column, no trigger, its rows pending
         // (a dead one too) and the version-5 index of the computed shard.
-        db.exec("DROP TRIGGER outbox_fill_shard ON outbox; ALTER TABLE outbox DROP COLUMN spillway_shard; "
+        db.exec("DROP TRIGGER zz_spillway_fill_shard ON outbox; DROP TRIGGER zz_spillway_refill_shard ON outbox; "
+                "ALTER TABLE outbox DROP COLUMN spillway_shard; "
                 "DELETE FROM outbox_migrations WHERE version = 6; UPDATE outbox SET state = 'dead' WHERE event_id = "
                 "'app-1'; CREATE INDEX outbox_pending_shard_idx ON outbox (pipeline, " + computed + ", id) WHERE "
                 "state = 'pending'");
