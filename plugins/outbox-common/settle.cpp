@@ -268,7 +268,7 @@ void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_
     with_session("complete", [&](soci::session& s) {
         left.clear();
         fenced.clear();
-        Tx tx(s, begin_settle_sql());
+        Tx tx(s, row_ids.size() > kOneTripRows ? begin_flushed_settle_sql() : begin_settle_sql());
         const long long now = clock_us();
         std::vector<long long> all(row_ids.begin(), row_ids.end());
         std::unordered_set<long long> ours;
