@@ -283,8 +283,13 @@ void ShardCoordinator::renew(int64_t sent_us) {
              "bigint[]))) AND expires_at > clock_timestamp() RETURNING shard")
                 .c_str(),
             {pipeline_, member_, ttl, int_array(shards), int_array(epochs)}, kCallTimeout, error));
-        must(pg::query(session_, ("UPDATE " + t_.leases + " SET until_us = " + kDbNowUs + " + $3 WHERE pipeline = $1 AND "
-                                  "lease_owner = $2 AND until_us > " + kDbNowUs + " AND until_us < " + kDbNowUs + " + $3")
+        // A lease row locked by a completion is being deleted: waiting for that commit (a WAL
+        // flush for a backlog's batch) held the heartbeat, and the shards' renewal in it, for up
+        // to 0.3 s. Were the completion to roll back, the next heartbeat renews the lease, long
+        // before it ends (leases last shard_ttl, heartbeats come every shard_heartbeat).
+        must(pg::query(session_, ("UPDATE " + t_.leases + " SET until_us = " + kDbNowUs + " + $3 WHERE id IN (SELECT id "
+                                  "FROM " + t_.leases + " WHERE pipeline = $1 AND lease_owner = $2 AND until_us > " +
+                                  kDbNowUs + " AND until_us < " + kDbNowUs + " + $3 FOR UPDATE SKIP LOCKED)")
                                      .c_str(),
                        {pipeline_, lease_owner_, ms(timings_.ttl_ms * 1000)}, kCallTimeout, error));
         must(pg::query(session_, "COMMIT", {}, kCallTimeout, error));
