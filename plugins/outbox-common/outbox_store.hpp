@@ -93,8 +93,8 @@ protected:
     // them gone or backed off, never free too early. So a relay's next claim and its last
     // completion can run at once.
     virtual std::string begin_settle_sql() const { return begin_lease_change_sql(); }
-    // The same for a batch of more than kOneTripRows rows (a backlog's), committed as durably as
-    // the session's own setting says: see the PostgreSQL store's.
+    // The same for a completion that takes more than kOneTripRows rows out of the pending state
+    // (a backlog's), committed with a flush: see the PostgreSQL store's.
     virtual std::string begin_flushed_settle_sql() const { return begin_settle_sql(); }
     // The statements every claim runs, and their parameters by name.
     // The reads of coordination = "shards" (their rows filtered by the claimable shards) come

@@ -268,7 +268,10 @@ void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_
     with_session("complete", [&](soci::session& s) {
         left.clear();
         fenced.clear();
-        Tx tx(s, row_ids.size() > kOneTripRows ? begin_flushed_settle_sql() : begin_settle_sql());
+        // Rows that leave the pending index (delivered, rejected) leave dead entries behind;
+        // retried ones stay, and a sink outage's all-retry batches need no flush.
+        const bool flushed = rows.ok.size() + rows.reject.size() > kOneTripRows;
+        Tx tx(s, flushed ? begin_flushed_settle_sql() : begin_settle_sql());
         const long long now = clock_us();
         std::vector<long long> all(row_ids.begin(), row_ids.end());
         std::unordered_set<long long> ours;

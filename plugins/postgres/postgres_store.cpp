@@ -493,8 +493,11 @@ protected:
     // disk: an asynchronous commit waits for the WAL writer (wal_writer_delay, 200 ms by default),
     // and in that time a drain deletes some 20,000 rows, which every claim's look back below its
     // cursor fetched from the table again (5,000-13,500 buffers a look back with three engines).
-    // One flush per batch of more than 64 rows; a trickle's completions stay asynchronous.
-    std::string begin_flushed_settle_sql() const override { return "BEGIN"; }
+    // One local flush per batch of more than 64 rows ('local': not waiting for a synchronous
+    // standby, and whatever the role or database sets); a trickle's completions stay asynchronous.
+    std::string begin_flushed_settle_sql() const override {
+        return "BEGIN; SELECT set_config('synchronous_commit', 'local', true)";
+    }
     void lock_migrations(soci::session& s) override {
         s << "SET LOCAL client_min_messages = warning";  // no "already exists, skipping" notices
         long long key = migrate_lock_;

@@ -526,36 +526,49 @@ TEST(PostgresStore, PoolSessionsEndWhenIdleInATransactionForHalfAShardLease) {
     }
 }
 
-// A backlog's completion (more than 64 rows) commits with the session's own durability, not
-// asynchronously: the server marks a deleted row's index entry dead, for the next scans to skip,
-// only once the deletion is flushed, and a drain's look back below its cursor walks those entries
-// at every claim. The first scan after the completion reads the 300 deleted rows and marks their
-// entries; the second reads the index only. With an asynchronous commit the second reads the rows
-// again, until the WAL writer flushes (wal_writer_delay, 200 ms).
+// A backlog's completion (more than 64 rows out of the pending state) commits with a WAL flush,
+// not asynchronously: the server marks a deleted row's index entry dead, for the next scans to
+// skip, only once the deletion is flushed, and a drain's look back below its cursor walks those
+// entries at every claim. The first scan after the completion reads the 300 deleted rows and
+// marks their entries; the second reads the index only. A trickle's completion (64 rows or fewer)
+// stays asynchronous: its rows are read again by every scan until the WAL writer flushes, which
+// this server does only every 10 s (no other commit flushes in between: the store runs nothing
+// in the background in single mode).
 TEST(PostgresStore, ABacklogsCompletionIsFlushedSoTheNextScanSkipsItsDeletedRows) {
+    spillway::test_support::PostgresOptions options;
+    options.settings = {"wal_writer_delay=10s"};
+    Postgres server(options);
     const std::string db = "flushed_settle";
-    const std::string conninfo = Postgres::shared().create_database(db);
+    const std::string conninfo = server.create_database(db);
     StoreInstance s(postgres_plugin(), Config{{"url", conninfo}, {"table", "outbox"}});
-    Postgres::shared().psql(db, "ALTER TABLE outbox SET (autovacuum_enabled = false)");  // no snapshot of its own
-    std::vector<Event> evs;
-    for (int i = 0; i < 300; ++i) evs.push_back(ev("b-" + std::to_string(i), "k" + std::to_string(i)));
-    ASSERT_EQ(append(s, evs), SW_OK) << s.host().last_error();
-    const auto rows = claim(s, "orders", 300);
-    ASSERT_EQ(rows.size(), 300u) << s.host().last_error();
-    ASSERT_EQ(complete(s, rows, SW_OK), SW_OK) << s.host().last_error();
+    // No autovacuum of the table: a vacuum would remove the dead entries the scans count.
+    server.psql(db, "ALTER TABLE outbox SET (autovacuum_enabled = false)");
     // An index-only scan of the pending index fetches from the table only the rows whose entries
     // are not yet marked dead ("Heap Fetches").
     const auto fetches = [&] {
-        const std::string plan = Postgres::shared().scalar(
+        const std::string plan = server.scalar(
             db, "SET enable_seqscan = off; SET enable_bitmapscan = off; EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "
                 "SELECT id FROM outbox WHERE pipeline = 'orders' AND state = 'pending' ORDER BY id");
         const auto top = nlohmann::json::parse(plan).at(0).at("Plan");
         EXPECT_EQ(top.value("Node Type", ""), "Index Only Scan") << plan;
         return top.value("Heap Fetches", -1);
     };
+    const auto settle = [&](const std::string& prefix, int n) {
+        std::vector<Event> evs;
+        for (int i = 0; i < n; ++i) evs.push_back(ev(prefix + std::to_string(i), "k" + std::to_string(i)));
+        ASSERT_EQ(append(s, evs), SW_OK) << s.host().last_error();
+        const auto rows = claim(s, "orders", static_cast<size_t>(n));
+        ASSERT_EQ(rows.size(), static_cast<size_t>(n)) << s.host().last_error();
+        ASSERT_EQ(complete(s, rows, SW_OK), SW_OK) << s.host().last_error();
+    };
+    settle("big-", 300);
     const int first = fetches(), second = fetches();
     EXPECT_EQ(first, 300) << "the first scan read each deleted row once";
     EXPECT_EQ(second, 0) << "the second scan read deleted rows again: their deletion was not flushed";
+
+    settle("small-", 50);
+    EXPECT_EQ(fetches(), 50);
+    EXPECT_EQ(fetches(), 50) << "a trickle's completion was flushed";
 }
 
 TEST(PostgresStore, SchemaQualifiedTable) {
