@@ -42,10 +42,10 @@ struct ShardBinds {
 bool OutboxStore::Picker::take(long long id, const std::string* key, bool blocks) {
     seen = std::max(seen, id);
     if (!assumed.empty() && assumed.count(id)) return false;
-    if (key && blocked.count(*key)) return false;
+    if (key && blocked.count(*key)) return ++held, false;
     if (blocks || (!leased.empty() && leased.count(id))) {
         if (key) blocked.insert(*key);
-        return false;
+        return ++held, false;
     }
     picked.push_back(id);
     return true;
@@ -146,6 +146,10 @@ void OutboxStore::look_back(soci::session& s, const std::string& pipeline, size_
     settled.erase(std::unique(settled.begin(), settled.end()), settled.end());
     if (settled.empty()) return pick_range(s, pipeline, limit, now, 0, prev.cursor, picker);
     pick_range(s, pipeline, limit, now, 0, settled.front() - 1, picker);
+    if (saw_between(prev, picker)) {
+        host().count("relay_claim_skips_total", 1, ("pipeline=" + pipeline).c_str());
+        return;
+    }
     // Ids are dense when one pipeline has the table; when they are not (other pipelines' rows,
     // rows held back), one range read costs less than many lookups.
     const long long span = prev.cursor - settled.front() + 1;
@@ -160,6 +164,27 @@ void OutboxStore::look_back(soci::session& s, const std::string& pipeline, size_
         else between.push_back(id);
     }
     pick_ids(s, pipeline, limit, now, between, picker);
+}
+
+// Whether the claims of the batches out saw, between their rows, every row that can ever be there
+// (ClaimSeen), and nothing since can have put one there: then claim_next need not read those ids
+// again. In shards mode those ids are mostly the other members' rows, and reading the own shards'
+// rows among them read the two batches out again: most of a claim's time with three engines.
+// What can put a row there after it was looked at, and is ruled out here:
+// - a transaction that committed later under an id handed out before: the id horizon was past
+//   both claims' cursors when they read;
+// - a row held back then (backing off, leased, behind its key): both claims held back none;
+// - a settlement or release of this store that left rows pending: returned_ has not moved since
+//   the earlier of the two claims began;
+// - a shard this member did not own when they read: both read the shards claimable now.
+// Anything else that makes an old row pending again (an operator requeueing a dead letter) is
+// found by the read below the batches out, which every claim_next makes.
+bool OutboxStore::saw_between(const Continuation& prev, const Picker& picker) const {
+    // The batch prev follows, when it had rows: its claim read the lower part of the ids between.
+    const ClaimSeen& first = prev.rows.size() > prev.own.size() ? prev.after_seen : prev.seen;
+    if (!prev.seen.whole || !first.whole || returned_.load() != first.returned) return false;
+    const std::string now = picker.shards ? picker.shards->shards : std::string();
+    return prev.seen.shards == now && first.shards == now;
 }
 
 bool OutboxStore::last_claim_found_rows(std::string_view pipeline) {
@@ -194,7 +219,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_next(const sdk::Batch& prev, size
     if (!b || b->claimed_for.empty())
         throw sdk::Error(SW_REJECT, std::string(db_name_) + ": claim_next: prev is not a batch this store claimed");
     // prev's rows, and the rows of the batch prev follows: the relay may still be settling that one.
-    Continuation after{b->claimed_for, b->cursor, b->after_rows, {}};
+    Continuation after{b->claimed_for, b->cursor, b->after_rows, {}, b->seen, b->after_seen};
     for (const sw_event& e : b->events) after.own.push_back(e.row_id);
     after.rows.insert(after.rows.end(), after.own.begin(), after.own.end());
     return claim_rows(after.pipeline, limit, lease_ms, &after);
@@ -274,6 +299,14 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
     // goes straight to its transaction, one round trip sooner than asking first.
     if (!prev && !due && !last_claim_found_rows(p) && !anything_due(s, p, now, shards ? &*shards : nullptr))
         return nothing_claimed(p, from, nullptr);
+    // A backlog's claim asks first how far the id horizon is (ClaimSeen): the claim_next after
+    // two claims that saw everything reads less. Asked before the reads, so that what the
+    // horizon says holds for them; a trickle's claims neither pay nor need it.
+    ClaimSeen seen;
+    seen.returned = returned_.load();
+    if (shards) seen.shards = shards->shards;
+    const long long horizon =
+        limit > 2 * kOneTripRows ? id_horizon(s, from + 8 * static_cast<long long>(limit)) : 0;
     // BEGIN, the lock and the live leases in one round trip where the database allows it.
     const std::string begin = shards ? begin_sharded_claim_sql(p) : begin_lease_change_sql();
     const bool folded = begin_takes_a_statement();
@@ -289,13 +322,16 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
         tx.commit();
         return nothing_claimed(p, cursor, prev ? &prev->own : nullptr);
     }
+    seen.whole = horizon >= cursor && picker.held == 0;
     const long long until = now + std::max<int64_t>(lease_ms, 1) * 1000;
     const std::string lease_id = insert_lease(s, p, picker.picked, until);
     RowSet rows = load_picked(s, picker.picked, std::move(picked));
     tx.commit();
     // Known in memory only once committed: a rolled back claim leased nothing.
     remember_lease(std::stoll(lease_id), until, picker.picked, p);
-    return batch_of(rows, p, cursor, prev, malformed);
+    auto out = batch_of(rows, p, cursor, prev, malformed);
+    static_cast<RowBatch*>(out.get())->seen = std::move(seen);
+    return out;
 }
 
 // The batch a claim hands out: its rows, and where it stopped for a claim_next after it.
@@ -306,7 +342,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::batch_of(RowSet& rows, const std::strin
     auto* b = static_cast<RowBatch*>(out.get());
     b->claimed_for = pipeline;
     b->cursor = cursor;
-    if (prev) b->after_rows = prev->own;
+    if (prev) b->after_rows = prev->own, b->after_seen = prev->seen;
     return out;
 }
 

@@ -69,6 +69,7 @@ int64_t by_event_ids(soci::session& s, const std::string& all_sql, const std::st
 }  // namespace
 
 int64_t OutboxStore::replay_dead(std::string_view pipeline_name, std::span<const sw_bytes> event_ids) {
+    ++returned_;  // old rows pending again (ClaimSeen); another process's replay is found later
     const int64_t n = with_session("replay_dead", [&](soci::session& s) {
         Tx tx(s, begin_write_sql());
         const int64_t n = by_event_ids(s, statements_.replay_all, statements_.replay_one, std::string(pipeline_name), event_ids);

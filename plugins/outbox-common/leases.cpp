@@ -194,6 +194,7 @@ void OutboxStore::commit_unlease(const Unlease& u) {
 
 void OutboxStore::release_leases(std::span<const int64_t> row_ids) {
     if (row_ids.empty()) return;
+    ++returned_;  // the rows are pending again, below where a claim_next may be (ClaimSeen)
     std::vector<long long> v(row_ids.begin(), row_ids.end());
     with_session("release_leases", [&](soci::session& s) {
         Tx tx(s, begin_lease_change_sql());

@@ -42,6 +42,15 @@ struct Conn {
     soci::session& operator*() const { return *session; }
 };
 
+// What a claim saw, for the claim_next after it: whether it saw every row up to where it stopped
+// that can ever be there. A claim_next after two such claims need not read again the ids between
+// their rows, the batches out (OutboxStore::look_back).
+struct ClaimSeen {
+    bool whole = false;      // the id horizon was past its cursor, and it held back no row
+    long long returned = 0;  // OutboxStore::returned_ when it began
+    std::string shards;      // the claimable shards it read (shards mode)
+};
+
 class OutboxStore : public sdk::Store {
 public:
     // `own_options`: the plugin's own option rows (the shared ones are Options'), so that a key
@@ -157,6 +166,14 @@ protected:
     // The shards a claim may read (binding :sp, :sm, :ss, :sg), as a query of one column `shard`,
     // and a row's shard over columns qualified by `q`: for reads that go shard by shard.
     virtual std::string claimable_shards_query() const { return {}; }
+    // The id horizon: an id up to which every row that will ever be in the table is there now
+    // (committed) or never will be (rolled back), at least `want` when the database can tell; 0
+    // when it cannot. Asked before a backlog's claim reads. The PostgreSQL store follows the
+    // table's sequence and the transactions running when it read it (postgres_store.cpp).
+    virtual long long id_horizon(soci::session& s, long long want) {
+        (void)s, (void)want;
+        return 0;
+    }
     virtual std::string shard_of_row(const std::string& q) const {
         (void)q;
         return {};
@@ -262,6 +279,7 @@ private:
         std::unordered_set<std::string> blocked;    // keys held back by an earlier row
         std::vector<long long> picked;
         long long seen = 0;                         // the largest id looked at
+        size_t held = 0;                            // rows looked at and held back (not prev's)
         const ShardFilter* shards = nullptr;        // coordination = "shards": the rows it may take
         bool take(long long id, const std::string* key, bool blocks);  // key: nullptr when none
     };
@@ -271,6 +289,7 @@ private:
         long long cursor = 0;         // every pending row up to this id was looked at
         std::vector<long long> rows;  // taken as settled: prev's and those of the batch prev follows
         std::vector<long long> own;   // prev's
+        ClaimSeen seen, after_seen;  // prev's, and that of the batch prev follows
     };
     std::unique_ptr<sdk::Batch> claim_rows(std::string_view pipeline, size_t limit, int64_t lease_ms,
                                            const Continuation* after);
@@ -282,6 +301,7 @@ private:
                   std::span<const long long> ids, Picker& picker);
     void look_back(soci::session& s, const std::string& pipeline, size_t limit, long long now,
                    const Continuation& prev, Picker& picker);
+    bool saw_between(const Continuation& prev, const Picker& picker) const;
     // The live leases (until > now) of every instance.
     struct Lease {
         long long id = 0;
@@ -413,6 +433,10 @@ private:
     std::unordered_map<long long, long long> lease_of_row_;  // claimed row -> its lease id
     std::unordered_map<long long, MyLease> my_leases_;       // lease id -> lease
     std::atomic<int64_t> next_lease_sweep_us_{0};
+    // Rows a settlement or a release left pending (retried, given back, or not settled at all):
+    // a claim_next does not skip re-reading the ids between the rows out (ClaimSeen) when
+    // this moved since the claims that read them.
+    std::atomic<long long> returned_{0};
     std::mutex backlog_mutex_;  // held for bookkeeping only, never across a database call
     std::condition_variable count_done_;  // an append's count ended (Backlog::counting)
     std::unordered_map<std::string, Backlog> backlog_;  // by pipeline

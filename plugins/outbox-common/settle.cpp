@@ -262,6 +262,17 @@ bool OutboxStore::complete_in_one_trip(std::span<const int64_t> row_ids, std::sp
 void OutboxStore::complete(std::span<const int64_t> row_ids, std::span<const sw_result> results) {
     if (row_ids.empty()) return;
     if (complete_in_one_trip(row_ids, results)) return;
+    // Rows a completion leaves pending (retried, or all of them when it fails) are behind where a
+    // claim_next may be already (ClaimSeen): counted before, so that no claim misses them.
+    const bool all_ok = std::all_of(results.begin(), results.end(), [](const sw_result& r) { return r.status == SW_OK; });
+    if (!all_ok) ++returned_;
+    struct CountIfThrown {
+        std::atomic<long long>& n;
+        int uncaught = std::uncaught_exceptions();
+        ~CountIfThrown() {
+            if (std::uncaught_exceptions() > uncaught) ++n;
+        }
+    } count_if_thrown{returned_};
     Outcomes rows = by_outcome(row_ids, results);
     LeftByPipeline left;
     std::unordered_map<std::string, long long> fenced;  // by pipeline: rows whose lease had ended

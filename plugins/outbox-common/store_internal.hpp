@@ -79,6 +79,7 @@ struct RowBatch : sdk::Batch {
     std::string claimed_for;  // the pipeline
     long long cursor = 0;
     std::vector<long long> after_rows;  // claim_next: the rows of the batch this one follows
+    ClaimSeen seen, after_seen;  // this claim's, and that of the batch this one follows
 };
 
 // Column vectors for fetching up to `limit` rows at once, then the batch that owns the strings.

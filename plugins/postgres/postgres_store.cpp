@@ -66,6 +66,7 @@ struct Settings {
     int64_t pool_size;
     bool prepare;
     int64_t shard_heartbeat_ms, shard_ttl_ms, claim_guard_ms;
+    int64_t id_grace_ms;
 };
 
 const sdk::Options<Settings> kPostgresOptions{
@@ -103,6 +104,14 @@ const sdk::Options<Settings> kPostgresOptions{
         "it above the relay's send time (the sink's `message.timeout.ms`) and below `shard_ttl` minus two "
         "heartbeats")
         .at_least(1),
+    sdk::duration<&Settings::id_grace_ms>(
+        "id_grace", "500ms",
+        "how long before the transaction that inserts a row an application may take its id from the table's "
+        "sequence (`nextval` outside that transaction; the column's default takes it inside). A backlog's claim "
+        "skips reading again the ids between the two batches in flight once every transaction that may still "
+        "insert there, this long after the sequence was read, has ended (`relay_claim_skips_total`); a row whose "
+        "id was taken longer before may go out after a later row of its key. A sequence that caches or steps by "
+        "more than 1 turns the skip off; so does a grace longer than a drain (`1h`)"),
 };
 
 }  // namespace
@@ -502,6 +511,86 @@ protected:
         s << "SET LOCAL client_min_messages = warning";  // no "already exists, skipping" notices
         long long key = migrate_lock_;
         s << "SELECT pg_advisory_xact_lock(:k)", soci::use(key, "k");
+    }
+
+    // A transaction that commits late can put a row under ids a claim has passed. The horizon is
+    // an id up to which that can no longer happen. A round reads the sequence's last id v, then,
+    // a grace later, the transactions running in this database (their virtual transaction
+    // ids, held from start to end); once all of those have ended, every row up to v is in or never
+    // will be: v is the horizon. The grace (`id_grace`) covers an application that takes its id
+    // (nextval) just before the transaction that inserts it, not inside it. Nothing is asked while the
+    // horizon is past `want`, as through most of a backlog's drain.
+    // No horizon (0, and claims read as before): an id column without a sequence; a sequence that
+    // hands ids out by the block (CACHE > 1, or an INCREMENT that an application's generator
+    // spreads over its own inserts, as Hibernate's pooled optimizer does); a role that may not read
+    // it. A prepared transaction (two-phase commit) has no session to watch: no round ends while
+    // one is pending in this database.
+    long long id_horizon(soci::session& s, long long want) override {
+        std::lock_guard lock(horizon_mutex_);
+        Horizon& h = horizon_;
+        if (h.off || h.safe >= want) return h.safe;
+        const auto off = [&](const std::string& why) {
+            h.off = true;
+            host().info("postgres: " + options().table + ": claims read the ids between the batches out again (" +
+                        why + ")");
+            return h.safe;
+        };
+        const int64_t now = host().monotonic_us();
+        try {
+            if (h.sequence.empty()) {
+                std::string table = sql().table, column = options().columns[outbox::kId], seq;
+                soci::indicator ind = soci::i_null;
+                s << "SELECT pg_get_serial_sequence(:t, :c)", soci::use(table, "t"), soci::use(column, "c"),
+                    soci::into(seq, ind);
+                if (!s.got_data() || ind != soci::i_ok) return off("its id column takes no value from a sequence");
+                long long cache = 0, step = 0;
+                s << "SELECT seqcache, seqincrement FROM pg_sequence WHERE seqrelid = CAST(:q AS regclass)",
+                    soci::use(seq, "q"), soci::into(cache), soci::into(step);
+                if (cache > 1 || step != 1)
+                    return off("its sequence " + seq + " steps by " + std::to_string(step) + " and caches " +
+                               std::to_string(cache) + ": ids may be taken long before their rows are inserted");
+                h.sequence = seq;
+            }
+            if (!h.running.empty()) {  // the round's last step: have they all ended?
+                long long still = 0;
+                s << "SELECT (SELECT count(*) FROM pg_locks WHERE locktype = 'virtualxid' AND virtualxid = "
+                     "ANY(CAST(:w AS TEXT[]))) + (SELECT count(*) FROM pg_prepared_xacts WHERE database = "
+                     "current_database())",
+                    soci::use(h.running, "w"), soci::into(still);
+                if (still > 0) return h.safe;
+                h.safe = std::max(h.safe, h.next);
+                h.running.clear(), h.read_at = 0;
+                if (h.safe >= want) return h.safe;
+            }
+            if (h.read_at == 0) {  // a round begins: the sequence
+                long long v = 0;
+                soci::indicator vi = soci::i_null;
+                s << "SELECT pg_sequence_last_value(CAST(:q AS regclass))", soci::use(h.sequence, "q"), soci::into(v, vi);
+                h.next = vi == soci::i_ok ? v : 0;  // null: nothing handed out yet
+                h.read_at = now;
+                return h.safe;
+            }
+            if (now - h.read_at < settings_.id_grace_ms * 1000) return h.safe;
+            // Then who is running: a transaction that took an id up to v is among them or over.
+            std::string running;
+            soci::indicator ri = soci::i_null;
+            long long prepared = 0;
+            s << "SELECT CAST(array_agg(l.virtualxid) AS TEXT), (SELECT count(*) FROM pg_prepared_xacts WHERE database "
+                 "= current_database()) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = "
+                 "'virtualxid' AND l.granted AND l.pid <> pg_backend_pid() AND a.datid = (SELECT oid FROM pg_database "
+                 "WHERE datname = current_database())",
+                soci::into(running, ri), soci::into(prepared);
+            if (prepared > 0) return h.safe;  // asked again at the next claim
+            if (ri == soci::i_ok && running != "{}") {
+                h.running = running;
+                return h.safe;
+            }
+            h.safe = std::max(h.safe, h.next);
+            h.read_at = 0;
+        } catch (const std::exception& e) {
+            return off(trimmed(e.what()));
+        }
+        return h.safe;
     }
 
     // In shards mode every engine writes and compares row leases on the database's clock (its
@@ -926,6 +1015,15 @@ private:
     std::unique_ptr<SingleGuard> guard_;  // made by the first hold
     mutable std::mutex coordinators_mutex_;
     std::atomic<int64_t> db_clock_offset_us_{0};  // 0 until a coordinator measures it
+    struct Horizon {
+        std::string sequence;      // the id column's, once looked up
+        bool off = false;          // the database cannot tell (see id_horizon)
+        long long safe = 0;        // ids up to this are all there that will ever be
+        long long next = 0;        // the round's: so are those up to this, once `running` has ended
+        int64_t read_at = 0;       // when the round read `next` (monotonic µs); 0: no round on
+        std::string running;       // text[] of virtual transaction ids the round waits out; "" until read
+    } horizon_;
+    std::mutex horizon_mutex_;
     std::map<std::string, std::shared_ptr<ShardCoordinator>> coordinators_;  // coordination = "shards", by pipeline
     std::mutex prepared_mutex_;
     std::array<Prepared, static_cast<size_t>(Hot::kCount)> prepared_;
