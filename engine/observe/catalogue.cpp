@@ -128,9 +128,10 @@ const MetricFamily kPluginMetrics[] = {
     {"relay_fenced_total", "counter", "component,pipeline,op",
      "coordination = shards: claims and settlements the store refused because the shard's lease had run out or moved (op)",
      "rows", "plugins/outbox-common"},
-    {"relay_claim_skips_total", "counter", "component,pipeline",
-     "Backlog claims that skipped reading again the ids between the two batches in flight: the id horizon was past "
-     "them (PostgreSQL; none during a drain: the horizon is off, the store's log says why)",
+    {"relay_claim_skips_total", "counter", "component,pipeline,part",
+     "Backlog claims that did not read again the ids between the two batches in flight (part=between) or below them "
+     "(part=below): the claims before saw every row there can be (PostgreSQL's id horizon). None during a drain: "
+     "the horizon is off, the store's log says why",
      "claims", "plugins/outbox-common"},
     {"coord_member_up", "gauge", "component,pipeline", "coordination = shards: 1 while this engine's member row is live",
      "boolean (0, 1)", "plugins/postgres"},

@@ -137,33 +137,43 @@ void OutboxStore::pick_ids(soci::session& s, const std::string& pipeline, size_t
 // claim_next cost; so only what lies before the first of them is read as a range, and the ids in
 // between that are not theirs one by one. What is found is exactly what a read of the whole range
 // would find besides them: rows held back then, and rows committed since under a smaller id.
-void OutboxStore::look_back(soci::session& s, const std::string& pipeline, size_t limit, long long now,
+bool OutboxStore::look_back(soci::session& s, const std::string& pipeline, size_t limit, long long now,
                             const Continuation& prev, Picker& picker) {
     std::vector<long long> settled;
     for (long long r : prev.rows)
         if (r <= prev.cursor) settled.push_back(r);
     std::sort(settled.begin(), settled.end());
     settled.erase(std::unique(settled.begin(), settled.end()), settled.end());
-    if (settled.empty()) return pick_range(s, pipeline, limit, now, 0, prev.cursor, picker);
+    if (settled.empty()) return pick_range(s, pipeline, limit, now, 0, prev.cursor, picker), true;
+    const bool between = saw_between(prev, picker);
+    const auto skipped = [&](const char* part) {
+        host().count("relay_claim_skips_total", 1, ("pipeline=" + pipeline + ",part=" + part).c_str());
+    };
+    if (between && saw_below(prev)) {
+        skipped("below");
+        skipped("between");
+        return false;
+    }
     pick_range(s, pipeline, limit, now, 0, settled.front() - 1, picker);
-    if (saw_between(prev, picker)) {
-        host().count("relay_claim_skips_total", 1, ("pipeline=" + pipeline).c_str());
-        return;
+    if (between) {
+        skipped("between");
+        return true;
     }
     // Ids are dense when one pipeline has the table; when they are not (other pipelines' rows,
     // rows held back), one range read costs less than many lookups.
     const long long span = prev.cursor - settled.front() + 1;
     const long long gaps = span - static_cast<long long>(settled.size());
     if (gaps > std::max<long long>(64, static_cast<long long>(settled.size())))
-        return pick_range(s, pipeline, limit, now, settled.front(), prev.cursor, picker);
-    std::vector<long long> between;
-    between.reserve(static_cast<size_t>(gaps));
+        return pick_range(s, pipeline, limit, now, settled.front(), prev.cursor, picker), true;
+    std::vector<long long> between_ids;
+    between_ids.reserve(static_cast<size_t>(gaps));
     auto next = settled.begin();
     for (long long id = settled.front(); id <= prev.cursor; ++id) {
         if (next != settled.end() && *next == id) ++next;
-        else between.push_back(id);
+        else between_ids.push_back(id);
     }
-    pick_ids(s, pipeline, limit, now, between, picker);
+    pick_ids(s, pipeline, limit, now, between_ids, picker);
+    return true;
 }
 
 // Whether the claims of the batches out saw, between their rows, every row that can ever be there
@@ -185,6 +195,17 @@ bool OutboxStore::saw_between(const Continuation& prev, const Picker& picker) co
     if (!prev.seen.whole || !first.whole || returned_.load() != first.returned) return false;
     const std::string now = picker.shards ? picker.shards->shards : std::string();
     return prev.seen.shards == now && first.shards == now;
+}
+
+// Whether nothing below the batches out can be pending: every claim since the last that read it
+// all (the chain) was whole and read the shards claimable now, and no settlement or release of
+// this store left a row pending since it began. What else can make an old row pending again (an
+// operator replaying dead letters from another process, an UPDATE by hand) is found by the read
+// below, which comes back at least once a second (kChainUs), as it did in every claim before.
+bool OutboxStore::saw_below(const Continuation& prev) const {
+    constexpr int64_t kChainUs = 1'000'000;
+    return prev.seen.chain_whole && returned_.load() == prev.seen.chain_returned &&
+           host().monotonic_us() - prev.seen.chain_from_us < kChainUs;
 }
 
 bool OutboxStore::last_claim_found_rows(std::string_view pipeline) {
@@ -304,6 +325,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
     // horizon says holds for them; a trickle's claims neither pay nor need it.
     ClaimSeen seen;
     seen.returned = returned_.load();
+    const int64_t began_us = host().monotonic_us();
     if (shards) seen.shards = shards->shards;
     const long long horizon =
         limit > 2 * kOneTripRows ? id_horizon(s, from + 8 * static_cast<long long>(limit)) : 0;
@@ -315,14 +337,22 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
     sweep_leases_when_due(s, now, leases);
     Picker picker = picker_for(leases, prev);
     picker.shards = shards ? &*shards : nullptr;
-    Picked picked = pick(s, p, limit, now, prev, picker);
+    bool read_below = true;
+    Picked picked = pick(s, p, limit, now, prev, picker, read_below);
     remember_found(p, picker.picked.size());
     const long long cursor = std::max(picker.seen, from);
     if (picker.picked.empty()) {
         tx.commit();
         return nothing_claimed(p, cursor, prev ? &prev->own : nullptr);
     }
-    seen.whole = horizon >= cursor && picker.held == 0;
+    // A look back that filled the batch may have stopped short of prev's cursor: not whole.
+    seen.whole = horizon >= cursor && picker.held == 0 && !(prev && picked.head_begin >= limit);
+    if (read_below) {
+        seen.chain_whole = seen.whole, seen.chain_returned = seen.returned, seen.chain_from_us = began_us;
+    } else {
+        seen.chain_whole = prev->seen.chain_whole && seen.whole && seen.shards == prev->seen.shards;
+        seen.chain_returned = prev->seen.chain_returned, seen.chain_from_us = prev->seen.chain_from_us;
+    }
     const long long until = now + std::max<int64_t>(lease_ms, 1) * 1000;
     const std::string lease_id = insert_lease(s, p, picker.picked, until);
     RowSet rows = load_picked(s, picker.picked, std::move(picked));
@@ -469,10 +499,10 @@ OutboxStore::Picker OutboxStore::picker_for(const std::vector<Lease>& leases, co
 // back) is the whole claim; then, only when the head came back full yet short of `limit` because
 // rows were held back, narrowly further on, so a held-back key does not stall the other keys.
 OutboxStore::Picked OutboxStore::pick(soci::session& s, const std::string& p, size_t limit, long long now,
-                                      const Continuation* prev, Picker& picker) {
+                                      const Continuation* prev, Picker& picker, bool& read_below) {
     long long after = 0;
     if (prev) {
-        look_back(s, p, limit, now, *prev, picker);
+        read_below = look_back(s, p, limit, now, *prev, picker);
         after = prev->cursor;
     }
     const size_t want = limit - picker.picked.size();

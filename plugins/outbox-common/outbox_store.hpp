@@ -44,11 +44,16 @@ struct Conn {
 
 // What a claim saw, for the claim_next after it: whether it saw every row up to where it stopped
 // that can ever be there. A claim_next after two such claims need not read again the ids between
-// their rows, the batches out (OutboxStore::look_back).
+// their rows, the batches out; after a chain of them, not the ids below either (look_back).
 struct ClaimSeen {
     bool whole = false;      // the id horizon was past its cursor, and it held back no row
     long long returned = 0;  // OutboxStore::returned_ when it began
     std::string shards;      // the claimable shards it read (shards mode)
+    // The chain this claim ends: the claims since one that read everything below the batches out
+    // (or began a drain). Whole, all of them, with the same shards: nothing below can be pending.
+    bool chain_whole = false;
+    long long chain_returned = 0;  // returned_ when the chain's first claim began
+    int64_t chain_from_us = 0;     // when it began (monotonic): the read below comes back each second
 };
 
 class OutboxStore : public sdk::Store {
@@ -299,9 +304,11 @@ private:
                     long long upto, Picker& picker);
     void pick_ids(soci::session& s, const std::string& pipeline, size_t limit, long long now,
                   std::span<const long long> ids, Picker& picker);
-    void look_back(soci::session& s, const std::string& pipeline, size_t limit, long long now,
+    // Returns whether it read everything below the batches out (a chain begins, ClaimSeen).
+    bool look_back(soci::session& s, const std::string& pipeline, size_t limit, long long now,
                    const Continuation& prev, Picker& picker);
     bool saw_between(const Continuation& prev, const Picker& picker) const;
+    bool saw_below(const Continuation& prev) const;
     // The live leases (until > now) of every instance.
     struct Lease {
         long long id = 0;
@@ -330,7 +337,7 @@ private:
     void sweep_leases_when_due(soci::session& s, long long now, std::vector<Lease>& leases);
     static Picker picker_for(const std::vector<Lease>& leases, const Continuation* prev);
     Picked pick(soci::session& s, const std::string& pipeline, size_t limit, long long now, const Continuation* prev,
-                Picker& picker);
+                Picker& picker, bool& read_below);
     size_t read_head(soci::session& s, const std::string& pipeline, size_t limit, long long now, long long after,
                      Picker& picker, RowSet& rows);
     std::string insert_lease(soci::session& s, const std::string& pipeline, const std::vector<long long>& picked,

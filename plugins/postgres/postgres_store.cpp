@@ -107,11 +107,12 @@ const sdk::Options<Settings> kPostgresOptions{
     sdk::duration<&Settings::id_grace_ms>(
         "id_grace", "500ms",
         "how long before the transaction that inserts a row an application may take its id from the table's "
-        "sequence (`nextval` outside that transaction; the column's default takes it inside). A backlog's claim "
-        "skips reading again the ids between the two batches in flight once every transaction that may still "
-        "insert there, this long after the sequence was read, has ended (`relay_claim_skips_total`); a row whose "
-        "id was taken longer before may go out after a later row of its key. A sequence that caches or steps by "
-        "more than 1 turns the skip off; so does a grace longer than a drain (`1h`)"),
+        "sequence (`nextval` outside that transaction; the column's default takes it inside). A backlog's claims "
+        "skip reading again the ids they passed (between and below the batches in flight) once every transaction "
+        "that may still insert there, this long after the sequence was read, has ended "
+        "(`relay_claim_skips_total`); a row whose id was taken longer before may go out after a later row of its "
+        "key (never lost: the claims read below again at least once a second). A sequence that caches or steps "
+        "by more than 1 turns the skip off; so does a grace longer than a drain (`1h`)"),
 };
 
 }  // namespace
