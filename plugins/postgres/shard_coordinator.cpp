@@ -72,6 +72,7 @@ ShardCoordinator::~ShardCoordinator() {
     }
     wake_.notify_all();
     if (thread_.joinable()) thread_.join();
+    peers_.reset();  // before the members it calls back go
     if (session_) PQfinish(session_);
 }
 
@@ -172,11 +173,24 @@ void ShardCoordinator::start() {
     connect();
     tick();
     thread_ = std::thread([this] { heartbeat_loop(); });
+    // The channel is the pipeline's (the handoff lock's key names table and pipeline).
+    peers_ = std::make_unique<PeerWake>(conninfo_, "spillway " + member_ + " wake", "spillway_coord_" + t_.handoff_lock,
+                                        [this] {
+                                            {
+                                                std::lock_guard poke(mutex_);
+                                                poked_ = true;
+                                            }
+                                            wake_.notify_all();
+                                        });
+    peers_->start();
 }
 
 void ShardCoordinator::heartbeat_loop() {
     std::unique_lock lock(mutex_);
-    while (!wake_.wait_for(lock, std::chrono::milliseconds(timings_.heartbeat_ms), [this] { return stopping_; })) {
+    for (;;) {
+        wake_.wait_for(lock, std::chrono::milliseconds(timings_.heartbeat_ms), [this] { return stopping_ || poked_; });
+        if (stopping_) break;
+        poked_ = false;
         try {
             connect();
             tick();
@@ -617,6 +631,7 @@ void ShardCoordinator::stop(int64_t timeout_ms) {
     }
     wake_.notify_all();
     if (thread_.joinable()) thread_.join();
+    if (peers_) peers_->stop();
     std::unique_lock lock(mutex_);
     if (!session_ || PQstatus(session_) != CONNECTION_OK) return;
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<int64_t>(timeout_ms, 0));
@@ -635,6 +650,8 @@ void ShardCoordinator::stop(int64_t timeout_ms) {
         std::string error;
         pg::query(session_, ("DELETE FROM " + t_.members + " WHERE pipeline = $1 AND member = $2 AND incarnation = $3").c_str(),
                   {pipeline_, member_, incarnation_}, kCallTimeout, error);
+        // The others take the shards at once, not at their next heartbeat.
+        if (peers_) peers_->ring(session_);
     } catch (const std::exception& e) {
         host_.warn(std::string("postgres: shards of '") + pipeline_ + "': handing over at stop: " + e.what());
     }

@@ -24,6 +24,8 @@
 #ifndef SPILLWAY_PLUGINS_POSTGRES_SHARD_COORDINATOR_HPP
 #define SPILLWAY_PLUGINS_POSTGRES_SHARD_COORDINATOR_HPP
 
+#include "peer_wake.hpp"
+
 #include <pg-common/conninfo.hpp>
 #include <spillway/sdk.hpp>
 
@@ -31,6 +33,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -135,12 +138,14 @@ private:
     mutable std::mutex mutex_;  // owned_ and the session
     std::condition_variable wake_;
     bool stopping_ = false;
+    bool poked_ = false;  // another member handed its shards back: a heartbeat now
     PGconn* session_ = nullptr;
     std::array<Owned, kShards> owned_{};  // epoch 0: not owned
     // Shards held when the session broke, until a reconnect tells which it took back (the rest
     // count as lost: coord_shard_lost_total).
     std::array<bool, kShards> held_when_broken_{};
     std::thread thread_;
+    std::unique_ptr<PeerWake> peers_;  // pokes this member when another hands its shards back
     int64_t next_backlog_count_us_ = 0;  // monotonic
 
     // What claimable() reads: each shard's local deadline, 0 when a claim may not use it (not

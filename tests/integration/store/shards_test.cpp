@@ -1002,6 +1002,32 @@ TEST(PostgresShards, ACrashedMembersShardsMoveAtOnceAndAMemberIdInUseIsRefused) 
     EXPECT_GT(split.count("a") ? split.at("a") : 0, 80) << describe(split);
 }
 
+// A member that stops gracefully hands its shards back and says so on the pipeline's channel: the
+// others take them at once, not at their next heartbeat (here a minute away, past the deadline).
+TEST(PostgresShards, AGracefulStopsShardsAreTakenAtOnceNotAtTheOthersNextHeartbeat) {
+    const std::string name = "shards_handoff";
+    const std::string conninfo = Postgres::shared().create_database(name);
+    StoreInstance a(postgres_plugin(), shards_config(conninfo, "4s"));
+    StoreInstance b(postgres_plugin(), Config{{"url", conninfo},
+                                              {"table", "outbox"},
+                                              {"shard_heartbeat", "60s"},
+                                              {"shard_ttl", "130s"},
+                                              {"claim_guard", "300ms"}});
+    Session db(conninfo);
+    ASSERT_EQ(hold_shards(a, "a"), SW_OK) << a.host().last_error();
+    ASSERT_TRUE(wait_until([&] { return tally(live_owners(db))["a"] == kShards; }, 10s))
+        << describe(tally(live_owners(db)));
+    ASSERT_EQ(hold_shards(b, "b"), SW_OK) << b.host().last_error();  // its next heartbeat: in a minute
+    const auto stopped = std::chrono::steady_clock::now();
+    ASSERT_EQ(a.stop(), SW_OK) << a.host().last_error();
+    EXPECT_TRUE(wait_until([&] { return tally(live_owners(db))["b"] == kShards; }, 20s))
+        << describe(tally(live_owners(db)));
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - stopped);
+    std::cout << "[ figures  ] all 256 shards b's " << took.count() << " ms after a began to stop (b's heartbeat 60 s)\n";
+    EXPECT_TRUE(wait_until([&] { return owned(b) == kShards; }, 5s)) << "b owns " << owned(b);
+    EXPECT_EQ(b.host().metric("coord_shard_acquired_total", "pipeline=orders,reason=free"), kShards);
+}
+
 // A session break shorter than the shard lease: the member reconnects and takes back every shard
 // (under a new epoch); none of them counts as lost.
 TEST(PostgresShards, ABriefSessionBreakLosesNoShard) {
