@@ -427,6 +427,17 @@ bool holds(const std::vector<Row>& rows, const std::string& event_id) {
     const auto ids = event_ids(rows);
     return std::find(ids.begin(), ids.end(), event_id) != ids.end();
 }
+double skips(StoreInstance& s, const std::string& labels) { return s.host().metric("relay_claim_skips_total", labels); }
+// Claims pipeline "warm" of the table until one of them skips `part` (between, below): the id
+// horizon moves in rounds over a few claims (the sequence read at one, who runs at a later one,
+// their end at a third). Every row of the test must be in before, for the horizon to pass them.
+bool horizon_moved(StoreInstance& s, const std::string& part) {
+    std::deque<HeldBatch> warm;
+    warm.emplace_back(s, "warm", 150);
+    while (skips(s, "pipeline=warm,part=" + part) == 0 && !warm.back().rows().empty())
+        warm.emplace_back(s, "warm", 150, &warm.back());
+    return skips(s, "pipeline=warm,part=" + part) > 0;
+}
 }  // namespace
 
 // A backlog's claim_next does not read again the ids between the two batches out once the claims
@@ -450,14 +461,7 @@ TEST(PostgresStore, ABacklogsClaimNextSkipsTheIdsBetweenTheBatchesOutYetTheReadB
         soci::into(gap);
     other << "ROLLBACK";
     ASSERT_EQ(append(s, backlog("b", 300)), SW_OK) << s.host().last_error();
-    // The horizon moves in rounds over a few claims (the sequence read at one, who runs at a later
-    // one, their end at a third): another pipeline's drain of the table moves it.
-    std::deque<HeldBatch> warm;
-    warm.emplace_back(s, "warm", 150);
-    const auto skips = [&](const std::string& labels) { return s.host().metric("relay_claim_skips_total", labels); };
-    while (skips("pipeline=warm,part=between") == 0 && !warm.back().rows().empty())
-        warm.emplace_back(s, "warm", 150, &warm.back());
-    ASSERT_GT(skips("pipeline=warm,part=between"), 0) << "the id horizon never moved";
+    ASSERT_TRUE(horizon_moved(s, "between")) << "the id horizon never moved";
     HeldBatch b1(s, "orders", 150);
     ASSERT_EQ(b1.status(), SW_OK) << b1.error();
     HeldBatch b2(s, "orders", 150, &b1);
@@ -475,8 +479,8 @@ TEST(PostgresStore, ABacklogsClaimNextSkipsTheIdsBetweenTheBatchesOutYetTheReadB
     ASSERT_EQ(b4.status(), SW_OK) << b4.error();
     EXPECT_EQ(b4.rows().size(), 50u);
     EXPECT_FALSE(holds(b4.rows(), "x-1")) << "the claim read the ids between the batches out again";
-    EXPECT_EQ(skips("pipeline=orders,part=between"), 1);
-    EXPECT_EQ(skips("pipeline=orders,part=below"), 1);
+    EXPECT_EQ(skips(s, "pipeline=orders,part=between"), 1);
+    EXPECT_EQ(skips(s, "pipeline=orders,part=below"), 1);
     // The backlog is gone: a claim that finds nothing ends the chain, and the one after it reads
     // below the batches out again.
     std::deque<HeldBatch> more;
@@ -495,16 +499,11 @@ TEST(PostgresStore, ARowSentBackToWaitBelowTheBatchesOutHoldsItsKeyBackAfterACha
     ASSERT_TRUE(has_claim_next(s));
     ASSERT_EQ(append(s, backlog("w", 3000, "warm")), SW_OK) << s.host().last_error();
     ASSERT_EQ(append(s, backlog("a", 600)), SW_OK) << s.host().last_error();
-    std::deque<HeldBatch> warm;
-    warm.emplace_back(s, "warm", 150);
-    const auto skips = [&](const std::string& labels) { return s.host().metric("relay_claim_skips_total", labels); };
-    while (skips("pipeline=warm,part=below") == 0 && !warm.back().rows().empty())
-        warm.emplace_back(s, "warm", 150, &warm.back());
-    ASSERT_GT(skips("pipeline=warm,part=below"), 0) << "the chain never began";
+    ASSERT_TRUE(horizon_moved(s, "below")) << "the chain never began";
     std::deque<HeldBatch> chain;
     chain.emplace_back(s, "orders", 150);
     for (int i = 0; i < 3; ++i) chain.emplace_back(s, "orders", 150, &chain.back());
-    ASSERT_GT(skips("pipeline=orders,part=below"), 0) << "the chain of whole claims never began";
+    ASSERT_GT(skips(s, "pipeline=orders,part=below"), 0) << "the chain of whole claims never began";
     // The first batch: delivered, but for a-0, sent back to wait; a-0's key gets a later row.
     const std::vector<Row>& first = chain.front().rows();
     ASSERT_EQ(first.front().event_id, "a-0");
@@ -544,7 +543,7 @@ TEST(PostgresStore, ABacklogsClaimNextReadsBetweenTheBatchesOutWhileATransaction
     ASSERT_NE(k1, ids.end()) << "the late row was not read between the batches out";
     ASSERT_NE(k2, ids.end());
     EXPECT_LT(k1, k2);
-    EXPECT_EQ(s.host().metric("relay_claim_skips_total", "pipeline=orders,part=between"), 0);
+    EXPECT_EQ(skips(s, "pipeline=orders,part=between"), 0);
 }
 
 // The claim's statements are prepared once per connection and run by EXECUTE (the server's
