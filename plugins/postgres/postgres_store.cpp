@@ -529,14 +529,14 @@ protected:
     long long id_horizon(soci::session& s, long long want) override {
         std::lock_guard lock(horizon_mutex_);
         Horizon& h = horizon_;
-        if (h.off || h.safe >= want) return h.safe;
+        const int64_t now = host().monotonic_us();
+        if (h.off || h.safe >= want || now < h.retry_at) return h.safe;
         const auto off = [&](const std::string& why) {
             h.off = true;
             host().info("postgres: " + options().table + ": claims read the ids between the batches out again (" +
                         why + ")");
             return h.safe;
         };
-        const int64_t now = host().monotonic_us();
         try {
             if (h.sequence.empty()) {
                 std::string table = sql().table, column = options().columns[outbox::kId], seq;
@@ -589,7 +589,12 @@ protected:
             h.safe = std::max(h.safe, h.next);
             h.read_at = 0;
         } catch (const std::exception& e) {
-            return off(trimmed(e.what()));
+            // A lost connection or a refused read: claims read as before for a while, then the
+            // round goes on (a server restart must not turn the horizon off for good).
+            if (h.retry_at == 0)
+                host().info("postgres: " + options().table + ": the id horizon could not be read (" +
+                            trimmed(e.what()) + "); claims read the ids between the batches out again for 10 s");
+            h.retry_at = now + 10'000'000;
         }
         return h.safe;
     }
@@ -1019,6 +1024,7 @@ private:
     struct Horizon {
         std::string sequence;      // the id column's, once looked up
         bool off = false;          // the database cannot tell (see id_horizon)
+        int64_t retry_at = 0;      // after a failed read, no round before this (monotonic µs)
         long long safe = 0;        // ids up to this are all there that will ever be
         long long next = 0;        // the round's: so are those up to this, once `running` has ended
         int64_t read_at = 0;       // when the round read `next` (monotonic µs); 0: no round on
