@@ -26,11 +26,23 @@ PeerWake::PeerWake(const pg::Conninfo& conninfo, std::string application_name, s
 
 PeerWake::~PeerWake() { stop(); }
 
+PGconn* PeerWake::listen() const {
+    std::string error;
+    PGconn* session = pg::open_dedicated_session(conninfo_, application_name_, kCallTimeout, error);
+    if (!session) return nullptr;
+    const std::string listen = "LISTEN \"" + channel_ + "\"";
+    if (!pg::query(session, listen.c_str(), {}, kCallTimeout, error)) PQfinish(std::exchange(session, nullptr));
+    return session;
+}
+
 void PeerWake::start() {
     if (thread_.joinable()) return;
     stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (stop_fd_ < 0) return;  // no wake: the heartbeat alone moves the shards
-    thread_ = std::thread([this] { run(); });
+    // The first LISTEN is in place before start() returns, so a member that joins after it cannot
+    // miss a stop rung after its join (a listener still connecting on its thread could).
+    PGconn* first = listen();
+    thread_ = std::thread([this, first] { run(first); });
 }
 
 void PeerWake::stop() {
@@ -46,18 +58,14 @@ void PeerWake::ring(PGconn* session) const {
     pg::query(session, "SELECT pg_notify($1, '')", {channel_}, kCallTimeout, error);
 }
 
-void PeerWake::run() {
-    PGconn* session = nullptr;
+void PeerWake::run(PGconn* session) {
     for (;;) {
         int wait_ms = -1;
         if (!session) {
-            std::string error;
-            session = pg::open_dedicated_session(conninfo_, application_name_, kCallTimeout, error);
-            if (session) {
-                const std::string listen = "LISTEN \"" + channel_ + "\"";
-                if (!pg::query(session, listen.c_str(), {}, kCallTimeout, error)) PQfinish(std::exchange(session, nullptr));
-            }
+            session = listen();
             if (!session) wait_ms = kReopenMs;
+            // A ring sent while no session listened is lost: wake once, as if it had been heard.
+            else on_wake_();
         }
         pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {session ? PQsocket(session) : -1, POLLIN, 0}};
         if (poll(fds, session ? 2 : 1, wait_ms) < 0) continue;  // EINTR

@@ -24,15 +24,17 @@ public:
     PeerWake(const PeerWake&) = delete;
     PeerWake& operator=(const PeerWake&) = delete;
 
-    // Listens on a session of its own, on a thread of its own; a lost session is opened again
-    // after a second (the heartbeat still runs meanwhile: only the wake is late).
+    // Listens on a session of its own (LISTEN done before it returns, when the database answers),
+    // on a thread of its own; a lost session is opened again after a second, and the reopened one
+    // wakes once for what it may have missed (the heartbeat still runs meanwhile: only the wake is late).
     void start();
     void stop();
     // Tells every listener of the channel, through `session` (any open session).
     void ring(PGconn* session) const;
 
 private:
-    void run();
+    PGconn* listen() const;  // a new listening session, or null
+    void run(PGconn* first);
 
     const pg::Conninfo& conninfo_;
     const std::string application_name_, channel_;

@@ -170,10 +170,8 @@ void ShardCoordinator::connect() {
 
 void ShardCoordinator::start() {
     std::unique_lock lock(mutex_);
-    connect();
-    tick();
-    thread_ = std::thread([this] { heartbeat_loop(); });
-    // The channel is the pipeline's (the handoff lock's key names table and pipeline).
+    // Listening before joining: any member that stops after this one joined wakes it. The channel
+    // is the pipeline's (the handoff lock's key names table and pipeline).
     peers_ = std::make_unique<PeerWake>(conninfo_, "spillway " + member_ + " wake", "spillway_coord_" + t_.handoff_lock,
                                         [this] {
                                             {
@@ -183,6 +181,9 @@ void ShardCoordinator::start() {
                                             wake_.notify_all();
                                         });
     peers_->start();
+    connect();
+    tick();
+    thread_ = std::thread([this] { heartbeat_loop(); });
 }
 
 void ShardCoordinator::heartbeat_loop() {
