@@ -72,15 +72,18 @@ struct OutboxStore::NarrowRows {
 // Narrow chunks of the pending rows in (after, upto]: past the whole-row head while rows are held
 // back (upto: no end), and in claim_next before the rows it takes as settled.
 void OutboxStore::pick_range(soci::session& s, const std::string& pipeline, size_t limit, long long now,
-                             long long after, long long upto, Picker& picker) {
+                             long long after, long long upto, Range where, Picker& picker) {
     const size_t chunk = std::clamp<size_t>(limit, 64, 5000);
     std::string p = pipeline;
     long long now1 = now, now2 = now, lim = static_cast<long long>(chunk), lim2 = lim;
-    // A bounded range in shards mode (the look back below the cursor) goes shard by shard: it
-    // holds the other engines' pending rows, which a read in id order would walk at every claim.
-    // The open range past the head holds mostly this engine's own rows: one read in id order.
-    const bool by_shard = picker.shards && picker.shards->ranges_by_shard && !sharded_.scan_by_shard.empty() &&
-                          upto != std::numeric_limits<long long>::max();
+    // In shards mode the range below the batches in flight goes shard by shard: it holds the other
+    // engines' pending rows (and the index entries of deleted ones), which a read in id order would
+    // walk at every claim. The rest is read in id order, the other engines' rows filtered out:
+    // past the head the rows are mostly this engine's own; among the batches in flight this
+    // engine's rows are a third of the range with three engines, and a read shard by shard fetched
+    // each from another heap page (2x the time of the read in id order over 6,000 ids, 5x over 30,000).
+    const bool by_shard = where == Range::below && picker.shards && picker.shards->ranges_by_shard &&
+                          !sharded_.scan_by_shard.empty();
     std::optional<ShardBinds> shards;
     if (picker.shards) shards.emplace(pipeline, *picker.shards);
     while (picker.picked.size() < limit && after < upto) {
@@ -144,7 +147,7 @@ bool OutboxStore::look_back(soci::session& s, const std::string& pipeline, size_
         if (r <= prev.cursor) settled.push_back(r);
     std::sort(settled.begin(), settled.end());
     settled.erase(std::unique(settled.begin(), settled.end()), settled.end());
-    if (settled.empty()) return pick_range(s, pipeline, limit, now, 0, prev.cursor, picker), true;
+    if (settled.empty()) return pick_range(s, pipeline, limit, now, 0, prev.cursor, Range::below, picker), true;
     const bool between = saw_between(prev, picker);
     const auto skipped = [&](const char* part) {
         host().count("relay_claim_skips_total", 1, ("pipeline=" + pipeline + ",part=" + part).c_str());
@@ -154,7 +157,7 @@ bool OutboxStore::look_back(soci::session& s, const std::string& pipeline, size_
         skipped("between");
         return false;
     }
-    pick_range(s, pipeline, limit, now, 0, settled.front() - 1, picker);
+    pick_range(s, pipeline, limit, now, 0, settled.front() - 1, Range::below, picker);
     if (between) {
         skipped("between");
         return true;
@@ -164,7 +167,7 @@ bool OutboxStore::look_back(soci::session& s, const std::string& pipeline, size_
     const long long span = prev.cursor - settled.front() + 1;
     const long long gaps = span - static_cast<long long>(settled.size());
     if (gaps > std::max<long long>(64, static_cast<long long>(settled.size())))
-        return pick_range(s, pipeline, limit, now, settled.front(), prev.cursor, picker), true;
+        return pick_range(s, pipeline, limit, now, settled.front(), prev.cursor, Range::between, picker), true;
     std::vector<long long> between_ids;
     between_ids.reserve(static_cast<size_t>(gaps));
     auto next = settled.begin();
@@ -513,7 +516,7 @@ OutboxStore::Picked OutboxStore::pick(soci::session& s, const std::string& p, si
     else picked.head.keep({});
     picked.head_end = picker.picked.size();
     if (picked.head_end < limit && want > 0 && read == want)
-        pick_range(s, p, limit, now, picker.seen, std::numeric_limits<long long>::max(), picker);
+        pick_range(s, p, limit, now, picker.seen, std::numeric_limits<long long>::max(), Range::ahead, picker);
     return picked;
 }
 

@@ -298,10 +298,16 @@ private:
     };
     std::unique_ptr<sdk::Batch> claim_rows(std::string_view pipeline, size_t limit, int64_t lease_ms,
                                            const Continuation* after);
+    // Where a range read lies, which decides how shards mode reads it (pick_range).
+    enum class Range {
+        below,    // under the batches in flight: mostly the other members' rows, and dead ones
+        between,  // among the batches in flight: this member's rows and the others', interleaved
+        ahead,    // past the head, no end: mostly this member's rows
+    };
     // Narrow reads (id, key, blocks; no payloads) of the pending rows in (after, upto], in chunks,
     // until `limit` rows are picked or the range ends.
     void pick_range(soci::session& s, const std::string& pipeline, size_t limit, long long now, long long after,
-                    long long upto, Picker& picker);
+                    long long upto, Range where, Picker& picker);
     void pick_ids(soci::session& s, const std::string& pipeline, size_t limit, long long now,
                   std::span<const long long> ids, Picker& picker);
     // Returns whether it read everything below the batches out (a chain begins, ClaimSeen).

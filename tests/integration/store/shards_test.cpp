@@ -1028,6 +1028,52 @@ TEST(PostgresShards, AGracefulStopsShardsAreTakenAtOnceNotAtTheOthersNextHeartbe
     EXPECT_EQ(b.host().metric("coord_shard_acquired_total", "pipeline=orders,reason=free"), kShards);
 }
 
+// claim_next reads the ids among the batches in flight again (here every time: batches this small
+// never ask the id horizon), in id order with the other members' rows filtered out; a row of this
+// member's shards committed there late, under an id drawn before the batches were claimed, is found.
+TEST(PostgresShards, AClaimNextFindsARowCommittedLateAmongItsBatchesInFlightAndTheOtherMembersRows) {
+    const std::string conninfo = Postgres::shared().create_database("shards_between");
+    StoreInstance a(postgres_plugin(), shards_config(conninfo, "4s"));
+    StoreInstance b(postgres_plugin(), shards_config(conninfo, "4s"));
+    StoreInstance c(postgres_plugin(), shards_config(conninfo, "4s"));
+    ASSERT_TRUE(has_claim_next(a));
+    Session db(conninfo);
+    for (auto [name, m] : Members{{"a", &a}, {"b", &b}, {"c", &c}}) ASSERT_EQ(hold_shards(*m, name), SW_OK) << m->host().last_error();
+    std::string state;
+    ASSERT_TRUE(wait_until([&] { return converged(db, Members{{"a", &a}, {"b", &b}, {"c", &c}}, &state); }, 10s)) << state;
+    ASSERT_LE(owned(a), kShards / 2) << "a owns most shards: its ranges are not read shard by shard";
+    const auto keys = key_of_each_shard(db);
+    const auto rows = [&](const std::string& prefix, int n) {
+        std::vector<Event> out;
+        for (int i = 0; i < n; ++i) out.push_back(ev(prefix + std::to_string(i), keys[static_cast<size_t>(i % kShards)]));
+        return out;
+    };
+    ASSERT_EQ(append(a, rows("p-", 100)), SW_OK) << a.host().last_error();
+    const long long gap = std::stoll(db.scalar("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))"));
+    ASSERT_EQ(append(a, rows("q-", 500)), SW_OK) << a.host().last_error();
+    HeldBatch b1(a, "orders", 40);
+    ASSERT_EQ(b1.status(), SW_OK) << b1.error();
+    HeldBatch b2(a, "orders", 40, &b1);
+    ASSERT_EQ(b2.status(), SW_OK) << b2.error();
+    ASSERT_EQ(b2.rows().size(), 40u);
+    ASSERT_GT(gap, b1.rows().front().row_id);
+    ASSERT_LT(gap, b2.rows().back().row_id) << "the id drawn is not among the batches in flight";
+    // A key of one of a's shards that no other row has.
+    const std::string lone = db.scalar(
+        "SELECT k FROM (SELECT 'lone-' || g AS k FROM generate_series(1, 5000) AS g) AS c, outbox_shards s WHERE "
+        "s.pipeline = 'orders' AND s.owner = 'a' AND s.shard = spillway_shard(k, 0) LIMIT 1");
+    db.query("INSERT INTO outbox (id, event_id, pipeline, key, payload) VALUES (" + std::to_string(gap) +
+             ", 'late', 'orders', '" + lone + "', 'drawn early, committed late')");
+    HeldBatch b3(a, "orders", 40, &b2);
+    ASSERT_EQ(b3.status(), SW_OK) << b3.error();
+    ASSERT_FALSE(b3.rows().empty());
+    EXPECT_EQ(b3.rows().front().event_id, "late") << "the row committed among the batches in flight was passed over";
+    for (const Row& r : b3.rows()) {
+        if (r.event_id == "late") continue;
+        EXPECT_GT(r.row_id, b2.rows().back().row_id) << r.event_id;
+    }
+}
+
 // A session break shorter than the shard lease: the member reconnects and takes back every shard
 // (under a new epoch); none of them counts as lost.
 TEST(PostgresShards, ABriefSessionBreakLosesNoShard) {
