@@ -343,6 +343,7 @@ std::unique_ptr<sdk::Batch> OutboxStore::claim_in(soci::session& s, const std::s
     bool read_below = true;
     Picked picked = pick(s, p, limit, now, prev, picker, read_below);
     remember_found(p, picker.picked.size());
+    if (picker.picked.size() >= limit && limit > 2 * kOneTripRows) draining(p);
     const long long cursor = std::max(picker.seen, from);
     if (picker.picked.empty()) {
         tx.commit();

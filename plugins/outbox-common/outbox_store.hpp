@@ -162,6 +162,9 @@ protected:
         (void)pipeline;
         return std::nullopt;
     }
+    // A backlog's claim of `pipeline` (more than a trickle's rows asked) filled its batch: the
+    // backlog drains.
+    virtual void draining(const std::string& pipeline) { (void)pipeline; }
     // The SQL condition "this row's shard is claimable" (binding :sp, :sm, :ss, :sg as in
     // ShardFilter), over columns qualified by `q` ("r." or ""); "" when the store has no shards.
     virtual std::string shard_condition(const std::string& q) const {

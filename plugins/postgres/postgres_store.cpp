@@ -172,6 +172,9 @@ public:
         std::lock_guard map_lock(coordinators_mutex_);
         coordinators_[p] = std::move(c);
     }
+    void draining(const std::string& pipeline) override {
+        if (auto c = coordinator(pipeline)) c->draining();
+    }
     void sink_health(std::string_view pipeline, sw_health_state state) override {
         if (auto c = coordinator(std::string(pipeline))) c->sink_state(state == SW_HEALTH_DOWN);
     }

@@ -207,6 +207,8 @@ void ShardCoordinator::heartbeat_loop() {
     }
 }
 
+void ShardCoordinator::draining() { drained_at_us_.store(host_.monotonic_us(), std::memory_order_relaxed); }
+
 void ShardCoordinator::sink_state(bool down) {
     if (!down) sink_down_since_us_ = 0;
     else if (sink_down_since_us_ == 0) sink_down_since_us_ = host_.monotonic_us();
@@ -339,6 +341,14 @@ void ShardCoordinator::renew(int64_t sent_us) {
 void ShardCoordinator::count_owned_backlog() {
     const int64_t now = host_.monotonic_us();
     if (now < next_backlog_count_us_) return;
+    // While this member drains a backlog (a claim filled its batch in the last two heartbeats), the
+    // count waits for the drain to end, up to 30 s after the last: the drain's claims and the
+    // count would read the same rows, and the count of a backlog that moves is stale at once.
+    constexpr int64_t kDrainingCountUs = 30'000'000;
+    if (now - drained_at_us_.load(std::memory_order_relaxed) < 2 * timings_.heartbeat_ms * 1000 &&
+        now - last_backlog_count_us_ < kDrainingCountUs)
+        return;
+    last_backlog_count_us_ = now;
     next_backlog_count_us_ = now + 5 * timings_.heartbeat_ms * 1000;
     std::vector<int64_t> mine;
     for (int s = 0; s < kShards; ++s)

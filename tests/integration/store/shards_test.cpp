@@ -1074,6 +1074,44 @@ TEST(PostgresShards, AClaimNextFindsARowCommittedLateAmongItsBatchesInFlightAndT
     }
 }
 
+// The owned-backlog count scans every pending row of the owned shards: while the member drains a
+// backlog (its claims fill their batches) it waits for the drain's end instead of reading the rows
+// the drain reads, then counts at the next heartbeat.
+TEST(PostgresShards, TheOwnedBacklogIsCountedWhenADrainEndsNotWhileItsClaimsFillTheirBatches) {
+    const std::string conninfo = Postgres::shared().create_database("shards_count_drain");
+    StoreInstance a(postgres_plugin(), Config{{"url", conninfo},
+                                              {"table", "outbox"},
+                                              {"shard_heartbeat", "500ms"},  // a count every 2.5 s
+                                              {"shard_ttl", "4s"},
+                                              {"claim_guard", "300ms"}});
+    Session db(conninfo);
+    ASSERT_TRUE(holds_alone(a, "a", db));
+    const auto owned_gauge = [&] { return a.host().metric("outbox_pending", "pipeline=orders,scope=owned"); };
+    int appended = 0;
+    const auto more = [&](int n) {
+        std::vector<Event> evs;
+        for (int i = 0; i < n; ++i, ++appended) evs.push_back(ev("e-" + std::to_string(appended), "k" + std::to_string(appended % 50)));
+        return append(a, evs);
+    };
+    ASSERT_EQ(more(300), SW_OK) << a.host().last_error();
+    ASSERT_TRUE(wait_until([&] { return owned_gauge() == 300; }, 10s)) << owned_gauge();
+    // A drain: batches of 200 (a backlog's, past what a trickle asks), each full, while the
+    // backlog grows by 50 a batch; for ten heartbeats, four counts' worth.
+    const double until = heartbeats(a) + 10;
+    long long pending = 300;
+    while (heartbeats(a) < until) {
+        const auto rows = claim(a, "orders", 200);
+        ASSERT_EQ(rows.size(), 200u);
+        ASSERT_EQ(complete(a, rows, SW_OK), SW_OK) << a.host().last_error();
+        ASSERT_EQ(more(250), SW_OK) << a.host().last_error();
+        pending += 50;
+    }
+    EXPECT_EQ(owned_gauge(), 300) << "the owned backlog was counted during the drain";
+    // The drain ends: the count comes at the next heartbeat due.
+    EXPECT_TRUE(wait_until([&] { return owned_gauge() == static_cast<double>(pending); }, 10s))
+        << owned_gauge() << " counted, " << pending << " pending";
+}
+
 // A session break shorter than the shard lease: the member reconnects and takes back every shard
 // (under a new epoch); none of them counts as lost.
 TEST(PostgresShards, ABriefSessionBreakLosesNoShard) {
