@@ -675,9 +675,20 @@ Report run_scale(Context& ctx) {
                        "lock in " + std::to_string(d.lock_samples) + " of " + std::to_string(d.samples) +
                        " samples (pg_stat_activity every 20 ms). Top statement by server time: " +
                        d.statements.substr(0, d.statements.find(" | "));
+            // The figure to beat, argued from these figures: what N times one engine's rate
+            // would take in cores, on a machine that has them (each engine's part, and the server's).
+            const double n_times = one_engine * static_cast<double>(engines);
+            const double engines_cores = n_times * engines_cpu / static_cast<double>(n);
+            const double postgres_cores = n_times * d.postgres_cpu / static_cast<double>(n);
+            if (std::string(coordination) == "shards")
+                row.note += ". At " + std::to_string(engines) + " x one engine's rate (" + fixed(n_times, 0) +
+                            " events/s) these figures take " + fixed(engines_cores + postgres_cores, 1) + " cores: engines " +
+                            fixed(engines_cores, 1) + " (" + fixed(engines_cores / static_cast<double>(engines), 1) +
+                            " each), PostgreSQL " + fixed(postgres_cores, 1);
             runs.push_back({{"coordination", coordination}, {"engines", engines}, {"seconds", d.seconds},
                             {"engine_cpu_s", d.engine_cpu}, {"postgres_cpu_s", d.postgres_cpu}, {"bench_cpu_s", d.bench_cpu},
-                            {"lock_wait_samples", d.lock_samples}, {"samples", d.samples}, {"statements", d.statements}});
+                            {"lock_wait_samples", d.lock_samples}, {"samples", d.samples}, {"statements", d.statements},
+                            {"cores_at_n_times_one_engine", engines_cores + postgres_cores}});
         }
         rep.setting("drain_backlog", std::to_string(n) + " rows over " + std::to_string(kScaleKeys) +
                                          " keys in one INSERT; engines up and shards settled first; the clock starts at "
