@@ -481,8 +481,20 @@ struct DrainRun {
     std::vector<double> engine_cpu;  // per engine, seconds
     double postgres_cpu = 0, bench_cpu = 0;
     size_t lock_samples = 0, samples = 0;  // pg_stat_activity samples with an engine session waiting on a lock
+    std::map<std::string, size_t> lock_waits;  // "<lock> in <statement>": sessions seen waiting so
     std::string statements;
 };
+
+// What the sessions seen waiting on a lock waited on, most seen first: "; <n>x <lock> in <statement>".
+std::string waits_seen(const std::map<std::string, size_t>& waits) {
+    std::vector<std::pair<size_t, std::string>> by_count;
+    for (const auto& [what, n] : waits) by_count.emplace_back(n, what);
+    std::sort(by_count.rbegin(), by_count.rend());
+    std::string out;
+    for (size_t i = 0; i < by_count.size() && i < 3; ++i)
+        out += "; " + std::to_string(by_count[i].first) + "x " + by_count[i].second;
+    return out;
+}
 
 // `engines` engines (r1..) drain a backlog of `n` rows committed at once. The engines start first
 // and settle who owns which shard, so the figure is the drain, not the start-up; the clock starts
@@ -513,14 +525,23 @@ DrainRun drain(Context& ctx, const std::string& db, const std::string& topic, co
     const bool emptied = test_support::wait_until(
         [&] {
             long long oldest = -1;
-            int waiting = 0;
-            soci::indicator ind = soci::i_null;
+            std::string waiting;
+            soci::indicator ind = soci::i_null, wind = soci::i_null;
+            // Who waits, on which lock, in which statement: a claim waiting on another engine's
+            // claim would show here (the "no claim waits on another engine's claim").
             sql << "SELECT (SELECT id FROM spillway_outbox WHERE pipeline = 'p0' AND state = 'pending' AND id >= :lo "
-                   "ORDER BY id LIMIT 1), (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                   "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid())",
-                soci::use(lowest), soci::into(oldest, ind), soci::into(waiting);
+                   "ORDER BY id LIMIT 1), (SELECT string_agg(wait_event || ' in ' || left(regexp_replace(query, "
+                   "'\\s+', ' ', 'g'), 48), '|') FROM pg_stat_activity WHERE datname = current_database() AND "
+                   "wait_event_type = 'Lock' AND pid <> pg_backend_pid())",
+                soci::use(lowest), soci::into(oldest, ind), soci::into(waiting, wind);
             ++d.samples;
-            d.lock_samples += waiting > 0;
+            if (wind == soci::i_ok && !waiting.empty()) {
+                ++d.lock_samples;
+                for (size_t at = 0, bar; at <= waiting.size(); at = bar + 1) {
+                    bar = std::min(waiting.find('|', at), waiting.size());
+                    ++d.lock_waits[waiting.substr(at, bar - at)];
+                }
+            }
             if (ind == soci::i_ok) lowest = oldest;
             return ind != soci::i_ok;
         },
@@ -673,8 +694,8 @@ Report run_scale(Context& ctx) {
                        fixed(d.postgres_cpu * per_k, 1) + " ms, bench process (mock Kafka) " + fixed(d.bench_cpu * per_k, 1) +
                        " ms; " + fixed(busy * 100, 0) + "% of " + fixed(cores, 0) + " cores busy. An engine session waited on a " +
                        "lock in " + std::to_string(d.lock_samples) + " of " + std::to_string(d.samples) +
-                       " samples (pg_stat_activity every 20 ms). Top statement by server time: " +
-                       d.statements.substr(0, d.statements.find(" | "));
+                       " samples (pg_stat_activity every 20 ms" + waits_seen(d.lock_waits) +
+                       "). Top statement by server time: " + d.statements.substr(0, d.statements.find(" | "));
             // The figure to beat, argued from these figures: what N times one engine's rate
             // would take in cores, on a machine that has them (each engine's part, and the server's).
             const double n_times = one_engine * static_cast<double>(engines);
@@ -687,7 +708,8 @@ Report run_scale(Context& ctx) {
                             " each), PostgreSQL " + fixed(postgres_cores, 1);
             runs.push_back({{"coordination", coordination}, {"engines", engines}, {"seconds", d.seconds},
                             {"engine_cpu_s", d.engine_cpu}, {"postgres_cpu_s", d.postgres_cpu}, {"bench_cpu_s", d.bench_cpu},
-                            {"lock_wait_samples", d.lock_samples}, {"samples", d.samples}, {"statements", d.statements},
+                            {"lock_wait_samples", d.lock_samples}, {"lock_waits", d.lock_waits}, {"samples", d.samples},
+                            {"statements", d.statements},
                             {"cores_at_n_times_one_engine", engines_cores + postgres_cores}});
         }
         rep.setting("drain_backlog", std::to_string(n) + " rows over " + std::to_string(kScaleKeys) +
